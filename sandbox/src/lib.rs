@@ -1,0 +1,1 @@
+//! Local emulation of the remote APIs expedite talks to (built under issue 3).

@@ -1,0 +1,229 @@
+//! The run, from arguments and environment to an exit code.
+//!
+//! Order matters and is the point of this module:
+//! 1. parse the command line (help and version have no side effects);
+//! 2. mask every secret input before anything else is printed;
+//! 3. read and validate **all** inputs — nothing is changed before they are
+//!    valid, and every bad input gets one error naming it and the fix;
+//! 4. record for the post stage that the main stage started;
+//! 5. run the command under cancellation (signals and the deadline);
+//! 6. write outputs, summary, annotations; record that it finished.
+//!
+//! Exit codes: 0 success; 1 anything else (bad input, a failed gate or
+//! deploy, cancellation). A second signal exits with 130.
+
+use std::ffi::OsString;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::console::{Console, Secrets, Style};
+use crate::action::escape::{Annotation, Level};
+use crate::action::{self, Env, Sinks, Stage};
+use crate::cancel::{self, Cancel};
+use crate::cli::{self, Exit};
+use crate::commands::{self, CommandError, Ctx, Report};
+use crate::config::{Config, INPUTS, InputError, RawInputs};
+
+/// Name of the state entry the post stage reads (`STATE_expedite-run`).
+pub const STATE_RUN: &str = "expedite-run";
+
+/// What the main stage records for the post stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunState {
+    /// The command's name.
+    pub command: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// True once the main stage got to the end, whatever the outcome.
+    pub finished: bool,
+}
+
+/// Runs expedite and returns the process exit code.
+pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
+    // One crypto backend for every TLS client in the process (see
+    // docs/adr/0002-crypto-backend.md); a second install is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let style = action::style_for(&env);
+    let invocation = if argv.len() > 1 {
+        match cli::parse(&argv) {
+            Ok(inv) => Some(inv),
+            Err(Exit::Info(text)) => {
+                print!("{text}");
+                return 0;
+            }
+            Err(Exit::Error(message)) => {
+                let console = Console::stdio(style, env.debug(), Secrets::default());
+                console.annotate(Level::Error, &Annotation::message(message));
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let debug = env.debug() || invocation.as_ref().is_some_and(|i| i.global.verbose);
+    let console = Console::stdio(style, debug, Secrets::default());
+    action::log::install(&console);
+    mask_secret_inputs(&console, &env);
+
+    let mut sinks = Sinks::from_env(&env);
+    if let Some(path) = invocation.as_ref().and_then(|i| i.global.summary_file.clone()) {
+        sinks.summary = Some(path);
+    }
+
+    let argv0 = argv.first().cloned().unwrap_or_default();
+    if Stage::detect(&argv0, &env) == Stage::Post {
+        return post_stage(&env, &console);
+    }
+
+    let raw = match invocation {
+        Some(inv) => Ok(RawInputs::from_cli(inv.command, &inv.flags, &env)),
+        None if env.in_actions() => RawInputs::from_action(&env),
+        None => {
+            console.annotate(
+                Level::Error,
+                &Annotation::message("no command given; run `expedite --help` to see the commands"),
+            );
+            return 1;
+        }
+    };
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(errors) => return reject_inputs(&console, &sinks, &errors),
+    };
+    for secret in raw.secret_values() {
+        console.add_mask(secret);
+    }
+    for name in &raw.ignored {
+        tracing::warn!("input '{name}' is not used by `{}`; it was ignored", raw.command.name());
+    }
+    let config = match Config::resolve(&raw) {
+        Ok(c) => c,
+        Err(errors) => return reject_inputs(&console, &sinks, &errors),
+    };
+
+    let started_at = chrono::Utc::now().to_rfc3339();
+    save_run_state(&sinks, &RunState { command: config.command.name().into(), started_at: started_at.clone(), finished: false });
+
+    let cancel = Cancel::new();
+    cancel::listen_for_signals(&cancel);
+    cancel.deadline(config.common.timeout);
+    let ctx = Ctx { console: console.clone(), sinks: sinks.clone(), env, cancel, config };
+    let result = commands::run(&ctx).await;
+    let code = finish(&ctx, result);
+    save_run_state(&sinks, &RunState { command: ctx.config.command.name().into(), started_at, finished: true });
+    code
+}
+
+/// Masks secret inputs straight from the environment, before validation can
+/// print anything (a malformed secret must not appear in an error either).
+fn mask_secret_inputs(console: &Console, env: &Env) {
+    for spec in INPUTS.iter().filter(|s| s.secret) {
+        if let Some(v) = env.input(spec.name) {
+            console.add_mask(&v);
+        }
+        if let Some(v) = spec.cli_env.and_then(|var| env.get(var)).filter(|v| !v.trim().is_empty()) {
+            console.add_mask(v);
+        }
+    }
+}
+
+fn reject_inputs(console: &Console, sinks: &Sinks, errors: &[InputError]) -> u8 {
+    let lines: Vec<String> = errors.iter().map(|e| e.render(console.style())).collect();
+    for line in &lines {
+        console.annotate(Level::Error, &Annotation::message(line.clone()).with_title("Invalid input"));
+    }
+    write_outputs(console, sinks, &[("outcome", "failure".to_string()), ("error", lines.join("\n"))]);
+    let mut md = String::from("### expedite did not start: invalid input\n\nNothing was changed.\n\n| input | problem |\n|---|---|\n");
+    for e in errors {
+        md.push_str(&format!("| `{}` | {} |\n", e.input, crate::report::md_cell(&format!("{}; {}", e.problem, e.fix))));
+    }
+    if let Err(e) = sinks.append_summary(console, &md) {
+        console.annotate(Level::Warning, &Annotation::message(e.to_string()));
+    }
+    1
+}
+
+fn write_outputs(console: &Console, sinks: &Sinks, outputs: &[(&str, String)]) -> bool {
+    let mut ok = true;
+    for (name, value) in outputs {
+        if let Err(e) = sinks.set_output(console, name, value) {
+            console.annotate(Level::Error, &Annotation::message(e.to_string()));
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
+    let console = &ctx.console;
+    let (report, outcome) = match result {
+        Ok(report) => {
+            let outcome = if report.success { "success" } else { "failure" };
+            (report, outcome)
+        }
+        Err(CommandError::Cancelled(c)) => {
+            (Report { errors: vec![format!("cancelled: {}", c.0)], ..Report::default() }, "cancelled")
+        }
+        Err(e) => (Report { errors: vec![e.to_string()], ..Report::default() }, "failure"),
+    };
+    for e in &report.errors {
+        console.annotate(Level::Error, &Annotation::message(e.clone()));
+    }
+    let mut outputs: Vec<(&str, String)> = vec![("outcome", outcome.to_string())];
+    outputs.extend(report.outputs.iter().map(|(k, v)| (*k, v.clone())));
+    if !report.errors.is_empty() {
+        outputs.push(("error", report.errors.join("\n")));
+    }
+    let wrote = write_outputs(console, &ctx.sinks, &outputs);
+    if ctx.config.common.summary && !report.summary.is_empty()
+        && let Err(e) = ctx.sinks.append_summary(console, &report.summary)
+    {
+        console.annotate(Level::Warning, &Annotation::message(e.to_string()));
+    }
+    u8::from(!(outcome == "success" && wrote))
+}
+
+fn save_run_state(sinks: &Sinks, state: &RunState) {
+    match serde_json::to_string(state) {
+        Ok(json) => {
+            if let Err(e) = sinks.save_state(STATE_RUN, &json) {
+                tracing::warn!("cannot save state for the post stage: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot encode state for the post stage: {e}"),
+    }
+}
+
+/// The post stage: runs at the end of the job, after success, failure or
+/// cancellation. It finishes what an interrupted main stage left behind.
+fn post_stage(env: &Env, console: &Console) -> u8 {
+    let Some(raw) = env.get(&format!("STATE_{STATE_RUN}")) else {
+        console.debug("post stage: the main stage saved no state (it did not start); nothing to finish");
+        return 0;
+    };
+    let state: RunState = match serde_json::from_str(raw) {
+        Ok(s) => s,
+        Err(e) => {
+            console.annotate(Level::Warning, &Annotation::message(format!("post stage: unreadable state from the main stage ({e}); nothing was changed")));
+            return 0;
+        }
+    };
+    if state.finished {
+        console.debug(&format!("post stage: `{}` finished in the main stage; nothing to finish", state.command));
+        return 0;
+    }
+    // Only `deploy` changes production and has something to restore; the
+    // other commands change nothing that a half-run leaves inconsistent.
+    console.annotate(
+        Level::Notice,
+        &Annotation::message(format!(
+            "post stage: `{}` (started {}) did not finish in the main stage; it leaves nothing to restore",
+            state.command, state.started_at
+        )),
+    );
+    if console.style() == Style::Cli {
+        console.info("post stage done");
+    }
+    0
+}

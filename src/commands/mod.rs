@@ -1,0 +1,66 @@
+//! The commands. Each takes the run's [`Ctx`] and returns a [`Report`]; the
+//! app writes the report's outputs and summary and maps failure to the exit
+//! code, so every command follows the runner contract the same way.
+
+use crate::action::Env;
+use crate::action::Sinks;
+use crate::action::console::Console;
+use crate::cancel::{Cancel, Cancelled};
+use crate::config::{Command, Config};
+
+/// Everything a command needs from the run.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// What people see.
+    pub console: Console,
+    /// Outputs, state, summary.
+    pub sinks: Sinks,
+    /// The environment snapshot.
+    pub env: Env,
+    /// Cancellation (signals, deadline).
+    pub cancel: Cancel,
+    /// Validated configuration.
+    pub config: Config,
+}
+
+/// What a command produced.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// True when the command did what was asked.
+    pub success: bool,
+    /// Outputs to set (declared in the spec table).
+    pub outputs: Vec<(&'static str, String)>,
+    /// Markdown for the job summary.
+    pub summary: String,
+    /// Why it failed, one line each (also the `error` output).
+    pub errors: Vec<String>,
+}
+
+/// A command that could not run to a report.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Not implemented in this version: exits 1, never a pretend success.
+    #[error(
+        "`{}` is not available in this version of expedite ({}); it arrives with {}. Available now: {}",
+        .0.name(), env!("CARGO_PKG_VERSION"), .0.planned_in(), available_list()
+    )]
+    NotAvailable(Command),
+    /// Stopped by a signal or the deadline before finishing.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+}
+
+fn available_list() -> String {
+    let names: Vec<_> = Command::ALL.iter().filter(|c| c.available()).map(|c| c.name()).collect();
+    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+}
+
+/// Runs the configured command.
+pub async fn run(ctx: &Ctx) -> Result<Report, CommandError> {
+    let command = ctx.config.command;
+    if !command.available() {
+        return Err(CommandError::NotAvailable(command));
+    }
+    ctx.cancel.check()?;
+    Err(CommandError::NotAvailable(command))
+}

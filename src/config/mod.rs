@@ -1,0 +1,381 @@
+//! Raw inputs → validated, typed configuration, in one place.
+//!
+//! Two sources feed one type: the action's `INPUT_*` variables and the CLI's
+//! flags ([`RawInputs::from_action`], [`RawInputs::from_cli`]). Defaults from
+//! the [`spec`] table apply the same way to both. [`Config::resolve`] turns
+//! the strings into typed values and reports *every* bad input at once, each
+//! naming the input and what it accepts; nothing runs before it succeeds.
+
+pub mod docs;
+pub mod spec;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::action::Env;
+use crate::action::console::Style;
+pub use spec::{COMMAND_INPUT, Command, INPUTS, InputSpec, OUTPUTS, OutputSpec};
+use values::{ValueError, shown};
+
+/// Where a raw value came from (reported by errors and in debug output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A `--flag` on the command line.
+    Flag,
+    /// An `INPUT_*` variable set by the runner.
+    Input,
+    /// An environment variable the CLI falls back to.
+    Env(&'static str),
+    /// The table's default.
+    Default,
+}
+
+/// One bad input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The input's name.
+    pub input: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What is accepted, or how to fix it.
+    pub fix: String,
+}
+
+impl InputError {
+    fn from_value(input: &str, e: ValueError) -> Self {
+        InputError { input: input.to_string(), problem: e.problem, fix: e.accepted }
+    }
+
+    /// One line naming the input as the user wrote it in this mode.
+    pub fn render(&self, style: Style) -> String {
+        let name = match style {
+            Style::Action => format!("input '{}'", self.input),
+            Style::Cli if self.input == COMMAND_INPUT => "command".to_string(),
+            Style::Cli => format!("--{}", self.input),
+        };
+        format!("{name}: {}; {}", self.problem, self.fix)
+    }
+}
+
+/// Strings as given, before validation.
+#[derive(Debug, Clone)]
+pub struct RawInputs {
+    /// The selected command.
+    pub command: Command,
+    values: BTreeMap<&'static str, (String, Origin)>,
+    /// Inputs given a value for a command that does not use them.
+    pub ignored: Vec<&'static str>,
+}
+
+/// Input names the runner may pass to any container action that are not ours.
+const RUNNER_INPUTS: &[&str] = &["entrypoint", "args"];
+
+impl RawInputs {
+    /// Reads the action's inputs from `INPUT_*` variables. Fails when the
+    /// command is missing or unknown, or an input is not one of ours (a typo
+    /// such as `expected-verison` must not be silently ignored).
+    pub fn from_action(env: &Env) -> Result<RawInputs, Vec<InputError>> {
+        let mut errors = Vec::new();
+        for name in env.input_names() {
+            if spec::input_spec(&name).is_none() && !RUNNER_INPUTS.contains(&name.as_str()) {
+                let fix = match closest(&name, INPUTS.iter().map(|i| i.name)) {
+                    Some(s) => format!("did you mean '{s}'? Remove it or fix its name in `with:`"),
+                    None => "remove it from `with:`; see the inputs in action.yml".to_string(),
+                };
+                errors.push(InputError { input: name, problem: "is not an input of expedite".into(), fix });
+            }
+        }
+        let command = match env.input(COMMAND_INPUT) {
+            None => {
+                errors.push(InputError {
+                    input: COMMAND_INPUT.into(),
+                    problem: "is required and was not given".into(),
+                    fix: format!("add `command:` to `with:`, one of: {}", action_commands()),
+                });
+                None
+            }
+            Some(v) => match Command::parse(&v).filter(|c| Command::ACTION.contains(c)) {
+                Some(c) => Some(c),
+                None => {
+                    let hint = closest(&v, Command::ACTION.iter().map(|c| c.name()))
+                        .map(|s| format!("did you mean '{s}'? "))
+                        .unwrap_or_default();
+                    errors.push(InputError {
+                        input: COMMAND_INPUT.into(),
+                        problem: format!("{} is not a command", shown(&v)),
+                        fix: format!("{hint}use one of: {}", action_commands()),
+                    });
+                    None
+                }
+            },
+        };
+        let Some(command) = command else { return Err(errors) };
+        let mut raw = RawInputs { command, values: BTreeMap::new(), ignored: Vec::new() };
+        for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT) {
+            let given = env.input(spec.name);
+            if !spec.scope.includes(command) {
+                // The runner passes every declared input with its default;
+                // only a value someone set on purpose deserves a warning.
+                let is_default = given.as_deref() == spec.default
+                    || (spec.action_default.is_some() && spec.default.is_none());
+                if given.is_some() && !is_default {
+                    raw.ignored.push(spec.name);
+                }
+                continue;
+            }
+            raw.insert(spec, given.map(|v| (v, Origin::Input)));
+        }
+        if errors.is_empty() { Ok(raw) } else { Err(errors) }
+    }
+
+    /// Builds raw inputs from CLI values (flag name → value), falling back to
+    /// the spec's environment variable, then to its default.
+    pub fn from_cli(
+        command: Command,
+        flags: &BTreeMap<String, String>,
+        env: &Env,
+    ) -> RawInputs {
+        let mut raw = RawInputs { command, values: BTreeMap::new(), ignored: Vec::new() };
+        for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT && s.scope.includes(command)) {
+            let given = flags
+                .get(spec.name)
+                .map(|v| (v.trim().to_string(), Origin::Flag))
+                .or_else(|| {
+                    let var = spec.cli_env?;
+                    env.get(var).map(|v| (v.trim().to_string(), Origin::Env(var)))
+                });
+            raw.insert(spec, given);
+        }
+        raw
+    }
+
+    fn insert(&mut self, spec: &'static InputSpec, given: Option<(String, Origin)>) {
+        // An empty value means "not given", as in @actions/core.
+        match given.filter(|(v, _)| !v.is_empty()) {
+            Some(v) => {
+                self.values.insert(spec.name, v);
+            }
+            None => {
+                if let Some(d) = spec.default {
+                    self.values.insert(spec.name, (d.to_string(), Origin::Default));
+                }
+            }
+        }
+    }
+
+    /// The value of an input, after defaults.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        debug_assert!(spec::input_spec(name).is_some(), "unknown input {name}");
+        self.values.get(name).map(|(v, _)| v.as_str())
+    }
+
+    /// Where an input's value came from.
+    pub fn origin(&self, name: &str) -> Option<Origin> {
+        self.values.get(name).map(|(_, o)| *o)
+    }
+
+    /// Values of secret inputs, to be masked before anything is printed.
+    pub fn secret_values(&self) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|(name, _)| spec::input_spec(name).is_some_and(|s| s.secret))
+            .map(|(_, (v, _))| v.as_str())
+            .collect()
+    }
+}
+
+fn action_commands() -> String {
+    Command::ACTION.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// The closest candidate within a small edit distance, for "did you mean".
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Settings every command shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// Deadline for the whole command.
+    pub timeout: Duration,
+    /// Whether to write the job summary.
+    pub summary: bool,
+    /// The GitHub token, for commands that talk to GitHub.
+    pub github_token: Option<SecretString>,
+}
+
+/// Validated configuration for one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The command to run.
+    pub command: Command,
+    /// Shared settings.
+    pub common: Common,
+}
+
+/// Collects typed values and every error on the way.
+struct Resolver<'a> {
+    raw: &'a RawInputs,
+    errors: Vec<InputError>,
+}
+
+impl Resolver<'_> {
+    fn required(&mut self, name: &str) -> Option<&str> {
+        let v = self.raw.get(name);
+        if v.is_none() {
+            self.errors.push(InputError {
+                input: name.to_string(),
+                problem: format!("is required by `{}`", self.raw.command.name()),
+                fix: "give it a value".to_string(),
+            });
+        }
+        v
+    }
+
+    fn parse<T>(&mut self, name: &str, f: impl FnOnce(&str) -> Result<T, ValueError>) -> Option<T> {
+        let value = self.raw.get(name)?;
+        match f(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let mut err = InputError::from_value(name, e);
+                if spec::input_spec(name).is_some_and(|s| s.secret) {
+                    // Never echo a secret, even a malformed one.
+                    err.problem = "is not valid (value hidden: it is a secret)".into();
+                }
+                self.errors.push(err);
+                None
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Validates everything; on failure returns every problem found.
+    pub fn resolve(raw: &RawInputs) -> Result<Config, Vec<InputError>> {
+        let mut r = Resolver { raw, errors: Vec::new() };
+        let timeout = r.parse("timeout", values::parse_duration);
+        if timeout.is_some_and(|t| t.is_zero()) {
+            r.errors.push(InputError {
+                input: "timeout".into(),
+                problem: "is zero".into(),
+                fix: "give the command time to run, e.g. 30m".into(),
+            });
+        }
+        let summary = r.parse("summary", values::parse_bool);
+        let github_token = if spec::input_spec("github-token").is_some_and(|s| s.scope.includes(raw.command)) {
+            raw.get("github-token").map(|t| SecretString::from(t.to_string()))
+        } else {
+            None
+        };
+        for spec in INPUTS.iter().filter(|s| s.required_by(raw.command)) {
+            r.required(spec.name);
+        }
+        if !r.errors.is_empty() {
+            return Err(r.errors);
+        }
+        Ok(Config {
+            command: raw.command,
+            common: Common {
+                timeout: timeout.unwrap_or(Duration::from_secs(1800)),
+                summary: summary.unwrap_or(true),
+                github_token,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn hyphenated_inputs_are_read() {
+        let e = env(&[("INPUT_COMMAND", "gate"), ("INPUT_RESULTS", " a.xml "), ("INPUT_MIN-CRITICAL-TESTS", "3")]);
+        let raw = RawInputs::from_action(&e).unwrap();
+        assert_eq!(raw.get("results"), Some("a.xml"));
+        assert_eq!(raw.get("min-critical-tests"), Some("3"));
+        assert_eq!(raw.origin("timeout"), Some(Origin::Default));
+    }
+
+    #[test]
+    fn missing_command_is_one_error_naming_it() {
+        let errs = RawInputs::from_action(&env(&[])).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].input, "command");
+        assert!(errs[0].render(Style::Action).starts_with("input 'command': is required"));
+    }
+
+    #[test]
+    fn unknown_command_and_input_suggest() {
+        let errs = RawInputs::from_action(&env(&[("INPUT_COMMAND", "deplyo"), ("INPUT_TIMEOTU", "5m")]))
+            .unwrap_err();
+        let text: Vec<_> = errs.iter().map(|e| e.render(Style::Action)).collect();
+        assert!(text.iter().any(|t| t.contains("did you mean 'deploy'")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("did you mean 'timeout'")), "{text:?}");
+    }
+
+    #[test]
+    fn runner_inputs_are_not_unknown() {
+        let raw = RawInputs::from_action(&env(&[("INPUT_COMMAND", "gate"), ("INPUT_ENTRYPOINT", ""), ("INPUT_RESULTS", "x")]));
+        assert!(raw.is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let raw = RawInputs::from_action(&env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_TIMEOUT", "5\nx=1"),
+            ("INPUT_SUMMARY", "yes"),
+        ]))
+        .unwrap();
+        let errs = Config::resolve(&raw).unwrap_err();
+        let inputs: Vec<_> = errs.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(inputs, ["timeout", "summary", "results"]);
+        for e in &errs {
+            assert!(!e.render(Style::Action).contains('\n'));
+        }
+    }
+
+    #[test]
+    fn empty_means_default_and_cli_matches_action() {
+        let e = env(&[("INPUT_COMMAND", "gate"), ("INPUT_TIMEOUT", ""), ("INPUT_RESULTS", "r.xml")]);
+        let a = Config::resolve(&RawInputs::from_action(&e).unwrap()).unwrap();
+        let flags = BTreeMap::from([("results".to_string(), "r.xml".to_string())]);
+        let c = Config::resolve(&RawInputs::from_cli(Command::Gate, &flags, &env(&[]))).unwrap();
+        assert_eq!(a.common.timeout, c.common.timeout);
+        assert_eq!(a.common.timeout, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn out_of_scope_values_are_noted_not_used() {
+        let e = env(&[("INPUT_COMMAND", "gate"), ("INPUT_RESULTS", "r"), ("INPUT_GITHUB-TOKEN", "ghs_x")]);
+        let raw = RawInputs::from_action(&e).unwrap();
+        assert!(raw.ignored.is_empty(), "the runner's token default is not a user choice");
+        assert_eq!(Config::resolve(&raw).unwrap().common.github_token.is_none(), true);
+    }
+}

@@ -1,0 +1,386 @@
+//! The single table of commands, inputs and outputs.
+//!
+//! Everything that names an input is derived from here: the action's
+//! `INPUT_*` reading, the CLI's `--flags`, `action.yml`, the README's
+//! reference tables (both checked by `tests/metadata.rs`), which inputs are
+//! secrets (masked at once), and unknown-input detection.
+
+/// A command, as the `command` input and the CLI's subcommand name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    /// Critical-test and security gate from result files.
+    Gate,
+    /// Verified deploy through a staging slot, canary and swap.
+    Deploy,
+    /// Emergency rollback to the last known good version.
+    Rollback,
+    /// Carry the hotfix commits back to `main`.
+    CherryPick,
+    /// Open a hotfix branch from the release tag production serves.
+    Start,
+    /// Create the hotfix's annotated release tag.
+    Tag,
+    /// Incident records and notifications.
+    Incident,
+    /// Validate a multi-service manifest and print its stages.
+    Plan,
+    /// Run the local emulation of every remote API (CLI only).
+    Sandbox,
+    /// Play the Contoso incident end to end on the sandbox (CLI only).
+    Drill,
+    /// Benchmarks (CLI only).
+    Bench,
+}
+
+impl Command {
+    /// Every command, in help order.
+    pub const ALL: [Command; 11] = [
+        Command::Gate,
+        Command::Deploy,
+        Command::Rollback,
+        Command::CherryPick,
+        Command::Start,
+        Command::Tag,
+        Command::Incident,
+        Command::Plan,
+        Command::Sandbox,
+        Command::Drill,
+        Command::Bench,
+    ];
+
+    /// The commands the action's `command` input accepts.
+    pub const ACTION: [Command; 8] = [
+        Command::Gate,
+        Command::Deploy,
+        Command::Rollback,
+        Command::CherryPick,
+        Command::Start,
+        Command::Tag,
+        Command::Incident,
+        Command::Plan,
+    ];
+
+    /// The name used on the command line and in the `command` input.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Gate => "gate",
+            Command::Deploy => "deploy",
+            Command::Rollback => "rollback",
+            Command::CherryPick => "cherry-pick",
+            Command::Start => "start",
+            Command::Tag => "tag",
+            Command::Incident => "incident",
+            Command::Plan => "plan",
+            Command::Sandbox => "sandbox",
+            Command::Drill => "drill",
+            Command::Bench => "bench",
+        }
+    }
+
+    /// Looks a command up by name.
+    pub fn parse(name: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// One line of help.
+    pub fn about(self) -> &'static str {
+        match self {
+            Command::Gate => "Gate on critical tests and the security scan from result files",
+            Command::Deploy => {
+                "Deploy to the staging slot, verify, canary, swap; roll back on any failure"
+            }
+            Command::Rollback => "Roll one, several or all services back to the last known good version",
+            Command::CherryPick => "Carry the hotfix commits to main (a draft PR when they conflict)",
+            Command::Start => "Open a hotfix branch from the release tag production serves",
+            Command::Tag => "Create the annotated release tag for the hotfix",
+            Command::Incident => "Create, update or resolve an incident record and notify",
+            Command::Plan => "Validate a multi-service manifest and print its deploy stages",
+            Command::Sandbox => "Run the local emulation of Azure and GitHub until Ctrl-C",
+            Command::Drill => "Play the Contoso incident end to end on the built-in sandbox",
+            Command::Bench => "Run expedite's benchmarks",
+        }
+    }
+
+    /// Whether this version of expedite implements the command. A command
+    /// that is not built yet says so and exits 1; it never pretends.
+    pub fn available(self) -> bool {
+        false
+    }
+
+    /// The issue that builds a command not available yet, for the message.
+    pub fn planned_in(self) -> &'static str {
+        match self {
+            Command::Gate => "the gate work",
+            Command::Deploy | Command::Rollback => "the deploy and rollback work",
+            Command::CherryPick | Command::Start | Command::Tag => "the GitHub work",
+            Command::Incident | Command::Drill => "the on-call work",
+            Command::Plan => "the multi-service work",
+            Command::Sandbox => "the sandbox work",
+            Command::Bench => "the benchmark work",
+        }
+    }
+}
+
+/// Where an input applies.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// Every command the action runs.
+    All,
+    /// Only these commands.
+    Only(&'static [Command]),
+}
+
+impl Scope {
+    /// True when the input applies to `c`.
+    pub fn includes(self, c: Command) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(cs) => cs.contains(&c),
+        }
+    }
+}
+
+/// One input: `foo-bar` is `INPUT_FOO-BAR` in the action and `--foo-bar` on
+/// the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec {
+    /// The input's name.
+    pub name: &'static str,
+    /// What it does, with accepted values (shown in help, action.yml, README).
+    pub description: &'static str,
+    /// The default applied when it is absent or empty, in both modes.
+    pub default: Option<&'static str>,
+    /// The default written into `action.yml` when it differs (an expression
+    /// such as `${{ github.token }}` that only the runner can evaluate).
+    pub action_default: Option<&'static str>,
+    /// Commands it applies to.
+    pub scope: Scope,
+    /// Commands for which it must be given.
+    pub required_for: &'static [Command],
+    /// Never printed; masked the moment it is read.
+    pub secret: bool,
+    /// Environment variable the CLI falls back to (secrets should come from
+    /// the environment, not from argv where `ps` and shell history see them).
+    pub cli_env: Option<&'static str>,
+    /// A flag that takes no value on the command line (`--summary`), still
+    /// accepting `--summary=false`.
+    pub boolean: bool,
+}
+
+const fn input(name: &'static str, description: &'static str) -> InputSpec {
+    InputSpec {
+        name,
+        description,
+        default: None,
+        action_default: None,
+        scope: Scope::All,
+        required_for: &[],
+        secret: false,
+        cli_env: None,
+        boolean: false,
+    }
+}
+
+impl InputSpec {
+    const fn default(mut self, d: &'static str) -> Self {
+        self.default = Some(d);
+        self
+    }
+    const fn action_default(mut self, d: &'static str) -> Self {
+        self.action_default = Some(d);
+        self
+    }
+    const fn only(mut self, cs: &'static [Command]) -> Self {
+        self.scope = Scope::Only(cs);
+        self
+    }
+    const fn required(mut self, cs: &'static [Command]) -> Self {
+        self.required_for = cs;
+        self
+    }
+    const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+    const fn env(mut self, var: &'static str) -> Self {
+        self.cli_env = Some(var);
+        self
+    }
+    const fn boolean(mut self) -> Self {
+        self.boolean = true;
+        self
+    }
+
+    /// True when this input must be given for `c`.
+    pub fn required_by(&self, c: Command) -> bool {
+        self.required_for.contains(&c)
+    }
+}
+
+const GATE: &[Command] = &[Command::Gate];
+const GITHUB: &[Command] = &[
+    Command::Deploy,
+    Command::Rollback,
+    Command::CherryPick,
+    Command::Start,
+    Command::Tag,
+    Command::Incident,
+];
+
+/// The name of the input that selects the command in the action.
+pub const COMMAND_INPUT: &str = "command";
+
+/// Every input, in the order the reference lists them.
+pub const INPUTS: &[InputSpec] = &[
+    input(
+        COMMAND_INPUT,
+        "What to run: gate, deploy, rollback, cherry-pick, start, tag, incident or plan.",
+    ),
+    input(
+        "github-token",
+        "Token for the GitHub API and git pushes. Defaults to the job's token; a GitHub App \
+         installation token or PAT is needed for pull requests that trigger CI.",
+    )
+    .action_default("${{ github.token }}")
+    .only(GITHUB)
+    .secret()
+    .env("GITHUB_TOKEN"),
+    input(
+        "timeout",
+        "Upper bound for the whole command, as a duration (30s, 5m, 1h30m). At the deadline \
+         expedite stops starting changes and leaves production in a safe state.",
+    )
+    .default("30m"),
+    input("summary", "Write the job summary (true or false).").default("true").boolean(),
+    input(
+        "results",
+        "Test result files to gate on: glob patterns, one per line or comma-separated \
+         (JUnit XML, TRX, NUnit 3). A pattern that matches no file fails the gate.",
+    )
+    .only(GATE)
+    .required(GATE),
+    input(
+        "critical-filter",
+        "Which tests are critical, in `dotnet test --filter` syntax, e.g. \
+         `Category=Critical|Category=Payment`. Empty: every test is critical.",
+    )
+    .only(GATE),
+    input(
+        "min-critical-tests",
+        "Fewest critical tests that must run and pass; a filter typo that matches nothing \
+         fails the gate.",
+    )
+    .default("1")
+    .only(GATE),
+    input(
+        "sarif",
+        "SARIF files from the security scan (glob patterns). Required unless \
+         `security-waiver` gives a reason.",
+    )
+    .only(GATE),
+    input(
+        "security-threshold",
+        "Findings at or above this fail the gate: a SARIF level (error, warning, note) or a \
+         security-severity score (e.g. 7.0); `error` also fails on security-severity ≥ 7.0.",
+    )
+    .default("error")
+    .only(GATE),
+    input(
+        "security-waiver",
+        "Skip the security scan requirement, with the reason (recorded in the summary).",
+    )
+    .only(GATE),
+    input(
+        "junit-category-pattern",
+        "For JUnit files without category properties: a regular expression whose first \
+         capture group in the test name is its category (e.g. `\\[(\\w+)\\]`).",
+    )
+    .only(GATE),
+    input(
+        "test-command",
+        "A command that produces the result files, run first (through `sh -c`).",
+    )
+    .only(GATE),
+];
+
+/// One output, written to `$GITHUB_OUTPUT` (or stdout on a terminal).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputSpec {
+    /// The output's name.
+    pub name: &'static str,
+    /// What it holds.
+    pub description: &'static str,
+    /// Commands that set it.
+    pub scope: Scope,
+}
+
+const fn output(name: &'static str, description: &'static str, scope: Scope) -> OutputSpec {
+    OutputSpec { name, description, scope }
+}
+
+/// Every output.
+pub const OUTPUTS: &[OutputSpec] = &[
+    output("outcome", "How the command ended: success, failure or cancelled.", Scope::All),
+    output(
+        "error",
+        "When the command failed: the error message (one line per error), for notifications.",
+        Scope::All,
+    ),
+    output("verdict", "Gate verdict: pass or fail.", Scope::Only(GATE)),
+    output("critical-total", "Critical tests found by the filter.", Scope::Only(GATE)),
+    output("critical-passed", "Critical tests that passed.", Scope::Only(GATE)),
+    output(
+        "critical-failed",
+        "Critical tests that failed, errored or timed out.",
+        Scope::Only(GATE),
+    ),
+    output(
+        "security-findings",
+        "Security findings at or above the threshold.",
+        Scope::Only(GATE),
+    ),
+];
+
+/// Looks up an input by name.
+pub fn input_spec(name: &str) -> Option<&'static InputSpec> {
+    INPUTS.iter().find(|i| i.name == name)
+}
+
+/// Looks up an output by name.
+pub fn output_spec(name: &str) -> Option<&'static OutputSpec> {
+    OUTPUTS.iter().find(|o| o.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for i in INPUTS {
+            assert!(seen.insert(i.name), "duplicate input {}", i.name);
+            assert!(i.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", i.name);
+            assert!(!i.description.is_empty());
+            if i.secret {
+                assert!(i.default.is_none(), "a secret has no literal default: {}", i.name);
+            }
+            for c in i.required_for {
+                assert!(i.scope.includes(*c), "{} required for {c:?} outside its scope", i.name);
+            }
+        }
+        let mut seen = HashSet::new();
+        for o in OUTPUTS {
+            assert!(seen.insert(o.name), "duplicate output {}", o.name);
+        }
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        for c in Command::ALL {
+            assert_eq!(Command::parse(c.name()), Some(c));
+        }
+        assert_eq!(Command::parse("deploy "), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! expedite: the expedited hotfix path for services on Azure, as a GitHub
+//! container action and a CLI.
+//!
+//! Modules by concern; dependencies point inward (see ARCHITECTURE.md):
+//! - [`action`]: the runner contract (inputs, outputs, summary, annotations,
+//!   masks, state for the post stage);
+//! - [`config`]: raw inputs → validated types, in one place;
+//! - [`cli`]: the command line, generated from the same input table;
+//! - [`app`]: one run from arguments to exit code; [`cancel`]: signals and
+//!   deadline; [`commands`]: the commands;
+//! - [`report`]: summaries.
+pub mod action;
+pub mod app;
+pub mod cancel;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod report;

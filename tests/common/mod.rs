@@ -1,0 +1,147 @@
+//! Runs the built binary the way the Actions runner starts a container
+//! action: a cleared environment holding only `INPUT_*` (hyphens kept), the
+//! `GITHUB_*` variables pointing at fresh files under a `/github`-style tree,
+//! `GITHUB_ACTIONS=true`, `HOME=<root>/github/home`, workdir the workspace.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use expedite::action::files::parse_key_value_file;
+
+pub struct Job {
+    pub root: tempfile::TempDir,
+    pub inputs: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+}
+
+pub struct StepResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: Vec<(String, String)>,
+    pub state: Vec<(String, String)>,
+    pub summary: String,
+}
+
+impl StepResult {
+    pub fn output(&self, name: &str) -> Option<&str> {
+        self.outputs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    pub fn state(&self, name: &str) -> Option<&str> {
+        self.state.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    /// Lines the runner would parse as `::error`.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stdout.lines().chain(self.stderr.lines()).filter(|l| l.trim_start().starts_with("::error")).collect()
+    }
+    pub fn all_text(&self) -> String {
+        format!("{}\n{}\n{}\n{:?}", self.stdout, self.stderr, self.summary, self.outputs)
+    }
+}
+
+impl Job {
+    pub fn new() -> Job {
+        let root = tempfile::tempdir().expect("tempdir");
+        for d in ["github/home", "github/workspace", "github/workflow", "github/file_commands", "github/runner_temp"] {
+            std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
+        }
+        std::fs::write(root.path().join("github/workflow/event.json"), "{}").expect("event");
+        Job { root, inputs: BTreeMap::new(), env: BTreeMap::new() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    pub fn workspace(&self) -> PathBuf {
+        self.path("github/workspace")
+    }
+
+    pub fn input(mut self, name: &str, value: &str) -> Job {
+        self.inputs.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Job {
+        self.env.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Runs the main stage (`entrypoint`) as a fresh step.
+    pub fn run_main(&self) -> StepResult {
+        self.run_step(Path::new(env!("CARGO_BIN_EXE_expedite")), &[])
+    }
+
+    /// Runs the post stage: a new container from the same image whose
+    /// entrypoint is the `expedite-post` link, with `STATE_*` from `state`.
+    pub fn run_post(&self, state: &[(String, String)]) -> StepResult {
+        let link = self.path("expedite-post");
+        if !link.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_expedite"), &link).expect("symlink");
+        }
+        let vars: Vec<(String, String)> = state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())).collect();
+        self.run_step(&link, &vars)
+    }
+
+    fn run_step(&self, program: &Path, extra: &[(String, String)]) -> StepResult {
+        let id = uuid_like();
+        let fc = self.path("github/file_commands");
+        let files = [
+            ("GITHUB_OUTPUT", fc.join(format!("set_output_{id}"))),
+            ("GITHUB_STATE", fc.join(format!("save_state_{id}"))),
+            ("GITHUB_ENV", fc.join(format!("set_env_{id}"))),
+            ("GITHUB_PATH", fc.join(format!("add_path_{id}"))),
+            ("GITHUB_STEP_SUMMARY", fc.join(format!("step_summary_{id}"))),
+        ];
+        let mut cmd = Command::new(program);
+        cmd.env_clear().current_dir(self.workspace()).stdin(Stdio::null());
+        for (k, p) in &files {
+            std::fs::write(p, "").expect("file command");
+            cmd.env(k, p);
+        }
+        let r = |p: &str| self.path(p).to_string_lossy().into_owned();
+        let base = [
+            ("GITHUB_ACTIONS", "true".to_string()),
+            ("CI", "true".to_string()),
+            ("HOME", r("github/home")),
+            ("GITHUB_WORKSPACE", r("github/workspace")),
+            ("GITHUB_EVENT_PATH", r("github/workflow/event.json")),
+            ("RUNNER_TEMP", r("github/runner_temp")),
+            ("GITHUB_REPOSITORY", "contoso/payments".to_string()),
+            ("GITHUB_RUN_ID", "4242".to_string()),
+            ("GITHUB_RUN_ATTEMPT", "1".to_string()),
+            ("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567".to_string()),
+            ("GITHUB_REF", "refs/heads/hotfix/INC-4521-payments".to_string()),
+            ("GITHUB_ACTOR", "oncall".to_string()),
+            ("RUNNER_OS", "Linux".to_string()),
+            ("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())),
+        ];
+        for (k, v) in base {
+            cmd.env(k, v);
+        }
+        for (k, v) in &self.inputs {
+            cmd.env(format!("INPUT_{}", k.to_uppercase()), v);
+        }
+        for (k, v) in self.env.iter().map(|(k, v)| (k.clone(), v.clone())).chain(extra.iter().cloned()) {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run expedite");
+        let read = |p: &PathBuf| std::fs::read_to_string(p).expect("read file command");
+        StepResult {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            outputs: parse_key_value_file(&read(&files[0].1)).expect("runner parses GITHUB_OUTPUT"),
+            state: parse_key_value_file(&read(&files[1].1)).expect("runner parses GITHUB_STATE"),
+            summary: read(&files[4].1),
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}

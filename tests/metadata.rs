@@ -1,0 +1,61 @@
+//! `action.yml` and the README's reference tables are generated from the
+//! input table; these tests fail when the committed files drift.
+//! `EXPEDITE_BLESS=1 cargo test --test metadata` rewrites them.
+
+use expedite::config::docs;
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check(path: &str, expected: &str) {
+    let p = root().join(path);
+    let current = std::fs::read_to_string(&p).unwrap_or_default();
+    if current != expected {
+        if std::env::var("EXPEDITE_BLESS").as_deref() == Ok("1") {
+            std::fs::write(&p, expected).unwrap();
+            return;
+        }
+        panic!("{path} is out of date with src/config/spec.rs; run `EXPEDITE_BLESS=1 cargo test --test metadata`");
+    }
+}
+
+#[test]
+fn action_yml_matches_the_input_table() {
+    check("action.yml", &docs::action_yml());
+}
+
+#[test]
+fn readme_tables_match_the_input_table() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut updated = readme.clone();
+    for (name, body) in [
+        ("inputs", docs::readme_inputs()),
+        ("outputs", docs::readme_outputs()),
+        ("commands", docs::readme_commands()),
+    ] {
+        updated = docs::replace_section(&updated, name, &body)
+            .unwrap_or_else(|| panic!("README.md lacks the generated section '{name}'"));
+    }
+    check("README.md", &updated);
+}
+
+#[test]
+fn the_action_runs_the_image_of_this_version() {
+    let yml = std::fs::read_to_string(root().join("action.yml")).unwrap();
+    let image = format!("image: docker://{}:{}", docs::IMAGE, env!("CARGO_PKG_VERSION"));
+    assert!(yml.contains(&image), "action.yml must run {image}");
+    assert!(yml.contains(&format!("post-entrypoint: {}", docs::POST_ENTRYPOINT)));
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains(docs::POST_ENTRYPOINT), "the Dockerfile must provide the post entrypoint");
+}
+
+#[test]
+fn every_input_in_action_yml_is_documented_with_its_default() {
+    // Parse action.yml as YAML would (via its JSON-compatible scalars) and
+    // compare names with the table, so a hand edit cannot hide an input.
+    let yml = std::fs::read_to_string(root().join("action.yml")).unwrap();
+    for spec in expedite::config::INPUTS {
+        assert!(yml.contains(&format!("\n  {}:\n    description:", spec.name)), "{} missing", spec.name);
+    }
+}
