@@ -67,7 +67,10 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     mask_secret_inputs(&console, &env);
 
     let mut sinks = Sinks::from_env(&env);
-    if let Some(path) = invocation.as_ref().and_then(|i| i.global.summary_file.clone()) {
+    if let Some(path) = invocation
+        .as_ref()
+        .and_then(|i| i.global.summary_file.clone())
+    {
         sinks.summary = Some(path);
     }
 
@@ -95,7 +98,10 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
         console.add_mask(secret);
     }
     for name in &raw.ignored {
-        tracing::warn!("input '{name}' is not used by `{}`; it was ignored", raw.command.name());
+        tracing::warn!(
+            "input '{name}' is not used by `{}`; it was ignored",
+            raw.command.name()
+        );
     }
     let config = match Config::resolve(&raw) {
         Ok(c) => c,
@@ -103,15 +109,35 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     };
 
     let started_at = chrono::Utc::now().to_rfc3339();
-    save_run_state(&sinks, &RunState { command: config.command.name().into(), started_at: started_at.clone(), finished: false });
+    save_run_state(
+        &sinks,
+        &RunState {
+            command: config.command.name().into(),
+            started_at: started_at.clone(),
+            finished: false,
+        },
+    );
 
     let cancel = Cancel::new();
     cancel::listen_for_signals(&cancel);
     cancel.deadline(config.common.timeout);
-    let ctx = Ctx { console: console.clone(), sinks: sinks.clone(), env, cancel, config };
+    let ctx = Ctx {
+        console: console.clone(),
+        sinks: sinks.clone(),
+        env,
+        cancel,
+        config,
+    };
     let result = commands::run(&ctx).await;
     let code = finish(&ctx, result);
-    save_run_state(&sinks, &RunState { command: ctx.config.command.name().into(), started_at, finished: true });
+    save_run_state(
+        &sinks,
+        &RunState {
+            command: ctx.config.command.name().into(),
+            started_at,
+            finished: true,
+        },
+    );
     code
 }
 
@@ -122,7 +148,11 @@ fn mask_secret_inputs(console: &Console, env: &Env) {
         if let Some(v) = env.input(spec.name) {
             console.add_mask(&v);
         }
-        if let Some(v) = spec.cli_env.and_then(|var| env.get(var)).filter(|v| !v.trim().is_empty()) {
+        if let Some(v) = spec
+            .cli_env
+            .and_then(|var| env.get(var))
+            .filter(|v| !v.trim().is_empty())
+        {
             console.add_mask(v);
         }
     }
@@ -131,12 +161,28 @@ fn mask_secret_inputs(console: &Console, env: &Env) {
 fn reject_inputs(console: &Console, sinks: &Sinks, errors: &[InputError]) -> u8 {
     let lines: Vec<String> = errors.iter().map(|e| e.render(console.style())).collect();
     for line in &lines {
-        console.annotate(Level::Error, &Annotation::message(line.clone()).with_title("Invalid input"));
+        console.annotate(
+            Level::Error,
+            &Annotation::message(line.clone()).with_title("Invalid input"),
+        );
     }
-    write_outputs(console, sinks, &[("outcome", "failure".to_string()), ("error", lines.join("\n"))]);
-    let mut md = String::from("### expedite did not start: invalid input\n\nNothing was changed.\n\n| input | problem |\n|---|---|\n");
+    write_outputs(
+        console,
+        sinks,
+        &[
+            ("outcome", "failure".to_string()),
+            ("error", lines.join("\n")),
+        ],
+    );
+    let mut md = String::from(
+        "### expedite did not start: invalid input\n\nNothing was changed.\n\n| input | problem |\n|---|---|\n",
+    );
     for e in errors {
-        md.push_str(&format!("| `{}` | {} |\n", e.input, crate::report::md_cell(&format!("{}; {}", e.problem, e.fix))));
+        md.push_str(&format!(
+            "| `{}` | {} |\n",
+            e.input,
+            crate::report::md_cell(&format!("{}; {}", e.problem, e.fix))
+        ));
     }
     if let Err(e) = sinks.append_summary(console, &md) {
         console.annotate(Level::Warning, &Annotation::message(e.to_string()));
@@ -162,10 +208,20 @@ fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
             let outcome = if report.success { "success" } else { "failure" };
             (report, outcome)
         }
-        Err(CommandError::Cancelled(c)) => {
-            (Report { errors: vec![format!("cancelled: {}", c.0)], ..Report::default() }, "cancelled")
-        }
-        Err(e) => (Report { errors: vec![e.to_string()], ..Report::default() }, "failure"),
+        Err(CommandError::Cancelled(c)) => (
+            Report {
+                errors: vec![format!("cancelled: {}", c.0)],
+                ..Report::default()
+            },
+            "cancelled",
+        ),
+        Err(e) => (
+            Report {
+                errors: vec![e.to_string()],
+                ..Report::default()
+            },
+            "failure",
+        ),
     };
     for e in &report.errors {
         console.annotate(Level::Error, &Annotation::message(e.clone()));
@@ -176,7 +232,8 @@ fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
         outputs.push(("error", report.errors.join("\n")));
     }
     let wrote = write_outputs(console, &ctx.sinks, &outputs);
-    if ctx.config.common.summary && !report.summary.is_empty()
+    if ctx.config.common.summary
+        && !report.summary.is_empty()
         && let Err(e) = ctx.sinks.append_summary(console, &report.summary)
     {
         console.annotate(Level::Warning, &Annotation::message(e.to_string()));
@@ -199,18 +256,28 @@ fn save_run_state(sinks: &Sinks, state: &RunState) {
 /// cancellation. It finishes what an interrupted main stage left behind.
 fn post_stage(env: &Env, console: &Console) -> u8 {
     let Some(raw) = env.get(&format!("STATE_{STATE_RUN}")) else {
-        console.debug("post stage: the main stage saved no state (it did not start); nothing to finish");
+        console.debug(
+            "post stage: the main stage saved no state (it did not start); nothing to finish",
+        );
         return 0;
     };
     let state: RunState = match serde_json::from_str(raw) {
         Ok(s) => s,
         Err(e) => {
-            console.annotate(Level::Warning, &Annotation::message(format!("post stage: unreadable state from the main stage ({e}); nothing was changed")));
+            console.annotate(
+                Level::Warning,
+                &Annotation::message(format!(
+                    "post stage: unreadable state from the main stage ({e}); nothing was changed"
+                )),
+            );
             return 0;
         }
     };
     if state.finished {
-        console.debug(&format!("post stage: `{}` finished in the main stage; nothing to finish", state.command));
+        console.debug(&format!(
+            "post stage: `{}` finished in the main stage; nothing to finish",
+            state.command
+        ));
         return 0;
     }
     // Only `deploy` changes production and has something to restore; the

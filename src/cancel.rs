@@ -104,8 +104,10 @@ pub fn listen_for_signals(cancel: &Cancel) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::warn!("cannot listen for signals; cancellation will not be graceful");
             return;
         };
@@ -117,10 +119,14 @@ pub fn listen_for_signals(cancel: &Cancel) {
             };
             seen += 1;
             if seen == 1 {
-                tracing::warn!("{name} received: finishing the current step, starting no new changes");
+                tracing::warn!(
+                    "{name} received: finishing the current step, starting no new changes"
+                );
                 cancel.cancel(CancelReason::Signal(name));
             } else {
-                tracing::error!("{name} received again: exiting now; the post stage will restore a safe state");
+                tracing::error!(
+                    "{name} received again: exiting now; the post stage will restore a safe state"
+                );
                 std::process::exit(130);
             }
         }
@@ -149,6 +155,9 @@ mod tests {
         let c = Cancel::new();
         c.deadline(Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(6)).await;
-        assert_eq!(c.reason(), Some(CancelReason::Timeout(Duration::from_secs(5))));
+        assert_eq!(
+            c.reason(),
+            Some(CancelReason::Timeout(Duration::from_secs(5)))
+        );
     }
 }

@@ -77,7 +77,10 @@ pub fn clap_command() -> clap::Command {
     root = GlobalArgs::augment_args(root);
     for c in Command::ALL {
         let mut sub = clap::Command::new(c.name()).about(c.about());
-        for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT && s.scope.includes(c)) {
+        for spec in INPUTS
+            .iter()
+            .filter(|s| s.name != COMMAND_INPUT && s.scope.includes(c))
+        {
             sub = sub.arg(arg_for(spec));
         }
         root = root.subcommand(sub);
@@ -87,12 +90,20 @@ pub fn clap_command() -> clap::Command {
 
 /// Parses the command line.
 pub fn parse(argv: &[OsString]) -> Result<Invocation, Exit> {
-    let matches = clap_command().try_get_matches_from(argv).map_err(one_line)?;
+    let matches = clap_command()
+        .try_get_matches_from(argv)
+        .map_err(one_line)?;
     let global = GlobalArgs::from_arg_matches(&matches).map_err(one_line)?;
-    let (name, sub) = matches.subcommand().ok_or_else(|| Exit::Error("no command given".into()))?;
-    let command = Command::parse(name).ok_or_else(|| Exit::Error(format!("unknown command '{name}'")))?;
+    let (name, sub) = matches
+        .subcommand()
+        .ok_or_else(|| Exit::Error("no command given".into()))?;
+    let command =
+        Command::parse(name).ok_or_else(|| Exit::Error(format!("unknown command '{name}'")))?;
     let mut flags = BTreeMap::new();
-    for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT && s.scope.includes(command)) {
+    for spec in INPUTS
+        .iter()
+        .filter(|s| s.name != COMMAND_INPUT && s.scope.includes(command))
+    {
         // Defaults are applied by the config layer, for both sources alike.
         if sub.value_source(spec.name) == Some(clap::parser::ValueSource::CommandLine)
             && let Some(v) = sub.get_one::<String>(spec.name)
@@ -100,7 +111,11 @@ pub fn parse(argv: &[OsString]) -> Result<Invocation, Exit> {
             flags.insert(spec.name.to_string(), v.clone());
         }
     }
-    Ok(Invocation { command, flags, global })
+    Ok(Invocation {
+        command,
+        flags,
+        global,
+    })
 }
 
 fn context(err: &clap::Error, kind: ContextKind) -> Option<String> {
@@ -125,11 +140,17 @@ fn one_line(err: clap::Error) -> Exit {
             let hint = context(&err, ContextKind::SuggestedSubcommand)
                 .map(|s| format!("did you mean '{s}'? "))
                 .unwrap_or_default();
-            Exit::Error(format!("unknown command '{bad}'; {hint}commands: {}", command_list()))
+            Exit::Error(format!(
+                "unknown command '{bad}'; {hint}commands: {}",
+                command_list()
+            ))
         }
         ErrorKind::UnknownArgument => {
             let bad = context(&err, ContextKind::InvalidArg).unwrap_or_default();
-            if bad.len() > 1 && bad.starts_with('-') && bad[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            if bad.len() > 1
+                && bad.starts_with('-')
+                && bad[1..].starts_with(|c: char| c.is_ascii_digit())
+            {
                 return Exit::Error(format!(
                     "'{bad}…' was read as a flag; attach a value that starts with '-' with '=', e.g. --timeout=-5s"
                 ));
@@ -137,7 +158,9 @@ fn one_line(err: clap::Error) -> Exit {
             let hint = context(&err, ContextKind::SuggestedArg)
                 .map(|s| format!("did you mean '{s}'? "))
                 .unwrap_or_default();
-            Exit::Error(format!("unknown input '{bad}'; {hint}see `expedite <command> --help` for the inputs each command takes"))
+            Exit::Error(format!(
+                "unknown input '{bad}'; {hint}see `expedite <command> --help` for the inputs each command takes"
+            ))
         }
         _ => {
             let rendered = err.render().to_string();
@@ -149,7 +172,11 @@ fn one_line(err: clap::Error) -> Exit {
 }
 
 fn command_list() -> String {
-    Command::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+    Command::ALL
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -157,7 +184,10 @@ mod tests {
     use super::*;
 
     fn argv(args: &[&str]) -> Vec<OsString> {
-        std::iter::once("expedite").chain(args.iter().copied()).map(OsString::from).collect()
+        std::iter::once("expedite")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
     }
 
     #[test]
@@ -167,32 +197,59 @@ mod tests {
 
     #[test]
     fn flags_are_input_names() {
-        let inv = parse(&argv(&["gate", "--results", "a.xml", "--min-critical-tests", "2", "--summary"])).unwrap();
+        let inv = parse(&argv(&[
+            "gate",
+            "--results",
+            "a.xml",
+            "--min-critical-tests",
+            "2",
+            "--summary",
+        ]))
+        .unwrap();
         assert_eq!(inv.command, Command::Gate);
         assert_eq!(inv.flags.get("results").map(String::as_str), Some("a.xml"));
         assert_eq!(inv.flags.get("summary").map(String::as_str), Some("true"));
-        assert!(!inv.flags.contains_key("timeout"), "defaults come from the config layer");
+        assert!(
+            !inv.flags.contains_key("timeout"),
+            "defaults come from the config layer"
+        );
     }
 
     #[test]
     fn errors_are_one_line() {
-        for args in [&["deplyo"][..], &["gate", "--resutls", "x"], &["gate", "--results"], &[]] {
+        for args in [
+            &["deplyo"][..],
+            &["gate", "--resutls", "x"],
+            &["gate", "--results"],
+            &[],
+        ] {
             match parse(&argv(args)) {
                 Err(Exit::Error(msg)) => assert_eq!(msg.lines().count(), 1, "{args:?}: {msg}"),
                 other => panic!("{args:?}: {other:?}"),
             }
         }
-        let Err(Exit::Error(msg)) = parse(&argv(&["deplyo"])) else { panic!() };
+        let Err(Exit::Error(msg)) = parse(&argv(&["deplyo"])) else {
+            panic!()
+        };
         assert!(msg.contains("did you mean 'deploy'"), "{msg}");
-        let Err(Exit::Error(msg)) = parse(&argv(&["gate", "--timeout", "-5s"])) else { panic!() };
+        let Err(Exit::Error(msg)) = parse(&argv(&["gate", "--timeout", "-5s"])) else {
+            panic!()
+        };
         assert!(msg.contains("--timeout=-5s"), "{msg}");
-        let Err(Exit::Error(msg)) = parse(&argv(&["gate", "--resutls", "x"])) else { panic!() };
+        let Err(Exit::Error(msg)) = parse(&argv(&["gate", "--resutls", "x"])) else {
+            panic!()
+        };
         assert!(msg.contains("--results"), "{msg}");
     }
 
     #[test]
     fn help_and_version_are_info() {
-        assert!(matches!(parse(&argv(&["--version"])), Err(Exit::Info(v)) if v.contains(env!("CARGO_PKG_VERSION"))));
-        assert!(matches!(parse(&argv(&["gate", "--help"])), Err(Exit::Info(_))));
+        assert!(
+            matches!(parse(&argv(&["--version"])), Err(Exit::Info(v)) if v.contains(env!("CARGO_PKG_VERSION")))
+        );
+        assert!(matches!(
+            parse(&argv(&["gate", "--help"])),
+            Err(Exit::Info(_))
+        ));
     }
 }

@@ -7,7 +7,11 @@ fn main() -> ExitCode {
     let env = expedite::action::Env::from_process();
     // Two workers: the container gets few cores, and the work is waiting on
     // networks, not computing.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("::error::expedite cannot start its runtime: {e}");

@@ -10,11 +10,23 @@ fn the_build_graph_has_no_second_backend() {
     // cargo for the resolved graph (with features) instead.
     for forbidden in ["aws-lc-rs", "aws-lc-sys", "openssl-sys"] {
         let out = Command::new(env!("CARGO"))
-            .args(["tree", "--offline", "--workspace", "-e", "normal,build", "-i", forbidden])
+            .args([
+                "tree",
+                "--offline",
+                "--workspace",
+                "-e",
+                "normal,build",
+                "-i",
+                forbidden,
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(
             text.contains("nothing to print") || text.contains("did not match any packages"),
             "{forbidden} is in the build (see docs/adr/0002-crypto-backend.md):\n{text}"
@@ -35,7 +47,10 @@ fn app_jwt_signing_works_with_the_product_dependency_set() {
     let pem = match status {
         Ok(out) if out.status.success() => std::fs::read(&key).unwrap(),
         _ => {
-            assert!(std::env::var("EXPEDITE_REQUIRE_TOOLS").is_err(), "openssl is required in CI");
+            assert!(
+                std::env::var("EXPEDITE_REQUIRE_TOOLS").is_err(),
+                "openssl is required in CI"
+            );
             eprintln!("skipped: openssl not found");
             return;
         }

@@ -16,7 +16,9 @@ fn check(path: &str, expected: &str) {
             std::fs::write(&p, expected).unwrap();
             return;
         }
-        panic!("{path} is out of date with src/config/spec.rs; run `EXPEDITE_BLESS=1 cargo test --test metadata`");
+        panic!(
+            "{path} is out of date with src/config/spec.rs; run `EXPEDITE_BLESS=1 cargo test --test metadata`"
+        );
     }
 }
 
@@ -43,11 +45,18 @@ fn readme_tables_match_the_input_table() {
 #[test]
 fn the_action_runs_the_image_of_this_version() {
     let yml = std::fs::read_to_string(root().join("action.yml")).unwrap();
-    let image = format!("image: docker://{}:{}", docs::IMAGE, env!("CARGO_PKG_VERSION"));
+    let image = format!(
+        "image: docker://{}:{}",
+        docs::IMAGE,
+        env!("CARGO_PKG_VERSION")
+    );
     assert!(yml.contains(&image), "action.yml must run {image}");
     assert!(yml.contains(&format!("post-entrypoint: {}", docs::POST_ENTRYPOINT)));
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    assert!(dockerfile.contains(docs::POST_ENTRYPOINT), "the Dockerfile must provide the post entrypoint");
+    assert!(
+        dockerfile.contains(docs::POST_ENTRYPOINT),
+        "the Dockerfile must provide the post entrypoint"
+    );
 }
 
 #[test]
@@ -56,6 +65,10 @@ fn every_input_in_action_yml_is_documented_with_its_default() {
     // compare names with the table, so a hand edit cannot hide an input.
     let yml = std::fs::read_to_string(root().join("action.yml")).unwrap();
     for spec in expedite::config::INPUTS {
-        assert!(yml.contains(&format!("\n  {}:\n    description:", spec.name)), "{} missing", spec.name);
+        assert!(
+            yml.contains(&format!("\n  {}:\n    description:", spec.name)),
+            "{} missing",
+            spec.name
+        );
     }
 }

@@ -16,16 +16,27 @@ fn missing_required_input_is_exactly_one_error_naming_it() {
 
 #[test]
 fn newline_in_a_value_cannot_create_an_output() {
-    let r = Job::new().input("command", "gate").input("results", "r.xml").input("timeout", "5\nx=1").run_main();
+    let r = Job::new()
+        .input("command", "gate")
+        .input("results", "r.xml")
+        .input("timeout", "5\nx=1")
+        .run_main();
     assert_eq!(r.code, 1);
     let names: Vec<&str> = r.outputs.iter().map(|(k, _)| k.as_str()).collect();
     assert!(!names.contains(&"x"), "{:?}", r.outputs);
     assert_eq!(names, ["outcome", "error"]);
     // The error names the input and shows the value on one line.
     let error = r.output("error").unwrap();
-    assert!(error.contains("input 'timeout'") && error.contains(r"'5\nx=1'"), "{error}");
+    assert!(
+        error.contains("input 'timeout'") && error.contains(r"'5\nx=1'"),
+        "{error}"
+    );
     // And no line of the log can start a command from that value.
-    assert!(!r.stdout.lines().any(|l| l.starts_with("x=1")), "{}", r.stdout);
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("x=1")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -38,15 +49,31 @@ fn unknown_and_malformed_inputs_each_get_one_line() {
     assert_eq!(r.code, 1);
     let errors = r.error_lines();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("input 'timeotu'") && errors[0].contains("did you mean 'timeout'"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("input 'timeotu'") && errors[0].contains("did you mean 'timeout'"),
+        "{}",
+        errors[0]
+    );
 
     let r = Job::new().input("command", "deplyo").run_main();
-    assert!(r.error_lines()[0].contains("did you mean 'deploy'"), "{}", r.stdout);
+    assert!(
+        r.error_lines()[0].contains("did you mean 'deploy'"),
+        "{}",
+        r.stdout
+    );
 
-    let r = Job::new().input("command", "gate").input("results", "r.xml").input("summary", "yes").run_main();
+    let r = Job::new()
+        .input("command", "gate")
+        .input("results", "r.xml")
+        .input("summary", "yes")
+        .run_main();
     let errors = r.error_lines();
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].contains("input 'summary'") && errors[0].contains("true or false"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("input 'summary'") && errors[0].contains("true or false"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -54,18 +81,34 @@ fn a_secret_input_never_appears_in_stdout_or_stderr() {
     let secret = "ghs_5ecr3tT0kenThatMustNeverBePrinted0000";
     // `deploy` takes the token; it is not available yet, so it fails with an
     // error message — the path where leaks usually happen.
-    let r = Job::new().input("command", "deploy").input("github-token", secret).input("timeout", secret).run_main();
+    let r = Job::new()
+        .input("command", "deploy")
+        .input("github-token", secret)
+        .input("timeout", secret)
+        .run_main();
     assert_eq!(r.code, 1);
     for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         for line in text.lines() {
             if line.contains(secret) {
-                assert_eq!(line, format!("::add-mask::{secret}"), "{stream} leaks the secret: {line}");
+                assert_eq!(
+                    line,
+                    format!("::add-mask::{secret}"),
+                    "{stream} leaks the secret: {line}"
+                );
             }
         }
     }
     assert!(!r.summary.contains(secret));
-    assert!(r.outputs.iter().all(|(_, v)| !v.contains(secret)), "{:?}", r.outputs);
-    assert!(r.stdout.lines().next().unwrap().starts_with("::add-mask::"), "mask first: {}", r.stdout);
+    assert!(
+        r.outputs.iter().all(|(_, v)| !v.contains(secret)),
+        "{:?}",
+        r.outputs
+    );
+    assert!(
+        r.stdout.lines().next().unwrap().starts_with("::add-mask::"),
+        "mask first: {}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -74,7 +117,11 @@ fn a_command_not_built_yet_says_so_and_fails() {
     assert_eq!(r.code, 1);
     let errors = r.error_lines();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("`deploy` is not available in this version"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("`deploy` is not available in this version"),
+        "{}",
+        errors[0]
+    );
     assert_eq!(r.output("outcome"), Some("failure"));
 }
 
@@ -99,7 +146,11 @@ fn main_records_state_and_post_reads_it() {
     )];
     let post = job.run_post(&interrupted);
     assert_eq!(post.code, 0);
-    assert!(post.stdout.contains("::notice::post stage: `gate`"), "{}", post.stdout);
+    assert!(
+        post.stdout.contains("::notice::post stage: `gate`"),
+        "{}",
+        post.stdout
+    );
 }
 
 #[test]
@@ -110,7 +161,10 @@ fn cli_and_version_work_outside_actions() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("expedite {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("expedite {}", env!("CARGO_PKG_VERSION"))
+    );
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_expedite"))
         .args(["gate", "--timeout=-5s", "--results", "x.xml"])
@@ -120,5 +174,8 @@ fn cli_and_version_work_outside_actions() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("--timeout") && err.contains("negative"), "{err}");
+    assert!(
+        err.contains("--timeout") && err.contains("negative"),
+        "{err}"
+    );
 }

@@ -44,7 +44,9 @@ impl Secrets {
                 parts.push(line.to_string());
             }
         }
-        let Ok(mut values) = self.values.write() else { return Vec::new() };
+        let Ok(mut values) = self.values.write() else {
+            return Vec::new();
+        };
         let mut added = Vec::new();
         for p in parts {
             if !values.contains(&p) {
@@ -59,7 +61,9 @@ impl Secrets {
 
     /// Replaces every registered secret in `text` with `***`.
     pub fn redact(&self, text: &str) -> String {
-        let Ok(values) = self.values.read() else { return "***".to_string() };
+        let Ok(values) = self.values.read() else {
+            return "***".to_string();
+        };
         let mut out = text.to_string();
         for v in values.iter() {
             if out.contains(v.as_str()) {
@@ -71,7 +75,10 @@ impl Secrets {
 
     /// True when `text` contains a registered secret.
     pub fn contains_secret(&self, text: &str) -> bool {
-        self.values.read().map(|v| v.iter().any(|s| text.contains(s.as_str()))).unwrap_or(true)
+        self.values
+            .read()
+            .map(|v| v.iter().any(|s| text.contains(s.as_str())))
+            .unwrap_or(true)
     }
 }
 
@@ -108,7 +115,9 @@ struct ConsoleInner {
 
 impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Console").field("style", &self.inner.style).finish()
+        f.debug_struct("Console")
+            .field("style", &self.inner.style)
+            .finish()
     }
 }
 
@@ -246,7 +255,9 @@ impl Console {
     }
 
     fn bump(&self, level: Level) -> usize {
-        let Ok(mut counts) = self.inner.annotations.lock() else { return usize::MAX };
+        let Ok(mut counts) = self.inner.annotations.lock() else {
+            return usize::MAX;
+        };
         let n = counts.entry(level).or_insert(0);
         *n += 1;
         *n
@@ -254,7 +265,12 @@ impl Console {
 
     /// How many more annotations of `level` the runner will show.
     pub fn annotations_left(&self, level: Level) -> usize {
-        let used = self.inner.annotations.lock().map(|c| *c.get(&level).unwrap_or(&0)).unwrap_or(0);
+        let used = self
+            .inner
+            .annotations
+            .lock()
+            .map(|c| *c.get(&level).unwrap_or(&0))
+            .unwrap_or(0);
         ANNOTATION_LIMIT_PER_LEVEL.saturating_sub(used)
     }
 
@@ -265,7 +281,9 @@ impl Console {
             Style::Action => self.write_log(&format!("{}\n", command("group", &[], &title))),
             Style::Cli => self.write_log(&format!("── {title}\n")),
         }
-        Group { console: self.clone() }
+        Group {
+            console: self.clone(),
+        }
     }
 
     /// Writes data (not log text) to stdout: what a script reads.
@@ -356,7 +374,10 @@ pub(crate) mod tests {
         let (c, out, _) = capture(Style::Action);
         c.add_mask("s3cr3t-value");
         c.info("token is s3cr3t-value here");
-        c.annotate(Level::Error, &Annotation::message("failed with s3cr3t-value"));
+        c.annotate(
+            Level::Error,
+            &Annotation::message("failed with s3cr3t-value"),
+        );
         let text = out.text();
         let leaking: Vec<_> = text
             .lines()

@@ -82,7 +82,10 @@ pub struct Annotation {
 impl Annotation {
     /// An annotation carrying only a message.
     pub fn message(message: impl Into<String>) -> Self {
-        Annotation { message: message.into(), ..Annotation::default() }
+        Annotation {
+            message: message.into(),
+            ..Annotation::default()
+        }
     }
 
     /// Sets the title.
@@ -162,7 +165,11 @@ mod tests {
 
     #[test]
     fn end_line_before_line_is_dropped() {
-        let a = Annotation { line: Some(5), end_line: Some(2), ..Annotation::message("m") };
+        let a = Annotation {
+            line: Some(5),
+            end_line: Some(2),
+            ..Annotation::message("m")
+        };
         assert_eq!(a.render(Level::Warning), "::warning line=5::m");
     }
 }

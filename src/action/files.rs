@@ -18,7 +18,9 @@ pub const SUMMARY_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum FileCommandError {
     /// The name cannot be written safely.
-    #[error("{kind} name {name:?} is invalid: names must be non-empty and free of '=', '<<' and line breaks")]
+    #[error(
+        "{kind} name {name:?} is invalid: names must be non-empty and free of '=', '<<' and line breaks"
+    )]
     InvalidName {
         /// Which file.
         kind: &'static str,
@@ -52,21 +54,34 @@ pub fn append_key_value(
     name: &str,
     value: &str,
 ) -> Result<(), FileCommandError> {
-    if name.is_empty() || name.contains('=') || name.contains("<<") || name.contains(['\n', '\r'])
-    {
-        return Err(FileCommandError::InvalidName { kind, name: name.to_string() });
+    if name.is_empty() || name.contains('=') || name.contains("<<") || name.contains(['\n', '\r']) {
+        return Err(FileCommandError::InvalidName {
+            kind,
+            name: name.to_string(),
+        });
     }
     let delimiter = format!("ghadelimiter_{}", uuid::Uuid::new_v4());
     if value.contains(&delimiter) || name.contains(&delimiter) {
-        return Err(FileCommandError::DelimiterInValue { kind, name: name.to_string() });
+        return Err(FileCommandError::DelimiterInValue {
+            kind,
+            name: name.to_string(),
+        });
     }
     let block = format!("{name}<<{delimiter}\n{value}\n{delimiter}\n");
     append(kind, path, block.as_bytes())
 }
 
 fn append(kind: &'static str, path: &Path, bytes: &[u8]) -> Result<(), FileCommandError> {
-    let io = |source| FileCommandError::Io { kind, path: path.to_path_buf(), source };
-    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+    let io = |source| FileCommandError::Io {
+        kind,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.flush().map_err(io)
 }
@@ -74,13 +89,16 @@ fn append(kind: &'static str, path: &Path, bytes: &[u8]) -> Result<(), FileComma
 /// Appends markdown to the step summary, keeping the whole file under the
 /// runner's limit. Returns how many bytes were dropped to stay under it.
 pub fn append_summary(path: &Path, markdown: &str) -> Result<usize, FileCommandError> {
-    let existing = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0);
+    let existing = std::fs::metadata(path)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
     let room = SUMMARY_LIMIT.saturating_sub(existing);
     if markdown.len() <= room {
         append("step summary", path, markdown.as_bytes())?;
         return Ok(0);
     }
-    let note = "\n\n> **Summary truncated** at the runner's 1 MiB limit; the audit log has everything.\n";
+    let note =
+        "\n\n> **Summary truncated** at the runner's 1 MiB limit; the audit log has everything.\n";
     let keep = floor_char_boundary(markdown, room.saturating_sub(note.len()));
     let mut text = markdown[..keep].to_string();
     text.push_str(note);
@@ -105,7 +123,11 @@ pub fn parse_key_value_file(content: &str) -> Result<Vec<(String, String)>, Stri
     let lines: Vec<&str> = content.split('\n').collect();
     let mut i = 0;
     // The runner splits on "\n" and ignores a final empty element.
-    let n = if content.ends_with('\n') { lines.len() - 1 } else { lines.len() };
+    let n = if content.ends_with('\n') {
+        lines.len() - 1
+    } else {
+        lines.len()
+    };
     while i < n {
         let line = lines[i];
         i += 1;
@@ -182,7 +204,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out");
         for name in ["", "a=b", "a<<b", "a\nb"] {
-            assert!(append_key_value("output", &p, name, "v").is_err(), "{name:?}");
+            assert!(
+                append_key_value("output", &p, name, "v").is_err(),
+                "{name:?}"
+            );
         }
     }
 
@@ -209,6 +234,10 @@ mod tests {
         assert!(dropped > 0);
         let len = std::fs::metadata(&p).unwrap().len() as usize;
         assert!(len <= SUMMARY_LIMIT, "{len}");
-        assert!(std::fs::read_to_string(&p).unwrap().contains("Summary truncated"));
+        assert!(
+            std::fs::read_to_string(&p)
+                .unwrap()
+                .contains("Summary truncated")
+        );
     }
 }

@@ -90,7 +90,8 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
             if self.console.debug_enabled() && level <= TLevel::DEBUG {
                 let mut f = Fields::default();
                 event.record(&mut f);
-                self.console.debug(&format!("{}: {}{}", meta.target(), f.message, f.extra));
+                self.console
+                    .debug(&format!("{}: {}{}", meta.target(), f.message, f.extra));
             }
             return;
         }
@@ -99,8 +100,18 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
         let message = format!("{}{}", f.message, f.extra);
         match level {
             TLevel::ERROR | TLevel::WARN => {
-                let a = Annotation { title: f.title, file: f.file, line: f.line, message, ..Annotation::default() };
-                let l = if level == TLevel::ERROR { Level::Error } else { Level::Warning };
+                let a = Annotation {
+                    title: f.title,
+                    file: f.file,
+                    line: f.line,
+                    message,
+                    ..Annotation::default()
+                };
+                let l = if level == TLevel::ERROR {
+                    Level::Error
+                } else {
+                    Level::Warning
+                };
                 self.console.annotate(l, &a);
             }
             TLevel::INFO => self.console.info(&message),
@@ -112,7 +123,10 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
 /// Installs the console layer as the process's subscriber. Returns false if
 /// one was already installed (in-process tests), which is harmless.
 pub fn install(console: &Console) -> bool {
-    tracing_subscriber::registry().with(ConsoleLayer::new(console.clone())).try_init().is_ok()
+    tracing_subscriber::registry()
+        .with(ConsoleLayer::new(console.clone()))
+        .try_init()
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -125,14 +139,22 @@ mod tests {
         let (console, out, _) = capture(Style::Action);
         let sub = tracing_subscriber::registry().with(ConsoleLayer::new(console));
         tracing::subscriber::with_default(sub, || {
-            tracing::error!(title = "Gate failed", file = "a.trx", line = 3u64, "2 critical tests failed");
+            tracing::error!(
+                title = "Gate failed",
+                file = "a.trx",
+                line = 3u64,
+                "2 critical tests failed"
+            );
             tracing::warn!("careful");
             tracing::info!("plain");
             tracing::debug!("detail");
             tracing::info!(target: "hyper::client", "noise");
         });
         let text = out.text();
-        assert!(text.contains("::error title=Gate failed,file=a.trx,line=3::2 critical tests failed\n"), "{text}");
+        assert!(
+            text.contains("::error title=Gate failed,file=a.trx,line=3::2 critical tests failed\n"),
+            "{text}"
+        );
         assert!(text.contains("::warning::careful\n"));
         assert!(text.contains("plain\n"));
         assert!(text.contains("::debug::detail\n"));
@@ -143,7 +165,10 @@ mod tests {
 
     #[test]
     fn dependency_events_are_hidden_without_debug() {
-        let (out, err) = (super::super::console::tests::Capture::default(), super::super::console::tests::Capture::default());
+        let (out, err) = (
+            super::super::console::tests::Capture::default(),
+            super::super::console::tests::Capture::default(),
+        );
         let console = Console::with_sinks(
             Style::Action,
             false,

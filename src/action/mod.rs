@@ -32,14 +32,17 @@ impl Env {
     /// Reads the process environment. Variables whose name or value is not
     /// UTF-8 are skipped rather than crashing the run.
     pub fn from_process() -> Env {
-        Env::from_pairs(std::env::vars_os().filter_map(|(k, v)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        }))
+        Env::from_pairs(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// Builds an environment from pairs (tests).
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Env {
-        Env { vars: pairs.into_iter().collect() }
+        Env {
+            vars: pairs.into_iter().collect(),
+        }
     }
 
     /// A variable's value.
@@ -60,7 +63,10 @@ impl Env {
 
     /// An input's value, trimmed; `None` when absent or empty.
     pub fn input(&self, name: &str) -> Option<String> {
-        self.get(&Env::input_var(name)).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+        self.get(&Env::input_var(name))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
     }
 
     /// The names of every `INPUT_*` variable, lower-cased back to input names.
@@ -101,7 +107,10 @@ impl Stage {
     /// Detects the stage from the program name, or `EXPEDITE_STAGE=post`
     /// (for running the post stage by hand).
     pub fn detect(argv0: &std::ffi::OsStr, env: &Env) -> Stage {
-        let name = Path::new(argv0).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = Path::new(argv0)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name == POST_ENTRYPOINT_NAME || env.get("EXPEDITE_STAGE") == Some("post") {
             Stage::Post
         } else {
@@ -134,8 +143,16 @@ impl Sinks {
     /// Sets an output. Without `$GITHUB_OUTPUT` it is printed as
     /// `name=value` on stdout (values with line breaks as JSON strings), so
     /// scripts can read it.
-    pub fn set_output(&self, console: &Console, name: &str, value: &str) -> Result<(), FileCommandError> {
-        debug_assert!(crate::config::spec::output_spec(name).is_some(), "undeclared output {name}");
+    pub fn set_output(
+        &self,
+        console: &Console,
+        name: &str,
+        value: &str,
+    ) -> Result<(), FileCommandError> {
+        debug_assert!(
+            crate::config::spec::output_spec(name).is_some(),
+            "undeclared output {name}"
+        );
         // A secret never becomes an output (the runner would refuse it too).
         let value = console.secrets().redact(value);
         match &self.output {
@@ -161,11 +178,19 @@ impl Sinks {
     }
 
     /// Appends markdown to the summary, if there is one.
-    pub fn append_summary(&self, console: &Console, markdown: &str) -> Result<(), FileCommandError> {
-        let Some(path) = &self.summary else { return Ok(()) };
+    pub fn append_summary(
+        &self,
+        console: &Console,
+        markdown: &str,
+    ) -> Result<(), FileCommandError> {
+        let Some(path) = &self.summary else {
+            return Ok(());
+        };
         let dropped = files::append_summary(path, &console.secrets().redact(markdown))?;
         if dropped > 0 {
-            tracing::warn!("the job summary reached the runner's 1 MiB limit; {dropped} bytes were left out");
+            tracing::warn!(
+                "the job summary reached the runner's 1 MiB limit; {dropped} bytes were left out"
+            );
         }
         Ok(())
     }
@@ -173,7 +198,11 @@ impl Sinks {
 
 /// The console style for this environment.
 pub fn style_for(env: &Env) -> Style {
-    if env.in_actions() { Style::Action } else { Style::Cli }
+    if env.in_actions() {
+        Style::Action
+    } else {
+        Style::Cli
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +213,10 @@ mod tests {
     fn input_names_keep_hyphens() {
         assert_eq!(Env::input_var("github-token"), "INPUT_GITHUB-TOKEN");
         assert_eq!(Env::input_var("a b"), "INPUT_A_B");
-        let env = Env::from_pairs([("INPUT_GITHUB-TOKEN".into(), "  t  ".into()), ("INPUT_EMPTY".into(), " ".into())]);
+        let env = Env::from_pairs([
+            ("INPUT_GITHUB-TOKEN".into(), "  t  ".into()),
+            ("INPUT_EMPTY".into(), " ".into()),
+        ]);
         assert_eq!(env.input("github-token").as_deref(), Some("t"));
         assert_eq!(env.input("empty"), None);
         assert_eq!(env.input_names(), ["empty", "github-token"]);
@@ -193,8 +225,14 @@ mod tests {
     #[test]
     fn stage_from_entrypoint_name() {
         let env = Env::default();
-        assert_eq!(Stage::detect("/usr/local/bin/expedite-post".as_ref(), &env), Stage::Post);
-        assert_eq!(Stage::detect("/usr/local/bin/expedite".as_ref(), &env), Stage::Main);
+        assert_eq!(
+            Stage::detect("/usr/local/bin/expedite-post".as_ref(), &env),
+            Stage::Post
+        );
+        assert_eq!(
+            Stage::detect("/usr/local/bin/expedite".as_ref(), &env),
+            Stage::Main
+        );
         let env = Env::from_pairs([("EXPEDITE_STAGE".into(), "post".into())]);
         assert_eq!(Stage::detect("expedite".as_ref(), &env), Stage::Post);
     }

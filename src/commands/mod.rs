@@ -51,8 +51,16 @@ pub enum CommandError {
 }
 
 fn available_list() -> String {
-    let names: Vec<_> = Command::ALL.iter().filter(|c| c.available()).map(|c| c.name()).collect();
-    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    let names: Vec<_> = Command::ALL
+        .iter()
+        .filter(|c| c.available())
+        .map(|c| c.name())
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Runs the configured command.

@@ -46,7 +46,13 @@ pub fn action_yml() -> String {
     y.push_str("# Generated from src/config/spec.rs; edit the table there, then run\n");
     y.push_str("# `EXPEDITE_BLESS=1 cargo test --test metadata`.\n");
     y.push_str("name: expedite\n");
-    let _ = writeln!(y, "description: {}", quoted("Expedited hotfix path for Azure: critical-test gate, verified slot deploy with canary and circuit breaker, automatic rollback, cherry-pick back to main."));
+    let _ = writeln!(
+        y,
+        "description: {}",
+        quoted(
+            "Expedited hotfix path for Azure: critical-test gate, verified slot deploy with canary and circuit breaker, automatic rollback, cherry-pick back to main."
+        )
+    );
     y.push_str("author: expedite maintainers\n");
     y.push_str("branding:\n  icon: zap\n  color: orange\n");
     y.push_str("inputs:\n");
@@ -87,12 +93,23 @@ pub fn readme_inputs() -> String {
             }
             s
         };
-        let default = spec.action_default.or(spec.default).map(|d| format!("`{d}`")).unwrap_or_default();
+        let default = spec
+            .action_default
+            .or(spec.default)
+            .map(|d| format!("`{d}`"))
+            .unwrap_or_default();
         let mut desc = spec.description.to_string();
         if spec.secret {
             desc.push_str(" *Secret.*");
         }
-        let _ = writeln!(t, "| `{}` | {} | {} | {} |", spec.name, commands, cell(&default), cell(&desc));
+        let _ = writeln!(
+            t,
+            "| `{}` | {} | {} | {} |",
+            spec.name,
+            commands,
+            cell(&default),
+            cell(&desc)
+        );
     }
     t
 }
@@ -101,7 +118,13 @@ pub fn readme_inputs() -> String {
 pub fn readme_outputs() -> String {
     let mut t = String::from("| output | set by | description |\n|---|---|---|\n");
     for o in OUTPUTS {
-        let _ = writeln!(t, "| `{}` | {} | {} |", o.name, scope_names(o.scope), cell(o.description));
+        let _ = writeln!(
+            t,
+            "| `{}` | {} | {} |",
+            o.name,
+            scope_names(o.scope),
+            cell(o.description)
+        );
     }
     t
 }
@@ -110,9 +133,24 @@ pub fn readme_outputs() -> String {
 pub fn readme_commands() -> String {
     let mut t = String::from("| command | what it does | in this version |\n|---|---|---|\n");
     for c in Command::ALL {
-        let state = if c.available() { "available" } else { "not yet: exits 1 and says so" };
-        let where_ = if Command::ACTION.contains(&c) { "" } else { " (CLI only)" };
-        let _ = writeln!(t, "| `{}`{} | {} | {} |", c.name(), where_, c.about(), state);
+        let state = if c.available() {
+            "available"
+        } else {
+            "not yet: exits 1 and says so"
+        };
+        let where_ = if Command::ACTION.contains(&c) {
+            ""
+        } else {
+            " (CLI only)"
+        };
+        let _ = writeln!(
+            t,
+            "| `{}`{} | {} | {} |",
+            c.name(),
+            where_,
+            c.about(),
+            state
+        );
     }
     t
 }

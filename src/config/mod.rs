@@ -46,7 +46,11 @@ pub struct InputError {
 
 impl InputError {
     fn from_value(input: &str, e: ValueError) -> Self {
-        InputError { input: input.to_string(), problem: e.problem, fix: e.accepted }
+        InputError {
+            input: input.to_string(),
+            problem: e.problem,
+            fix: e.accepted,
+        }
     }
 
     /// One line naming the input as the user wrote it in this mode.
@@ -85,7 +89,11 @@ impl RawInputs {
                     Some(s) => format!("did you mean '{s}'? Remove it or fix its name in `with:`"),
                     None => "remove it from `with:`; see the inputs in action.yml".to_string(),
                 };
-                errors.push(InputError { input: name, problem: "is not an input of expedite".into(), fix });
+                errors.push(InputError {
+                    input: name,
+                    problem: "is not an input of expedite".into(),
+                    fix,
+                });
             }
         }
         let command = match env.input(COMMAND_INPUT) {
@@ -112,8 +120,14 @@ impl RawInputs {
                 }
             },
         };
-        let Some(command) = command else { return Err(errors) };
-        let mut raw = RawInputs { command, values: BTreeMap::new(), ignored: Vec::new() };
+        let Some(command) = command else {
+            return Err(errors);
+        };
+        let mut raw = RawInputs {
+            command,
+            values: BTreeMap::new(),
+            ignored: Vec::new(),
+        };
         for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT) {
             let given = env.input(spec.name);
             if !spec.scope.includes(command) {
@@ -128,24 +142,32 @@ impl RawInputs {
             }
             raw.insert(spec, given.map(|v| (v, Origin::Input)));
         }
-        if errors.is_empty() { Ok(raw) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(raw)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Builds raw inputs from CLI values (flag name → value), falling back to
     /// the spec's environment variable, then to its default.
-    pub fn from_cli(
-        command: Command,
-        flags: &BTreeMap<String, String>,
-        env: &Env,
-    ) -> RawInputs {
-        let mut raw = RawInputs { command, values: BTreeMap::new(), ignored: Vec::new() };
-        for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT && s.scope.includes(command)) {
+    pub fn from_cli(command: Command, flags: &BTreeMap<String, String>, env: &Env) -> RawInputs {
+        let mut raw = RawInputs {
+            command,
+            values: BTreeMap::new(),
+            ignored: Vec::new(),
+        };
+        for spec in INPUTS
+            .iter()
+            .filter(|s| s.name != COMMAND_INPUT && s.scope.includes(command))
+        {
             let given = flags
                 .get(spec.name)
                 .map(|v| (v.trim().to_string(), Origin::Flag))
                 .or_else(|| {
                     let var = spec.cli_env?;
-                    env.get(var).map(|v| (v.trim().to_string(), Origin::Env(var)))
+                    env.get(var)
+                        .map(|v| (v.trim().to_string(), Origin::Env(var)))
                 });
             raw.insert(spec, given);
         }
@@ -160,7 +182,8 @@ impl RawInputs {
             }
             None => {
                 if let Some(d) = spec.default {
-                    self.values.insert(spec.name, (d.to_string(), Origin::Default));
+                    self.values
+                        .insert(spec.name, (d.to_string(), Origin::Default));
                 }
             }
         }
@@ -188,7 +211,11 @@ impl RawInputs {
 }
 
 fn action_commands() -> String {
-    Command::ACTION.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+    Command::ACTION
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The closest candidate within a small edit distance, for "did you mean".
@@ -273,7 +300,10 @@ impl Resolver<'_> {
 impl Config {
     /// Validates everything; on failure returns every problem found.
     pub fn resolve(raw: &RawInputs) -> Result<Config, Vec<InputError>> {
-        let mut r = Resolver { raw, errors: Vec::new() };
+        let mut r = Resolver {
+            raw,
+            errors: Vec::new(),
+        };
         let timeout = r.parse("timeout", values::parse_duration);
         if timeout.is_some_and(|t| t.is_zero()) {
             r.errors.push(InputError {
@@ -283,11 +313,13 @@ impl Config {
             });
         }
         let summary = r.parse("summary", values::parse_bool);
-        let github_token = if spec::input_spec("github-token").is_some_and(|s| s.scope.includes(raw.command)) {
-            raw.get("github-token").map(|t| SecretString::from(t.to_string()))
-        } else {
-            None
-        };
+        let github_token =
+            if spec::input_spec("github-token").is_some_and(|s| s.scope.includes(raw.command)) {
+                raw.get("github-token")
+                    .map(|t| SecretString::from(t.to_string()))
+            } else {
+                None
+            };
         for spec in INPUTS.iter().filter(|s| s.required_by(raw.command)) {
             r.required(spec.name);
         }
@@ -315,7 +347,11 @@ mod tests {
 
     #[test]
     fn hyphenated_inputs_are_read() {
-        let e = env(&[("INPUT_COMMAND", "gate"), ("INPUT_RESULTS", " a.xml "), ("INPUT_MIN-CRITICAL-TESTS", "3")]);
+        let e = env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_RESULTS", " a.xml "),
+            ("INPUT_MIN-CRITICAL-TESTS", "3"),
+        ]);
         let raw = RawInputs::from_action(&e).unwrap();
         assert_eq!(raw.get("results"), Some("a.xml"));
         assert_eq!(raw.get("min-critical-tests"), Some("3"));
@@ -327,21 +363,38 @@ mod tests {
         let errs = RawInputs::from_action(&env(&[])).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].input, "command");
-        assert!(errs[0].render(Style::Action).starts_with("input 'command': is required"));
+        assert!(
+            errs[0]
+                .render(Style::Action)
+                .starts_with("input 'command': is required")
+        );
     }
 
     #[test]
     fn unknown_command_and_input_suggest() {
-        let errs = RawInputs::from_action(&env(&[("INPUT_COMMAND", "deplyo"), ("INPUT_TIMEOTU", "5m")]))
-            .unwrap_err();
+        let errs = RawInputs::from_action(&env(&[
+            ("INPUT_COMMAND", "deplyo"),
+            ("INPUT_TIMEOTU", "5m"),
+        ]))
+        .unwrap_err();
         let text: Vec<_> = errs.iter().map(|e| e.render(Style::Action)).collect();
-        assert!(text.iter().any(|t| t.contains("did you mean 'deploy'")), "{text:?}");
-        assert!(text.iter().any(|t| t.contains("did you mean 'timeout'")), "{text:?}");
+        assert!(
+            text.iter().any(|t| t.contains("did you mean 'deploy'")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("did you mean 'timeout'")),
+            "{text:?}"
+        );
     }
 
     #[test]
     fn runner_inputs_are_not_unknown() {
-        let raw = RawInputs::from_action(&env(&[("INPUT_COMMAND", "gate"), ("INPUT_ENTRYPOINT", ""), ("INPUT_RESULTS", "x")]));
+        let raw = RawInputs::from_action(&env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_ENTRYPOINT", ""),
+            ("INPUT_RESULTS", "x"),
+        ]));
         assert!(raw.is_ok());
     }
 
@@ -363,7 +416,11 @@ mod tests {
 
     #[test]
     fn empty_means_default_and_cli_matches_action() {
-        let e = env(&[("INPUT_COMMAND", "gate"), ("INPUT_TIMEOUT", ""), ("INPUT_RESULTS", "r.xml")]);
+        let e = env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_TIMEOUT", ""),
+            ("INPUT_RESULTS", "r.xml"),
+        ]);
         let a = Config::resolve(&RawInputs::from_action(&e).unwrap()).unwrap();
         let flags = BTreeMap::from([("results".to_string(), "r.xml".to_string())]);
         let c = Config::resolve(&RawInputs::from_cli(Command::Gate, &flags, &env(&[]))).unwrap();
@@ -373,9 +430,19 @@ mod tests {
 
     #[test]
     fn out_of_scope_values_are_noted_not_used() {
-        let e = env(&[("INPUT_COMMAND", "gate"), ("INPUT_RESULTS", "r"), ("INPUT_GITHUB-TOKEN", "ghs_x")]);
+        let e = env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_RESULTS", "r"),
+            ("INPUT_GITHUB-TOKEN", "ghs_x"),
+        ]);
         let raw = RawInputs::from_action(&e).unwrap();
-        assert!(raw.ignored.is_empty(), "the runner's token default is not a user choice");
-        assert_eq!(Config::resolve(&raw).unwrap().common.github_token.is_none(), true);
+        assert!(
+            raw.ignored.is_empty(),
+            "the runner's token default is not a user choice"
+        );
+        assert_eq!(
+            Config::resolve(&raw).unwrap().common.github_token.is_none(),
+            true
+        );
     }
 }

@@ -89,8 +89,12 @@ impl Command {
             Command::Deploy => {
                 "Deploy to the staging slot, verify, canary, swap; roll back on any failure"
             }
-            Command::Rollback => "Roll one, several or all services back to the last known good version",
-            Command::CherryPick => "Carry the hotfix commits to main (a draft PR when they conflict)",
+            Command::Rollback => {
+                "Roll one, several or all services back to the last known good version"
+            }
+            Command::CherryPick => {
+                "Carry the hotfix commits to main (a draft PR when they conflict)"
+            }
             Command::Start => "Open a hotfix branch from the release tag production serves",
             Command::Tag => "Create the annotated release tag for the hotfix",
             Command::Incident => "Create, update or resolve an incident record and notify",
@@ -251,7 +255,9 @@ pub const INPUTS: &[InputSpec] = &[
          expedite stops starting changes and leaves production in a safe state.",
     )
     .default("30m"),
-    input("summary", "Write the job summary (true or false).").default("true").boolean(),
+    input("summary", "Write the job summary (true or false).")
+        .default("true")
+        .boolean(),
     input(
         "results",
         "Test result files to gate on: glob patterns, one per line or comma-separated \
@@ -315,20 +321,36 @@ pub struct OutputSpec {
 }
 
 const fn output(name: &'static str, description: &'static str, scope: Scope) -> OutputSpec {
-    OutputSpec { name, description, scope }
+    OutputSpec {
+        name,
+        description,
+        scope,
+    }
 }
 
 /// Every output.
 pub const OUTPUTS: &[OutputSpec] = &[
-    output("outcome", "How the command ended: success, failure or cancelled.", Scope::All),
+    output(
+        "outcome",
+        "How the command ended: success, failure or cancelled.",
+        Scope::All,
+    ),
     output(
         "error",
         "When the command failed: the error message (one line per error), for notifications.",
         Scope::All,
     ),
     output("verdict", "Gate verdict: pass or fail.", Scope::Only(GATE)),
-    output("critical-total", "Critical tests found by the filter.", Scope::Only(GATE)),
-    output("critical-passed", "Critical tests that passed.", Scope::Only(GATE)),
+    output(
+        "critical-total",
+        "Critical tests found by the filter.",
+        Scope::Only(GATE),
+    ),
+    output(
+        "critical-passed",
+        "Critical tests that passed.",
+        Scope::Only(GATE),
+    ),
     output(
         "critical-failed",
         "Critical tests that failed, errored or timed out.",
@@ -361,13 +383,25 @@ mod tests {
         let mut seen = HashSet::new();
         for i in INPUTS {
             assert!(seen.insert(i.name), "duplicate input {}", i.name);
-            assert!(i.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", i.name);
+            assert!(
+                i.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{}",
+                i.name
+            );
             assert!(!i.description.is_empty());
             if i.secret {
-                assert!(i.default.is_none(), "a secret has no literal default: {}", i.name);
+                assert!(
+                    i.default.is_none(),
+                    "a secret has no literal default: {}",
+                    i.name
+                );
             }
             for c in i.required_for {
-                assert!(i.scope.includes(*c), "{} required for {c:?} outside its scope", i.name);
+                assert!(
+                    i.scope.includes(*c),
+                    "{} required for {c:?} outside its scope",
+                    i.name
+                );
             }
         }
         let mut seen = HashSet::new();

@@ -16,14 +16,22 @@ pub struct ValueError {
 
 impl ValueError {
     fn new(problem: impl Into<String>, accepted: impl Into<String>) -> Self {
-        ValueError { problem: problem.into(), accepted: accepted.into() }
+        ValueError {
+            problem: problem.into(),
+            accepted: accepted.into(),
+        }
     }
 }
 
 /// Quotes a value for an error message on one line: control characters are
 /// escaped (so a newline cannot start a new log line) and long values cut.
 pub fn shown(value: &str) -> String {
-    let mut s: String = value.chars().take(80).collect::<String>().escape_debug().to_string();
+    let mut s: String = value
+        .chars()
+        .take(80)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
     if value.chars().count() > 80 {
         s.push('…');
     }
@@ -59,13 +67,17 @@ pub fn parse_duration(value: &str) -> Result<Duration, ValueError> {
     let mut total = 0f64;
     let mut rest = v;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -106,7 +118,10 @@ pub fn parse_percent(value: &str) -> Result<f64, ValueError> {
         .parse()
         .map_err(|_| ValueError::new(format!("{} is not a percentage", shown(v)), ACCEPTED))?;
     if !p.is_finite() || !(0.0..=100.0).contains(&p) {
-        return Err(ValueError::new(format!("{} is outside 0–100", shown(v)), ACCEPTED));
+        return Err(ValueError::new(
+            format!("{} is outside 0–100", shown(v)),
+            ACCEPTED,
+        ));
     }
     Ok(p)
 }
@@ -115,9 +130,8 @@ pub fn parse_percent(value: &str) -> Result<f64, ValueError> {
 pub fn parse_url(value: &str) -> Result<url::Url, ValueError> {
     const ACCEPTED: &str = "an absolute http:// or https:// URL, e.g. https://example.com/health";
     let v = value.trim();
-    let url = url::Url::parse(v).map_err(|e| {
-        ValueError::new(format!("{} is not a URL ({e})", shown(v)), ACCEPTED)
-    })?;
+    let url = url::Url::parse(v)
+        .map_err(|e| ValueError::new(format!("{} is not a URL ({e})", shown(v)), ACCEPTED))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ValueError::new(
             format!("scheme '{}' is not supported", url.scheme()),
@@ -125,7 +139,10 @@ pub fn parse_url(value: &str) -> Result<url::Url, ValueError> {
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(ValueError::new(format!("{} has no host", shown(v)), ACCEPTED));
+        return Err(ValueError::new(
+            format!("{} has no host", shown(v)),
+            ACCEPTED,
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Credentials in a URL travel into logs and error messages.
@@ -141,8 +158,12 @@ pub fn parse_url(value: &str) -> Result<url::Url, ValueError> {
 pub fn parse_uint(value: &str, min: u64, max: u64) -> Result<u64, ValueError> {
     let accepted = format!("a whole number from {min} to {max}");
     let v = value.trim();
-    let n: u64 =
-        v.parse().map_err(|_| ValueError::new(format!("{} is not a whole number", shown(v)), accepted.clone()))?;
+    let n: u64 = v.parse().map_err(|_| {
+        ValueError::new(
+            format!("{} is not a whole number", shown(v)),
+            accepted.clone(),
+        )
+    })?;
     if n < min || n > max {
         return Err(ValueError::new(format!("{n} is out of range"), accepted));
     }
@@ -156,12 +177,23 @@ pub fn parse_version(value: &str) -> Result<String, ValueError> {
     const ACCEPTED: &str = "a version such as 2.4.1, v2.4.1, 2.4.1-hotfix.1 or a commit SHA (letters, digits, . _ + -)";
     let v = value.trim();
     if v.is_empty() || v.len() > 128 {
-        return Err(ValueError::new(format!("{} is not a version", shown(v)), ACCEPTED));
+        return Err(ValueError::new(
+            format!("{} is not a version", shown(v)),
+            ACCEPTED,
+        ));
     }
-    if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-')) {
-        return Err(ValueError::new(format!("{} has characters a version cannot have", shown(v)), ACCEPTED));
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+    {
+        return Err(ValueError::new(
+            format!("{} has characters a version cannot have", shown(v)),
+            ACCEPTED,
+        ));
     }
-    let stripped = v.strip_prefix('v').filter(|r| r.starts_with(|c: char| c.is_ascii_digit()));
+    let stripped = v
+        .strip_prefix('v')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()));
     Ok(stripped.unwrap_or(v).to_string())
 }
 
@@ -188,12 +220,22 @@ mod tests {
         assert_eq!(parse_duration(" 0s ").unwrap(), Duration::ZERO);
         let e = parse_duration("300").unwrap_err();
         assert!(e.accepted.contains("300s"), "{e:?}");
-        assert!(parse_duration("-5s").unwrap_err().problem.contains("negative"));
+        assert!(
+            parse_duration("-5s")
+                .unwrap_err()
+                .problem
+                .contains("negative")
+        );
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("1..2s").is_err());
-        assert!(parse_duration("100000h").unwrap_err().problem.contains("too long"));
+        assert!(
+            parse_duration("100000h")
+                .unwrap_err()
+                .problem
+                .contains("too long")
+        );
         let e = parse_duration("5\nx=1").unwrap_err();
         assert!(!e.problem.contains('\n'), "{e:?}");
     }
@@ -223,10 +265,18 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("https://a.example/health").unwrap().path(), "/health");
+        assert_eq!(
+            parse_url("https://a.example/health").unwrap().path(),
+            "/health"
+        );
         assert!(parse_url("ftp://a.example").is_err());
         assert!(parse_url("a.example/health").is_err());
-        assert!(parse_url("https://u:p@a.example").unwrap_err().problem.contains("credentials"));
+        assert!(
+            parse_url("https://u:p@a.example")
+                .unwrap_err()
+                .problem
+                .contains("credentials")
+        );
     }
 
     #[test]

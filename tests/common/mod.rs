@@ -27,28 +27,53 @@ pub struct StepResult {
 
 impl StepResult {
     pub fn output(&self, name: &str) -> Option<&str> {
-        self.outputs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.outputs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn state(&self, name: &str) -> Option<&str> {
-        self.state.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.state
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     /// Lines the runner would parse as `::error`.
     pub fn error_lines(&self) -> Vec<&str> {
-        self.stdout.lines().chain(self.stderr.lines()).filter(|l| l.trim_start().starts_with("::error")).collect()
+        self.stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .filter(|l| l.trim_start().starts_with("::error"))
+            .collect()
     }
     pub fn all_text(&self) -> String {
-        format!("{}\n{}\n{}\n{:?}", self.stdout, self.stderr, self.summary, self.outputs)
+        format!(
+            "{}\n{}\n{}\n{:?}",
+            self.stdout, self.stderr, self.summary, self.outputs
+        )
     }
 }
 
 impl Job {
     pub fn new() -> Job {
         let root = tempfile::tempdir().expect("tempdir");
-        for d in ["github/home", "github/workspace", "github/workflow", "github/file_commands", "github/runner_temp"] {
+        for d in [
+            "github/home",
+            "github/workspace",
+            "github/workflow",
+            "github/file_commands",
+            "github/runner_temp",
+        ] {
             std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
         }
         std::fs::write(root.path().join("github/workflow/event.json"), "{}").expect("event");
-        Job { root, inputs: BTreeMap::new(), env: BTreeMap::new() }
+        Job {
+            root,
+            inputs: BTreeMap::new(),
+            env: BTreeMap::new(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -81,7 +106,10 @@ impl Job {
         if !link.exists() {
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_expedite"), &link).expect("symlink");
         }
-        let vars: Vec<(String, String)> = state.iter().map(|(k, v)| (format!("STATE_{k}"), v.clone())).collect();
+        let vars: Vec<(String, String)> = state
+            .iter()
+            .map(|(k, v)| (format!("STATE_{k}"), v.clone()))
+            .collect();
         self.run_step(&link, &vars)
     }
 
@@ -96,7 +124,9 @@ impl Job {
             ("GITHUB_STEP_SUMMARY", fc.join(format!("step_summary_{id}"))),
         ];
         let mut cmd = Command::new(program);
-        cmd.env_clear().current_dir(self.workspace()).stdin(Stdio::null());
+        cmd.env_clear()
+            .current_dir(self.workspace())
+            .stdin(Stdio::null());
         for (k, p) in &files {
             std::fs::write(p, "").expect("file command");
             cmd.env(k, p);
@@ -112,11 +142,20 @@ impl Job {
             ("GITHUB_REPOSITORY", "contoso/payments".to_string()),
             ("GITHUB_RUN_ID", "4242".to_string()),
             ("GITHUB_RUN_ATTEMPT", "1".to_string()),
-            ("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567".to_string()),
-            ("GITHUB_REF", "refs/heads/hotfix/INC-4521-payments".to_string()),
+            (
+                "GITHUB_SHA",
+                "0123456789abcdef0123456789abcdef01234567".to_string(),
+            ),
+            (
+                "GITHUB_REF",
+                "refs/heads/hotfix/INC-4521-payments".to_string(),
+            ),
             ("GITHUB_ACTOR", "oncall".to_string()),
             ("RUNNER_OS", "Linux".to_string()),
-            ("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())),
+            (
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
         ];
         for (k, v) in base {
             cmd.env(k, v);
@@ -124,7 +163,12 @@ impl Job {
         for (k, v) in &self.inputs {
             cmd.env(format!("INPUT_{}", k.to_uppercase()), v);
         }
-        for (k, v) in self.env.iter().map(|(k, v)| (k.clone(), v.clone())).chain(extra.iter().cloned()) {
+        for (k, v) in self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(extra.iter().cloned())
+        {
             cmd.env(k, v);
         }
         let out = cmd.output().expect("run expedite");
@@ -143,5 +187,9 @@ impl Job {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
