@@ -40,9 +40,8 @@ pub struct RunState {
 
 /// Runs expedite and returns the process exit code.
 pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
-    // One crypto backend for every TLS client in the process (see
-    // docs/adr/0002-crypto-backend.md); a second install is a no-op.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // One crypto backend for every TLS client in the process (ADR 0002).
+    crate::http::install_crypto_provider();
 
     let style = action::style_for(&env);
     let invocation = if argv.len() > 1 {

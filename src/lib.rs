@@ -8,11 +8,12 @@
 //! - [`cli`]: the command line, generated from the same input table;
 //! - [`app`]: one run from arguments to exit code; [`cancel`]: signals and
 //!   deadline; [`commands`]: the commands;
-//! - [`report`]: summaries.
+//! - [`gate`]: critical-test and security gate; [`report`]: summaries.
 pub mod action;
 pub mod app;
 pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod http;
 pub mod report;
