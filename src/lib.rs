@@ -11,6 +11,7 @@
 //! - [`gate`]: critical-test and security gate; [`report`]: summaries.
 pub mod action;
 pub mod app;
+pub mod azure;
 pub mod cancel;
 pub mod cli;
 pub mod commands;

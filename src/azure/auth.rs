@@ -1,0 +1,431 @@
+//! Microsoft Entra ID tokens for Azure Resource Manager.
+//!
+//! Three ways in, as `azure/login` offers them:
+//! - **OIDC federation**: a GitHub ID token (`ACTIONS_ID_TOKEN_REQUEST_URL`,
+//!   needs `permissions: id-token: write`) exchanged as a client assertion.
+//!   GitHub's assertions live about five minutes, so a fresh one is fetched
+//!   for every Entra request and never cached;
+//! - a **client secret**;
+//! - the **`azure-credentials` JSON** that `azure/login`'s `creds:` takes.
+//!
+//! Every token is registered with the console's mask the moment it exists.
+//! The ARM scope is `{arm-endpoint}/.default`, as the Azure SDKs derive it,
+//! so sovereign clouds and the sandbox need only their endpoints.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::action::console::Console;
+use crate::cancel::Cancel;
+use crate::http::{self, HttpError, Idempotency, RetryPolicy};
+
+/// The audience GitHub's ID token is requested for (Entra's default for
+/// workload identity federation, and `azure/login`'s).
+pub const DEFAULT_OIDC_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// How to obtain the client's proof of identity.
+#[derive(Clone)]
+pub enum ClientProof {
+    /// A client secret.
+    Secret(SecretString),
+    /// A GitHub Actions ID token, fetched fresh for every Entra request.
+    GithubOidc {
+        /// `ACTIONS_ID_TOKEN_REQUEST_URL` (already carries a query string).
+        request_url: url::Url,
+        /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+        request_token: SecretString,
+        /// The `aud` to ask for.
+        audience: String,
+    },
+}
+
+impl std::fmt::Debug for ClientProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientProof::Secret(_) => f.write_str("Secret(***)"),
+            ClientProof::GithubOidc { audience, .. } => {
+                write!(f, "GithubOidc(audience={audience})")
+            }
+        }
+    }
+}
+
+/// Who we are in Entra ID.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Directory (tenant) id.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Secret or federated assertion.
+    pub proof: ClientProof,
+}
+
+/// The JSON `azure/login` accepts as `creds:` (`az ad sp create-for-rbac
+/// --json-auth`). Only these keys matter; others are ignored, as there.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureCredentialsJson {
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: SecretString,
+    /// Subscription id.
+    pub subscription_id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// ARM endpoint for sovereign clouds.
+    #[serde(default)]
+    pub resource_manager_endpoint_url: Option<String>,
+    /// Entra endpoint for sovereign clouds.
+    #[serde(default)]
+    pub active_directory_endpoint_url: Option<String>,
+}
+
+impl AzureCredentialsJson {
+    /// Parses the JSON, saying which key is missing without echoing values.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        let Some(obj) = value.as_object() else {
+            return Err("is not a JSON object".into());
+        };
+        if obj.contains_key("clientCertificate") && !obj.contains_key("clientSecret") {
+            return Err("uses a client certificate, which expedite does not support; use a client secret or OIDC".into());
+        }
+        let missing: Vec<&str> = ["clientId", "clientSecret", "subscriptionId", "tenantId"]
+            .into_iter()
+            .filter(|k| {
+                !obj.get(*k)
+                    .is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "lacks {} (the keys `az ad sp create-for-rbac --json-auth` prints)",
+                missing.join(", ")
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| format!("has a value of the wrong type ({e})"))
+    }
+}
+
+/// Why no token could be obtained. Each variant says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// OIDC was asked for but the job cannot mint ID tokens.
+    #[error(
+        "GitHub OIDC is not available in this job: ACTIONS_ID_TOKEN_REQUEST_URL is not set; add `permissions: id-token: write` to the job"
+    )]
+    OidcUnavailable,
+    /// GitHub refused or failed to mint an ID token.
+    #[error("could not get a GitHub OIDC token: {0}")]
+    Oidc(String),
+    /// Entra ID refused the request; `hint` says what usually fixes it.
+    #[error("Microsoft Entra ID refused the token request ({status} {code}): {description}{}", .hint.map(|h| format!(" — {h}")).unwrap_or_default())]
+    Entra {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code (`invalid_client`, …).
+        code: String,
+        /// Entra's description (with the AADSTS code).
+        description: String,
+        /// What to check.
+        hint: Option<&'static str>,
+    },
+    /// The token endpoint could not be reached or answered nonsense.
+    #[error("token endpoint: {0}")]
+    Http(#[from] HttpError),
+}
+
+/// Hints for the Entra errors people actually hit.
+fn hint_for(description: &str) -> Option<&'static str> {
+    const HINTS: &[(&str, &str)] = &[
+        (
+            "AADSTS700213",
+            "no federated credential matches this job's subject: add one for the `sub` claim shown (e.g. repo:OWNER/REPO:environment:NAME)",
+        ),
+        (
+            "AADSTS70021",
+            "no federated credential matches the presented assertion: check issuer, subject and audience",
+        ),
+        (
+            "AADSTS700024",
+            "the GitHub assertion expired; expedite fetches a fresh one per request, so check the runner's clock",
+        ),
+        (
+            "AADSTS7000215",
+            "the client secret is wrong or expired: create a new one and update the secret",
+        ),
+        (
+            "AADSTS7000222",
+            "the client secret expired: create a new one and update the secret",
+        ),
+        (
+            "AADSTS700016",
+            "no application with this client id in the tenant: check client-id and tenant-id",
+        ),
+        (
+            "AADSTS90002",
+            "the tenant was not found: check tenant-id and the authority host (sovereign clouds)",
+        ),
+        (
+            "AADSTS500011",
+            "the resource (ARM endpoint) is not known in this tenant: check arm-endpoint",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(code, _)| description.contains(code))
+        .map(|(_, h)| *h)
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct EntraError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+#[derive(Deserialize)]
+struct OidcResponse {
+    value: String,
+}
+
+struct Cached {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+/// Obtains and caches ARM access tokens.
+pub struct TokenProvider {
+    http: reqwest::Client,
+    authority: url::Url,
+    identity: Identity,
+    scope: String,
+    console: Console,
+    policy: RetryPolicy,
+    cached: Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("authority", &self.authority.as_str())
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Refresh this long before a token expires (clock skew, long requests).
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+impl TokenProvider {
+    /// A provider for ARM at `arm_endpoint`, authenticating at `authority`.
+    pub fn new(
+        http: reqwest::Client,
+        authority: url::Url,
+        arm_endpoint: &url::Url,
+        identity: Identity,
+        console: Console,
+    ) -> Self {
+        let scope = format!("{}/.default", arm_endpoint.as_str().trim_end_matches('/'));
+        TokenProvider {
+            http,
+            authority,
+            identity,
+            scope,
+            console,
+            policy: RetryPolicy::default(),
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The scope tokens are requested for.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// A valid token, from the cache or freshly obtained.
+    pub async fn token(&self, cancel: &Cancel) -> Result<SecretString, AuthError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref()
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.token.clone());
+        }
+        let (token, lifetime) = self.request(cancel).await?;
+        let refresh_in = lifetime
+            .saturating_sub(REFRESH_MARGIN)
+            .max(Duration::from_secs(30));
+        *cached = Some(Cached {
+            token: token.clone(),
+            refresh_at: Instant::now() + refresh_in,
+        });
+        Ok(token)
+    }
+
+    /// Drops the cached token (after a 401: it may have been revoked).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    async fn request(&self, cancel: &Cancel) -> Result<(SecretString, Duration), AuthError> {
+        let mut form: Vec<(&str, String)> = vec![
+            ("client_id", self.identity.client_id.clone()),
+            ("grant_type", "client_credentials".into()),
+            ("scope", self.scope.clone()),
+        ];
+        match &self.identity.proof {
+            ClientProof::Secret(s) => form.push(("client_secret", s.expose_secret().to_string())),
+            ClientProof::GithubOidc {
+                request_url,
+                request_token,
+                audience,
+            } => {
+                let assertion = self
+                    .github_id_token(request_url, request_token, audience, cancel)
+                    .await?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion.expose_secret().to_string()));
+            }
+        }
+        let url = self
+            .authority
+            .join(&format!("{}/oauth2/v2.0/token", self.identity.tenant_id))
+            .map_err(|e| AuthError::Oidc(format!("bad authority host: {e}")))?;
+        let result = http::send(
+            || self.http.post(url.clone()).form(&form),
+            Idempotency::Idempotent,
+            &self.policy,
+            cancel,
+        )
+        .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(HttpError::Status { status, body, .. }) if status.is_client_error() => {
+                let e: EntraError = serde_json::from_str(&body).unwrap_or_default();
+                let description = self.console.secrets().redact(&e.error_description);
+                return Err(AuthError::Entra {
+                    status: status.as_u16(),
+                    code: if e.error.is_empty() {
+                        "unknown".into()
+                    } else {
+                        e.error
+                    },
+                    hint: hint_for(&description),
+                    description: description.lines().next().unwrap_or_default().to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let parsed: TokenResponse = serde_json::from_str(&response.body)
+            .map_err(|e| AuthError::Oidc(format!("Entra answered 200 without a token ({e})")))?;
+        // Mask before anything else can print it.
+        self.console.add_mask(&parsed.access_token);
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3599));
+        Ok((SecretString::from(parsed.access_token), lifetime))
+    }
+
+    async fn github_id_token(
+        &self,
+        request_url: &url::Url,
+        request_token: &SecretString,
+        audience: &str,
+        cancel: &Cancel,
+    ) -> Result<SecretString, AuthError> {
+        let mut url = request_url.clone();
+        url.query_pairs_mut().append_pair("audience", audience);
+        let result = http::send(
+            || {
+                self.http
+                    .get(url.clone())
+                    .bearer_auth(request_token.expose_secret())
+            },
+            Idempotency::Idempotent,
+            &self.policy,
+            cancel,
+        )
+        .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(HttpError::Status { status, .. }) => {
+                return Err(AuthError::Oidc(format!(
+                    "GitHub answered HTTP {status}; the job needs `permissions: id-token: write`"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let parsed: OidcResponse = serde_json::from_str(&response.body)
+            .map_err(|_| AuthError::Oidc("the response has no `value`".into()))?;
+        self.console.add_mask(&parsed.value);
+        Ok(SecretString::from(parsed.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_json_errors_name_keys_not_values() {
+        let e = AzureCredentialsJson::parse(
+            r#"{"clientId":"c","clientSecret":"TOPSECRET","tenantId":"t"}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("subscriptionId") && !e.contains("TOPSECRET"),
+            "{e}"
+        );
+        let e = AzureCredentialsJson::parse("{not json").err().unwrap();
+        assert!(e.starts_with("is not valid JSON"), "{e}");
+        let e = AzureCredentialsJson::parse(
+            r#"{"clientId":"c","clientCertificate":"x","tenantId":"t","subscriptionId":"s"}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("certificate"), "{e}");
+        let ok = AzureCredentialsJson::parse(
+            r#"{"clientId":"c","clientSecret":"s","subscriptionId":"sub","tenantId":"t","resourceManagerEndpointUrl":"https://management.azure.com/","galleryEndpointUrl":"x"}"#,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(ok.subscription_id, "sub");
+        assert_eq!(ok.client_secret.expose_secret(), "s");
+    }
+
+    #[test]
+    fn hints_match_aadsts_codes() {
+        assert!(
+            hint_for("AADSTS700213: No matching federated identity record")
+                .unwrap()
+                .contains("subject")
+        );
+        assert!(
+            hint_for("AADSTS7000215: Invalid client secret provided")
+                .unwrap()
+                .contains("secret")
+        );
+        assert_eq!(hint_for("something else"), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! Azure: Entra ID authentication ([`auth`]) and the Resource Manager
+//! client with long-running-operation polling and throttling ([`arm`]).
+//! Platform specifics (App Service slots, Container Apps revisions) live in
+//! `platform/`, on top of these.
+
+pub mod arm;
+pub mod auth;
