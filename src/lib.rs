@@ -17,4 +17,5 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod platform;
 pub mod report;
