@@ -19,3 +19,4 @@ pub mod config;
 pub mod http;
 pub mod platform;
 pub mod report;
+pub mod rollout;

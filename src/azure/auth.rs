@@ -104,8 +104,8 @@ impl AzureCredentialsJson {
         let missing: Vec<&str> = ["clientId", "clientSecret", "subscriptionId", "tenantId"]
             .into_iter()
             .filter(|k| {
-                !obj.get(*k)
-                    .is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+                obj.get(*k)
+                    .is_none_or(|v| v.as_str().is_none_or(|s| s.trim().is_empty()))
             })
             .collect();
         if !missing.is_empty() {
