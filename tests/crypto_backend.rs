@@ -1,6 +1,7 @@
 //! Exactly one crypto backend (docs/adr/0002-crypto-backend.md): with none or
 //! two, jsonwebtoken panics when it signs — in production, the first time a
 //! GitHub App token is needed. This signs through octocrab's own helper.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use std::process::Command;
 

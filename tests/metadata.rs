@@ -1,6 +1,7 @@
 //! `action.yml` and the README's reference tables are generated from the
 //! input table; these tests fail when the committed files drift.
 //! `EXPEDITE_BLESS=1 cargo test --test metadata` rewrites them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use expedite::config::docs;
 

@@ -440,9 +440,6 @@ mod tests {
             raw.ignored.is_empty(),
             "the runner's token default is not a user choice"
         );
-        assert_eq!(
-            Config::resolve(&raw).unwrap().common.github_token.is_none(),
-            true
-        );
+        assert!(Config::resolve(&raw).unwrap().common.github_token.is_none());
     }
 }

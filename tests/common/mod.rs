@@ -2,7 +2,7 @@
 //! action: a cleared environment holding only `INPUT_*` (hyphens kept), the
 //! `GITHUB_*` variables pointing at fresh files under a `/github`-style tree,
 //! `GITHUB_ACTIONS=true`, `HOME=<root>/github/home`, workdir the workspace.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
