@@ -18,5 +18,6 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod platform;
+pub mod probe;
 pub mod report;
 pub mod rollout;
