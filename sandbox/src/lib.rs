@@ -1,1 +1,587 @@
-//! Local emulation of the remote APIs expedite talks to (built under issue 3).
+//! expedite's sandbox: a faithful local emulation of every remote API
+//! expedite talks to, served on 127.0.0.1.
+//!
+//! One HTTPS listener serves every Azure surface, routed by `Host` (SNI when
+//! the header is absent), with a CA generated at start:
+//! `management.azure.test` (ARM: Microsoft.Web sites/slots/config/swap,
+//! Microsoft.App container apps and revisions, Microsoft.Insights metrics),
+//! `login.azure.test` (Entra v2.0 token endpoint), `token.actions.test`
+//! (GitHub Actions OIDC tokens), `*.azurewebsites.test` (the demo payments
+//! app per slot), `*.scm.azurewebsites.test` (Kudu per slot) and
+//! `*.{env}.azurecontainerapps.test` (the demo app per container app and
+//! revision). One plain HTTP listener serves the control API `/_sandbox/*`.
+//! [`start`] returns a [`Sandbox`] whose [`Settings`] tell a client everything
+//! it needs (endpoints, credentials, resolve overrides, CA file).
+//!
+//! Scenario `contoso` (the incident expedite is born from): subscription
+//! `00000000-0000-4000-8000-00000000c0de`, resource group `rg-contoso-prod`,
+//! `westeurope`; web apps `app-contoso-payments` and
+//! `app-contoso-notifications`, each with slot `staging`; production serves
+//! the bad 2.4.0 (drops orders over 10,000), staging holds 2.3.1; container
+//! app `ca-contoso-payments` (Multiple revision mode, one revision serving
+//! 2.4.0, traffic `latestRevision: true` at 100 %, so a deploy that does not
+//! pin traffic first sends everyone to the new revision).
+
+#![recursion_limit = "256"]
+// Internal validators return the ready Azure error response as their `Err`;
+// those are built once per rejected request, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod arm;
+pub mod containerapps;
+mod control;
+mod demo;
+mod entra;
+pub mod faults;
+pub mod hosts;
+mod kudu;
+pub mod log;
+pub mod ratelimit;
+mod respond;
+mod server;
+pub mod settings;
+mod tls;
+mod tokens;
+pub mod traffic;
+pub mod world;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::{ActiveFault, FaultKind, FaultSpec};
+pub use log::RequestRecord;
+pub use ratelimit::ArmLimits;
+pub use settings::{ResolveEntry, Settings};
+pub use tls::client_config;
+pub use traffic::{TrafficRun, TrafficSpec};
+pub use world::{Behaviour, RampUpRule};
+
+use server::{Federated, Kind, Shared};
+use world::{Timing, World};
+
+/// Errors starting or driving the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot bind {what} listener on 127.0.0.1:{port}: {source}")]
+    Bind {
+        what: &'static str,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("TLS or token key setup failed: {0}")]
+    Tls(String),
+    #[error("cannot write the CA certificate to {path}: {source}")]
+    WriteCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid request to the sandbox: {0}")]
+    Invalid(String),
+}
+
+/// Which estate the sandbox starts with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scenario {
+    /// The Contoso payments incident (see the crate docs).
+    #[default]
+    Contoso,
+}
+
+impl FromStr for Scenario {
+    type Err = SandboxError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "contoso" => Ok(Scenario::Contoso),
+            other => Err(SandboxError::Invalid(format!(
+                "unknown scenario '{other}' (known: contoso)"
+            ))),
+        }
+    }
+}
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub scenario: Scenario,
+    /// Seeds traffic splitting, demo error draws and probabilistic faults.
+    pub seed: u64,
+    /// 0 picks a free port.
+    pub https_port: u16,
+    /// 0 picks a free port.
+    pub http_port: u16,
+    /// How long a slot swap takes.
+    pub swap_duration: Duration,
+    /// How long a Kudu deployment takes from upload to Success/Failed.
+    pub build_duration: Duration,
+    /// Lifetime of Entra access tokens.
+    pub token_lifetime: Duration,
+    /// `Retry-After` seconds on swap LRO responses.
+    pub retry_after_secs: u32,
+    /// Directory for `ca.pem`; `None` makes (and later removes) a temp dir.
+    pub ca_dir: Option<PathBuf>,
+    /// `sub` of GitHub OIDC tokens and of the federated credential.
+    pub oidc_subject: String,
+    /// Request-log records kept.
+    pub log_capacity: usize,
+    /// ARM throttling buckets.
+    pub arm_limits: ArmLimits,
+    /// Azure Monitor ingestion delay: a minute bucket becomes visible this
+    /// long after it starts (Azure takes one to three minutes; 0 shows the
+    /// current, partial minute at once).
+    pub metrics_latency: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            scenario: Scenario::Contoso,
+            seed: 0,
+            https_port: 0,
+            http_port: 0,
+            swap_duration: Duration::from_secs(3),
+            build_duration: Duration::from_secs(2),
+            token_lifetime: Duration::from_secs(3599),
+            retry_after_secs: 1,
+            ca_dir: None,
+            oidc_subject: "repo:contoso/payments:environment:production".into(),
+            log_capacity: 100_000,
+            arm_limits: ArmLimits::default(),
+            metrics_latency: Duration::ZERO,
+        }
+    }
+}
+
+/// The federated credential audience `azure/login` uses.
+pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// A running sandbox. Dropping it stops the listeners; prefer
+/// [`Sandbox::shutdown`] to wait for them.
+pub struct Sandbox {
+    handle: SandboxHandle,
+    https_addr: SocketAddr,
+    http_addr: SocketAddr,
+    ca_pem: String,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    settings: Settings,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    temp_dir: Option<PathBuf>,
+}
+
+fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn new_world(config: &SandboxConfig) -> World {
+    let timing = Timing {
+        swap_duration: config.swap_duration,
+        build_duration: config.build_duration,
+        retry_after_secs: config.retry_after_secs,
+        metrics_latency: config.metrics_latency,
+    };
+    match config.scenario {
+        Scenario::Contoso => World::contoso(config.seed, timing, Instant::now()),
+    }
+}
+
+/// Puts the estate, faults and behaviour table back to the scenario's start
+/// (credentials, keys and the request log are kept).
+pub(crate) fn reset_world(shared: &Shared) {
+    let fresh = new_world(&shared.config);
+    *shared.world.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+    *shared.arm_limits.lock().unwrap_or_else(|e| e.into_inner()) =
+        ratelimit::ArmBuckets::new(shared.config.arm_limits, Instant::now());
+    shared.faults().clear();
+}
+
+async fn bind(what: &'static str, port: u16) -> Result<TcpListener, SandboxError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .map_err(|source| SandboxError::Bind { what, port, source })
+}
+
+/// Starts a sandbox: binds both listeners, generates the CA and keys, writes
+/// `ca.pem`, and serves until [`Sandbox::shutdown`] or drop.
+pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+    let https = bind("HTTPS", config.https_port).await?;
+    let http = bind("HTTP", config.http_port).await?;
+    let local = |l: &TcpListener, what: &'static str, port: u16| {
+        l.local_addr()
+            .map_err(|source| SandboxError::Bind { what, port, source })
+    };
+    let https_addr = local(&https, "HTTPS", config.https_port)?;
+    let http_addr = local(&http, "HTTP", config.http_port)?;
+
+    let world = new_world(&config);
+    let mut dns_names = vec![
+        hosts::ARM.to_owned(),
+        hosts::LOGIN.to_owned(),
+        hosts::OIDC.to_owned(),
+        format!("*.{}", hosts::WEB_DOMAIN),
+        format!("*.scm.{}", hosts::WEB_DOMAIN),
+    ];
+    let mut concrete_hosts = vec![
+        hosts::ARM.to_owned(),
+        hosts::LOGIN.to_owned(),
+        hosts::OIDC.to_owned(),
+    ];
+    for site in world.sites.values() {
+        for slot in site.slots.values() {
+            concrete_hosts.push(slot.host.clone());
+            concrete_hosts.push(slot.scm_host.clone());
+        }
+    }
+    dns_names.extend(concrete_hosts.iter().skip(3).cloned());
+    for app in world.container_apps.values() {
+        dns_names.push(app.fqdn());
+        dns_names.push(format!("*.{}", app.env_domain));
+    }
+    let tls = tls::build(&dns_names)?;
+
+    let (ca_dir, temp_dir) = match &config.ca_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!(
+                "expedite-sandbox-{}-{}",
+                std::process::id(),
+                https_addr.port()
+            ));
+            (d.clone(), Some(d))
+        }
+    };
+    let ca_path = ca_dir.join("ca.pem");
+    std::fs::create_dir_all(&ca_dir)
+        .and_then(|()| std::fs::write(&ca_path, &tls.ca_pem))
+        .map_err(|source| SandboxError::WriteCa {
+            path: ca_path.clone(),
+            source,
+        })?;
+
+    let arm_base = format!("https://{}", hosts::ARM);
+    let authority = format!("https://{}", hosts::LOGIN);
+    let federated = Federated {
+        issuer: format!("https://{}", hosts::OIDC),
+        subject: config.oidc_subject.clone(),
+        audience: FEDERATED_AUDIENCE.to_owned(),
+    };
+    let client_secret = format!("sbx~{}", random_token(36));
+    let oidc_request_token = random_token(48);
+    let settings = Settings {
+        arm_endpoint: arm_base.clone(),
+        authority_host: authority.clone(),
+        tenant_id: world.ids.tenant_id.clone(),
+        client_id: world.ids.client_id.clone(),
+        client_secret: client_secret.clone(),
+        subscription_id: world.ids.subscription_id.clone(),
+        resource_group: world.ids.resource_group.clone(),
+        location: world.ids.location.clone(),
+        federated_issuer: federated.issuer.clone(),
+        federated_subject: federated.subject.clone(),
+        federated_audience: federated.audience.clone(),
+        oidc_request_url: format!("https://{}/_apis/oidc/token?api-version=2.0", hosts::OIDC),
+        oidc_request_token: oidc_request_token.clone(),
+        resolve: [
+            "*.azure.test".to_owned(),
+            "*.actions.test".to_owned(),
+            format!("*.{}", hosts::WEB_DOMAIN),
+            format!("*.{}", hosts::CONTAINER_APPS_DOMAIN),
+        ]
+        .into_iter()
+        .map(|host| ResolveEntry {
+            host,
+            addr: https_addr,
+        })
+        .collect(),
+        ca_cert_path: ca_path,
+        https_addr,
+        control_url: format!("http://{http_addr}"),
+        web_apps: world.sites.values().map(|s| s.name.clone()).collect(),
+        container_apps: world.container_apps.keys().cloned().collect(),
+    };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        world: Mutex::new(world),
+        faults: Mutex::new(faults::FaultTable::new(config.seed)),
+        log: Mutex::new(log::RequestLog::new(config.log_capacity)),
+        entra: tokens::Signer::generate("sandbox-entra-1")?,
+        oidc: tokens::Signer::generate("sandbox-oidc-1")?,
+        client_secret,
+        oidc_request_token,
+        federated,
+        authority,
+        arm_base,
+        settings: std::sync::OnceLock::new(),
+        traffic: Mutex::new(Vec::new()),
+        traffic_epoch: std::sync::atomic::AtomicU64::new(0),
+        shutdown: shutdown_rx.clone(),
+        arm_limits: Mutex::new(ratelimit::ArmBuckets::new(
+            config.arm_limits,
+            Instant::now(),
+        )),
+        config,
+    });
+    let _ = shared.settings.set(settings.clone());
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+    let tasks = vec![
+        tokio::spawn(server::accept_loop(
+            https,
+            Kind::Https(acceptor),
+            shared.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(server::accept_loop(
+            http,
+            Kind::Control,
+            shared.clone(),
+            shutdown_rx,
+        )),
+    ];
+    Ok(Sandbox {
+        handle: SandboxHandle { shared },
+        https_addr,
+        http_addr,
+        ca_pem: tls.ca_pem,
+        ca_der: tls.ca_der,
+        settings,
+        shutdown_tx,
+        tasks,
+        temp_dir,
+    })
+}
+
+impl Sandbox {
+    /// Address of the HTTPS listener (every Azure surface).
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// Address of the plain HTTP listener (control API).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The sandbox CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The sandbox CA certificate, DER.
+    pub fn ca_der(&self) -> rustls::pki_types::CertificateDer<'static> {
+        self.ca_der.clone()
+    }
+
+    /// A ring-provider rustls client configuration trusting only the CA.
+    pub fn client_tls_config(&self) -> Result<rustls::ClientConfig, SandboxError> {
+        tls::client_config(&self.ca_der)
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.clone()
+    }
+
+    /// A clonable handle on this sandbox's state, log and controls.
+    pub fn handle(&self) -> SandboxHandle {
+        self.handle.clone()
+    }
+
+    /// Stops both listeners, letting in-flight requests finish (bounded).
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A cheap, clonable view of a running sandbox for tests and tools: state,
+/// request log, faults, behaviours, tokens, traffic. [`Sandbox`] derefs to
+/// it; [`Sandbox::handle`] hands out clones for other tasks.
+#[derive(Clone)]
+pub struct SandboxHandle {
+    shared: Arc<Shared>,
+}
+
+impl SandboxHandle {
+    /// Every concrete host name the scenario serves (for clients that can
+    /// only resolve exact names, such as reqwest's `resolve`).
+    pub fn hosts(&self) -> Vec<String> {
+        let world = self.shared.world();
+        let mut v = vec![
+            hosts::ARM.to_owned(),
+            hosts::LOGIN.to_owned(),
+            hosts::OIDC.to_owned(),
+        ];
+        for site in world.sites.values() {
+            for slot in site.slots.values() {
+                v.push(slot.host.clone());
+                v.push(slot.scm_host.clone());
+            }
+        }
+        for app in world.container_apps.values() {
+            v.push(app.fqdn());
+            v.extend(app.revision_order.iter().map(|r| app.revision_fqdn(r)));
+        }
+        v
+    }
+
+    /// Starts the built-in traffic generator; returns its id.
+    pub fn generate_traffic(&self, spec: TrafficSpec) -> Result<u64, SandboxError> {
+        traffic::start(&self.shared, spec).map_err(SandboxError::Invalid)
+    }
+
+    /// Every traffic generator run so far, with its progress.
+    pub fn traffic_runs(&self) -> Vec<TrafficRun> {
+        self.shared
+            .traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops every running traffic generator.
+    pub fn stop_traffic(&self) {
+        self.shared
+            .traffic_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The whole estate as JSON (what `GET /_sandbox/state` shows as `world`).
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.shared.world().snapshot(Instant::now())
+    }
+
+    /// The version a slot serves now (`production` for the production slot).
+    pub fn slot_version(&self, app: &str, slot: &str) -> Option<String> {
+        self.shared
+            .world()
+            .sites
+            .get(app)
+            .and_then(|s| s.slots.get(slot))
+            .map(|s| s.content.build.version.clone())
+    }
+
+    /// Production's routing rules.
+    pub fn routing_rules(&self, app: &str) -> Vec<RampUpRule> {
+        self.shared
+            .world()
+            .sites
+            .get(app)
+            .map(|s| s.ramp_up_rules.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every logged HTTPS request.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.shared.log().since(0)
+    }
+
+    /// Logged HTTPS requests with `seq > since`.
+    pub fn request_log_since(&self, since: u64) -> Vec<RequestRecord> {
+        self.shared.log().since(since)
+    }
+
+    /// Sequence number of the last logged request (0 when none).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.log().last_seq()
+    }
+
+    pub fn add_fault(&self, spec: FaultSpec) -> Result<u64, SandboxError> {
+        self.shared
+            .faults()
+            .add(spec, Instant::now())
+            .map_err(SandboxError::Invalid)
+    }
+
+    pub fn faults(&self) -> Vec<ActiveFault> {
+        self.shared.faults().list(Instant::now())
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults().clear();
+    }
+
+    /// Sets how a version of the demo app behaves.
+    pub fn set_behaviour(&self, version: &str, behaviour: Behaviour) -> Result<(), SandboxError> {
+        behaviour.validate().map_err(SandboxError::Invalid)?;
+        self.shared
+            .world()
+            .behaviours
+            .insert(version.to_owned(), behaviour);
+        Ok(())
+    }
+
+    /// Back to the scenario's starting estate; faults cleared.
+    pub fn reset(&self) {
+        reset_world(&self.shared);
+    }
+
+    /// An ARM access token as the Entra endpoint would issue, valid from
+    /// `offset_secs` (negative = in the past) for `lifetime_secs`: lets tests
+    /// present expired tokens without waiting.
+    pub fn issue_access_token(
+        &self,
+        offset_secs: i64,
+        lifetime_secs: i64,
+    ) -> Result<String, SandboxError> {
+        entra::issue_access_token(
+            &self.shared,
+            tokens::ARM_AUDIENCE,
+            lifetime_secs,
+            offset_secs,
+        )
+    }
+
+    /// An access token for another audience (signed by the sandbox Entra).
+    pub fn issue_access_token_for(
+        &self,
+        audience: &str,
+        lifetime_secs: i64,
+    ) -> Result<String, SandboxError> {
+        entra::issue_access_token(&self.shared, audience, lifetime_secs, 0)
+    }
+
+    /// A GitHub OIDC ID token with the given audience and subject.
+    pub fn issue_id_token(
+        &self,
+        audience: &str,
+        subject: &str,
+        lifetime_secs: i64,
+    ) -> Result<String, SandboxError> {
+        entra::issue_id_token(&self.shared, audience, subject, lifetime_secs)
+    }
+}
+
+impl std::ops::Deref for Sandbox {
+    type Target = SandboxHandle;
+
+    fn deref(&self) -> &SandboxHandle {
+        &self.handle
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(dir) = self.temp_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

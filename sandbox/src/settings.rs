@@ -1,0 +1,112 @@
+//! What a client needs to talk to a running sandbox: endpoints, identities,
+//! credentials, host resolution and the CA to trust — as a struct, as shell
+//! `export` lines and as JSON.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One host-resolution override, curl `--resolve` style (`pattern=addr`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveEntry {
+    /// Exact host, or `*.domain` for every name under `domain`.
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+/// Everything the CLI (or any client) needs to use the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub arm_endpoint: String,
+    pub authority_host: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    /// Random per start; it is a sandbox credential, printed on purpose.
+    pub client_secret: String,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub location: String,
+    /// The federated identity credential Entra accepts assertions for.
+    pub federated_issuer: String,
+    pub federated_subject: String,
+    pub federated_audience: String,
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` (already carries a query string).
+    pub oidc_request_url: String,
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+    pub oidc_request_token: String,
+    pub resolve: Vec<ResolveEntry>,
+    /// PEM file of the sandbox CA.
+    pub ca_cert_path: PathBuf,
+    pub https_addr: SocketAddr,
+    /// Base URL of the plain-HTTP control API (`/_sandbox/...`).
+    pub control_url: String,
+    /// Web apps of the scenario.
+    pub web_apps: Vec<String>,
+    /// Container apps of the scenario.
+    pub container_apps: Vec<String>,
+}
+
+/// Single-quotes a value for POSIX shells.
+fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+impl Settings {
+    /// `EXPEDITE_RESOLVE` value: comma-separated `pattern=addr` entries.
+    pub fn resolve_string(&self) -> String {
+        self.resolve
+            .iter()
+            .map(|e| format!("{}={}", e.host, e.addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Environment variables, in a stable order.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("EXPEDITE_ARM_ENDPOINT", self.arm_endpoint.clone()),
+            ("EXPEDITE_AUTHORITY_HOST", self.authority_host.clone()),
+            ("EXPEDITE_RESOLVE", self.resolve_string()),
+            ("EXPEDITE_CA_CERT", self.ca_cert_path.display().to_string()),
+            ("EXPEDITE_SANDBOX_URL", self.control_url.clone()),
+            ("EXPEDITE_RESOURCE_GROUP", self.resource_group.clone()),
+            ("AZURE_TENANT_ID", self.tenant_id.clone()),
+            ("AZURE_CLIENT_ID", self.client_id.clone()),
+            ("AZURE_CLIENT_SECRET", self.client_secret.clone()),
+            ("AZURE_SUBSCRIPTION_ID", self.subscription_id.clone()),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                self.oidc_request_url.clone(),
+            ),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                self.oidc_request_token.clone(),
+            ),
+        ]
+    }
+
+    /// `export NAME='value'` lines for `eval "$(…)"`.
+    pub fn export_lines(&self) -> String {
+        self.env()
+            .into_iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_quote(&v)))
+            .collect()
+    }
+
+    /// Pretty JSON of every field.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_survive_shell_quoting() {
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+        assert_eq!(shell_quote("plain"), "'plain'");
+    }
+}

@@ -1,0 +1,967 @@
+//! The emulated Azure estate: web apps and their slots, what each slot
+//! serves, routing rules, swap operations, Kudu deployments, demo-app
+//! behaviour by version, and the traffic each slot really served.
+//!
+//! Time-driven changes (a swap finishing, a build completing) are applied
+//! lazily by [`World::advance`], which every reader calls first: the estate
+//! only changes when somebody looks, so no background task can race a test.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::containerapps::{AppOperation, ContainerApp};
+use crate::hosts;
+
+/// Name of the production slot in ARM bodies (`targetSlot: "production"`).
+pub const PRODUCTION: &str = "production";
+
+/// How a build of the demo app behaves. Unset fields mean "healthy".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Behaviour {
+    /// Orders with an amount above this are answered 200 but never recorded
+    /// (the 2.4.0 bug).
+    pub drops_orders_over: Option<f64>,
+    /// Status `/health` answers with (default 200).
+    pub health_status: Option<u16>,
+    /// Every request answers App Service's 503 "Application Error" page, as
+    /// when the process keeps crashing on start.
+    pub crash_loop: bool,
+    /// Fraction (0..=1) of `/api/*` requests answered 500.
+    pub error_rate: f64,
+    /// Fraction (0..=1) of requests delayed by `slow_ms`.
+    pub slow_rate: f64,
+    pub slow_ms: u64,
+    /// The faults above start only this many seconds after the process
+    /// started (a regression that appears under load, after a while).
+    pub regression_after_secs: Option<u64>,
+}
+
+impl Behaviour {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("error_rate", self.error_rate),
+            ("slow_rate", self.slow_rate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be within 0..=1, got {v}"));
+            }
+        }
+        if let Some(s) = self.health_status
+            && !(100..=599).contains(&s)
+        {
+            return Err(format!("health_status must be an HTTP status, got {s}"));
+        }
+        if self.slow_ms > 120_000 {
+            return Err("slow_ms must be at most 120000".into());
+        }
+        Ok(())
+    }
+}
+
+/// The default behaviour table: 2.3.1 good, 2.4.0 drops large orders,
+/// 2.4.1 fixed. Versions not in the table behave well.
+pub fn default_behaviours() -> BTreeMap<String, Behaviour> {
+    let mut t = BTreeMap::new();
+    t.insert("2.3.1".to_owned(), Behaviour::default());
+    t.insert(
+        "2.4.0".to_owned(),
+        Behaviour {
+            drops_orders_over: Some(10_000.0),
+            ..Behaviour::default()
+        },
+    );
+    t.insert("2.4.1".to_owned(), Behaviour::default());
+    t
+}
+
+/// What a slot's content runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    pub version: String,
+    /// Behaviour shipped inside the package, overriding the table.
+    pub behaviour: Option<Behaviour>,
+    pub deployment_id: Option<String>,
+}
+
+/// One Kudu deployment (reference §4.4 `DeployResult`).
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: String,
+    pub status: u8,
+    pub deployer: String,
+    pub message: String,
+    pub received_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub received_at: Instant,
+    pub done_at: Instant,
+    /// What completion does: serve this build, or fail with this message.
+    pub outcome: Result<Build, String>,
+    pub log: Vec<(DateTime<Utc>, String)>,
+    pub complete: bool,
+    pub active: bool,
+}
+
+impl Deployment {
+    pub fn status_text(&self) -> &'static str {
+        match self.status {
+            0 => "Pending",
+            1 => "Building",
+            2 => "Deploying",
+            3 => "Failed",
+            _ => "Success",
+        }
+    }
+
+    fn refresh(&mut self, now: Instant) {
+        if self.complete {
+            return;
+        }
+        let total = self.done_at.saturating_duration_since(self.received_at);
+        let elapsed = now.saturating_duration_since(self.received_at);
+        self.status = if elapsed < total.mul_f64(0.2) {
+            0
+        } else if elapsed < total.mul_f64(0.7) {
+            1
+        } else {
+            2
+        };
+    }
+}
+
+/// A slot's deployable content: code, non-sticky settings travel with it on
+/// a swap, and so does its deployment history (it lives in the slot's files).
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub build: Build,
+    pub app_settings: BTreeMap<String, String>,
+    pub deployments: Vec<Deployment>,
+}
+
+/// A running process: restarts reset its Prometheus counters, as a real
+/// process restart would.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub started: Instant,
+    pub restarts: u32,
+    pub metrics: PromMetrics,
+}
+
+impl Process {
+    fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            restarts: 0,
+            metrics: PromMetrics::default(),
+        }
+    }
+
+    pub(crate) fn restart(&mut self, now: Instant) {
+        self.started = now;
+        self.restarts += 1;
+        self.metrics = PromMetrics::default();
+    }
+}
+
+/// Histogram bucket bounds in seconds for `http_request_duration_seconds`.
+pub const DURATION_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Counters the demo app exposes on `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct PromMetrics {
+    /// (code, method, path) → count.
+    pub requests: BTreeMap<(u16, String, String), u64>,
+    /// path → (bucket counts, sum, count).
+    pub durations: BTreeMap<String, (Vec<u64>, f64, u64)>,
+}
+
+impl PromMetrics {
+    pub fn record(&mut self, code: u16, method: &str, path: &str, secs: f64) {
+        *self
+            .requests
+            .entry((code, method.to_owned(), path.to_owned()))
+            .or_insert(0) += 1;
+        let entry = self
+            .durations
+            .entry(path.to_owned())
+            .or_insert_with(|| (vec![0; DURATION_BUCKETS.len()], 0.0, 0));
+        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+            if secs <= *bound
+                && let Some(b) = entry.0.get_mut(i)
+            {
+                *b += 1;
+            }
+        }
+        entry.1 += secs;
+        entry.2 += 1;
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP http_requests_total Requests served, by status code, method and path.\n",
+        );
+        out.push_str("# TYPE http_requests_total counter\n");
+        for ((code, method, path), n) in &self.requests {
+            out.push_str(&format!(
+                "http_requests_total{{code=\"{code}\",method=\"{method}\",path=\"{path}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP http_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        for (path, (buckets, sum, count)) in &self.durations {
+            for (bound, n) in DURATION_BUCKETS.iter().zip(buckets) {
+                out.push_str(&format!(
+                    "http_request_duration_seconds_bucket{{path=\"{path}\",le=\"{bound}\"}} {n}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "http_request_duration_seconds_bucket{{path=\"{path}\",le=\"+Inf\"}} {count}\n"
+            ));
+            out.push_str(&format!(
+                "http_request_duration_seconds_sum{{path=\"{path}\"}} {sum}\n"
+            ));
+            out.push_str(&format!(
+                "http_request_duration_seconds_count{{path=\"{path}\"}} {count}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// Per-minute traffic a slot (an ARM resource id) served: the raw material
+/// for Azure Monitor metrics, which stay with the slot, not the code.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MinuteStats {
+    pub requests: u64,
+    pub http2xx: u64,
+    pub http3xx: u64,
+    pub http4xx: u64,
+    pub http5xx: u64,
+    pub response_time_sum_secs: f64,
+}
+
+/// App Service `slotSwapStatus`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotSwapStatus {
+    pub timestamp_utc: String,
+    pub source_slot_name: String,
+    pub destination_slot_name: String,
+}
+
+/// `Running` / `Stopped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunState {
+    Running,
+    Stopped,
+}
+
+/// One slot (production included).
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub name: String,
+    pub host: String,
+    pub scm_host: String,
+    pub state: RunState,
+    /// SiteConfig fields other than `experiments` (not swapped).
+    pub config: Map<String, Value>,
+    pub content: Content,
+    pub process: Process,
+    pub slot_swap_status: Option<SlotSwapStatus>,
+    /// Unix minute → stats.
+    pub monitor: BTreeMap<i64, MinuteStats>,
+    /// App settings saved by `applySlotConfig`, restored by `resetSlotConfig`.
+    pub preview_saved_settings: Option<BTreeMap<String, String>>,
+}
+
+/// `experiments.rampUpRules[]` entry (reference §3.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RampUpRule {
+    pub action_host_name: String,
+    pub reroute_percentage: f64,
+    pub change_step: Option<f64>,
+    pub change_interval_in_minutes: Option<i64>,
+    pub min_reroute_percentage: Option<f64>,
+    pub max_reroute_percentage: Option<f64>,
+    pub change_decision_callback_url: Option<String>,
+    pub name: String,
+}
+
+/// `config/slotConfigNames`: the sticky setting names.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotConfigNames {
+    pub app_setting_names: Vec<String>,
+    pub connection_string_names: Vec<String>,
+    pub azure_storage_config_names: Vec<String>,
+}
+
+/// A pending swap-with-preview (phase 1 done).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    pub source: String,
+    pub target: String,
+}
+
+/// An order recorded by the payments demo app (the app's database, shared by
+/// every slot of the site, as a real database would be).
+#[derive(Debug, Clone, Serialize)]
+pub struct Order {
+    pub id: String,
+    pub amount: f64,
+    pub currency: String,
+    pub status: String,
+    pub created: String,
+    pub version: String,
+}
+
+/// The payments app's database: one per app, shared by its slots or
+/// revisions as a real database would be; bounded, oldest evicted first.
+#[derive(Debug, Clone, Default)]
+pub struct OrderBook {
+    orders: BTreeMap<String, Order>,
+    fifo: VecDeque<String>,
+}
+
+const MAX_ORDERS: usize = 200_000;
+
+impl OrderBook {
+    pub fn insert(&mut self, order: Order) {
+        if self.fifo.len() >= MAX_ORDERS
+            && let Some(old) = self.fifo.pop_front()
+        {
+            self.orders.remove(&old);
+        }
+        self.fifo.push_back(order.id.clone());
+        self.orders.insert(order.id.clone(), order);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Order> {
+        self.orders.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+}
+
+/// A web app.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    /// Slot name → slot; `production` is one of them.
+    pub slots: BTreeMap<String, Slot>,
+    /// Production's routing rules; slots cannot have any (reference §3.3).
+    pub ramp_up_rules: Vec<RampUpRule>,
+    pub slot_config_names: SlotConfigNames,
+    /// Id of the operation holding the site's lock (a swap in progress).
+    pub busy: Option<String>,
+    pub preview: Option<Preview>,
+    pub orders: OrderBook,
+}
+
+/// How a swap operation ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status")]
+pub enum OpStatus {
+    Running,
+    Succeeded,
+    Failed {
+        http_status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+/// A swap LRO.
+#[derive(Debug, Clone)]
+pub struct SwapOperation {
+    pub id: String,
+    pub site: String,
+    pub source: String,
+    pub target: String,
+    pub started_utc: DateTime<Utc>,
+    pub completes_at: Instant,
+    pub status: OpStatus,
+    pub fail_warmup: bool,
+}
+
+/// Fixed identities of the scenario.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ids {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub location: String,
+    pub location_display: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub server_farm: String,
+}
+
+/// Durations that shape the emulation's pace.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub swap_duration: Duration,
+    pub build_duration: Duration,
+    pub retry_after_secs: u32,
+    pub metrics_latency: Duration,
+}
+
+/// The whole emulated estate.
+pub struct World {
+    pub ids: Ids,
+    pub timing: Timing,
+    pub sites: BTreeMap<String, Site>,
+    pub operations: BTreeMap<String, SwapOperation>,
+    pub behaviours: BTreeMap<String, Behaviour>,
+    pub container_apps: BTreeMap<String, ContainerApp>,
+    pub app_operations: BTreeMap<String, AppOperation>,
+    /// Resource tags by lower-case resource id (`arm::tags`).
+    pub tags: BTreeMap<String, BTreeMap<String, String>>,
+    pub rng: StdRng,
+}
+
+/// Where a Container Apps host name points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaTarget {
+    /// `{app}.{domain}`: split by traffic weights.
+    App(String),
+    /// `{app}--{suffix}.{domain}`: one revision.
+    Revision(String, String),
+    /// `{app}---{label}.{domain}`: the revision a label points at.
+    Label(String, String),
+}
+
+/// Where an App Service host name points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTarget {
+    pub site: String,
+    pub slot: String,
+    pub scm: bool,
+}
+
+pub(crate) fn slot_host(app: &str, slot: &str, scm: bool) -> String {
+    let base = if slot == PRODUCTION {
+        app.to_owned()
+    } else {
+        format!("{app}-{slot}")
+    };
+    if scm {
+        format!("{base}.scm.{}", hosts::WEB_DOMAIN)
+    } else {
+        format!("{base}.{}", hosts::WEB_DOMAIN)
+    }
+}
+
+fn base_site_config() -> Map<String, Value> {
+    let v = json!({
+        "numberOfWorkers": 1,
+        "defaultDocuments": ["index.html", "default.html"],
+        "netFrameworkVersion": "v4.0",
+        "linuxFxVersion": "DOTNETCORE|8.0",
+        "requestTracingEnabled": false,
+        "remoteDebuggingEnabled": false,
+        "httpLoggingEnabled": false,
+        "acrUseManagedIdentityCreds": false,
+        "logsDirectorySizeLimit": 35,
+        "detailedErrorLoggingEnabled": false,
+        "publishingUsername": null,
+        "scmType": "None",
+        "use32BitWorkerProcess": false,
+        "webSocketsEnabled": false,
+        "alwaysOn": true,
+        "managedPipelineMode": "Integrated",
+        "loadBalancing": "LeastRequests",
+        "autoHealEnabled": false,
+        "vnetRouteAllEnabled": false,
+        "vnetPrivatePortsCount": 0,
+        "localMySqlEnabled": false,
+        "ipSecurityRestrictionsDefaultAction": "Allow",
+        "scmIpSecurityRestrictionsDefaultAction": "Allow",
+        "scmIpSecurityRestrictionsUseMain": false,
+        "http20Enabled": true,
+        "minTlsVersion": "1.2",
+        "scmMinTlsVersion": "1.2",
+        "ftpsState": "Disabled",
+        "preWarmedInstanceCount": 0,
+        "functionsRuntimeScaleMonitoringEnabled": false,
+        "minimumElasticInstanceCount": 1,
+        "healthCheckPath": "/health",
+        "autoSwapSlotName": null,
+        "cors": null,
+        "azureStorageAccounts": {}
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn seeded_deployment(version: &str, now: Instant) -> Deployment {
+    let when = Utc::now() - chrono::Duration::days(1);
+    Deployment {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        status: 4,
+        deployer: "OneDeploy".into(),
+        message: format!("Release {version}"),
+        received_time: when,
+        end_time: Some(when),
+        received_at: now,
+        done_at: now,
+        outcome: Ok(Build {
+            version: version.to_owned(),
+            behaviour: None,
+            deployment_id: None,
+        }),
+        log: vec![(when, format!("Deployment of {version} successful."))],
+        complete: true,
+        active: true,
+    }
+}
+
+fn new_slot(app: &str, slot: &str, version: &str, now: Instant) -> Slot {
+    let deployment = seeded_deployment(version, now);
+    let mut settings = BTreeMap::new();
+    settings.insert("SLOT_NAME".to_owned(), slot.to_owned());
+    settings.insert("BUILD_VERSION".to_owned(), version.to_owned());
+    settings.insert(
+        "ASPNETCORE_ENVIRONMENT".to_owned(),
+        if slot == PRODUCTION {
+            "Production"
+        } else {
+            "Staging"
+        }
+        .to_owned(),
+    );
+    Slot {
+        name: slot.to_owned(),
+        host: slot_host(app, slot, false),
+        scm_host: slot_host(app, slot, true),
+        state: RunState::Running,
+        config: base_site_config(),
+        content: Content {
+            build: Build {
+                version: version.to_owned(),
+                behaviour: None,
+                deployment_id: Some(deployment.id.clone()),
+            },
+            app_settings: settings,
+            deployments: vec![deployment],
+        },
+        process: Process::new(now),
+        slot_swap_status: None,
+        monitor: BTreeMap::new(),
+        preview_saved_settings: None,
+    }
+}
+
+fn new_site(name: &str, slots: &[(&str, &str)], now: Instant) -> Site {
+    Site {
+        name: name.to_owned(),
+        slots: slots
+            .iter()
+            .map(|(slot, version)| ((*slot).to_owned(), new_slot(name, slot, version, now)))
+            .collect(),
+        ramp_up_rules: Vec::new(),
+        slot_config_names: SlotConfigNames {
+            // SLOT_NAME and the environment stay with the slot on a swap;
+            // BUILD_VERSION travels with the code.
+            app_setting_names: vec!["SLOT_NAME".into(), "ASPNETCORE_ENVIRONMENT".into()],
+            connection_string_names: Vec::new(),
+            azure_storage_config_names: Vec::new(),
+        },
+        busy: None,
+        preview: None,
+        orders: OrderBook::default(),
+    }
+}
+
+impl World {
+    /// The Contoso incident: production of both web apps serves the bad
+    /// 2.4.0, staging holds the previous production build 2.3.1 (left there
+    /// by yesterday's swap).
+    pub fn contoso(seed: u64, timing: Timing, now: Instant) -> Self {
+        let mut sites = BTreeMap::new();
+        for app in ["app-contoso-payments", "app-contoso-notifications"] {
+            sites.insert(
+                app.to_owned(),
+                new_site(app, &[(PRODUCTION, "2.4.0"), ("staging", "2.3.1")], now),
+            );
+        }
+        World {
+            ids: Ids {
+                subscription_id: "00000000-0000-4000-8000-00000000c0de".into(),
+                resource_group: "rg-contoso-prod".into(),
+                location: "westeurope".into(),
+                location_display: "West Europe".into(),
+                tenant_id: "c0de0000-7e7a-4000-8000-00000000a11d".into(),
+                client_id: "c0de0000-c11e-4000-8000-00000000e4de".into(),
+                server_farm: "asp-contoso-prod".into(),
+            },
+            timing,
+            sites,
+            operations: BTreeMap::new(),
+            behaviours: default_behaviours(),
+            container_apps: [ContainerApp::contoso(now)]
+                .into_iter()
+                .map(|a| (a.name.clone(), a))
+                .collect(),
+            app_operations: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Applies every change whose time has come.
+    pub fn advance(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .operations
+            .values()
+            .filter(|op| matches!(op.status, OpStatus::Running) && op.completes_at <= now)
+            .map(|op| op.id.clone())
+            .collect();
+        for id in due {
+            self.complete_swap(&id, now);
+        }
+        for op in self.app_operations.values_mut() {
+            if matches!(op.status, OpStatus::Running) && op.completes_at <= now {
+                op.status = OpStatus::Succeeded;
+                if let Some(app) = self.container_apps.get_mut(&op.app)
+                    && app.busy.as_deref() == Some(op.id.as_str())
+                {
+                    app.busy = None;
+                    // Single mode: the new revision replaces the others once ready.
+                    let single = app
+                        .configuration
+                        .get("activeRevisionsMode")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.eq_ignore_ascii_case("single"));
+                    let latest = app.latest_ready_revision(now).map(|r| r.name.clone());
+                    if single && let Some(latest) = latest {
+                        for rev in app.revisions.values_mut() {
+                            rev.active = rev.name == latest;
+                        }
+                    }
+                }
+            }
+        }
+        for site in self.sites.values_mut() {
+            for slot in site.slots.values_mut() {
+                let mut new_build = None;
+                for d in &mut slot.content.deployments {
+                    d.refresh(now);
+                    if !d.complete && d.done_at <= now {
+                        d.complete = true;
+                        d.end_time = Some(Utc::now());
+                        match &d.outcome {
+                            Ok(build) => {
+                                d.status = 4;
+                                d.log.push((Utc::now(), "Deployment successful.".into()));
+                                new_build = Some((d.id.clone(), build.clone()));
+                            }
+                            Err(msg) => {
+                                d.status = 3;
+                                d.log.push((Utc::now(), msg.clone()));
+                            }
+                        }
+                    }
+                }
+                if let Some((id, build)) = new_build {
+                    for d in &mut slot.content.deployments {
+                        d.active = d.id == id;
+                    }
+                    slot.content.build = build;
+                    slot.content
+                        .app_settings
+                        .insert("BUILD_VERSION".into(), slot.content.build.version.clone());
+                    slot.process.restart(now);
+                }
+            }
+        }
+    }
+
+    /// Keeps the operation tables bounded: finished operations beyond the
+    /// newest 1000 are forgotten (their result URLs then answer 404).
+    pub(crate) fn prune_operations(&mut self) {
+        const KEEP: usize = 1000;
+        if self.operations.len() > KEEP {
+            let mut done: Vec<(DateTime<Utc>, String)> = self
+                .operations
+                .values()
+                .filter(|o| !matches!(o.status, OpStatus::Running))
+                .map(|o| (o.started_utc, o.id.clone()))
+                .collect();
+            done.sort();
+            for (_, id) in done.iter().take(self.operations.len() - KEEP) {
+                self.operations.remove(id);
+            }
+        }
+        if self.app_operations.len() > KEEP {
+            let mut done: Vec<(DateTime<Utc>, String)> = self
+                .app_operations
+                .values()
+                .filter(|o| !matches!(o.status, OpStatus::Running))
+                .map(|o| (o.started_utc, o.id.clone()))
+                .collect();
+            done.sort();
+            for (_, id) in done.iter().take(self.app_operations.len() - KEEP) {
+                self.app_operations.remove(id);
+            }
+        }
+    }
+
+    fn complete_swap(&mut self, id: &str, now: Instant) {
+        let Some(op) = self.operations.get(id).cloned() else {
+            return;
+        };
+        let mut result = OpStatus::Succeeded;
+        if let Some(site) = self.sites.get_mut(&op.site) {
+            site.busy = None;
+            let stopped = [&op.source, &op.target].into_iter().find(|s| {
+                site.slots
+                    .get(*s)
+                    .is_none_or(|slot| slot.state == RunState::Stopped)
+            });
+            if op.fail_warmup {
+                result = OpStatus::Failed {
+                    http_status: 400,
+                    code: "BadRequest".into(),
+                    message: format!(
+                        "Cannot swap slots for site '{}' because the application initialization in '{}' slot either took too long or failed. Please check application initialization configuration and try again.",
+                        site.name, op.source
+                    ),
+                };
+            } else if let Some(s) = stopped {
+                result = OpStatus::Failed {
+                    http_status: 400,
+                    code: "BadRequest".into(),
+                    message: format!(
+                        "Cannot swap slots for site '{}' because the worker process for '{}' slot could not be started.",
+                        site.name, s
+                    ),
+                };
+            } else {
+                swap_slots(site, &op.source, &op.target, now);
+            }
+        }
+        if let Some(op) = self.operations.get_mut(id) {
+            op.status = result;
+        }
+    }
+
+    /// The container app (and revision or label) a host name belongs to.
+    pub fn resolve_ca_host(&self, host: &str) -> Option<CaTarget> {
+        for app in self.container_apps.values() {
+            let Some(first) = host.strip_suffix(&format!(".{}", app.env_domain)) else {
+                continue;
+            };
+            if first == app.name {
+                return Some(CaTarget::App(app.name.clone()));
+            }
+            if let Some(label) = first.strip_prefix(&format!("{}---", app.name)) {
+                return Some(CaTarget::Label(app.name.clone(), label.to_owned()));
+            }
+            if app.revisions.contains_key(first) {
+                return Some(CaTarget::Revision(app.name.clone(), first.to_owned()));
+            }
+        }
+        None
+    }
+
+    /// The site and slot an App Service host name belongs to.
+    pub fn resolve_host(&self, host: &str) -> Option<HostTarget> {
+        for site in self.sites.values() {
+            for slot in site.slots.values() {
+                if slot.host == host || slot.scm_host == host {
+                    return Some(HostTarget {
+                        site: site.name.clone(),
+                        slot: slot.name.clone(),
+                        scm: slot.scm_host == host,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The behaviour a build shows right now in a process started at
+    /// `started`.
+    pub fn effective_behaviour(&self, build: &Build, started: Instant, now: Instant) -> Behaviour {
+        let configured = build
+            .behaviour
+            .clone()
+            .or_else(|| self.behaviours.get(&build.version).cloned())
+            .unwrap_or_default();
+        match configured.regression_after_secs {
+            Some(after) if now.saturating_duration_since(started) < Duration::from_secs(after) => {
+                Behaviour::default()
+            }
+            _ => configured,
+        }
+    }
+
+    /// Everything, as JSON, for the control API and tests.
+    pub fn snapshot(&self, now: Instant) -> Value {
+        let sites: Map<String, Value> = self
+            .sites
+            .values()
+            .map(|site| {
+                let slots: Map<String, Value> = site
+                    .slots
+                    .values()
+                    .map(|slot| {
+                        (
+                            slot.name.clone(),
+                            json!({
+                                "host": slot.host,
+                                "scmHost": slot.scm_host,
+                                "state": slot.state,
+                                "version": slot.content.build.version,
+                                "deploymentId": slot.content.build.deployment_id,
+                                "behaviour": self.effective_behaviour(&slot.content.build, slot.process.started, now),
+                                "appSettings": slot.content.app_settings,
+                                "slotSwapStatus": slot.slot_swap_status,
+                                "processRestarts": slot.process.restarts,
+                                "deployments": slot.content.deployments.iter().map(|d| json!({
+                                    "id": d.id,
+                                    "status": d.status,
+                                    "statusText": d.status_text(),
+                                    "complete": d.complete,
+                                    "active": d.active,
+                                    "message": d.message,
+                                })).collect::<Vec<_>>(),
+                            }),
+                        )
+                    })
+                    .collect();
+                (
+                    site.name.clone(),
+                    json!({
+                        "slots": slots,
+                        "rampUpRules": site.ramp_up_rules,
+                        "slotConfigNames": site.slot_config_names,
+                        "busyOperationId": site.busy,
+                        "pendingPreview": site.preview,
+                        "orders": site.orders.len(),
+                    }),
+                )
+            })
+            .collect();
+        let operations: Vec<Value> = self
+            .operations
+            .values()
+            .map(|op| {
+                json!({
+                    "id": op.id,
+                    "site": op.site,
+                    "source": op.source,
+                    "target": op.target,
+                    "startedUtc": op.started_utc.to_rfc3339(),
+                    "result": op.status,
+                })
+            })
+            .collect();
+        let container_apps: Map<String, Value> = self
+            .container_apps
+            .values()
+            .map(|app| {
+                let revisions: Map<String, Value> = app
+                    .revision_order
+                    .iter()
+                    .filter_map(|n| app.revisions.get(n))
+                    .map(|r| {
+                        (
+                            r.name.clone(),
+                            json!({
+                                "version": r.build.version,
+                                "active": r.active,
+                                "ready": r.ready(now),
+                                "fqdn": app.revision_fqdn(&r.name),
+                                "trafficWeight": app.weight_of(&r.name, now),
+                                "behaviour": self.effective_behaviour(&r.build, r.process.started, now),
+                            }),
+                        )
+                    })
+                    .collect();
+                (
+                    app.name.clone(),
+                    json!({
+                        "fqdn": app.fqdn(),
+                        "activeRevisionsMode": app.configuration.get("activeRevisionsMode"),
+                        "traffic": app.traffic,
+                        "revisions": revisions,
+                        "busyOperationId": app.busy,
+                        "orders": app.orders.len(),
+                    }),
+                )
+            })
+            .collect();
+        json!({
+            "ids": self.ids,
+            "sites": sites,
+            "containerApps": container_apps,
+            "swapOperations": operations,
+            "behaviours": self.behaviours,
+        })
+    }
+}
+
+/// Exchanges what two slots serve: content (code, non-sticky settings,
+/// deployment history) moves, sticky settings and production's routing
+/// rules stay; both processes restart (reference §3.4).
+pub(crate) fn swap_slots(site: &mut Site, source: &str, target: &str, now: Instant) {
+    let sticky = site.slot_config_names.app_setting_names.clone();
+    let (Some(mut a), Some(mut b)) = (site.slots.remove(source), site.slots.remove(target)) else {
+        return;
+    };
+    // If phase 1 of a preview changed the source's sticky settings, the
+    // source gets its own sticky values back once it is the target's.
+    if let Some(saved) = a.preview_saved_settings.take() {
+        for name in &sticky {
+            match saved.get(name) {
+                Some(v) => a.content.app_settings.insert(name.clone(), v.clone()),
+                None => a.content.app_settings.remove(name),
+            };
+        }
+    }
+    std::mem::swap(&mut a.content, &mut b.content);
+    for name in &sticky {
+        let av = b.content.app_settings.remove(name);
+        let bv = a.content.app_settings.remove(name);
+        if let Some(v) = av {
+            a.content.app_settings.insert(name.clone(), v);
+        }
+        if let Some(v) = bv {
+            b.content.app_settings.insert(name.clone(), v);
+        }
+    }
+    let status = SlotSwapStatus {
+        timestamp_utc: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        source_slot_name: source.to_owned(),
+        destination_slot_name: target.to_owned(),
+    };
+    a.slot_swap_status = Some(status.clone());
+    b.slot_swap_status = Some(status);
+    a.process.restart(now);
+    b.process.restart(now);
+    site.slots.insert(source.to_owned(), a);
+    site.slots.insert(target.to_owned(), b);
+    site.preview = None;
+}
