@@ -28,6 +28,9 @@ use crate::http::{self, HttpError, Idempotency, RetryPolicy};
 /// The Microsoft.Web api-version (the SDKs' default, reference §0).
 pub const API_VERSION: &str = "2025-05-01";
 
+/// The Microsoft.Resources api-version for the Tags API.
+pub const TAGS_API_VERSION: &str = "2021-04-01";
+
 /// The name ARM gives the production slot in swap requests.
 pub const PRODUCTION: &str = "production";
 
@@ -263,18 +266,44 @@ impl AppService {
         Ok(())
     }
 
-    /// Replaces the site's tags (a whole-object write). Idempotent.
-    pub async fn set_tags(
+    /// Adds or updates only the given tags on the production site, through
+    /// the ARM Tags API's `Merge` (other tags, and concurrent edits to them,
+    /// are untouched). Idempotent.
+    pub async fn merge_tags(
         &self,
         tags: &BTreeMap<String, String>,
         cancel: &Cancel,
     ) -> Result<(), ArmError> {
-        let body = json!({"tags": tags});
+        self.tags_operation("Merge", tags, cancel).await
+    }
+
+    /// Removes the given tags where they still have the given values (the
+    /// Tags API's `Delete`): giving back a lease never removes someone
+    /// else's. Idempotent.
+    pub async fn delete_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+        cancel: &Cancel,
+    ) -> Result<(), ArmError> {
+        self.tags_operation("Delete", tags, cancel).await
+    }
+
+    async fn tags_operation(
+        &self,
+        operation: &str,
+        tags: &BTreeMap<String, String>,
+        cancel: &Cancel,
+    ) -> Result<(), ArmError> {
+        let path = format!(
+            "{}/providers/Microsoft.Resources/tags/default",
+            self.site.path()
+        );
+        let body = json!({"operation": operation, "properties": {"tags": tags}});
         self.arm
             .write_idempotent(
                 reqwest::Method::PATCH,
-                &self.site.path(),
-                API_VERSION,
+                &path,
+                TAGS_API_VERSION,
                 &body,
                 cancel,
             )

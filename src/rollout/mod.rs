@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod driver;
+
 /// Where the rollout is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,0 +1,365 @@
+//! The deploy rollout (state machine + App Service driver) against the
+//! sandbox: outcomes, and what the sandbox's request log proves was and was
+//! not done.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use expedite::action::console::{Console, Secrets, Style};
+use expedite::azure::arm::Arm;
+use expedite::azure::auth::{ClientProof, Identity, TokenProvider};
+use expedite::cancel::Cancel;
+use expedite::http::{self, HttpSettings, ResolveRule};
+use expedite::platform::app_service::{AppService, RoutingRule, SiteRef};
+use expedite::probe::{Endpoints, Probe, Schedule};
+use expedite::rollout::driver::{AppServiceRollout, DeployPlan, LEASE_TAG, StalePolicy};
+use expedite::rollout::{Outcome, Phase};
+use expedite_sandbox::{Behaviour, FaultKind, FaultSpec, SandboxConfig};
+use secrecy::SecretString;
+
+const APP: &str = "app-contoso-payments";
+
+struct Rig {
+    sandbox: expedite_sandbox::Sandbox,
+    rollout: AppServiceRollout,
+}
+
+async fn rig(package_version: Option<&str>) -> Rig {
+    let sandbox = expedite_sandbox::start(SandboxConfig {
+        swap_duration: Duration::from_millis(500),
+        build_duration: Duration::from_millis(200),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = sandbox.settings();
+    let http = http::client(&HttpSettings {
+        resolve: s
+            .resolve
+            .iter()
+            .map(|e| ResolveRule {
+                host: e.host.clone(),
+                addr: e.addr,
+            })
+            .collect(),
+        extra_ca_pem: vec![sandbox.ca_pem().to_string()],
+        system_roots: false,
+        ..HttpSettings::default()
+    })
+    .unwrap();
+    let console = Console::with_sinks(
+        Style::Cli,
+        false,
+        Secrets::default(),
+        Box::new(std::io::sink()),
+        Box::new(std::io::sink()),
+    );
+    let tokens = Arc::new(TokenProvider::new(
+        http.clone(),
+        url::Url::parse(&s.authority_host).unwrap(),
+        &url::Url::parse(&s.arm_endpoint).unwrap(),
+        Identity {
+            tenant_id: s.tenant_id.clone(),
+            client_id: s.client_id.clone(),
+            proof: ClientProof::Secret(SecretString::from(s.client_secret.clone())),
+        },
+        console,
+    ));
+    let mut arm = Arm::new(
+        http.clone(),
+        url::Url::parse(&s.arm_endpoint).unwrap(),
+        tokens.clone(),
+    );
+    arm.poll_interval = Duration::from_millis(100);
+    let app = AppService::new(
+        arm,
+        SiteRef {
+            subscription: s.subscription_id.clone(),
+            resource_group: s.resource_group.clone(),
+            app: APP.into(),
+        },
+    );
+    let plan = DeployPlan {
+        slot: "staging".into(),
+        package: package_version.map(demo_zip),
+        endpoints: Endpoints {
+            health_path: "/health".into(),
+            health_status: 200,
+            version_path: Some("/api/version".into()),
+        },
+        expected_version: "2.4.1".into(),
+        staging: Schedule {
+            attempts: 5,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(10),
+        },
+        verify_window: Duration::from_millis(300),
+        verify_interval: Duration::from_millis(100),
+        verify_samples: 200,
+        swap_timeout: Duration::from_secs(20),
+        stale: StalePolicy::Clear,
+        lock_wait: Duration::from_secs(2),
+        run_id: "contoso/payments#4242.1".into(),
+        journal: None,
+    };
+    let rollout = AppServiceRollout {
+        app,
+        tokens,
+        http: http.clone(),
+        probe: Probe::new(http),
+        plan,
+        cancel: Cancel::new(),
+    };
+    Rig { sandbox, rollout }
+}
+
+fn swaps(sandbox: &expedite_sandbox::Sandbox) -> usize {
+    sandbox
+        .handle()
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("slotsswap"))
+        .count()
+}
+
+fn mutating_arm_calls(sandbox: &expedite_sandbox::Sandbox) -> Vec<String> {
+    sandbox
+        .handle()
+        .request_log()
+        .iter()
+        .filter(|r| r.host.starts_with("management.") && r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_is_promoted_and_every_production_request_gets_it() {
+    let rig = rig(Some("2.4.1")).await;
+    let j = rig.rollout.run().await;
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    assert_eq!(j.facts.previous_version.as_deref(), Some("2.4.0"));
+    assert_eq!(
+        j.facts.production_sample.get("2.4.1"),
+        Some(&200),
+        "{:?}",
+        j.facts.production_sample
+    );
+    assert_eq!(
+        rig.sandbox
+            .handle()
+            .slot_version(APP, "production")
+            .as_deref(),
+        Some("2.4.1")
+    );
+    assert!(rig.sandbox.handle().routing_rules(APP).is_empty());
+    assert_eq!(swaps(&rig.sandbox), 1);
+    let tags = rig
+        .rollout
+        .app
+        .slot("production", &Cancel::new())
+        .await
+        .unwrap()
+        .tags;
+    assert!(
+        !tags.contains_key(LEASE_TAG),
+        "the lease is released: {tags:?}"
+    );
+    rig.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staging_health_failure_never_swaps() {
+    let rig = rig(Some("2.4.1")).await;
+    rig.sandbox
+        .handle()
+        .set_behaviour(
+            "2.4.1",
+            Behaviour {
+                health_status: Some(500),
+                ..Behaviour::default()
+            },
+        )
+        .unwrap();
+    let j = rig.rollout.run().await;
+    assert_eq!(j.outcome(), Some(Outcome::FailedBeforeChange));
+    assert!(
+        j.state.failure.as_deref().unwrap().contains("health 500"),
+        "{:?}",
+        j.state.failure
+    );
+    assert_eq!(swaps(&rig.sandbox), 0);
+    assert_eq!(
+        rig.sandbox
+            .handle()
+            .slot_version(APP, "production")
+            .as_deref(),
+        Some("2.4.0")
+    );
+    rig.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_production_failure_after_the_swap_is_rolled_back_and_verified() {
+    let rig = rig(Some("2.4.1")).await;
+    let prod_host = rig
+        .rollout
+        .app
+        .slot("production", &Cancel::new())
+        .await
+        .unwrap()
+        .default_host_name;
+    // Production's /health fails twice right after the swap, as a bad
+    // config that only production has would.
+    let mut fault = FaultSpec::new(FaultKind::Status { status: 503 });
+    fault.host = Some(prod_host);
+    fault.path_prefix = Some("/health".into());
+    fault.times = Some(1);
+    fault.after_ms = Some(0);
+    // Installed once staging is good: wait for the swap to begin.
+    let handle = rig.sandbox.handle();
+    let watcher = tokio::spawn(async move {
+        for _ in 0..400 {
+            if handle
+                .request_log()
+                .iter()
+                .any(|r| r.path.contains("slotsswap"))
+            {
+                handle.add_fault(fault).unwrap();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let j = rig.rollout.run().await;
+    watcher.await.unwrap();
+    assert_eq!(j.outcome(), Some(Outcome::RolledBack), "{:#?}", j.phases);
+    assert!(j.state.trail.contains(&Phase::SwapBack));
+    assert_eq!(swaps(&rig.sandbox), 2, "one swap and one swap back");
+    assert_eq!(
+        rig.sandbox
+            .handle()
+            .slot_version(APP, "production")
+            .as_deref(),
+        Some("2.4.0")
+    );
+    assert_eq!(j.facts.production_sample.get("2.4.0"), Some(&200));
+    rig.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_canary_rule_is_cleared_before_the_swap() {
+    let rig = rig(Some("2.4.1")).await;
+    let staging = rig
+        .rollout
+        .app
+        .slot("staging", &Cancel::new())
+        .await
+        .unwrap();
+    let rule = RoutingRule {
+        action_host_name: staging.default_host_name,
+        reroute_percentage: 10.0,
+        name: "staging".into(),
+    };
+    rig.rollout
+        .app
+        .set_routing_rules(&[rule], &Cancel::new())
+        .await
+        .unwrap();
+    let j = rig.rollout.run().await;
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    assert_eq!(j.facts.stale_rules.len(), 1);
+    assert!(j.state.trail.contains(&Phase::ClearStaleRouting));
+    assert_eq!(
+        j.facts.production_sample.get("2.4.1"),
+        Some(&200),
+        "{:?}",
+        j.facts.production_sample
+    );
+    rig.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_slot_changes_nothing() {
+    let mut rig = rig(None).await;
+    rig.rollout.plan.slot = "stagign".into();
+    let j = rig.rollout.run().await;
+    assert_eq!(j.outcome(), Some(Outcome::FailedBeforeChange));
+    let why = j.state.failure.unwrap();
+    assert!(
+        why.contains("'stagign' does not exist") && why.contains("staging"),
+        "{why}"
+    );
+    assert!(
+        mutating_arm_calls(&rig.sandbox).is_empty(),
+        "{:?}",
+        mutating_arm_calls(&rig.sandbox)
+    );
+    rig.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_that_times_out_for_us_but_completes_is_not_repeated() {
+    let mut rig = rig(Some("2.4.1")).await;
+    rig.rollout.plan.swap_timeout = Duration::from_secs(20);
+    let mut fault = FaultSpec::new(FaultKind::SwapTimeout { hold_ms: 2_000 });
+    fault.times = Some(1);
+    rig.sandbox.handle().add_fault(fault).unwrap();
+    let j = rig.rollout.run().await;
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    assert!(
+        j.state.trail.contains(&Phase::ResolveSwap),
+        "{:?}",
+        j.state.trail
+    );
+    assert_eq!(swaps(&rig.sandbox), 1, "the swap is never sent twice");
+    rig.sandbox.shutdown().await;
+}
+
+/// A zip holding `expedite-demo.json` with the version (stored entries).
+fn demo_zip(version: &str) -> Vec<u8> {
+    let name = b"expedite-demo.json";
+    let data = format!("{{\"version\":\"{version}\"}}").into_bytes();
+    let crc = {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in &data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    };
+    let n = data.len() as u32;
+    let mut z = Vec::new();
+    z.extend_from_slice(&0x04034b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [crc, n, n] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z.extend_from_slice(name);
+    z.extend_from_slice(&data);
+    let central = z.len() as u32;
+    z.extend_from_slice(&0x02014b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [crc, n, n] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    z.extend_from_slice(&[0; 12]);
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(name);
+    let size = z.len() as u32 - central;
+    z.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
+    z.extend_from_slice(&size.to_le_bytes());
+    z.extend_from_slice(&central.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z
+}
