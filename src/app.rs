@@ -119,7 +119,9 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
 
     let cancel = Cancel::new();
     cancel::listen_for_signals(&cancel);
-    cancel.deadline(config.common.timeout);
+    if let Some(deadline) = config.common.timeout {
+        cancel.deadline(deadline);
+    }
     let ctx = Ctx {
         console: console.clone(),
         sinks: sinks.clone(),
@@ -222,8 +224,10 @@ fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
             "failure",
         ),
     };
-    for e in &report.errors {
-        console.annotate(Level::Error, &Annotation::message(e.clone()));
+    if !report.errors_annotated {
+        for e in &report.errors {
+            console.annotate(Level::Error, &Annotation::message(e.clone()));
+        }
     }
     let mut outputs: Vec<(&str, String)> = vec![("outcome", outcome.to_string())];
     outputs.extend(report.outputs.iter().map(|(k, v)| (*k, v.clone())));

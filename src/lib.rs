@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod gate;
 pub mod http;
 pub mod platform;
 pub mod probe;

@@ -180,3 +180,109 @@ fn cli_and_version_work_outside_actions() {
         "{err}"
     );
 }
+
+fn copy_fixture(job: &Job, name: &str) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/test-results")
+        .join(name);
+    std::fs::copy(src, job.workspace().join(name)).unwrap();
+}
+
+/// Lines the runner would process as commands: everything outside
+/// `::stop-commands::TOKEN` … `::TOKEN::` fences.
+fn processed_lines(stdout: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut fence: Option<String> = None;
+    for line in stdout.lines() {
+        match &fence {
+            Some(token) if line == format!("::{token}::") => fence = None,
+            Some(_) => {}
+            None => match line.strip_prefix("::stop-commands::") {
+                Some(token) => fence = Some(token.to_string()),
+                None => out.push(line),
+            },
+        }
+    }
+    out
+}
+
+#[test]
+fn a_passing_gate_writes_outputs_summary_and_state() {
+    let job = Job::new()
+        .input("command", "gate")
+        .input("results", "trx-*.trx")
+        .input("sarif", "sarif-trivy-image.sarif")
+        .input("security-threshold", "critical");
+    copy_fixture(&job, "trx-xunitv3-passed-blame-warning.trx");
+    copy_fixture(&job, "sarif-trivy-image.sarif");
+    let r = job.run_main();
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("outcome"), Some("success"));
+    assert_eq!(r.output("verdict"), Some("pass"));
+    assert_eq!(r.output("critical-total"), Some("2"));
+    assert_eq!(r.output("critical-passed"), Some("2"));
+    assert_eq!(r.output("critical-failed"), Some("0"));
+    assert_eq!(r.output("security-findings"), Some("0"));
+    assert_eq!(r.output("error"), None);
+    assert!(r.summary.contains("Gate passed"), "{}", r.summary);
+    let state: serde_json::Value = serde_json::from_str(r.state("expedite-run").unwrap()).unwrap();
+    assert_eq!(
+        (state["command"].as_str(), state["finished"].as_bool()),
+        (Some("gate"), Some(true))
+    );
+    assert!(r.error_lines().is_empty(), "{:?}", r.error_lines());
+}
+
+#[test]
+fn a_failing_gate_fails_the_step_with_one_error_per_reason() {
+    let job = Job::new()
+        .input("command", "gate")
+        .input("results", "trx-mstest-categories-failures.trx")
+        .input("critical-filter", "TestCategory=Fail")
+        .input("security-waiver", "scan runs in the nightly pipeline");
+    copy_fixture(&job, "trx-mstest-categories-failures.trx");
+    let r = job.run_main();
+    assert_eq!(r.code, 1);
+    assert_eq!(r.output("verdict"), Some("fail"));
+    assert_eq!(r.output("critical-failed"), Some("1"));
+    let errors = r.error_lines();
+    assert_eq!(
+        errors.iter().filter(|l| l.contains("Gate failed")).count(),
+        1,
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|l| l.contains("FailTest")), "{errors:?}");
+    assert!(
+        r.summary.contains("scan runs in the nightly pipeline"),
+        "the waiver stands in the summary"
+    );
+}
+
+#[test]
+fn test_command_output_cannot_issue_workflow_commands() {
+    let job = Job::new()
+        .input("command", "gate")
+        .input("results", "trx-*.trx")
+        .input("security-waiver", "test")
+        .input(
+            "test-command",
+            "printf '::set-output name=x::1\\n::error::injected\\n::add-mask::x\\n'; cp ../../seed.trx trx-ran.trx; exit 3",
+        );
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/test-results/trx-xunitv3-passed-blame-warning.trx");
+    std::fs::copy(src, job.path("seed.trx")).unwrap();
+    let r = job.run_main();
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert!(
+        r.stdout.contains("::error::injected"),
+        "the output is shown"
+    );
+    for line in processed_lines(&r.stdout) {
+        assert!(
+            !line.contains("injected") && !line.starts_with("::set-output"),
+            "unfenced: {line}"
+        );
+    }
+    assert!(r.outputs.iter().all(|(k, _)| k != "x"));
+    assert!(r.summary.contains("exited with 3"), "{}", r.summary);
+}

@@ -2,6 +2,9 @@
 //! app writes the report's outputs and summary and maps failure to the exit
 //! code, so every command follows the runner contract the same way.
 
+pub mod gate;
+pub mod sandbox;
+
 use crate::action::Env;
 use crate::action::Sinks;
 use crate::action::console::Console;
@@ -34,6 +37,9 @@ pub struct Report {
     pub summary: String,
     /// Why it failed, one line each (also the `error` output).
     pub errors: Vec<String>,
+    /// True when the command already showed `errors` as annotations (with
+    /// better titles), so the app only writes the `error` output.
+    pub errors_annotated: bool,
 }
 
 /// A command that could not run to a report.
@@ -48,6 +54,9 @@ pub enum CommandError {
     /// Stopped by a signal or the deadline before finishing.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
+    /// The command could not do its work; the message says why.
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn available_list() -> String {
@@ -70,5 +79,9 @@ pub async fn run(ctx: &Ctx) -> Result<Report, CommandError> {
         return Err(CommandError::NotAvailable(command));
     }
     ctx.cancel.check()?;
-    Err(CommandError::NotAvailable(command))
+    match (command, &ctx.config.gate, &ctx.config.sandbox) {
+        (Command::Gate, Some(config), _) => gate::run(ctx, config).await,
+        (Command::Sandbox, _, Some(config)) => sandbox::run(ctx, config).await,
+        _ => Err(CommandError::NotAvailable(command)),
+    }
 }

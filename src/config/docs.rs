@@ -56,7 +56,7 @@ pub fn action_yml() -> String {
     y.push_str("author: expedite maintainers\n");
     y.push_str("branding:\n  icon: zap\n  color: orange\n");
     y.push_str("inputs:\n");
-    for spec in INPUTS {
+    for spec in INPUTS.iter().filter(|s| !s.cli_only()) {
         let _ = writeln!(y, "  {}:", spec.name);
         let _ = writeln!(y, "    description: {}", quoted(&full_description(spec)));
         let _ = writeln!(y, "    required: {}", spec.name == COMMAND_INPUT);
@@ -88,6 +88,9 @@ pub fn readme_inputs() -> String {
             "all (required)".to_string()
         } else {
             let mut s = scope_names(spec.scope);
+            if spec.cli_only() {
+                s.push_str(" (CLI only)");
+            }
             if !spec.required_for.is_empty() {
                 s.push_str(" (required)");
             }

@@ -244,12 +244,21 @@ fn levenshtein(a: &str, b: &str) -> usize {
 /// Settings every command shares.
 #[derive(Debug, Clone)]
 pub struct Common {
-    /// Deadline for the whole command.
-    pub timeout: Duration,
+    /// Deadline for the whole command (`None`: runs until stopped).
+    pub timeout: Option<Duration>,
     /// Whether to write the job summary.
     pub summary: bool,
     /// The GitHub token, for commands that talk to GitHub.
     pub github_token: Option<SecretString>,
+}
+
+/// Settings of the `gate` command.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// What the gate evaluates.
+    pub settings: crate::gate::GateSettings,
+    /// A command to run first (through `sh -c`) that writes the results.
+    pub test_command: Option<String>,
 }
 
 /// Validated configuration for one run.
@@ -259,6 +268,25 @@ pub struct Config {
     pub command: Command,
     /// Shared settings.
     pub common: Common,
+    /// The gate's settings, when the command is `gate`.
+    pub gate: Option<GateConfig>,
+    /// The sandbox's settings, when the command is `sandbox`.
+    pub sandbox: Option<SandboxCliConfig>,
+}
+
+/// Settings of the `sandbox` command (CLI only).
+#[derive(Debug, Clone)]
+pub struct SandboxCliConfig {
+    /// Scenario name, validated.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// HTTPS port (0: any free one).
+    pub https_port: u16,
+    /// Control API port (0: any free one).
+    pub http_port: u16,
+    /// Print settings as JSON.
+    pub json: bool,
 }
 
 /// Collects typed values and every error on the way.
@@ -323,23 +351,149 @@ impl Config {
         for spec in INPUTS.iter().filter(|s| s.required_by(raw.command)) {
             r.required(spec.name);
         }
+        let gate = (raw.command == Command::Gate).then(|| gate_config(&mut r));
+        let sandbox = (raw.command == Command::Sandbox).then(|| sandbox_config(&mut r));
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
         Ok(Config {
             command: raw.command,
             common: Common {
-                timeout: timeout.unwrap_or(Duration::from_secs(1800)),
+                timeout,
                 summary: summary.unwrap_or(true),
                 github_token,
             },
+            gate,
+            sandbox,
         })
+    }
+}
+
+fn sandbox_config(r: &mut Resolver<'_>) -> SandboxCliConfig {
+    let port = |v: &str| values::parse_uint(v, 0, 65535).map(|p| p as u16);
+    SandboxCliConfig {
+        scenario: r
+            .parse("scenario", |v| {
+                let known = ["contoso"];
+                let lower = v.to_ascii_lowercase();
+                if known.contains(&lower.as_str()) {
+                    Ok(lower)
+                } else {
+                    Err(ValueError {
+                        problem: format!("{} is not a scenario", shown(v)),
+                        accepted: known.join(", "),
+                    })
+                }
+            })
+            .unwrap_or_else(|| "contoso".into()),
+        seed: r
+            .parse("seed", |v| values::parse_uint(v, 0, u64::MAX))
+            .unwrap_or(0),
+        https_port: r.parse("https-port", port).unwrap_or(0),
+        http_port: r.parse("http-port", port).unwrap_or(0),
+        json: r.parse("json", values::parse_bool).unwrap_or(false),
+    }
+}
+
+fn gate_config(r: &mut Resolver<'_>) -> GateConfig {
+    use crate::gate::{CategoryPattern, Filter, GateSettings, SecurityThreshold};
+    let raw = r.raw;
+    let results = raw
+        .get("results")
+        .map(values::parse_list)
+        .unwrap_or_default();
+    let filter = r.parse("critical-filter", |v| {
+        Filter::parse(v)
+            .map(|_| v.to_string())
+            .map_err(|e| ValueError {
+                problem: format!("{} at column {}", e.message, e.column),
+                accepted:
+                    "a `dotnet test --filter` expression such as Category=Critical|Category=Payment"
+                        .into(),
+            })
+    });
+    let min_critical_tests = r
+        .parse("min-critical-tests", |v| {
+            values::parse_uint(v, 1, 1_000_000).map_err(|mut e| {
+                e.accepted
+                    .push_str(" (0 is refused: a filter typo matching nothing would pass)");
+                e
+            })
+        })
+        .unwrap_or(1);
+    let security_threshold = r
+        .parse("security-threshold", |v| {
+            v.parse::<SecurityThreshold>().map_err(|e| ValueError {
+                problem: format!("{}: {}", shown(v), e.reason),
+                accepted: "error, warning, note, critical, high, medium, low, a score 0.1–10, or a level and a score comma-separated".into(),
+            })
+        })
+        .unwrap_or_default();
+    let junit_category_pattern = r.parse("junit-category-pattern", |v| {
+        if v.eq_ignore_ascii_case("none") {
+            return Ok(String::new());
+        }
+        CategoryPattern::parse(v)
+            .map(|_| v.to_string())
+            .map_err(|problem| ValueError {
+                problem,
+                accepted: "prefix{}suffix, e.g. [{}] or @{}; none to turn it off".into(),
+            })
+    });
+    GateConfig {
+        settings: GateSettings {
+            results,
+            filter,
+            min_critical_tests: u32::try_from(min_critical_tests).unwrap_or(u32::MAX),
+            sarif: raw.get("sarif").map(values::parse_list).unwrap_or_default(),
+            security_threshold,
+            security_waiver: raw.get("security-waiver").map(str::to_string),
+            junit_category_pattern,
+            base_dir: std::path::PathBuf::from("."),
+        },
+        test_command: raw.get("test-command").map(str::to_string),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_inputs_are_validated_before_running() {
+        let e = env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_RESULTS", "a.trx\nb/*.xml"),
+            ("INPUT_CRITICAL-FILTER", "Category=Critical|("),
+            ("INPUT_MIN-CRITICAL-TESTS", "0"),
+            ("INPUT_SECURITY-THRESHOLD", "none"),
+            ("INPUT_JUNIT-CATEGORY-PATTERN", "no-placeholder"),
+        ]);
+        let errs = Config::resolve(&RawInputs::from_action(&e).unwrap()).unwrap_err();
+        let inputs: Vec<_> = errs.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(
+            inputs,
+            [
+                "critical-filter",
+                "min-critical-tests",
+                "security-threshold",
+                "junit-category-pattern"
+            ]
+        );
+        let ok = env(&[
+            ("INPUT_COMMAND", "gate"),
+            ("INPUT_RESULTS", "a.trx, b/*.xml"),
+            ("INPUT_JUNIT-CATEGORY-PATTERN", "none"),
+        ]);
+        let c = Config::resolve(&RawInputs::from_action(&ok).unwrap()).unwrap();
+        let g = c.gate.unwrap();
+        assert_eq!(g.settings.results, ["a.trx", "b/*.xml"]);
+        assert_eq!(g.settings.junit_category_pattern.as_deref(), Some(""));
+        assert_eq!(
+            g.settings.security_threshold,
+            crate::gate::SecurityThreshold::default()
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -425,7 +579,7 @@ mod tests {
         let flags = BTreeMap::from([("results".to_string(), "r.xml".to_string())]);
         let c = Config::resolve(&RawInputs::from_cli(Command::Gate, &flags, &env(&[]))).unwrap();
         assert_eq!(a.common.timeout, c.common.timeout);
-        assert_eq!(a.common.timeout, Duration::from_secs(1800));
+        assert_eq!(a.common.timeout, Some(Duration::from_secs(1800)));
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl Command {
             Command::Tag => "Create the annotated release tag for the hotfix",
             Command::Incident => "Create, update or resolve an incident record and notify",
             Command::Plan => "Validate a multi-service manifest and print its deploy stages",
-            Command::Sandbox => "Run the local emulation of Azure and GitHub until Ctrl-C",
+            Command::Sandbox => {
+                "Run the local emulation of Azure (and GitHub's OIDC tokens) until Ctrl-C"
+            }
             Command::Drill => "Play the Contoso incident end to end on the built-in sandbox",
             Command::Bench => "Run expedite's benchmarks",
         }
@@ -108,7 +110,16 @@ impl Command {
     /// Whether this version of expedite implements the command. A command
     /// that is not built yet says so and exits 1; it never pretends.
     pub fn available(self) -> bool {
-        false
+        match self {
+            Command::Gate => true,
+            Command::Sandbox => cfg!(feature = "sandbox"),
+            _ => false,
+        }
+    }
+
+    /// True for commands only the CLI runs (not the action).
+    pub fn cli_only(self) -> bool {
+        !Command::ACTION.contains(&self)
     }
 
     /// The issue that builds a command not available yet, for the message.
@@ -119,7 +130,10 @@ impl Command {
             Command::CherryPick | Command::Start | Command::Tag => "the GitHub work",
             Command::Incident | Command::Drill => "the on-call work",
             Command::Plan => "the multi-service work",
-            Command::Sandbox => "the sandbox work",
+            Command::Sandbox if cfg!(feature = "sandbox") => "the sandbox work",
+            Command::Sandbox => {
+                "builds with the `sandbox` feature (the release binaries and `cargo install` have it; the action's image does not)"
+            }
             Command::Bench => "the benchmark work",
         }
     }
@@ -219,9 +233,30 @@ impl InputSpec {
     pub fn required_by(&self, c: Command) -> bool {
         self.required_for.contains(&c)
     }
+
+    /// True when no action command uses it (a CLI-only flag, left out of
+    /// `action.yml`).
+    pub fn cli_only(&self) -> bool {
+        !Command::ACTION.iter().any(|c| self.scope.includes(*c))
+    }
 }
 
 const GATE: &[Command] = &[Command::Gate];
+const SANDBOX: &[Command] = &[Command::Sandbox];
+/// Commands bounded by the `timeout` input (not the sandbox, which serves
+/// until it is stopped).
+const BOUNDED: &[Command] = &[
+    Command::Gate,
+    Command::Deploy,
+    Command::Rollback,
+    Command::CherryPick,
+    Command::Start,
+    Command::Tag,
+    Command::Incident,
+    Command::Plan,
+    Command::Drill,
+    Command::Bench,
+];
 const GITHUB: &[Command] = &[
     Command::Deploy,
     Command::Rollback,
@@ -254,7 +289,8 @@ pub const INPUTS: &[InputSpec] = &[
         "Upper bound for the whole command, as a duration (30s, 5m, 1h30m). At the deadline \
          expedite stops starting changes and leaves production in a safe state.",
     )
-    .default("30m"),
+    .default("30m")
+    .only(BOUNDED),
     input("summary", "Write the job summary (true or false).")
         .default("true")
         .boolean(),
@@ -286,10 +322,11 @@ pub const INPUTS: &[InputSpec] = &[
     .only(GATE),
     input(
         "security-threshold",
-        "Findings at or above this fail the gate: a SARIF level (error, warning, note) or a \
-         security-severity score (e.g. 7.0); `error` also fails on security-severity ≥ 7.0.",
+        "Findings at or above this fail the gate: a SARIF level (error, warning, note), a \
+         security-severity score (0.1–10) or band (critical, high, medium, low), or both \
+         comma-separated (either trips it).",
     )
-    .default("error")
+    .default("error,7.0")
     .only(GATE),
     input(
         "security-waiver",
@@ -298,8 +335,9 @@ pub const INPUTS: &[InputSpec] = &[
     .only(GATE),
     input(
         "junit-category-pattern",
-        "For JUnit files without category properties: a regular expression whose first \
-         capture group in the test name is its category (e.g. `\\[(\\w+)\\]`).",
+        "Where JUnit test names carry their category when the file has no category \
+         properties, as `prefix{}suffix` (default `[{}]`: `test_pay [Critical]`); `none` turns \
+         it off.",
     )
     .only(GATE),
     input(
@@ -307,6 +345,37 @@ pub const INPUTS: &[InputSpec] = &[
         "A command that produces the result files, run first (through `sh -c`).",
     )
     .only(GATE),
+    input(
+        "scenario",
+        "The sandbox's scenario: contoso (Contoso's payments estate).",
+    )
+    .default("contoso")
+    .only(SANDBOX),
+    input(
+        "seed",
+        "Seed for the sandbox's traffic split, demo errors and probabilistic faults.",
+    )
+    .default("0")
+    .only(SANDBOX),
+    input(
+        "https-port",
+        "Port of the sandbox's HTTPS listener (Azure surfaces); 0 picks a free one.",
+    )
+    .default("0")
+    .only(SANDBOX),
+    input(
+        "http-port",
+        "Port of the sandbox's control API (/_sandbox/); 0 picks a free one.",
+    )
+    .default("0")
+    .only(SANDBOX),
+    input(
+        "json",
+        "Print the sandbox's settings as JSON instead of shell `export` lines.",
+    )
+    .default("false")
+    .only(SANDBOX)
+    .boolean(),
 ];
 
 /// One output, written to `$GITHUB_OUTPUT` (or stdout on a terminal).

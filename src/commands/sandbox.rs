@@ -1,0 +1,52 @@
+//! `sandbox` (CLI only): runs the local emulation of every remote API
+//! expedite talks to, prints the settings that point the CLI at it, and
+//! serves until Ctrl-C.
+
+use super::{CommandError, Ctx, Report};
+use crate::config::SandboxCliConfig;
+
+/// Runs the sandbox until the run is cancelled (Ctrl-C, SIGTERM).
+#[cfg(feature = "sandbox")]
+pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, CommandError> {
+    use expedite_sandbox::{SandboxConfig, Scenario};
+
+    let scenario: Scenario = config
+        .scenario
+        .parse()
+        .map_err(|e: expedite_sandbox::SandboxError| CommandError::Failed(e.to_string()))?;
+    let sandbox = expedite_sandbox::start(SandboxConfig {
+        scenario,
+        seed: config.seed,
+        https_port: config.https_port,
+        http_port: config.http_port,
+        ..SandboxConfig::default()
+    })
+    .await
+    .map_err(|e| CommandError::Failed(format!("the sandbox could not start: {e}")))?;
+    let settings = sandbox.settings();
+    if config.json {
+        ctx.console.data(&format!("{}\n", settings.to_json()));
+    } else {
+        ctx.console.data(&settings.export_lines());
+    }
+    ctx.console.info(&format!(
+        "sandbox running: Azure surfaces on https://{} (CA {}), control API on {}. \
+         Paste the export lines above into another shell to point expedite at it (or use --json for programs). Ctrl-C stops it.",
+        settings.https_addr,
+        settings.ca_cert_path.display(),
+        settings.control_url
+    ));
+    ctx.cancel.cancelled().await;
+    ctx.console.info("stopping the sandbox");
+    sandbox.shutdown().await;
+    Ok(Report {
+        success: true,
+        ..Report::default()
+    })
+}
+
+/// Without the `sandbox` feature the command is not in this build.
+#[cfg(not(feature = "sandbox"))]
+pub async fn run(_ctx: &Ctx, _config: &SandboxCliConfig) -> Result<Report, CommandError> {
+    Err(CommandError::NotAvailable(crate::config::Command::Sandbox))
+}
