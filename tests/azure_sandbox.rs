@@ -271,3 +271,60 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_merge_and_value_matched_delete_leave_other_tags_alone() {
+    use std::collections::BTreeMap;
+    let env = env(SandboxConfig::default()).await;
+    let cancel = Cancel::new();
+    let app = env.app("app-contoso-payments");
+    let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    app.merge_tags(&tags(&[("owner", "payments")]), &cancel)
+        .await
+        .unwrap();
+    app.merge_tags(&tags(&[("lease", "run-1")]), &cancel)
+        .await
+        .unwrap();
+    let seen = app.slot(PRODUCTION, &cancel).await.unwrap().tags;
+    assert_eq!(
+        seen,
+        tags(&[("lease", "run-1"), ("owner", "payments")]),
+        "merge keeps the others"
+    );
+    // Deleting with another run's value leaves the tag: a lease is only
+    // given back by its holder.
+    app.delete_tags(&tags(&[("lease", "run-2")]), &cancel)
+        .await
+        .unwrap();
+    assert!(
+        app.slot(PRODUCTION, &cancel)
+            .await
+            .unwrap()
+            .tags
+            .contains_key("lease")
+    );
+    app.delete_tags(&tags(&[("lease", "run-1")]), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.slot(PRODUCTION, &cancel).await.unwrap().tags,
+        tags(&[("owner", "payments")])
+    );
+    // Tags live on the resource they were set on: the slot has none.
+    assert!(app.slot("staging", &cancel).await.unwrap().tags.is_empty());
+    // Invalid names are refused as Azure refuses them.
+    let bad = app
+        .merge_tags(&tags(&[("a/b", "x")]), &cancel)
+        .await
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("InvalidTagNameCharacters"),
+        "{bad}"
+    );
+    env.sandbox.shutdown().await;
+}
