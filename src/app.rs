@@ -16,7 +16,7 @@ use std::ffi::OsString;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::console::{Console, Secrets, Style};
+use crate::action::console::{Console, Secrets};
 use crate::action::escape::{Annotation, Level};
 use crate::action::{self, Env, Sinks, Stage};
 use crate::cancel::{self, Cancel};
@@ -74,8 +74,9 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     }
 
     let argv0 = argv.first().cloned().unwrap_or_default();
-    if Stage::detect(&argv0, &env) == Stage::Post {
-        return post_stage(&env, &console);
+    let stage = Stage::detect(&argv0, &env);
+    if stage == Stage::Post && !post_has_work(&env, &console) {
+        return 0;
     }
 
     let raw = match invocation {
@@ -102,10 +103,14 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
             raw.command.name()
         );
     }
-    let config = match Config::resolve(&raw) {
+    let config = match Config::resolve(&raw, &env) {
         Ok(c) => c,
         Err(errors) => return reject_inputs(&console, &sinks, &errors),
     };
+
+    if stage == Stage::Post {
+        return post_stage(console, sinks, env, config).await;
+    }
 
     let started_at = chrono::Utc::now().to_rfc3339();
     save_run_state(
@@ -130,13 +135,19 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
         config,
     };
     let result = commands::run(&ctx).await;
+    let interrupted = match &result {
+        Ok(r) => r.interrupted,
+        Err(CommandError::Cancelled(_)) => true,
+        Err(_) => false,
+    };
     let code = finish(&ctx, result);
     save_run_state(
         &sinks,
         &RunState {
             command: ctx.config.command.name().into(),
             started_at,
-            finished: true,
+            // An interrupted command left work for the post stage.
+            finished: !interrupted,
         },
     );
     code
@@ -206,7 +217,13 @@ fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
     let console = &ctx.console;
     let (report, outcome) = match result {
         Ok(report) => {
-            let outcome = if report.success { "success" } else { "failure" };
+            let outcome = if report.interrupted {
+                "cancelled"
+            } else if report.success {
+                "success"
+            } else {
+                "failure"
+            };
             (report, outcome)
         }
         Err(CommandError::Cancelled(c)) => (
@@ -255,14 +272,14 @@ fn save_run_state(sinks: &Sinks, state: &RunState) {
     }
 }
 
-/// The post stage: runs at the end of the job, after success, failure or
-/// cancellation. It finishes what an interrupted main stage left behind.
-fn post_stage(env: &Env, console: &Console) -> u8 {
+/// Whether the post stage has anything to finish: the main stage started
+/// a command and did not record that it finished.
+fn post_has_work(env: &Env, console: &Console) -> bool {
     let Some(raw) = env.get(&format!("STATE_{STATE_RUN}")) else {
         console.debug(
             "post stage: the main stage saved no state (it did not start); nothing to finish",
         );
-        return 0;
+        return false;
     };
     let state: RunState = match serde_json::from_str(raw) {
         Ok(s) => s,
@@ -273,7 +290,7 @@ fn post_stage(env: &Env, console: &Console) -> u8 {
                     "post stage: unreadable state from the main stage ({e}); nothing was changed"
                 )),
             );
-            return 0;
+            return false;
         }
     };
     if state.finished {
@@ -281,19 +298,54 @@ fn post_stage(env: &Env, console: &Console) -> u8 {
             "post stage: `{}` finished in the main stage; nothing to finish",
             state.command
         ));
+        return false;
+    }
+    if state.command != crate::config::Command::Deploy.name() {
+        // Only `deploy` changes production and has something to restore.
+        console.annotate(
+            Level::Notice,
+            &Annotation::message(format!(
+                "post stage: `{}` (started {}) did not finish in the main stage; it leaves nothing to restore",
+                state.command, state.started_at
+            )),
+        );
+        return false;
+    }
+    true
+}
+
+/// The post stage of an interrupted `deploy`: runs at the end of the job
+/// (after failure and cancellation too) with the same inputs, and restores
+/// production to a safe state from the journal.
+async fn post_stage(console: Console, sinks: Sinks, env: Env, config: Config) -> u8 {
+    let Some(deploy) = config.deploy.clone() else {
         return 0;
+    };
+    let ctx = Ctx {
+        console: console.clone(),
+        sinks,
+        env,
+        cancel: Cancel::new(),
+        config,
+    };
+    match crate::commands::deploy::post(&ctx, &deploy).await {
+        Ok(report) => {
+            for e in &report.errors {
+                console.annotate(Level::Error, &Annotation::message(e.clone()));
+            }
+            if !report.summary.is_empty()
+                && let Err(e) = ctx.sinks.append_summary(&console, &report.summary)
+            {
+                console.annotate(Level::Warning, &Annotation::message(e.to_string()));
+            }
+            u8::from(!report.success)
+        }
+        Err(e) => {
+            console.annotate(
+                Level::Error,
+                &Annotation::message(format!("post stage: {e}")),
+            );
+            1
+        }
     }
-    // Only `deploy` changes production and has something to restore; the
-    // other commands change nothing that a half-run leaves inconsistent.
-    console.annotate(
-        Level::Notice,
-        &Annotation::message(format!(
-            "post stage: `{}` (started {}) did not finish in the main stage; it leaves nothing to restore",
-            state.command, state.started_at
-        )),
-    );
-    if console.style() == Style::Cli {
-        console.info("post stage done");
-    }
-    0
 }

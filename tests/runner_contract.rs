@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
-use common::Job;
+use common::{Job, processed_lines};
 
 #[test]
 fn missing_required_input_is_exactly_one_error_naming_it() {
@@ -80,7 +80,7 @@ fn unknown_and_malformed_inputs_each_get_one_line() {
 #[test]
 fn a_secret_input_never_appears_in_stdout_or_stderr() {
     let secret = "ghs_5ecr3tT0kenThatMustNeverBePrinted0000";
-    // `deploy` takes the token; it is not available yet, so it fails with an
+    // `tag` takes the token; it is not available yet, so it fails with an
     // error message — the path where leaks usually happen.
     let r = Job::new()
         .input("command", "deploy")
@@ -114,12 +114,12 @@ fn a_secret_input_never_appears_in_stdout_or_stderr() {
 
 #[test]
 fn a_command_not_built_yet_says_so_and_fails() {
-    let r = Job::new().input("command", "deploy").run_main();
+    let r = Job::new().input("command", "tag").run_main();
     assert_eq!(r.code, 1);
     let errors = r.error_lines();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].contains("`deploy` is not available in this version"),
+        errors[0].contains("`tag` is not available in this version"),
         "{}",
         errors[0]
     );
@@ -128,11 +128,11 @@ fn a_command_not_built_yet_says_so_and_fails() {
 
 #[test]
 fn main_records_state_and_post_reads_it() {
-    let job = Job::new().input("command", "deploy");
+    let job = Job::new().input("command", "tag");
     let main = job.run_main();
     let state = main.state("expedite-run").expect("state saved");
     let state: serde_json::Value = serde_json::from_str(state).unwrap();
-    assert_eq!(state["command"], "deploy");
+    assert_eq!(state["command"], "tag");
     assert_eq!(state["finished"], true);
 
     // The post stage gets the same inputs and the saved state.
@@ -186,24 +186,6 @@ fn copy_fixture(job: &Job, name: &str) {
         .join("tests/fixtures/test-results")
         .join(name);
     std::fs::copy(src, job.workspace().join(name)).unwrap();
-}
-
-/// Lines the runner would process as commands: everything outside
-/// `::stop-commands::TOKEN` … `::TOKEN::` fences.
-fn processed_lines(stdout: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut fence: Option<String> = None;
-    for line in stdout.lines() {
-        match &fence {
-            Some(token) if line == format!("::{token}::") => fence = None,
-            Some(_) => {}
-            None => match line.strip_prefix("::stop-commands::") {
-                Some(token) => fence = Some(token.to_string()),
-                None => out.push(line),
-            },
-        }
-    }
-    out
 }
 
 #[test]

@@ -66,7 +66,7 @@ impl Settings {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("EXPEDITE_ARM_ENDPOINT", self.arm_endpoint.clone()),
-            ("EXPEDITE_AUTHORITY_HOST", self.authority_host.clone()),
+            ("AZURE_AUTHORITY_HOST", self.authority_host.clone()),
             ("EXPEDITE_RESOLVE", self.resolve_string()),
             ("EXPEDITE_CA_CERT", self.ca_cert_path.display().to_string()),
             ("EXPEDITE_SANDBOX_URL", self.control_url.clone()),

@@ -23,7 +23,7 @@ async fn start_serves_settings_and_shutdown_cleans_up() {
     let exports = s.export_lines();
     for name in [
         "EXPEDITE_ARM_ENDPOINT",
-        "EXPEDITE_AUTHORITY_HOST",
+        "AZURE_AUTHORITY_HOST",
         "EXPEDITE_RESOLVE",
         "EXPEDITE_CA_CERT",
         "AZURE_TENANT_ID",

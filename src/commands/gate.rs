@@ -98,6 +98,7 @@ pub async fn run(ctx: &Ctx, config: &GateConfig) -> Result<Report, CommandError>
         errors: report.reasons.clone(),
         // report.annotations() carries each reason as a "Gate failed" error.
         errors_annotated: true,
+        interrupted: false,
     })
 }
 

@@ -2,7 +2,9 @@
 //! app writes the report's outputs and summary and maps failure to the exit
 //! code, so every command follows the runner contract the same way.
 
+pub mod deploy;
 pub mod gate;
+pub mod rollback;
 pub mod sandbox;
 
 use crate::action::Env;
@@ -40,6 +42,9 @@ pub struct Report {
     /// True when the command already showed `errors` as annotations (with
     /// better titles), so the app only writes the `error` output.
     pub errors_annotated: bool,
+    /// True when cancellation stopped the command with work left for the
+    /// post stage (the main stage then records that it did not finish).
+    pub interrupted: bool,
 }
 
 /// A command that could not run to a report.
@@ -79,9 +84,12 @@ pub async fn run(ctx: &Ctx) -> Result<Report, CommandError> {
         return Err(CommandError::NotAvailable(command));
     }
     ctx.cancel.check()?;
-    match (command, &ctx.config.gate, &ctx.config.sandbox) {
-        (Command::Gate, Some(config), _) => gate::run(ctx, config).await,
-        (Command::Sandbox, _, Some(config)) => sandbox::run(ctx, config).await,
+    let c = &ctx.config;
+    match command {
+        Command::Gate if let Some(config) = &c.gate => gate::run(ctx, config).await,
+        Command::Sandbox if let Some(config) = &c.sandbox => sandbox::run(ctx, config).await,
+        Command::Deploy if let Some(config) = &c.deploy => deploy::run(ctx, config).await,
+        Command::Rollback if let Some(config) = &c.rollback => rollback::run(ctx, config).await,
         _ => Err(CommandError::NotAvailable(command)),
     }
 }

@@ -272,6 +272,67 @@ pub struct Config {
     pub gate: Option<GateConfig>,
     /// The sandbox's settings, when the command is `sandbox`.
     pub sandbox: Option<SandboxCliConfig>,
+    /// The deploy's settings, when the command is `deploy`.
+    pub deploy: Option<Box<DeployConfig>>,
+    /// The rollback's settings, when the command is `rollback`.
+    pub rollback: Option<Box<RollbackConfig>>,
+}
+
+/// How to reach and sign in to Azure (deploy, rollback).
+#[derive(Debug, Clone)]
+pub struct AzureConfig {
+    /// ARM endpoint.
+    pub arm_endpoint: url::Url,
+    /// Entra ID endpoint.
+    pub authority_host: url::Url,
+    /// Who to sign in as.
+    pub identity: crate::azure::auth::Identity,
+    /// Subscription of the app.
+    pub subscription_id: String,
+    /// TLS trust and host resolution.
+    pub http: crate::http::HttpSettings,
+}
+
+/// Settings of `deploy`.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// Azure access.
+    pub azure: AzureConfig,
+    /// The app.
+    pub site: crate::platform::app_service::SiteRef,
+    /// What to do, validated.
+    pub plan: crate::rollout::driver::DeployPlan,
+    /// The package file, if any (read when the deploy starts).
+    pub package: Option<std::path::PathBuf>,
+    /// Where the audit log goes.
+    pub audit_log: std::path::PathBuf,
+}
+
+/// Settings of `rollback`.
+#[derive(Debug, Clone)]
+pub struct RollbackConfig {
+    /// Azure access.
+    pub azure: AzureConfig,
+    /// Resource group of the apps.
+    pub resource_group: String,
+    /// Apps to roll back, in order.
+    pub services: Vec<String>,
+    /// The slot holding the previous build.
+    pub slot: String,
+    /// Why (data, never interpreted).
+    pub reason: String,
+    /// Explicit target version.
+    pub to_version: Option<String>,
+    /// Health and version endpoints.
+    pub endpoints: crate::probe::Endpoints,
+    /// Requests that must all reach the target afterwards.
+    pub verify_samples: usize,
+    /// Bound on the swap.
+    pub swap_timeout: Duration,
+    /// How long to wait for a site operation in progress.
+    pub lock_wait: Duration,
+    /// Where the audit log goes.
+    pub audit_log: std::path::PathBuf,
 }
 
 /// Settings of the `sandbox` command (CLI only).
@@ -326,8 +387,10 @@ impl Resolver<'_> {
 }
 
 impl Config {
-    /// Validates everything; on failure returns every problem found.
-    pub fn resolve(raw: &RawInputs) -> Result<Config, Vec<InputError>> {
+    /// Validates everything; on failure returns every problem found. `env`
+    /// supplies what the runner provides outside inputs (OIDC request URL,
+    /// `RUNNER_TEMP`, the run's identity).
+    pub fn resolve(raw: &RawInputs, env: &Env) -> Result<Config, Vec<InputError>> {
         let mut r = Resolver {
             raw,
             errors: Vec::new(),
@@ -353,6 +416,16 @@ impl Config {
         }
         let gate = (raw.command == Command::Gate).then(|| gate_config(&mut r));
         let sandbox = (raw.command == Command::Sandbox).then(|| sandbox_config(&mut r));
+        let deploy = if raw.command == Command::Deploy {
+            deploy_config(&mut r, env).map(Box::new)
+        } else {
+            None
+        };
+        let rollback = if raw.command == Command::Rollback {
+            rollback_config(&mut r, env).map(Box::new)
+        } else {
+            None
+        };
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -365,8 +438,412 @@ impl Config {
             },
             gate,
             sandbox,
+            deploy,
+            rollback,
         })
     }
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, input: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        self.errors.push(InputError {
+            input: input.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+fn azure_config(r: &mut Resolver<'_>, env: &Env) -> Option<AzureConfig> {
+    use crate::azure::auth::{AzureCredentialsJson, ClientProof, Identity};
+    use secrecy::ExposeSecret;
+    let raw = r.raw;
+    let arm_endpoint = r.parse("arm-endpoint", values::parse_url);
+    let authority_host = r.parse("authority-host", values::parse_url);
+    let resolve = r.parse("resolve", |v| {
+        values::parse_list(v)
+            .iter()
+            .map(|rule| rule.parse::<crate::http::ResolveRule>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ValueError {
+                problem: e,
+                accepted: "comma-separated rules".into(),
+            })
+    });
+    let ca_pem = r.parse("ca-cert", |v| {
+        let text = std::fs::read_to_string(v).map_err(|e| ValueError {
+            problem: format!("cannot read {}: {e}", shown(v)),
+            accepted: "the path of a PEM file with CA certificates".into(),
+        })?;
+        crate::http::parse_pem_certs(&text)
+            .map(|_| text)
+            .map_err(|e| ValueError {
+                problem: format!("{}: {e}", shown(v)),
+                accepted: "a PEM file of CA certificates".into(),
+            })
+    });
+    let audience = raw
+        .get("oidc-audience")
+        .unwrap_or(crate::azure::auth::DEFAULT_OIDC_AUDIENCE)
+        .to_string();
+    let ids = ["client-id", "tenant-id", "subscription-id"].map(|k| raw.get(k).map(str::to_string));
+    let identity = match raw.get("azure-credentials") {
+        Some(json) => {
+            if ids.iter().any(Option::is_some) || raw.get("client-secret").is_some() {
+                r.error(
+                    "azure-credentials",
+                    "is given together with client-id, tenant-id, subscription-id or client-secret",
+                    "give either azure-credentials or the ids (with a secret or OIDC), not both",
+                );
+                None
+            } else {
+                match AzureCredentialsJson::parse(json) {
+                    Ok(c) => Some((
+                        Identity {
+                            tenant_id: c.tenant_id,
+                            client_id: c.client_id,
+                            proof: ClientProof::Secret(c.client_secret),
+                        },
+                        c.subscription_id,
+                    )),
+                    Err(problem) => {
+                        r.error(
+                            "azure-credentials",
+                            problem,
+                            "use the JSON `az ad sp create-for-rbac --json-auth` prints",
+                        );
+                        None
+                    }
+                }
+            }
+        }
+        None => {
+            let names = ["client-id", "tenant-id", "subscription-id"];
+            let mut missing = false;
+            for (name, v) in names.iter().zip(&ids) {
+                if v.is_none() {
+                    r.error(
+                        name,
+                        "is required to sign in to Azure",
+                        "set it, or give azure-credentials instead",
+                    );
+                    missing = true;
+                }
+            }
+            let proof = match raw.get("client-secret") {
+                Some(secret) => Some(ClientProof::Secret(secrecy::SecretString::from(
+                    secret.to_string(),
+                ))),
+                None => {
+                    let url = env
+                        .get("ACTIONS_ID_TOKEN_REQUEST_URL")
+                        .filter(|u| !u.is_empty());
+                    let token = env
+                        .get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+                        .filter(|t| !t.is_empty());
+                    match (url.map(url::Url::parse), token) {
+                        (Some(Ok(request_url)), Some(t)) => Some(ClientProof::GithubOidc {
+                            request_url,
+                            request_token: secrecy::SecretString::from(t.to_string()),
+                            audience: audience.clone(),
+                        }),
+                        _ => {
+                            r.error(
+                                "client-secret",
+                                "is not given, and GitHub OIDC is not available in this job (no ACTIONS_ID_TOKEN_REQUEST_URL)",
+                                "add `permissions: id-token: write` to the job for OIDC federation, or give client-secret or azure-credentials",
+                            );
+                            None
+                        }
+                    }
+                }
+            };
+            match (missing, proof, ids) {
+                (false, Some(proof), [Some(client_id), Some(tenant_id), Some(sub)]) => Some((
+                    Identity {
+                        tenant_id,
+                        client_id,
+                        proof,
+                    },
+                    sub,
+                )),
+                _ => None,
+            }
+        }
+    };
+    let (identity, subscription_id) = identity?;
+    if let ClientProof::Secret(s) = &identity.proof
+        && s.expose_secret().trim().is_empty()
+    {
+        r.error("client-secret", "is empty", "give the secret's value");
+    }
+    Some(AzureConfig {
+        arm_endpoint: arm_endpoint?,
+        authority_host: authority_host?,
+        identity,
+        subscription_id,
+        http: crate::http::HttpSettings {
+            resolve: resolve.unwrap_or_default(),
+            extra_ca_pem: ca_pem.into_iter().collect(),
+            ..crate::http::HttpSettings::default()
+        },
+    })
+}
+
+fn duration_at_least(r: &mut Resolver<'_>, name: &str, min: Duration) -> Option<Duration> {
+    let d = r.parse(name, values::parse_duration)?;
+    if d < min {
+        r.error(
+            name,
+            format!("{}s is too short", d.as_secs_f64()),
+            format!("at least {}ms", min.as_millis()),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
+    use crate::probe::{Endpoints, Schedule};
+    use crate::rollout::driver::{DeployPlan, StalePolicy};
+    let azure = azure_config(r, env);
+    let raw = r.raw;
+    let path = |name: &str, v: &str| -> Result<String, ValueError> {
+        if v.starts_with('/') && !v.contains(char::is_whitespace) {
+            Ok(v.to_string())
+        } else {
+            Err(ValueError {
+                problem: format!("{} is not a URL path", shown(v)),
+                accepted: format!("a path starting with /, e.g. the default of {name}"),
+            })
+        }
+    };
+    let health_path = r.parse("health-path", |v| path("health-path", v));
+    let version_path = r.parse("version-path", |v| path("version-path", v));
+    let health_status = r.parse("health-status", |v| {
+        values::parse_uint(v, 100, 599).map(|n| n as u16)
+    });
+    let expected_version = r.parse("expected-version", values::parse_version);
+    let attempts = r.parse("check-attempts", |v| {
+        values::parse_uint(v, 1, 10_000).map(|n| n as u32)
+    });
+    let interval = r.parse("check-interval", values::parse_duration);
+    let check_timeout = duration_at_least(r, "check-timeout", Duration::from_secs(1));
+    let verify_window = r.parse("verify-window", values::parse_duration);
+    let verify_interval = duration_at_least(r, "verify-interval", Duration::from_millis(100));
+    let samples = r.parse("verify-requests", |v| {
+        values::parse_uint(v, 1, 10_000).map(|n| n as usize)
+    });
+    let swap_timeout = duration_at_least(r, "swap-timeout", Duration::from_secs(10));
+    let lock_wait = r.parse("lock-wait", values::parse_duration);
+    let stale = r.parse("on-stale-routing", |v| match v {
+        "clear" => Ok(StalePolicy::Clear),
+        "fail" => Ok(StalePolicy::Fail),
+        other => Err(ValueError {
+            problem: format!("{} is not a policy", shown(other)),
+            accepted: "clear or fail".into(),
+        }),
+    });
+    let slot = r.parse("slot", |v| {
+        if v == crate::platform::app_service::PRODUCTION
+            || v.is_empty()
+            || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            Err(ValueError {
+                problem: format!("{} is not a deployment slot", shown(v)),
+                accepted: "the name of a slot other than production, e.g. staging".into(),
+            })
+        } else {
+            Ok(v.to_string())
+        }
+    });
+    let package = r.parse("package", |v| {
+        let p = std::path::PathBuf::from(v);
+        let mut magic = [0u8; 4];
+        let ok = std::fs::File::open(&p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok();
+        if !ok {
+            Err(ValueError {
+                problem: format!("{} cannot be read", shown(v)),
+                accepted: "the path of a zip file".into(),
+            })
+        } else if &magic != b"PK\x03\x04" {
+            Err(ValueError {
+                problem: format!("{} is not a zip file", shown(v)),
+                accepted: "a zip file (zip a directory first: `cd publish && zip -r ../app.zip .`)"
+                    .into(),
+            })
+        } else {
+            Ok(p)
+        }
+    });
+    let name_ok = |v: &str| {
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+    };
+    for name in ["resource-group", "app-name"] {
+        if let Some(v) = raw.get(name)
+            && !name_ok(v)
+        {
+            r.error(
+                name,
+                format!("{} is not an Azure resource name", shown(v)),
+                "letters, digits, - _ . ( )",
+            );
+        }
+    }
+    let run_id = format!(
+        "{}#{}.{}",
+        env.get("GITHUB_REPOSITORY").unwrap_or("local"),
+        env.get("GITHUB_RUN_ID").unwrap_or("0"),
+        env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1")
+    );
+    let app = raw.get("app-name").unwrap_or_default().to_string();
+    let dir = env
+        .path("RUNNER_TEMP")
+        .unwrap_or_else(std::env::temp_dir);
+    let audit_log = raw
+        .get("audit-log")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join(format!("expedite-deploy-{app}.json")));
+    let journal = dir.join(format!("expedite-journal-{app}.json"));
+    let azure = azure?;
+    let site = crate::platform::app_service::SiteRef {
+        subscription: azure.subscription_id.clone(),
+        resource_group: raw.get("resource-group")?.to_string(),
+        app,
+    };
+    let staging = Schedule {
+        attempts: attempts?,
+        interval: interval?,
+        timeout: check_timeout?,
+    };
+    Some(DeployConfig {
+        plan: DeployPlan {
+            slot: slot?,
+            package: None,
+            endpoints: Endpoints {
+                health_path: health_path?,
+                health_status: health_status?,
+                version_path: Some(version_path?),
+            },
+            expected_version: expected_version?,
+            staging,
+            verify_window: verify_window?,
+            verify_interval: verify_interval?,
+            verify_samples: samples?,
+            swap_timeout: swap_timeout?,
+            stale: stale?,
+            lock_wait: lock_wait?,
+            run_id,
+            journal: Some(journal),
+        },
+        azure,
+        site,
+        package,
+        audit_log,
+    })
+}
+
+fn url_path(name: &str, v: &str) -> Result<String, ValueError> {
+    if v.starts_with('/') && !v.contains(char::is_whitespace) {
+        Ok(v.to_string())
+    } else {
+        Err(ValueError {
+            problem: format!("{} is not a URL path", shown(v)),
+            accepted: format!("a path starting with /, like the default of {name}"),
+        })
+    }
+}
+
+fn resource_name_ok(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 90
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+}
+
+fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
+    let azure = azure_config(r, env);
+    let raw = r.raw;
+    let services = r.parse("services", |v| {
+        let list = values::parse_list(v);
+        if list.iter().any(|s| s.eq_ignore_ascii_case("all")) {
+            return Err(ValueError {
+                problem: "`all` needs the multi-service manifest, which this version does not read"
+                    .into(),
+                accepted: "app names, comma-separated".into(),
+            });
+        }
+        match list.iter().find(|s| !resource_name_ok(s)) {
+            Some(bad) => Err(ValueError {
+                problem: format!("{} is not an app name", shown(bad)),
+                accepted: "app names, comma-separated".into(),
+            }),
+            None if list.is_empty() => Err(ValueError {
+                problem: "names no app".into(),
+                accepted: "app names, comma-separated".into(),
+            }),
+            None => Ok(list),
+        }
+    });
+    let reason = raw.get("reason").map(str::to_string);
+    let to_version = r.parse("to-version", values::parse_version);
+    let health_path = r.parse("health-path", |v| url_path("health-path", v));
+    let version_path = r.parse("version-path", |v| url_path("version-path", v));
+    let health_status = r.parse("health-status", |v| {
+        values::parse_uint(v, 100, 599).map(|n| n as u16)
+    });
+    let samples = r.parse("verify-requests", |v| {
+        values::parse_uint(v, 1, 10_000).map(|n| n as usize)
+    });
+    let swap_timeout = duration_at_least(r, "swap-timeout", Duration::from_secs(10));
+    let lock_wait = r.parse("lock-wait", values::parse_duration);
+    let slot = r.parse("slot", |v| {
+        if v == crate::platform::app_service::PRODUCTION || !resource_name_ok(v) {
+            Err(ValueError {
+                problem: format!("{} is not a deployment slot", shown(v)),
+                accepted: "a slot other than production, e.g. staging".into(),
+            })
+        } else {
+            Ok(v.to_string())
+        }
+    });
+    if let Some(v) = raw.get("resource-group")
+        && !resource_name_ok(v)
+    {
+        r.error(
+            "resource-group",
+            format!("{} is not an Azure resource name", shown(v)),
+            "letters, digits, - _ . ( )",
+        );
+    }
+    let dir = env
+        .path("RUNNER_TEMP")
+        .unwrap_or_else(std::env::temp_dir);
+    let audit_log = raw
+        .get("audit-log")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join("expedite-rollback.json"));
+    Some(RollbackConfig {
+        azure: azure?,
+        resource_group: raw.get("resource-group")?.to_string(),
+        services: services?,
+        slot: slot?,
+        reason: reason?,
+        to_version,
+        endpoints: crate::probe::Endpoints {
+            health_path: health_path?,
+            health_status: health_status?,
+            version_path: Some(version_path?),
+        },
+        verify_samples: samples?,
+        swap_timeout: swap_timeout?,
+        lock_wait: lock_wait?,
+        audit_log,
+    })
 }
 
 fn sandbox_config(r: &mut Resolver<'_>) -> SandboxCliConfig {
@@ -469,7 +946,7 @@ mod tests {
             ("INPUT_SECURITY-THRESHOLD", "none"),
             ("INPUT_JUNIT-CATEGORY-PATTERN", "no-placeholder"),
         ]);
-        let errs = Config::resolve(&RawInputs::from_action(&e).unwrap()).unwrap_err();
+        let errs = Config::resolve(&RawInputs::from_action(&e).unwrap(), &e).unwrap_err();
         let inputs: Vec<_> = errs.iter().map(|e| e.input.as_str()).collect();
         assert_eq!(
             inputs,
@@ -485,7 +962,7 @@ mod tests {
             ("INPUT_RESULTS", "a.trx, b/*.xml"),
             ("INPUT_JUNIT-CATEGORY-PATTERN", "none"),
         ]);
-        let c = Config::resolve(&RawInputs::from_action(&ok).unwrap()).unwrap();
+        let c = Config::resolve(&RawInputs::from_action(&ok).unwrap(), &ok).unwrap();
         let g = c.gate.unwrap();
         assert_eq!(g.settings.results, ["a.trx", "b/*.xml"]);
         assert_eq!(g.settings.junit_category_pattern.as_deref(), Some(""));
@@ -560,7 +1037,7 @@ mod tests {
             ("INPUT_SUMMARY", "yes"),
         ]))
         .unwrap();
-        let errs = Config::resolve(&raw).unwrap_err();
+        let errs = Config::resolve(&raw, &Env::default()).unwrap_err();
         let inputs: Vec<_> = errs.iter().map(|e| e.input.as_str()).collect();
         assert_eq!(inputs, ["timeout", "summary", "results"]);
         for e in &errs {
@@ -575,9 +1052,13 @@ mod tests {
             ("INPUT_TIMEOUT", ""),
             ("INPUT_RESULTS", "r.xml"),
         ]);
-        let a = Config::resolve(&RawInputs::from_action(&e).unwrap()).unwrap();
+        let a = Config::resolve(&RawInputs::from_action(&e).unwrap(), &e).unwrap();
         let flags = BTreeMap::from([("results".to_string(), "r.xml".to_string())]);
-        let c = Config::resolve(&RawInputs::from_cli(Command::Gate, &flags, &env(&[]))).unwrap();
+        let c = Config::resolve(
+            &RawInputs::from_cli(Command::Gate, &flags, &env(&[])),
+            &Env::default(),
+        )
+        .unwrap();
         assert_eq!(a.common.timeout, c.common.timeout);
         assert_eq!(a.common.timeout, Some(Duration::from_secs(1800)));
     }
@@ -594,6 +1075,12 @@ mod tests {
             raw.ignored.is_empty(),
             "the runner's token default is not a user choice"
         );
-        assert!(Config::resolve(&raw).unwrap().common.github_token.is_none());
+        assert!(
+            Config::resolve(&raw, &Env::default())
+                .unwrap()
+                .common
+                .github_token
+                .is_none()
+        );
     }
 }

@@ -110,11 +110,8 @@ impl Command {
     /// Whether this version of expedite implements the command. A command
     /// that is not built yet says so and exits 1; it never pretends.
     pub fn available(self) -> bool {
-        match self {
-            Command::Gate => true,
-            Command::Sandbox => cfg!(feature = "sandbox"),
-            _ => false,
-        }
+        matches!(self, Command::Gate | Command::Deploy | Command::Rollback)
+            || (self == Command::Sandbox && cfg!(feature = "sandbox"))
     }
 
     /// True for commands only the CLI runs (not the action).
@@ -243,6 +240,9 @@ impl InputSpec {
 
 const GATE: &[Command] = &[Command::Gate];
 const SANDBOX: &[Command] = &[Command::Sandbox];
+const DEPLOY: &[Command] = &[Command::Deploy];
+const AZURE: &[Command] = &[Command::Deploy, Command::Rollback];
+const ROLLBACK: &[Command] = &[Command::Rollback];
 /// Commands bounded by the `timeout` input (not the sandbox, which serves
 /// until it is stopped).
 const BOUNDED: &[Command] = &[
@@ -345,6 +345,178 @@ pub const INPUTS: &[InputSpec] = &[
         "A command that produces the result files, run first (through `sh -c`).",
     )
     .only(GATE),
+    input("resource-group", "The Azure resource group of the app.")
+        .only(AZURE)
+        .required(AZURE)
+        .env("EXPEDITE_RESOURCE_GROUP"),
+    input("app-name", "The App Service app (web app) to deploy to.")
+        .only(DEPLOY)
+        .required(DEPLOY),
+    input(
+        "services",
+        "The App Service apps to roll back, comma-separated, in order.",
+    )
+    .only(ROLLBACK)
+    .required(ROLLBACK),
+    input(
+        "reason",
+        "Why production is being rolled back; recorded in the summary and audit log as text, \
+         never run or interpreted.",
+    )
+    .only(ROLLBACK)
+    .required(ROLLBACK),
+    input(
+        "to-version",
+        "The version to roll back to. Default: the version production served before \
+         expedite's last promotion.",
+    )
+    .only(ROLLBACK),
+    input("slot", "The deployment slot to stage the new build in.")
+        .default("staging")
+        .only(AZURE),
+    input(
+        "subscription-id",
+        "Azure subscription id. Also read from `azure-credentials`.",
+    )
+    .only(AZURE)
+    .env("AZURE_SUBSCRIPTION_ID"),
+    input(
+        "tenant-id",
+        "Microsoft Entra tenant id (OIDC or client secret). Also read from `azure-credentials`.",
+    )
+    .only(AZURE)
+    .env("AZURE_TENANT_ID"),
+    input(
+        "client-id",
+        "Application (client) id of the identity expedite signs in as. With no secret, \
+         GitHub OIDC federation is used (the job needs `permissions: id-token: write`).",
+    )
+    .only(AZURE)
+    .env("AZURE_CLIENT_ID"),
+    input(
+        "client-secret",
+        "Client secret, when not using OIDC federation.",
+    )
+    .only(AZURE)
+    .secret()
+    .env("AZURE_CLIENT_SECRET"),
+    input(
+        "azure-credentials",
+        "The JSON `azure/login` takes as `creds:` (clientId, clientSecret, subscriptionId, \
+         tenantId), instead of the three ids and a secret.",
+    )
+    .only(AZURE)
+    .secret(),
+    input(
+        "oidc-audience",
+        "Audience of the GitHub OIDC token exchanged with Entra ID.",
+    )
+    .default("api://AzureADTokenExchange")
+    .only(AZURE),
+    input(
+        "arm-endpoint",
+        "Azure Resource Manager endpoint (sovereign clouds, the sandbox).",
+    )
+    .default("https://management.azure.com")
+    .only(AZURE)
+    .env("EXPEDITE_ARM_ENDPOINT"),
+    input(
+        "authority-host",
+        "Microsoft Entra ID endpoint (sovereign clouds, the sandbox).",
+    )
+    .default("https://login.microsoftonline.com")
+    .only(AZURE)
+    .env("AZURE_AUTHORITY_HOST"),
+    input(
+        "resolve",
+        "Host-resolution overrides as curl's --resolve: `host=addr:port`, `*.suffix=addr:port`, \
+         comma-separated (the sandbox prints them).",
+    )
+    .only(AZURE)
+    .env("EXPEDITE_RESOLVE"),
+    input(
+        "ca-cert",
+        "A PEM file of extra CA certificates to trust (the sandbox's CA, a corporate proxy).",
+    )
+    .only(AZURE)
+    .env("EXPEDITE_CA_CERT"),
+    input(
+        "package",
+        "A zip file to deploy to the slot through Kudu OneDeploy. Empty: the slot already \
+         holds the build.",
+    )
+    .only(DEPLOY),
+    input(
+        "expected-version",
+        "The version the new build must report on `version-path`; a healthy slot serving \
+         anything else is not the fix.",
+    )
+    .only(DEPLOY)
+    .required(DEPLOY),
+    input(
+        "version-path",
+        "Path of the app's version endpoint (JSON `version`, or plain text).",
+    )
+    .default("/api/version")
+    .only(AZURE),
+    input("health-path", "Path of the app's health endpoint.")
+        .default("/health")
+        .only(AZURE),
+    input("health-status", "Status the health endpoint must answer.")
+        .default("200")
+        .only(AZURE),
+    input("check-attempts", "Most staging checks before giving up.")
+        .default("30")
+        .only(DEPLOY),
+    input("check-interval", "Time between staging checks.")
+        .default("5s")
+        .only(DEPLOY),
+    input(
+        "check-timeout",
+        "Bound on the staging checks (and on the package deployment).",
+    )
+    .default("5m")
+    .only(DEPLOY),
+    input(
+        "verify-window",
+        "How long production must stay healthy on the new version after the swap.",
+    )
+    .default("60s")
+    .only(DEPLOY),
+    input(
+        "verify-interval",
+        "Time between production checks during the window.",
+    )
+    .default("5s")
+    .only(DEPLOY),
+    input(
+        "verify-requests",
+        "Independent requests at the end of verification (and after a rollback), every one \
+         of which must reach the expected version.",
+    )
+    .default("50")
+    .only(AZURE),
+    input("swap-timeout", "Bound on a slot swap.")
+        .default("15m")
+        .only(AZURE),
+    input(
+        "on-stale-routing",
+        "Routing rules left by an earlier canary: `clear` them (with a warning) or `fail`.",
+    )
+    .default("clear")
+    .only(DEPLOY),
+    input(
+        "lock-wait",
+        "How long to wait for another deploy of the same app to finish before failing.",
+    )
+    .default("5m")
+    .only(AZURE),
+    input(
+        "audit-log",
+        "Where to write the JSON audit log (default: in $RUNNER_TEMP, or the system temp \
+         directory; the `audit-log` output names it).",
+    )
+    .only(AZURE),
     input(
         "scenario",
         "The sandbox's scenario: contoso (Contoso's payments estate).",
@@ -429,6 +601,37 @@ pub const OUTPUTS: &[OutputSpec] = &[
         "security-findings",
         "Security findings at or above the threshold.",
         Scope::Only(GATE),
+    ),
+    output(
+        "result",
+        "How the deploy ended: promoted, rolled-back, unchanged, failed-before-change or needs-attention.",
+        Scope::Only(AZURE),
+    ),
+    output(
+        "previous-version",
+        "The version production served before (the last known good).",
+        Scope::Only(AZURE),
+    ),
+    output(
+        "deployed-version",
+        "The version production serves at the end.",
+        Scope::Only(AZURE),
+    ),
+    output(
+        "rolled-back",
+        "true when production was rolled back to the previous version.",
+        Scope::Only(AZURE),
+    ),
+    output(
+        "duration-seconds",
+        "Wall time of the command.",
+        Scope::Only(AZURE),
+    ),
+    output("production-url", "The production URL.", Scope::Only(AZURE)),
+    output(
+        "audit-log",
+        "Path of the JSON audit log.",
+        Scope::Only(AZURE),
     ),
 ];
 

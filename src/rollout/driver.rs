@@ -111,6 +111,10 @@ pub struct Journal {
 /// The site tag that serialises deploys of one app.
 pub const LEASE_TAG: &str = "expedite-deploy-lease";
 
+/// The site tag recording what production served before expedite's last
+/// promotion: `rollback`'s default target.
+pub const PREVIOUS_VERSION_TAG: &str = "expedite-previous-version";
+
 /// Runs a rollout on App Service.
 pub struct AppServiceRollout {
     /// The app.
@@ -399,6 +403,17 @@ impl AppServiceRollout {
     }
 
     async fn release_lease(&self, j: &mut Journal) -> R {
+        // After a promotion, record the version to roll back to.
+        if j.state.outcome == Some(Outcome::Promoted)
+            && let Some(previous) = &j.facts.previous_version
+        {
+            let tag = BTreeMap::from([(PREVIOUS_VERSION_TAG.to_string(), previous.clone())]);
+            if let Err(e) = self.app.merge_tags(&tag, &self.cancel).await {
+                tracing::warn!(
+                    "could not record the previous version {previous} for rollback ({e}); rollback will need to-version"
+                );
+            }
+        }
         let Some(ours) = j.lease.clone() else {
             return R::Ok;
         };

@@ -113,7 +113,16 @@ impl Job {
         self.run_step(&link, &vars)
     }
 
+    /// Starts the main stage without waiting (to signal it).
+    pub fn start_main(&self) -> Running {
+        self.start_step(Path::new(env!("CARGO_BIN_EXE_expedite")), &[])
+    }
+
     fn run_step(&self, program: &Path, extra: &[(String, String)]) -> StepResult {
+        self.start_step(program, extra).wait()
+    }
+
+    fn start_step(&self, program: &Path, extra: &[(String, String)]) -> Running {
         let id = uuid_like();
         let fc = self.path("github/file_commands");
         let files = [
@@ -171,15 +180,47 @@ impl Job {
         {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run expedite");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = cmd.spawn().expect("run expedite");
+        Running {
+            child,
+            output: files[0].1.clone(),
+            state: files[1].1.clone(),
+            summary: files[4].1.clone(),
+        }
+    }
+}
+
+/// A step that is running.
+pub struct Running {
+    pub child: std::process::Child,
+    output: PathBuf,
+    state: PathBuf,
+    summary: PathBuf,
+}
+
+impl Running {
+    /// Sends a signal (the runner cancels a container with SIGTERM).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the step to end and reads what it wrote.
+    pub fn wait(self) -> StepResult {
+        let out = self.child.wait_with_output().expect("wait for expedite");
         let read = |p: &PathBuf| std::fs::read_to_string(p).expect("read file command");
         StepResult {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            outputs: parse_key_value_file(&read(&files[0].1)).expect("runner parses GITHUB_OUTPUT"),
-            state: parse_key_value_file(&read(&files[1].1)).expect("runner parses GITHUB_STATE"),
-            summary: read(&files[4].1),
+            outputs: parse_key_value_file(&read(&self.output))
+                .expect("runner parses GITHUB_OUTPUT"),
+            state: parse_key_value_file(&read(&self.state)).expect("runner parses GITHUB_STATE"),
+            summary: read(&self.summary),
         }
     }
 }
@@ -192,4 +233,22 @@ fn uuid_like() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Lines the runner would process as commands: everything outside
+/// `::stop-commands::TOKEN` … `::TOKEN::` fences.
+pub fn processed_lines(stdout: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut fence: Option<String> = None;
+    for line in stdout.lines() {
+        match &fence {
+            Some(token) if line == format!("::{token}::") => fence = None,
+            Some(_) => {}
+            None => match line.strip_prefix("::stop-commands::") {
+                Some(token) => fence = Some(token.to_string()),
+                None => out.push(line),
+            },
+        }
+    }
+    out
 }

@@ -1,0 +1,394 @@
+//! `deploy` through the built binary, started as the runner starts the
+//! container, against a sandbox: outputs, summary, audit log, bad input,
+//! OIDC federation, throttling storms, cancellation and the post stage.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Job, StepResult, processed_lines};
+use expedite_sandbox::{FaultKind, FaultSpec, SandboxConfig, Settings};
+
+const APP: &str = "app-contoso-payments";
+
+async fn sandbox() -> expedite_sandbox::Sandbox {
+    expedite_sandbox::start(SandboxConfig {
+        swap_duration: Duration::from_millis(600),
+        build_duration: Duration::from_millis(200),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A job set up to deploy 2.4.1 from a package, signing in with a secret.
+fn job(s: &Settings) -> Job {
+    let job = Job::new();
+    let package = job.workspace().join("app.zip");
+    std::fs::write(&package, zip_with_version("2.4.1")).unwrap();
+    job.input("command", "deploy")
+        .input("app-name", APP)
+        .input("resource-group", &s.resource_group)
+        .input("subscription-id", &s.subscription_id)
+        .input("tenant-id", &s.tenant_id)
+        .input("client-id", &s.client_id)
+        .input("client-secret", &s.client_secret)
+        .input("arm-endpoint", &s.arm_endpoint)
+        .input("authority-host", &s.authority_host)
+        .input("resolve", &s.resolve_string())
+        .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+        .input("package", "app.zip")
+        .input("expected-version", "2.4.1")
+        .input("check-interval", "200ms")
+        .input("verify-window", "1s")
+        .input("verify-interval", "250ms")
+        .input("verify-requests", "200")
+}
+
+async fn run(job: Job) -> (Job, StepResult) {
+    tokio::task::spawn_blocking(move || {
+        let r = job.run_main();
+        (job, r)
+    })
+    .await
+    .unwrap()
+}
+
+fn mutating(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
+    sb.handle()
+        .request_log()
+        .into_iter()
+        .filter(|r| {
+            r.method != "GET" && !r.path.contains("/oauth2/") && !r.path.contains("_apis/oidc")
+        })
+        .map(|r| format!("{} {}{}", r.method, r.host, r.path))
+        .collect()
+}
+
+fn swaps(sb: &expedite_sandbox::Sandbox) -> usize {
+    sb.handle()
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("slotsswap"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotes_2_4_1_with_outputs_summary_and_audit_log() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let (job, r) = run(job(&s)).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("promoted"));
+    assert_eq!(r.output("previous-version"), Some("2.4.0"));
+    assert_eq!(r.output("deployed-version"), Some("2.4.1"));
+    assert_eq!(r.output("rolled-back"), Some("false"));
+    assert_eq!(
+        r.output("production-url"),
+        Some("https://app-contoso-payments.azurewebsites.test")
+    );
+    assert!(
+        r.summary.contains("✅ Deployed")
+            && r.summary.contains("200 × 2.4.1")
+            && r.summary.contains("```mermaid"),
+        "{}",
+        r.summary
+    );
+    let audit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.output("audit-log").unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(audit["result"], "promoted");
+    assert!(audit["arm_calls"]["writes"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        sb.handle().slot_version(APP, "production").as_deref(),
+        Some("2.4.1")
+    );
+    assert!(sb.handle().routing_rules(APP).is_empty());
+    assert_eq!(swaps(&sb), 1);
+    // The client secret and the tokens never reach the log.
+    for line in r.stdout.lines().chain(r.stderr.lines()) {
+        assert!(
+            !line.contains(&s.client_secret) || line.starts_with("::add-mask::"),
+            "{line}"
+        );
+    }
+    drop(job);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_one_error_each_and_change_nothing() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let cases: Vec<(Job, &str)> = vec![
+        (
+            job(&s)
+                .input("azure-credentials", "{\"clientId\": \"x\"")
+                .input("client-id", "")
+                .input("tenant-id", "")
+                .input("subscription-id", "")
+                .input("client-secret", ""),
+            "input 'azure-credentials': is not valid JSON",
+        ),
+        (
+            job(&s).input("expected-version", ""),
+            "input 'expected-version': is required by `deploy`",
+        ),
+        (
+            job(&s).input("timeout", "-5m"),
+            "input 'timeout': '-5m' is negative",
+        ),
+        (job(&s).input("resolve", "not a rule"), "input 'resolve'"),
+    ];
+    for (job, expected) in cases {
+        let (_job, r) = run(job).await;
+        assert_eq!(r.code, 1, "{}", r.all_text());
+        let errors = r.error_lines();
+        assert_eq!(errors.len(), 1, "{expected}: {errors:?}");
+        assert!(errors[0].contains(expected), "{expected}: {}", errors[0]);
+    }
+    // An unknown slot is found in preflight, with the slots that exist.
+    let (_job, r) = run(job(&s).input("slot", "stagign")).await;
+    assert_eq!(r.code, 1);
+    assert_eq!(r.output("result"), Some("failed-before-change"));
+    assert!(
+        r.output("error")
+            .unwrap()
+            .contains("'stagign' does not exist on 'app-contoso-payments' (slots: staging)"),
+        "{:?}",
+        r.output("error")
+    );
+    assert!(mutating(&sb).is_empty(), "{:?}", mutating(&sb));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_federation_end_to_end() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let j = job(&s)
+        .input("client-secret", "")
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &s.oidc_request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", &s.oidc_request_token);
+    let (_job, r) = run(j).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("promoted"));
+    let log = sb.handle().request_log();
+    assert!(
+        log.iter().any(|r| r.path.contains("_apis/oidc")),
+        "a GitHub ID token was requested"
+    );
+    // A job without `id-token: write` is told so, before anything changes.
+    let (_job, r) = run(job(&s).input("client-secret", "")).await;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.error_lines()[0].contains("id-token: write"),
+        "{:?}",
+        r.error_lines()
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storms_and_a_swap_that_times_out_converge_with_one_swap() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let h = sb.handle();
+    let mut throttle = FaultSpec::new(FaultKind::Throttle {
+        retry_after_secs: 1,
+    });
+    throttle.host = Some("management.azure.test".into());
+    throttle.method = Some("GET".into());
+    throttle.times = Some(3);
+    h.add_fault(throttle).unwrap();
+    let mut unavailable = FaultSpec::new(FaultKind::Status { status: 503 });
+    unavailable.host = Some("management.azure.test".into());
+    unavailable.method = Some("PATCH".into());
+    unavailable.times = Some(2);
+    h.add_fault(unavailable).unwrap();
+    let mut swap = FaultSpec::new(FaultKind::SwapTimeout { hold_ms: 2_000 });
+    swap.times = Some(1);
+    h.add_fault(swap).unwrap();
+    let (_job, r) = run(job(&s)).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("promoted"));
+    assert_eq!(swaps(&sb), 1, "the swap is never repeated");
+    assert!(
+        r.summary.contains("find out whether the swap happened"),
+        "{}",
+        r.summary
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_between_swap_and_verification_then_the_post_stage_restores_safety() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let job = job(&s)
+        .input("verify-window", "20s")
+        .input("verify-interval", "500ms");
+    let running = job.start_main();
+    // Wait until the swap has completed and verification is running.
+    let h = sb.handle();
+    let mut swapped = false;
+    for _ in 0..300 {
+        if h.slot_version(APP, "production").as_deref() == Some("2.4.1") {
+            swapped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(swapped, "the swap did not happen");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    running.signal("TERM");
+    let main = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .unwrap();
+    assert_eq!(main.code, 1, "{}", main.all_text());
+    assert!(
+        main.output("error")
+            .unwrap_or_default()
+            .contains("cancelled"),
+        "{:?}",
+        main.outputs
+    );
+    // The main stage stopped without finishing: production is on the new
+    // build, unverified. The post stage (same inputs, saved state) restores.
+    let state = main.state.clone();
+    let (job, post) = tokio::task::spawn_blocking(move || {
+        let r = job.run_post(&state);
+        (job, r)
+    })
+    .await
+    .unwrap();
+    drop(job);
+    assert_eq!(post.code, 0, "{}", post.all_text());
+    assert!(
+        post.stdout.contains("post stage restored a safe state"),
+        "{}",
+        post.stdout
+    );
+    // Invariant 1: exactly one version at 100 % (the previous one), no rules.
+    assert_eq!(h.slot_version(APP, "production").as_deref(), Some("2.4.0"));
+    assert!(h.routing_rules(APP).is_empty());
+    assert_eq!(swaps(&sb), 2);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_twice_stays_on_the_good_version_and_the_reason_is_inert() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let (_job, deployed) = run(job(&s)).await;
+    assert_eq!(
+        deployed.output("result"),
+        Some("promoted"),
+        "{}",
+        deployed.all_text()
+    );
+    let reason = "payments down $(touch pwned) `touch pwned2`\n::set-output name=x::1\n::error::fake | <b>x</b>";
+    let rollback = |s: &Settings| {
+        Job::new()
+            .input("command", "rollback")
+            .input("services", APP)
+            .input("resource-group", &s.resource_group)
+            .input("subscription-id", &s.subscription_id)
+            .input("tenant-id", &s.tenant_id)
+            .input("client-id", &s.client_id)
+            .input("client-secret", &s.client_secret)
+            .input("arm-endpoint", &s.arm_endpoint)
+            .input("authority-host", &s.authority_host)
+            .input("resolve", &s.resolve_string())
+            .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+            .input("verify-requests", "200")
+            .input("reason", reason)
+    };
+    for (click, expected) in [(1, "rolled-back"), (2, "unchanged")] {
+        let (job, r) = run(rollback(&s)).await;
+        assert_eq!(r.code, 0, "click {click}: {}", r.all_text());
+        assert_eq!(r.output("result"), Some(expected), "click {click}");
+        assert_eq!(r.output("deployed-version"), Some("2.4.0"));
+        assert_eq!(
+            sb.handle().slot_version(APP, "production").as_deref(),
+            Some("2.4.0"),
+            "click {click}"
+        );
+        // The reason is data: no file created, no extra output, no command.
+        for f in ["pwned", "pwned2"] {
+            assert!(
+                !job.workspace().join(f).exists() && !job.path(f).exists(),
+                "{f} was created"
+            );
+        }
+        assert!(r.outputs.iter().all(|(k, _)| k != "x"));
+        for line in processed_lines(&r.stdout) {
+            assert!(
+                !line.contains("::error::fake") && !line.starts_with("::set-output"),
+                "unfenced: {line}"
+            );
+        }
+        assert!(
+            r.summary.contains("&#96;touch pwned2&#96;") && r.summary.contains("&lt;b&gt;"),
+            "{}",
+            r.summary
+        );
+        let audit: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(r.output("audit-log").unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(audit["reason"], reason);
+    }
+    assert_eq!(
+        swaps(&sb),
+        2,
+        "one for the deploy, one for the first rollback; none for the second click"
+    );
+    sb.shutdown().await;
+}
+
+/// A zip (stored entries) holding `expedite-demo.json` with the version.
+fn zip_with_version(version: &str) -> Vec<u8> {
+    let name = b"expedite-demo.json";
+    let data = format!("{{\"version\":\"{version}\"}}").into_bytes();
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in &data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let crc = !crc;
+    let n = data.len() as u32;
+    let mut z = Vec::new();
+    z.extend_from_slice(&0x04034b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [crc, n, n] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z.extend_from_slice(name);
+    z.extend_from_slice(&data);
+    let central = z.len() as u32;
+    z.extend_from_slice(&0x02014b50u32.to_le_bytes());
+    z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [crc, n, n] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    z.extend_from_slice(&[0; 12]);
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(name);
+    let size = z.len() as u32 - central;
+    z.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
+    z.extend_from_slice(&size.to_le_bytes());
+    z.extend_from_slice(&central.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z
+}
