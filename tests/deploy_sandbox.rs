@@ -363,3 +363,53 @@ fn demo_zip(version: &str) -> Vec<u8> {
     z.extend_from_slice(&0u16.to_le_bytes());
     z
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_deploy_waits_for_the_lease_then_fails_clearly() {
+    use std::collections::BTreeMap;
+    let mut rig = rig(Some("2.4.1")).await;
+    rig.rollout.plan.lock_wait = Duration::from_secs(1);
+    // Another run holds a live lease on the app.
+    let expires = (chrono::Utc::now() + chrono::Duration::minutes(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let other = BTreeMap::from([(
+        LEASE_TAG.to_string(),
+        format!("contoso/payments#4241.1;{expires}"),
+    )]);
+    rig.rollout
+        .app
+        .merge_tags(&other, &Cancel::new())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let j = rig.rollout.run().await;
+    assert_eq!(j.outcome(), Some(Outcome::FailedBeforeChange));
+    let why = j.state.failure.unwrap();
+    assert!(
+        why.contains("another deploy (contoso/payments#4241.1) holds the lease")
+            && why.contains("lock-wait"),
+        "{why}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for lock-wait first"
+    );
+    assert_eq!(swaps(&rig.sandbox), 0);
+    assert!(
+        mutating_arm_calls(&rig.sandbox)
+            .iter()
+            .all(|c| c.contains("/tags/")),
+        "{:?}",
+        mutating_arm_calls(&rig.sandbox)
+    );
+    // The other run's lease is untouched.
+    let tags = rig
+        .rollout
+        .app
+        .slot("production", &Cancel::new())
+        .await
+        .unwrap()
+        .tags;
+    assert!(tags[LEASE_TAG].starts_with("contoso/payments#4241.1;"));
+    rig.sandbox.shutdown().await;
+}

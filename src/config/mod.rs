@@ -701,9 +701,7 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
         env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1")
     );
     let app = raw.get("app-name").unwrap_or_default().to_string();
-    let dir = env
-        .path("RUNNER_TEMP")
-        .unwrap_or_else(std::env::temp_dir);
+    let dir = env.path("RUNNER_TEMP").unwrap_or_else(std::env::temp_dir);
     let audit_log = raw
         .get("audit-log")
         .map(std::path::PathBuf::from)
@@ -820,9 +818,7 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
             "letters, digits, - _ . ( )",
         );
     }
-    let dir = env
-        .path("RUNNER_TEMP")
-        .unwrap_or_else(std::env::temp_dir);
+    let dir = env.path("RUNNER_TEMP").unwrap_or_else(std::env::temp_dir);
     let audit_log = raw
         .get("audit-log")
         .map(std::path::PathBuf::from)

@@ -208,7 +208,7 @@ impl AppServiceRollout {
             }
             Phase::Upload => self.upload(j).await,
             Phase::CheckStaging => self.check_staging(j).await,
-            Phase::Swap | Phase::SwapBack => self.swap(phase, j).await,
+            Phase::Swap | Phase::SwapBack => self.swap(phase).await,
             Phase::ResolveSwap => {
                 self.resolve_swap(j, Some(self.plan.expected_version.as_str()))
                     .await
@@ -493,7 +493,7 @@ impl AppServiceRollout {
         }
     }
 
-    async fn swap(&self, phase: Phase, _j: &Journal) -> R {
+    async fn swap(&self, phase: Phase) -> R {
         match self
             .app
             .swap_into_production(&self.plan.slot, self.plan.swap_timeout, &self.cancel)

@@ -60,7 +60,7 @@ pub(crate) fn authenticate(shared: &Shared, req: &Req) -> Result<(), AuthFailure
         return Err(AuthFailure {
             code: "InvalidAuthenticationTokenAudience",
             message: format!(
-                "The access token has been obtained for wrong audience or resource '{}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'.",
+                "The access token has been obtained for wrong audience or resource '{}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com','https://management.azure.test/','https://management.azure.test'.",
                 auds.join(",")
             ),
         });
