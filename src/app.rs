@@ -7,7 +7,11 @@
 //!    valid, and every bad input gets one error naming it and the fix;
 //! 4. record for the post stage that the main stage started;
 //! 5. run the command under cancellation (signals and the deadline);
-//! 6. write outputs, summary, annotations; record that it finished.
+//! 6. write outputs, summary, annotations; record whether it finished or
+//!    left work for the post stage.
+//!
+//! The post stage (`expedite-post`, same inputs) stops after step 3 unless
+//! the main stage left work; then it finishes an interrupted deploy.
 //!
 //! Exit codes: 0 success; 1 anything else (bad input, a failed gate or
 //! deploy, cancellation). A second signal exits with 130.
@@ -34,7 +38,8 @@ pub struct RunState {
     pub command: String,
     /// When it started (RFC 3339).
     pub started_at: String,
-    /// True once the main stage got to the end, whatever the outcome.
+    /// True when the main stage left nothing for the post stage (it got to
+    /// the end, whatever the outcome, and was not interrupted mid-change).
     pub finished: bool,
 }
 
@@ -70,6 +75,17 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
         .as_ref()
         .and_then(|i| i.global.summary_file.clone())
     {
+        // A file named on the command line holds this run's summary only
+        // (the runner's file is per step and starts empty the same way).
+        if let Err(e) = std::fs::write(&path, "") {
+            console.annotate(
+                Level::Warning,
+                &Annotation::message(format!(
+                    "cannot write the summary file {}: {e}",
+                    path.display()
+                )),
+            );
+        }
         sinks.summary = Some(path);
     }
 
