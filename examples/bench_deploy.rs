@@ -15,15 +15,14 @@
 //! the seed's loop), `slotsswap` and its polling, one production `/health`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program
 
+#[path = "../tests/common/azure.rs"]
+mod azure;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use expedite::action::console::{Console, Secrets, Style};
 use expedite::azure::arm::Arm;
-use expedite::azure::auth::{ClientProof, Identity, TokenProvider};
 use expedite::cancel::Cancel;
-use expedite::http::{self, HttpSettings, ResolveRule};
 use expedite::platform::app_service::{AppService, SiteRef};
 use expedite::probe::{Endpoints, Probe, Schedule};
 use expedite::rollout::Outcome;
@@ -35,11 +34,7 @@ const SWAP: Duration = Duration::from_millis(2000);
 
 fn zip(version: &str, dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join(format!("app-{version}.zip"));
-    let status = Command::new("python3")
-        .args(["-c", &format!("import zipfile; z=zipfile.ZipFile('{}','w'); z.writestr('expedite-demo.json','{{\"version\":\"{version}\"}}'); z.close()", path.display())])
-        .status()
-        .expect("python3 makes the zip");
-    assert!(status.success());
+    std::fs::write(&path, expedite_sandbox::demo_package(version).unwrap()).unwrap();
     path
 }
 
@@ -60,38 +55,8 @@ async fn main() {
     .unwrap();
     let s = sb.settings();
     let dir = tempfile::tempdir().unwrap();
-    let http = http::client(&HttpSettings {
-        resolve: s
-            .resolve
-            .iter()
-            .map(|e| ResolveRule {
-                host: e.host.clone(),
-                addr: e.addr,
-            })
-            .collect(),
-        extra_ca_pem: vec![sb.ca_pem().to_string()],
-        system_roots: false,
-        ..HttpSettings::default()
-    })
-    .unwrap();
-    let console = Console::with_sinks(
-        Style::Cli,
-        false,
-        Secrets::default(),
-        Box::new(std::io::sink()),
-        Box::new(std::io::sink()),
-    );
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        url::Url::parse(&s.authority_host).unwrap(),
-        &url::Url::parse(&s.arm_endpoint).unwrap(),
-        Identity {
-            tenant_id: s.tenant_id.clone(),
-            client_id: s.client_id.clone(),
-            proof: ClientProof::Secret(s.client_secret.clone().into()),
-        },
-        console,
-    ));
+    let clients = azure::clients(&sb);
+    let (http, tokens) = (clients.http.clone(), clients.tokens.clone());
     let site = SiteRef {
         subscription: s.subscription_id.clone(),
         resource_group: s.resource_group.clone(),

@@ -3,86 +3,39 @@
 //! the endpoints, host resolution and trusted CA differ.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use expedite::action::console::{Console, Secrets, Style};
-use expedite::azure::arm::{Arm, ArmError};
-use expedite::azure::auth::{ClientProof, Identity, TokenProvider};
+use expedite::azure::arm::ArmError;
 use expedite::cancel::Cancel;
-use expedite::http::{self, HttpSettings, ResolveRule};
-use expedite::platform::app_service::{self, AppService, PRODUCTION, RoutingRule, SiteRef};
+use expedite::platform::app_service::{self, AppService, PRODUCTION, RoutingRule};
 use expedite::probe::{Endpoints, Probe};
-use expedite_sandbox::{SandboxConfig, Settings};
-use secrecy::SecretString;
+use expedite_sandbox::SandboxConfig;
 
 struct Env {
     sandbox: expedite_sandbox::Sandbox,
-    settings: Settings,
     http: reqwest::Client,
-    console: Console,
-    tokens: Arc<TokenProvider>,
+    console: expedite::action::console::Console,
+    tokens: std::sync::Arc<expedite::azure::auth::TokenProvider>,
+    clients: common::azure::Clients,
 }
 
 async fn env(config: SandboxConfig) -> Env {
     let sandbox = expedite_sandbox::start(config).await.unwrap();
-    let settings = sandbox.settings();
-    let http = http::client(&HttpSettings {
-        resolve: settings
-            .resolve
-            .iter()
-            .map(|e| ResolveRule {
-                host: e.host.clone(),
-                addr: e.addr,
-            })
-            .collect(),
-        extra_ca_pem: vec![sandbox.ca_pem().to_string()],
-        system_roots: false,
-        ..HttpSettings::default()
-    })
-    .unwrap();
-    let console = Console::with_sinks(
-        Style::Cli,
-        false,
-        Secrets::default(),
-        Box::new(std::io::sink()),
-        Box::new(std::io::sink()),
-    );
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        url::Url::parse(&settings.authority_host).unwrap(),
-        &url::Url::parse(&settings.arm_endpoint).unwrap(),
-        Identity {
-            tenant_id: settings.tenant_id.clone(),
-            client_id: settings.client_id.clone(),
-            proof: ClientProof::Secret(SecretString::from(settings.client_secret.clone())),
-        },
-        console.clone(),
-    ));
+    let clients = common::azure::clients(&sandbox);
     Env {
+        http: clients.http.clone(),
+        console: clients.console.clone(),
+        tokens: clients.tokens.clone(),
         sandbox,
-        settings,
-        http,
-        console,
-        tokens,
+        clients,
     }
 }
 
 impl Env {
     fn app(&self, name: &str) -> AppService {
-        let arm = Arm::new(
-            self.http.clone(),
-            url::Url::parse(&self.settings.arm_endpoint).unwrap(),
-            self.tokens.clone(),
-        );
-        AppService::new(
-            arm,
-            SiteRef {
-                subscription: self.settings.subscription_id.clone(),
-                resource_group: self.settings.resource_group.clone(),
-                app: name.into(),
-            },
-        )
+        self.clients.app(self.clients.arm(), name)
     }
 }
 
@@ -194,7 +147,7 @@ async fn kudu_deploys_a_package_to_one_slot() {
     let cancel = Cancel::new();
     let app = env.app("app-contoso-payments");
     let staging = app.slot("staging", &cancel).await.unwrap();
-    let package = zip_with_version("2.4.1");
+    let package = expedite_sandbox::demo_package("2.4.1").unwrap();
     app_service::deploy_package(
         &env.http,
         &env.tokens,
@@ -220,56 +173,6 @@ async fn kudu_deploys_a_package_to_one_slot() {
         Some("2.4.0")
     );
     env.sandbox.shutdown().await;
-}
-
-/// A minimal zip (stored, no compression) holding `expedite-demo.json`.
-fn zip_with_version(version: &str) -> Vec<u8> {
-    let name = b"expedite-demo.json";
-    let data = format!("{{\"version\":\"{version}\"}}").into_bytes();
-    let crc = crc32(&data);
-    let mut z = Vec::new();
-    let local = z.len() as u32;
-    z.extend_from_slice(&0x04034b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    z.extend_from_slice(&crc.to_le_bytes());
-    z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z.extend_from_slice(name);
-    z.extend_from_slice(&data);
-    let central = z.len() as u32;
-    z.extend_from_slice(&0x02014b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    z.extend_from_slice(&crc.to_le_bytes());
-    z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    z.extend_from_slice(&[0; 12]);
-    z.extend_from_slice(&local.to_le_bytes());
-    z.extend_from_slice(name);
-    let size = z.len() as u32 - central;
-    z.extend_from_slice(&0x06054b50u32.to_le_bytes());
-    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
-    z.extend_from_slice(&size.to_le_bytes());
-    z.extend_from_slice(&central.to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

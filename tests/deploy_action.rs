@@ -26,7 +26,7 @@ async fn sandbox() -> expedite_sandbox::Sandbox {
 fn job(s: &Settings) -> Job {
     let job = Job::new();
     let package = job.workspace().join("app.zip");
-    std::fs::write(&package, zip_with_version("2.4.1")).unwrap();
+    std::fs::write(&package, expedite_sandbox::demo_package("2.4.1").unwrap()).unwrap();
     job.input("command", "deploy")
         .input("app-name", APP)
         .input("resource-group", &s.resource_group)
@@ -345,50 +345,4 @@ async fn rollback_twice_stays_on_the_good_version_and_the_reason_is_inert() {
         "one for the deploy, one for the first rollback; none for the second click"
     );
     sb.shutdown().await;
-}
-
-/// A zip (stored entries) holding `expedite-demo.json` with the version.
-fn zip_with_version(version: &str) -> Vec<u8> {
-    let name = b"expedite-demo.json";
-    let data = format!("{{\"version\":\"{version}\"}}").into_bytes();
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in &data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    let crc = !crc;
-    let n = data.len() as u32;
-    let mut z = Vec::new();
-    z.extend_from_slice(&0x04034b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    for v in [crc, n, n] {
-        z.extend_from_slice(&v.to_le_bytes());
-    }
-    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z.extend_from_slice(name);
-    z.extend_from_slice(&data);
-    let central = z.len() as u32;
-    z.extend_from_slice(&0x02014b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    for v in [crc, n, n] {
-        z.extend_from_slice(&v.to_le_bytes());
-    }
-    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    z.extend_from_slice(&[0; 12]);
-    z.extend_from_slice(&0u32.to_le_bytes());
-    z.extend_from_slice(name);
-    let size = z.len() as u32 - central;
-    z.extend_from_slice(&0x06054b50u32.to_le_bytes());
-    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
-    z.extend_from_slice(&size.to_le_bytes());
-    z.extend_from_slice(&central.to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z
 }

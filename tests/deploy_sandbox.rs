@@ -3,20 +3,16 @@
 //! not done.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use expedite::action::console::{Console, Secrets, Style};
-use expedite::azure::arm::Arm;
-use expedite::azure::auth::{ClientProof, Identity, TokenProvider};
 use expedite::cancel::Cancel;
-use expedite::http::{self, HttpSettings, ResolveRule};
-use expedite::platform::app_service::{AppService, RoutingRule, SiteRef};
+use expedite::platform::app_service::RoutingRule;
 use expedite::probe::{Endpoints, Probe, Schedule};
 use expedite::rollout::driver::{AppServiceRollout, DeployPlan, LEASE_TAG, StalePolicy};
 use expedite::rollout::{Outcome, Phase};
 use expedite_sandbox::{Behaviour, FaultKind, FaultSpec, SandboxConfig};
-use secrecy::SecretString;
 
 const APP: &str = "app-contoso-payments";
 
@@ -33,56 +29,14 @@ async fn rig(package_version: Option<&str>) -> Rig {
     })
     .await
     .unwrap();
-    let s = sandbox.settings();
-    let http = http::client(&HttpSettings {
-        resolve: s
-            .resolve
-            .iter()
-            .map(|e| ResolveRule {
-                host: e.host.clone(),
-                addr: e.addr,
-            })
-            .collect(),
-        extra_ca_pem: vec![sandbox.ca_pem().to_string()],
-        system_roots: false,
-        ..HttpSettings::default()
-    })
-    .unwrap();
-    let console = Console::with_sinks(
-        Style::Cli,
-        false,
-        Secrets::default(),
-        Box::new(std::io::sink()),
-        Box::new(std::io::sink()),
-    );
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        url::Url::parse(&s.authority_host).unwrap(),
-        &url::Url::parse(&s.arm_endpoint).unwrap(),
-        Identity {
-            tenant_id: s.tenant_id.clone(),
-            client_id: s.client_id.clone(),
-            proof: ClientProof::Secret(SecretString::from(s.client_secret.clone())),
-        },
-        console,
-    ));
-    let mut arm = Arm::new(
-        http.clone(),
-        url::Url::parse(&s.arm_endpoint).unwrap(),
-        tokens.clone(),
-    );
+    let clients = common::azure::clients(&sandbox);
+    let mut arm = clients.arm();
     arm.poll_interval = Duration::from_millis(100);
-    let app = AppService::new(
-        arm,
-        SiteRef {
-            subscription: s.subscription_id.clone(),
-            resource_group: s.resource_group.clone(),
-            app: APP.into(),
-        },
-    );
+    let app = clients.app(arm, APP);
+    let (http, tokens) = (clients.http.clone(), clients.tokens.clone());
     let plan = DeployPlan {
         slot: "staging".into(),
-        package: package_version.map(demo_zip),
+        package: package_version.map(|v| expedite_sandbox::demo_package(v).unwrap()),
         endpoints: Endpoints {
             health_path: "/health".into(),
             health_status: 200,
@@ -314,54 +268,6 @@ async fn a_swap_that_times_out_for_us_but_completes_is_not_repeated() {
     );
     assert_eq!(swaps(&rig.sandbox), 1, "the swap is never sent twice");
     rig.sandbox.shutdown().await;
-}
-
-/// A zip holding `expedite-demo.json` with the version (stored entries).
-fn demo_zip(version: &str) -> Vec<u8> {
-    let name = b"expedite-demo.json";
-    let data = format!("{{\"version\":\"{version}\"}}").into_bytes();
-    let crc = {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in &data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    (c >> 1) ^ 0xEDB8_8320
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    };
-    let n = data.len() as u32;
-    let mut z = Vec::new();
-    z.extend_from_slice(&0x04034b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    for v in [crc, n, n] {
-        z.extend_from_slice(&v.to_le_bytes());
-    }
-    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z.extend_from_slice(name);
-    z.extend_from_slice(&data);
-    let central = z.len() as u32;
-    z.extend_from_slice(&0x02014b50u32.to_le_bytes());
-    z.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    for v in [crc, n, n] {
-        z.extend_from_slice(&v.to_le_bytes());
-    }
-    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    z.extend_from_slice(&[0; 12]);
-    z.extend_from_slice(&0u32.to_le_bytes());
-    z.extend_from_slice(name);
-    let size = z.len() as u32 - central;
-    z.extend_from_slice(&0x06054b50u32.to_le_bytes());
-    z.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
-    z.extend_from_slice(&size.to_le_bytes());
-    z.extend_from_slice(&central.to_le_bytes());
-    z.extend_from_slice(&0u16.to_le_bytes());
-    z
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

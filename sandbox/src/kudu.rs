@@ -29,6 +29,21 @@ struct Manifest {
     behaviour: Option<Behaviour>,
 }
 
+/// A package the demo app accepts: a zip holding `expedite-demo.json` with
+/// the version (what tests, benchmarks and the drill upload to a slot).
+pub fn demo_package(version: &str) -> Result<Vec<u8>, crate::SandboxError> {
+    use std::io::Write;
+    let fail = |e: &dyn std::fmt::Display| {
+        crate::SandboxError::Invalid(format!("cannot build the demo package: {e}"))
+    };
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(MANIFEST, zip::write::SimpleFileOptions::default())
+        .map_err(|e| fail(&e))?;
+    zip.write_all(json!({ "version": version }).to_string().as_bytes())
+        .map_err(|e| fail(&e))?;
+    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
+}
+
 /// Reads the demo build out of a package, or says what is wrong with it.
 pub(crate) fn read_package(bytes: &[u8]) -> Result<Build, String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
@@ -290,5 +305,17 @@ async fn deploy(
             respond::text(StatusCode::BAD_REQUEST, msg).into()
         }
         None => respond::empty(StatusCode::OK).into(),
+    }
+}
+
+#[cfg(test)]
+mod package_tests {
+    use super::*;
+
+    #[test]
+    fn demo_packages_round_trip() {
+        let bytes = demo_package("2.4.1").unwrap();
+        assert_eq!(&bytes[..4], b"PK\x03\x04");
+        assert_eq!(read_package(&bytes).unwrap().version, "2.4.1");
     }
 }

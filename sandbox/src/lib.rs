@@ -58,6 +58,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{ActiveFault, FaultKind, FaultSpec};
+pub use kudu::demo_package;
 pub use log::RequestRecord;
 pub use ratelimit::ArmLimits;
 pub use settings::{ResolveEntry, Settings};

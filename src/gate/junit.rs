@@ -18,7 +18,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::model::{Outcome, ParseError, ParsedFile, TestCase, TestSink, first_line, push_capped};
 use super::parse::{MESSAGE_CAP, ParseOptions};
-use super::xml::XmlStream;
+use super::xml::{Node, XmlStream};
 
 /// The pseudo class name jest-junit gives a test file that could not even be loaded.
 const JEST_SUITE_FAILED: &str = "Test suite failed to run";
@@ -78,25 +78,18 @@ pub(crate) fn parse<R: BufRead>(
     if root_empty {
         p.close(1, opts, sink, out);
     }
-    let mut buf = Vec::new();
-    loop {
-        let event = xml.next(&mut buf)?;
-        match &event {
-            Event::Start(start) => {
-                let level = xml.depth();
-                p.open(xml, start, level, false)?;
-            }
-            Event::Empty(start) => {
-                let level = xml.depth() + 1;
-                p.open(xml, start, level, true)?;
-                p.close(level, opts, sink, out);
-            }
-            Event::End(_) => p.close(xml.depth() + 1, opts, sink, out),
-            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => p.text(xml, &event)?,
-            Event::Eof => return Ok(()),
-            _ => {}
+    super::xml::pump(xml, |xml, node| {
+        match node {
+            Node::Open {
+                start,
+                level,
+                empty,
+            } => p.open(xml, start, level, empty)?,
+            Node::Close { level } => p.close(level, opts, sink, out),
+            Node::Text(event) => p.text(xml, event)?,
         }
-    }
+        Ok(())
+    })
 }
 
 fn rank(outcome: Outcome) -> u8 {

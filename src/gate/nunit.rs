@@ -17,7 +17,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::model::{Outcome, ParseError, ParsedFile, TestCase, TestSink, first_line};
 use super::parse::MESSAGE_CAP;
-use super::xml::XmlStream;
+use super::xml::{Node, XmlStream};
 
 struct Suite {
     level: usize,
@@ -63,28 +63,22 @@ pub(crate) fn parse<R: BufRead>(
         run_label: xml.attr(root, "label")?.unwrap_or_default(),
         ..Parser::default()
     };
-    let mut buf = Vec::new();
-    if !root_empty {
-        loop {
-            let event = xml.next(&mut buf)?;
-            match &event {
-                Event::Start(start) => {
-                    let level = xml.depth();
-                    p.open(xml, start, level, false)?;
-                }
-                Event::Empty(start) => {
-                    let level = xml.depth() + 1;
-                    p.open(xml, start, level, true)?;
-                    p.close(level, sink, out);
-                }
-                Event::End(_) => p.close(xml.depth() + 1, sink, out),
-                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => p.text(xml, &event)?,
-                Event::Eof => break,
-                _ => {}
-            }
-        }
+    if root_empty {
+        // Still read to the end so that trailing garbage is reported.
+        super::xml::drain(xml)?;
     } else {
-        while !matches!(xml.next(&mut buf)?, Event::Eof) {}
+        super::xml::pump(xml, |xml, node| {
+            match node {
+                Node::Open {
+                    start,
+                    level,
+                    empty,
+                } => p.open(xml, start, level, empty)?,
+                Node::Close { level } => p.close(level, sink, out),
+                Node::Text(event) => p.text(xml, event)?,
+            }
+            Ok(())
+        })?;
     }
     p.finish(out);
     Ok(())

@@ -19,7 +19,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::model::{Outcome, ParseError, ParsedFile, TestCase, TestSink, first_line, push_capped};
 use super::parse::MESSAGE_CAP;
-use super::xml::XmlStream;
+use super::xml::{Node, XmlStream};
 
 /// Failure messages of results waiting for their definitions stop being kept past this
 /// many bytes, so a file with 100,000 failures still parses in bounded memory.
@@ -153,29 +153,22 @@ pub(crate) fn parse<R: BufRead>(
     out: &mut ParsedFile,
 ) -> Result<(), ParseError> {
     let mut p = Parser::default();
-    let mut buf = Vec::new();
-    if !root_empty {
-        loop {
-            let event = xml.next(&mut buf)?;
-            match &event {
-                Event::Start(start) => {
-                    let level = xml.depth();
-                    p.open(xml, start, level, false)?;
-                }
-                Event::Empty(start) => {
-                    let level = xml.depth() + 1;
-                    p.open(xml, start, level, true)?;
-                    p.close(level, sink, out);
-                }
-                Event::End(_) => p.close(xml.depth() + 1, sink, out),
-                Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => p.text(xml, &event)?,
-                Event::Eof => break,
-                _ => {}
-            }
-        }
-    } else {
+    if root_empty {
         // Still read to the end so that trailing garbage is reported.
-        while !matches!(xml.next(&mut buf)?, Event::Eof) {}
+        super::xml::drain(xml)?;
+    } else {
+        super::xml::pump(xml, |xml, node| {
+            match node {
+                Node::Open {
+                    start,
+                    level,
+                    empty,
+                } => p.open(xml, start, level, empty)?,
+                Node::Close { level } => p.close(level, sink, out),
+                Node::Text(event) => p.text(xml, event)?,
+            }
+            Ok(())
+        })?;
     }
     p.finish(sink, out);
     Ok(())

@@ -256,6 +256,82 @@ fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<Stri
         .ok_or_else(|| format!("unknown entity &{name};"))
 }
 
+/// One element-level event, as the parsers handle them.
+pub(crate) enum Node<'e, 'b> {
+    /// An element opens (`empty`: it also closes at once, and a
+    /// [`Node::Close`] for it follows).
+    Open {
+        /// The start tag.
+        start: &'e BytesStart<'b>,
+        /// Its depth (the root is 1).
+        level: usize,
+        /// `<x/>`.
+        empty: bool,
+    },
+    /// The element at `level` closes.
+    Close {
+        /// Its depth.
+        level: usize,
+    },
+    /// Text, CDATA or an entity reference inside the current element.
+    Text(&'e Event<'b>),
+}
+
+/// Reads events to the end of the input and hands each element-level event
+/// to `on`. Every parser walks its file this way; keeping the walk in one
+/// place keeps their depth bookkeeping identical.
+pub(crate) fn pump<R: BufRead>(
+    xml: &mut XmlStream<R>,
+    mut on: impl FnMut(&XmlStream<R>, Node<'_, '_>) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
+    let mut buf = Vec::new();
+    loop {
+        let event = xml.next(&mut buf)?;
+        match &event {
+            Event::Start(start) => {
+                let level = xml.depth();
+                on(
+                    xml,
+                    Node::Open {
+                        start,
+                        level,
+                        empty: false,
+                    },
+                )?;
+            }
+            Event::Empty(start) => {
+                let level = xml.depth() + 1;
+                on(
+                    xml,
+                    Node::Open {
+                        start,
+                        level,
+                        empty: true,
+                    },
+                )?;
+                on(xml, Node::Close { level })?;
+            }
+            Event::End(_) => on(
+                xml,
+                Node::Close {
+                    level: xml.depth() + 1,
+                },
+            )?,
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => on(xml, Node::Text(&event))?,
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// Reads to the end without handling anything, so that trailing garbage
+/// after an empty root element is still reported.
+pub(crate) fn drain<R: BufRead>(xml: &mut XmlStream<R>) -> Result<(), ParseError> {
+    let mut buf = Vec::new();
+    while !matches!(xml.next(&mut buf)?, Event::Eof) {}
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod azure;
+
 use expedite::action::files::parse_key_value_file;
 
 pub struct Job {
