@@ -95,6 +95,12 @@ async fn promotes_2_4_1_with_outputs_summary_and_audit_log() {
         "{}",
         r.summary
     );
+    assert!(
+        r.summary
+            .contains("| staging answered | health 200, version 2.4.1"),
+        "{}",
+        r.summary
+    );
     let audit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.output("audit-log").unwrap()).unwrap())
             .unwrap();

@@ -251,6 +251,9 @@ fn summary(
             md_cell(&j.facts.stale_rules.join("; "))
         ));
     }
+    if let Some(answer) = &j.facts.staging_answer {
+        md.push_str(&format!("| staging answered | {} |\n", md_cell(answer)));
+    }
     if !j.facts.production_sample.is_empty() {
         let sample: Vec<String> = j
             .facts

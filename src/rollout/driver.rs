@@ -80,6 +80,9 @@ pub struct Facts {
     pub swap_status_before: Option<SwapStatus>,
     /// What sampling production found at the end (version → requests).
     pub production_sample: BTreeMap<String, usize>,
+    /// What the staging slot answered to the last check.
+    #[serde(default)]
+    pub staging_answer: Option<String>,
 }
 
 /// One phase's record, for the summary's table and timeline.
@@ -463,7 +466,7 @@ impl AppServiceRollout {
         }
     }
 
-    async fn check_staging(&self, j: &Journal) -> R {
+    async fn check_staging(&self, j: &mut Journal) -> R {
         let seen = match self
             .probe
             .wait_until_good(
@@ -479,6 +482,10 @@ impl AppServiceRollout {
             Ok(s) => s,
             Err(_) => return R::Cancelled,
         };
+        if let Some(last) = seen.last() {
+            j.facts.staging_answer =
+                Some(format!("{} after {} check(s)", last.describe(), seen.len()));
+        }
         match seen.last() {
             Some(o) if o.good(&self.plan.endpoints, Some(&self.plan.expected_version)) => R::Ok,
             Some(o) => R::Failed(format!(
