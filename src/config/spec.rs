@@ -87,10 +87,10 @@ impl Command {
         match self {
             Command::Gate => "Gate on critical tests and the security scan from result files",
             Command::Deploy => {
-                "Deploy to the staging slot, verify, canary, swap; roll back on any failure"
+                "Deploy to the staging slot, check health and version, swap, verify; roll back on any failure"
             }
             Command::Rollback => {
-                "Roll one, several or all services back to the last known good version"
+                "Roll one or several services back to a known good version (idempotent)"
             }
             Command::CherryPick => {
                 "Carry the hotfix commits to main (a draft PR when they conflict)"
