@@ -23,6 +23,9 @@ pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, Command
     })
     .await
     .map_err(|e| CommandError::Failed(format!("the sandbox could not start: {e}")))?;
+    if let Some(scenario) = &config.scenario_file {
+        apply_scenario(&sandbox, scenario).map_err(CommandError::Failed)?;
+    }
     let settings = sandbox.settings();
     if config.json {
         ctx.console.data(&format!("{}\n", settings.to_json()));
@@ -43,6 +46,33 @@ pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, Command
         success: true,
         ..Report::default()
     })
+}
+
+/// Applies a scenario file (already validated by the config layer).
+#[cfg(feature = "sandbox")]
+fn apply_scenario(
+    sandbox: &expedite_sandbox::Sandbox,
+    scenario: &serde_json::Value,
+) -> Result<(), String> {
+    let handle = sandbox.handle();
+    let faults: Vec<expedite_sandbox::FaultSpec> = match scenario.get("faults") {
+        Some(f) => serde_json::from_value(f.clone()).map_err(|e| format!("faults: {e}"))?,
+        None => Vec::new(),
+    };
+    let behaviours: std::collections::BTreeMap<String, expedite_sandbox::Behaviour> =
+        match scenario.get("behaviours") {
+            Some(b) => serde_json::from_value(b.clone()).map_err(|e| format!("behaviours: {e}"))?,
+            None => Default::default(),
+        };
+    for (version, behaviour) in behaviours {
+        handle
+            .set_behaviour(&version, behaviour)
+            .map_err(|e| e.to_string())?;
+    }
+    for fault in faults {
+        handle.add_fault(fault).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Without the `sandbox` feature the command is not in this build.

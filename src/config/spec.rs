@@ -542,6 +542,12 @@ pub const INPUTS: &[InputSpec] = &[
     .default("0")
     .only(SANDBOX),
     input(
+        "faults",
+        "A JSON file of faults to inject from the start: a list of fault rules in the control \
+         API's format, or a scenario {\"faults\": [...], \"behaviours\": {\"2.4.1\": {...}}}.",
+    )
+    .only(SANDBOX),
+    input(
         "json",
         "Print the sandbox's settings as JSON instead of shell `export` lines.",
     )
