@@ -173,7 +173,9 @@ fn report(
     }
 }
 
-fn write_audit(path: &std::path::Path, audit: &serde_json::Value) -> bool {
+/// Writes a JSON audit log (creating its directory); warns and returns false
+/// when it cannot, so a full disk never turns a good deploy into a failure.
+pub(super) fn write_audit(path: &std::path::Path, audit: &serde_json::Value) -> bool {
     let text = match serde_json::to_string_pretty(audit) {
         Ok(t) => t,
         Err(e) => {

@@ -100,11 +100,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
         "services": results,
         "duration_ms": elapsed.as_millis() as u64,
     });
-    let audit_written = std::fs::write(
-        &config.audit_log,
-        serde_json::to_string_pretty(&audit).unwrap_or_default(),
-    )
-    .is_ok();
+    let audit_written = super::deploy::write_audit(&config.audit_log, &audit);
     let first = results.first();
     let errors: Vec<String> = results
         .iter()
