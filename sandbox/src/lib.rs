@@ -15,8 +15,8 @@
 //!
 //! Scenario `contoso` (the incident expedite is born from): subscription
 //! `00000000-0000-4000-8000-00000000c0de`, resource group `rg-contoso-prod`,
-//! `westeurope`; web apps `app-contoso-payments` and
-//! `app-contoso-notifications`, each with slot `staging`; production serves
+//! `westeurope`; web apps `app-contoso-payments`, `app-contoso-notifications`
+//! and the front end `app-contoso-web`, each with slot `staging`; production serves
 //! the bad 2.4.0 (drops orders over 10,000), staging holds 2.3.1; container
 //! app `ca-contoso-payments` (Multiple revision mode, one revision serving
 //! 2.4.0, traffic `latestRevision: true` at 100 %, so a deploy that does not
@@ -33,6 +33,8 @@ mod control;
 mod demo;
 mod entra;
 pub mod faults;
+pub mod github;
+pub mod hooks;
 pub mod hosts;
 mod kudu;
 pub mod log;
@@ -58,6 +60,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{ActiveFault, FaultKind, FaultSpec};
+pub use hooks::HookMessage;
 pub use kudu::demo_package;
 pub use log::RequestRecord;
 pub use ratelimit::ArmLimits;
@@ -235,7 +238,10 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         hosts::OIDC.to_owned(),
         format!("*.{}", hosts::WEB_DOMAIN),
         format!("*.scm.{}", hosts::WEB_DOMAIN),
+        github::API_HOST.to_owned(),
+        github::GIT_HOST.to_owned(),
     ];
+    dns_names.extend(hooks::HOSTS.iter().map(|h| (*h).to_owned()));
     let mut concrete_hosts = vec![
         hosts::ARM.to_owned(),
         hosts::LOGIN.to_owned(),
@@ -280,8 +286,10 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         subject: config.oidc_subject.clone(),
         audience: FEDERATED_AUDIENCE.to_owned(),
     };
+    let github = Arc::new(github::GitHub::new(https_addr.port())?);
     let client_secret = format!("sbx~{}", random_token(36));
     let oidc_request_token = random_token(48);
+    let hook_receivers = hooks::Hooks::new();
     let settings = Settings {
         arm_endpoint: arm_base.clone(),
         authority_host: authority.clone(),
@@ -303,6 +311,8 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
             format!("*.{}", hosts::CONTAINER_APPS_DOMAIN),
         ]
         .into_iter()
+        .chain([github::API_HOST.to_owned(), github::GIT_HOST.to_owned()])
+        .chain(hooks::HOSTS.iter().map(|h| (*h).to_owned()))
         .map(|host| ResolveEntry {
             host,
             addr: https_addr,
@@ -313,6 +323,15 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         control_url: format!("http://{http_addr}"),
         web_apps: world.sites.values().map(|s| s.name.clone()).collect(),
         container_apps: world.container_apps.keys().cloned().collect(),
+        github_api_url: github.api_url.clone(),
+        github_server_url: github.server_url.clone(),
+        github_token: github.personal_token.clone(),
+        github_app_id: github::APP_ID,
+        github_app_private_key_path: github.key_path.clone(),
+        slack_webhook_url: hook_receivers.slack_url(),
+        teams_webhook_url: hook_receivers.teams_url(),
+        pagerduty_routing_key: hook_receivers.pagerduty_key().to_owned(),
+        pagerduty_url: hooks::Hooks::pagerduty_url(),
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -336,6 +355,8 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
             config.arm_limits,
             Instant::now(),
         )),
+        github,
+        hooks: hook_receivers,
         config,
     });
     let _ = shared.settings.set(settings.clone());
@@ -429,7 +450,10 @@ impl SandboxHandle {
             hosts::ARM.to_owned(),
             hosts::LOGIN.to_owned(),
             hosts::OIDC.to_owned(),
+            github::API_HOST.to_owned(),
+            github::GIT_HOST.to_owned(),
         ];
+        v.extend(hooks::HOSTS.iter().map(|h| (*h).to_owned()));
         for site in world.sites.values() {
             for slot in site.slots.values() {
                 v.push(slot.host.clone());
@@ -570,6 +594,148 @@ impl SandboxHandle {
     }
 }
 
+/// The sandbox GitHub (`api.github.test`, `github.test`).
+impl SandboxHandle {
+    /// Creates a bare repository `owner/name` (private, like every sandbox
+    /// repository) and, with the owner's first repository, the App's
+    /// installation for that owner. Returns the bare repository's path so
+    /// tests can push fixtures into it with plain git (local pushes skip
+    /// protection and permission checks).
+    pub fn github_create_repo(
+        &self,
+        owner: &str,
+        name: &str,
+        default_branch: &str,
+    ) -> Result<PathBuf, SandboxError> {
+        self.shared
+            .github
+            .create_repo(owner, name, default_branch)
+            .map_err(SandboxError::Invalid)
+    }
+
+    /// Protects a branch: pushes to it are refused (`GH006`), and so are
+    /// REST ref updates and deletions.
+    pub fn github_protect_branch(
+        &self,
+        owner: &str,
+        repo: &str,
+        branch: &str,
+    ) -> Result<(), SandboxError> {
+        self.shared
+            .github
+            .protect_branch(owner, repo, branch, true)
+            .map_err(SandboxError::Invalid)
+    }
+
+    pub fn github_unprotect_branch(
+        &self,
+        owner: &str,
+        repo: &str,
+        branch: &str,
+    ) -> Result<(), SandboxError> {
+        self.shared
+            .github
+            .protect_branch(owner, repo, branch, false)
+            .map_err(SandboxError::Invalid)
+    }
+
+    /// Replaces the permissions of `owner`'s installation (e.g. everything
+    /// but `workflows`); tokens minted afterwards get them. Returns the
+    /// installation id.
+    pub fn github_set_installation_permissions(
+        &self,
+        owner: &str,
+        permissions: &[(&str, &str)],
+    ) -> Result<u64, SandboxError> {
+        let map = permissions
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.shared
+            .github
+            .set_installation_permissions(owner, map)
+            .map_err(SandboxError::Invalid)
+    }
+
+    /// The App installation for `owner` (exists once `owner` has a repository).
+    pub fn github_installation_id(&self, owner: &str) -> Option<u64> {
+        self.shared.github.installation_id(owner)
+    }
+
+    /// The bare repository of `owner/repo`.
+    pub fn github_repo_path(&self, owner: &str, repo: &str) -> Option<PathBuf> {
+        self.shared.github.repo_path(owner, repo)
+    }
+
+    /// The personal token (`ghp_sandbox…`, random per start, every
+    /// permission; exported as `EXPEDITE_SANDBOX_GITHUB_TOKEN`).
+    pub fn github_token(&self) -> String {
+        self.shared.github.personal_token.clone()
+    }
+
+    /// The sandbox App's id ([`github::APP_ID`]).
+    pub fn github_app_id(&self) -> u64 {
+        github::APP_ID
+    }
+
+    /// The sandbox App's private key: a fixed TEST key, PEM.
+    pub fn github_app_private_key_pem(&self) -> &'static str {
+        github::APP_PRIVATE_KEY_PEM
+    }
+
+    /// An App JWT signed with the App key, `iat = now + iat_offset_secs`,
+    /// `exp = iat + lifetime_secs` (lets tests present expired or
+    /// too-long-lived JWTs).
+    pub fn github_app_jwt(
+        &self,
+        iat_offset_secs: i64,
+        lifetime_secs: i64,
+    ) -> Result<String, SandboxError> {
+        self.shared.github.app_jwt(iat_offset_secs, lifetime_secs)
+    }
+
+    /// `https://github.test/{owner}/{repo}.git`.
+    pub fn github_clone_url(&self, owner: &str, repo: &str) -> String {
+        format!("{}/{owner}/{repo}.git", self.shared.github.server_url)
+    }
+
+    /// Git configuration that reaches the sandbox's `github.test`, as
+    /// `(key, value)` pairs: trust the CA (`http.sslCAInfo`), resolve
+    /// `github.test:{port}` to 127.0.0.1 (`http.curloptResolve`), and
+    /// rewrite `https://github.test/` to `https://github.test:{port}/`
+    /// (`url.<base>.insteadOf`, since curl's resolve cannot change ports).
+    /// Needs git ≥ 2.37 for `http.curloptResolve`.
+    pub fn git_config(&self) -> Vec<(String, String)> {
+        let ca = self
+            .shared
+            .settings
+            .get()
+            .map(|s| s.ca_cert_path.clone())
+            .unwrap_or_default();
+        self.shared.github.git_config(&ca)
+    }
+
+    /// [`Self::git_config`] as `git` arguments: `-c key=value` pairs.
+    pub fn git_config_args(&self) -> Vec<String> {
+        self.git_config()
+            .into_iter()
+            .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")])
+            .collect()
+    }
+
+    /// [`Self::git_config`] as `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/
+    /// `GIT_CONFIG_VALUE_n` environment variables (for git run by a program).
+    pub fn git_config_env(&self) -> Vec<(String, String)> {
+        let cfg = self.git_config();
+        let mut env = vec![("GIT_CONFIG_COUNT".to_owned(), cfg.len().to_string())];
+        for (i, (k, v)) in cfg.into_iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), k));
+            env.push((format!("GIT_CONFIG_VALUE_{i}"), v));
+        }
+        env
+    }
+}
+
 impl std::ops::Deref for Sandbox {
     type Target = SandboxHandle;
 
@@ -581,6 +747,7 @@ impl std::ops::Deref for Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.shutdown_tx.send(true);
+        self.handle.shared.github.cleanup();
         if let Some(dir) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }

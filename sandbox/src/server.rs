@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// ARM's read/write token buckets.
     pub arm_limits: Mutex<crate::ratelimit::ArmBuckets>,
+    /// The sandbox GitHub (REST, git smart-HTTP, repositories).
+    pub github: Arc<crate::github::GitHub>,
+    /// Slack, Teams and PagerDuty receivers and what they recorded.
+    pub hooks: crate::hooks::Hooks,
 }
 
 impl Shared {
@@ -158,7 +162,16 @@ async fn serve_connection(
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
                 let sni = sni.clone();
-                async move { handle_https(shared, req, sni).await }
+                async move {
+                    // GitHub's git smart-HTTP streams both ways: it is served
+                    // before the body is read (github/git_http.rs).
+                    if crate::github::is_git_request(&req, sni.as_deref()) {
+                        return crate::github::serve_git(shared, req).await;
+                    }
+                    handle_https(shared, req, sni)
+                        .await
+                        .map(crate::github::full_body)
+                }
             });
             drive(
                 http1::Builder::new().serve_connection(TokioIo::new(tls), svc),
@@ -322,6 +335,14 @@ pub(crate) async fn route(shared: &Shared, req: &Req) -> (Outcome, String) {
         (crate::entra::handle(shared, req).into(), "entra".into())
     } else if host == hosts::OIDC {
         (crate::entra::handle_oidc(shared, req).into(), "oidc".into())
+    } else if host == crate::github::API_HOST {
+        (
+            crate::github::handle_api(shared, req).await,
+            "github".into(),
+        )
+    } else if crate::hooks::serves(host) {
+        let (resp, name) = crate::hooks::handle(shared, req);
+        (resp.into(), name)
     } else if host.ends_with(&format!(".{}", hosts::WEB_DOMAIN)) {
         let target = shared.world().resolve_host(host);
         match target {
@@ -453,9 +474,83 @@ async fn front_fault(shared: &Shared, req: &Req, kind: &FaultKind) -> Option<Out
 }
 
 async fn handle_control(shared: Arc<Shared>, req: http::Request<Incoming>) -> Resp {
+    if req.method() == Method::CONNECT || req.uri().authority().is_some() {
+        return forward_proxy(shared, req).await;
+    }
     match read_request(req, None).await {
+        Ok(req) if req.path.starts_with("/_sandbox/github/") => {
+            crate::github::handle_control(&shared, &req)
+        }
+        Ok(req) if req.path == "/_sandbox/hooks" => crate::hooks::handle_control(&shared, &req),
         Ok(req) => crate::control::handle(&shared, &req),
         Err((_, resp)) => resp,
+    }
+}
+
+/// True for the demo app's hosts: App Service sites and slots (not Kudu)
+/// and Container Apps.
+fn is_app_host(host: &str) -> bool {
+    (host.ends_with(&format!(".{}", hosts::WEB_DOMAIN))
+        && !host.ends_with(&format!(".scm.{}", hosts::WEB_DOMAIN)))
+        || host.ends_with(&format!(".{}", hosts::CONTAINER_APPS_DOMAIN))
+}
+
+/// The control listener as a minimal HTTP forward proxy **for the demo
+/// app's hosts only**, so a tool that cannot resolve sandbox names (a real
+/// Prometheus with `proxy_url`) can scrape them: a request in absolute form
+/// (`GET http://app-contoso-payments-staging.azurewebsites.test/metrics`)
+/// is answered by the same routing as the HTTPS listener — faults,
+/// behaviours, metrics, request log — as if it had come over TLS. Any other
+/// host, `https://` targets and `CONNECT` are refused; nothing is ever
+/// connected to.
+async fn forward_proxy(shared: Arc<Shared>, req: http::Request<Incoming>) -> Resp {
+    const ONLY: &str = "The sandbox proxy forwards plain-HTTP requests in absolute form (GET http://HOST/path) to the demo app's hosts only (*.azurewebsites.test except Kudu, *.azurecontainerapps.test); it never connects anywhere else.";
+    if req.method() == Method::CONNECT {
+        return respond::text(
+            StatusCode::FORBIDDEN,
+            format!("CONNECT is not supported. {ONLY}\n"),
+        );
+    }
+    if req.uri().scheme_str() != Some("http") {
+        return respond::text(
+            StatusCode::BAD_REQUEST,
+            format!("Refused {}: only http:// targets. {ONLY}\n", req.uri()),
+        );
+    }
+    let host = req.uri().host().map(hosts::normalise).unwrap_or_default();
+    if !is_app_host(&host) {
+        return respond::text(
+            StatusCode::FORBIDDEN,
+            format!("Refused host '{host}'. {ONLY}\n"),
+        );
+    }
+    let mut req = match read_request(req, None).await {
+        Ok(req) => req,
+        Err((_, resp)) => return resp,
+    };
+    // RFC 9112 §3.2.2: with an absolute-form target, the target's host wins.
+    req.host = host;
+    let (outcome, target) = route(&shared, &req).await;
+    let status = match &outcome {
+        Outcome::Respond(r) => r.status().as_u16(),
+        Outcome::Drop => 0,
+    };
+    shared.log().push(RequestRecord {
+        seq: 0,
+        ms: shared.elapsed_ms(),
+        host: req.host.clone(),
+        method: req.method.to_string(),
+        path: req.path_and_query(),
+        status,
+        client_request_id: req.header("x-ms-client-request-id").map(str::to_owned),
+        target,
+    });
+    match outcome {
+        Outcome::Respond(r) => r,
+        Outcome::Drop => respond::text(
+            StatusCode::BAD_GATEWAY,
+            "The upstream dropped the connection (fault injection).\n",
+        ),
     }
 }
 

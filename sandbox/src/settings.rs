@@ -45,6 +45,33 @@ pub struct Settings {
     pub web_apps: Vec<String>,
     /// Container apps of the scenario.
     pub container_apps: Vec<String>,
+    /// `GITHUB_API_URL` of the sandbox GitHub (`https://api.github.test`).
+    #[serde(default)]
+    pub github_api_url: String,
+    /// `GITHUB_SERVER_URL` (`https://github.test`, git smart-HTTP).
+    #[serde(default)]
+    pub github_server_url: String,
+    /// Personal token (`ghp_sandbox…`), random per start, printed on purpose.
+    #[serde(default)]
+    pub github_token: String,
+    /// The sandbox GitHub App's id.
+    #[serde(default)]
+    pub github_app_id: u64,
+    /// PEM file of the App's private key (a fixed TEST key).
+    #[serde(default)]
+    pub github_app_private_key_path: PathBuf,
+    /// Slack incoming-webhook URL of the sandbox receiver (token in the path).
+    #[serde(default)]
+    pub slack_webhook_url: String,
+    /// Teams Workflows webhook URL of the sandbox receiver (`sig` in the query).
+    #[serde(default)]
+    pub teams_webhook_url: String,
+    /// PagerDuty Events API v2 routing key the sandbox accepts (32 characters).
+    #[serde(default)]
+    pub pagerduty_routing_key: String,
+    /// PagerDuty Events API base URL (`https://events.pagerduty.test`).
+    #[serde(default)]
+    pub pagerduty_url: String,
 }
 
 /// Single-quotes a value for POSIX shells.
@@ -83,6 +110,24 @@ impl Settings {
                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
                 self.oidc_request_token.clone(),
             ),
+            ("GITHUB_API_URL", self.github_api_url.clone()),
+            ("GITHUB_SERVER_URL", self.github_server_url.clone()),
+            ("EXPEDITE_SANDBOX_GITHUB_TOKEN", self.github_token.clone()),
+            (
+                "EXPEDITE_SANDBOX_GITHUB_APP_ID",
+                self.github_app_id.to_string(),
+            ),
+            (
+                "EXPEDITE_SANDBOX_GITHUB_APP_KEY",
+                self.github_app_private_key_path.display().to_string(),
+            ),
+            ("EXPEDITE_SLACK_WEBHOOK_URL", self.slack_webhook_url.clone()),
+            ("EXPEDITE_TEAMS_WEBHOOK_URL", self.teams_webhook_url.clone()),
+            (
+                "EXPEDITE_PAGERDUTY_ROUTING_KEY",
+                self.pagerduty_routing_key.clone(),
+            ),
+            ("EXPEDITE_PAGERDUTY_URL", self.pagerduty_url.clone()),
         ]
     }
 

@@ -594,12 +594,18 @@ fn new_site(name: &str, slots: &[(&str, &str)], now: Instant) -> Site {
 }
 
 impl World {
-    /// The Contoso incident: production of both web apps serves the bad
+    /// The Contoso incident: production of every web app serves the bad
     /// 2.4.0, staging holds the previous production build 2.3.1 (left there
     /// by yesterday's swap).
     pub fn contoso(seed: u64, timing: Timing, now: Instant) -> Self {
         let mut sites = BTreeMap::new();
-        for app in ["app-contoso-payments", "app-contoso-notifications"] {
+        // The web front end depends on both services (the seed's second
+        // break-fix exercise: it went live before the payment API was ready).
+        for app in [
+            "app-contoso-payments",
+            "app-contoso-notifications",
+            "app-contoso-web",
+        ] {
             sites.insert(
                 app.to_owned(),
                 new_site(app, &[(PRODUCTION, "2.4.0"), ("staging", "2.3.1")], now),

@@ -48,7 +48,8 @@ async fn site_and_slots_expose_host_names_from_arm() {
         env.settings.arm_endpoint, env.settings.subscription_id, env.settings.resource_group
     );
     let (_, list) = env.get(&list_url).await;
-    assert_eq!(list["value"].as_array().unwrap().len(), 2);
+    // Payments, notifications and the web front end.
+    assert_eq!(list["value"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Microsoft.App (Container Apps) under ARM: get / JSON-merge-PATCH of a
 //! container app (a new revision per template change, suffix rules,
-//! traffic validation), revisions list/get/activate/deactivate/restart, and
-//! the subscription-scoped LRO status and result URLs (reference §5).
+//! traffic validation), revisions list/get/activate/deactivate/restart,
+//! replicas, and the subscription-scoped LRO status and result URLs
+//! (reference §5).
 
 use std::time::Instant;
 
@@ -66,7 +67,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
         let value: Vec<Value> = world
             .container_apps
             .values()
-            .map(|a| a.json(&sub, &rg, &loc, now))
+            .map(|a| with_tags(&world, a.json(&sub, &rg, &loc, now)))
             .collect();
         return respond::json(StatusCode::OK, &json!({"value": value, "nextLink": null})).into();
     }
@@ -75,7 +76,11 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
         return not_found(&world, segs[0]).into();
     };
     match (&segs[1..], m) {
-        ([], &Method::GET) => respond::json(StatusCode::OK, &app.json(&sub, &rg, &loc, now)).into(),
+        ([], &Method::GET) => respond::json(
+            StatusCode::OK,
+            &with_tags(&world, app.json(&sub, &rg, &loc, now)),
+        )
+        .into(),
         ([], &Method::PATCH) => {
             drop(world);
             patch(shared, req, version, &name).into()
@@ -142,6 +147,23 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
             }
             respond::empty(StatusCode::OK).into()
         }
+        ([r, rev, rp], &Method::GET) if eq(r, "revisions") && eq(rp, "replicas") => {
+            match app.revisions.get(*rev) {
+                Some(revision) => {
+                    let value = replicas_json(&world, app, revision, &sub, &rg, now);
+                    respond::json(StatusCode::OK, &json!({"value": value})).into()
+                }
+                None => respond::arm_error(
+                    StatusCode::NOT_FOUND,
+                    "ContainerAppRevisionNotFound",
+                    format!(
+                        "Revision '{rev}' of container app '{}' was not found.",
+                        app.name
+                    ),
+                )
+                .into(),
+            }
+        }
         ([l], &Method::POST) if eq(l, "listSecrets") => {
             respond::json(StatusCode::OK, &json!({"value": []})).into()
         }
@@ -150,6 +172,80 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
                 .into()
         }
     }
+}
+
+/// `GET …/revisions/{rev}/replicas` (`ContainerAppsRevisionReplicas_ListReplicas`):
+/// one replica while the revision is active and provisioned, none otherwise.
+/// A crash loop shows as a container waiting in `CrashLoopBackOff`, a failing
+/// readiness probe as a running container that is not ready.
+fn replicas_json(
+    world: &World,
+    app: &crate::containerapps::ContainerApp,
+    rev: &crate::containerapps::Revision,
+    sub: &str,
+    rg: &str,
+    now: Instant,
+) -> Vec<Value> {
+    if !rev.active || !rev.ready(now) {
+        return Vec::new();
+    }
+    let b = world.effective_behaviour(&rev.build, rev.process.started, now);
+    let ready = !b.crash_loop && b.health_status.is_none_or(|s| (200..300).contains(&s));
+    // Azure: `{revision}-{pod template hash}-{random}`.
+    let replica = format!("{}-7d9f8c6b5-x2k4q", rev.name);
+    let containers: Vec<Value> = rev
+        .template
+        .get("containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+            let (state, details) = if b.crash_loop {
+                ("Waiting", "CrashLoopBackOff: back-off restarting failed container")
+            } else {
+                ("Running", "")
+            };
+            json!({
+                "name": name,
+                "containerId": format!("containerd://{}-{name}", rev.name),
+                "ready": ready,
+                "started": !b.crash_loop,
+                "restartCount": if b.crash_loop { rev.process.restarts.max(3) } else { rev.process.restarts },
+                "runningState": state,
+                "runningStateDetails": details,
+                "logStreamEndpoint": format!("https://westeurope.azurecontainerapps.dev/subscriptions/{sub}/resourceGroups/{rg}/containerApps/{}/revisions/{}/replicas/{replica}/logstream", app.name, rev.name),
+                "execEndpoint": format!("wss://westeurope.azurecontainerapps.dev/subscriptions/{sub}/resourceGroups/{rg}/containerApps/{}/revisions/{}/replicas/{replica}/exec", app.name, rev.name),
+            })
+        })
+        .collect();
+    vec![json!({
+        "id": format!("{}/revisions/{}/replicas/{replica}", app.resource_id(sub, rg), rev.name),
+        "name": replica,
+        "type": "Microsoft.App/containerApps/revisions/replicas",
+        "properties": {
+            "createdTime": rev.created.to_rfc3339(),
+            "runningState": if b.crash_loop { "NotRunning" } else { "Running" },
+            "runningStateDetails": if b.crash_loop { "Container crashing" } else { "" },
+            "containers": containers,
+            "initContainers": [],
+        }
+    })]
+}
+
+/// The app's envelope with its tags from the Tags API (`arm::tags`), as
+/// Azure shows them on the resource.
+fn with_tags(world: &World, mut v: Value) -> Value {
+    let id = v
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let tags = world.tags.get(&id).cloned().unwrap_or_default();
+    if let Value::Object(o) = &mut v {
+        o.insert("tags".into(), json!(tags));
+    }
+    v
 }
 
 fn healthy(world: &World, rev: &crate::containerapps::Revision, now: Instant) -> bool {
@@ -445,6 +541,7 @@ fn patch(shared: &Shared, req: &Req, version: &str, name: &str) -> Resp {
         now
     };
     let body = app.json(&sub, &rg, &world.ids.location_display, now);
+    let body = with_tags(world, body);
     world.prune_operations();
     world.app_operations.insert(
         id.clone(),
@@ -531,11 +628,14 @@ pub(crate) fn operation(shared: &Shared, version: &str, kind: &str, id: &str) ->
     match world.container_apps.get(&op.app) {
         Some(app) => respond::json(
             StatusCode::OK,
-            &app.json(
-                &world.ids.subscription_id,
-                &world.ids.resource_group,
-                &world.ids.location_display,
-                Instant::now(),
+            &with_tags(
+                &world,
+                app.json(
+                    &world.ids.subscription_id,
+                    &world.ids.resource_group,
+                    &world.ids.location_display,
+                    Instant::now(),
+                ),
             ),
         ),
         None => respond::empty(StatusCode::NO_CONTENT),
