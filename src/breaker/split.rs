@@ -1,0 +1,188 @@
+//! Two-sample building blocks: canary against the concurrent baseline.
+//!
+//! * [`FailureSplit`]: the conditional ("failure-split") test. Given a batch's
+//!   request counts, under `p_c = p_b` each failure lands in the canary with
+//!   probability `π0 = n_c/(n_c+n_b)`; under the rate ratio `ρ1`,
+//!   `π1 = ρ1·π0/(ρ1·π0 + 1 − π0)`. Valid for ANY common error rate, even
+//!   one that changes inside the batch, as long as routing does not depend on
+//!   the outcome (hypergeometric given the totals; the binomial likelihood
+//!   ratio is convex in the count, so its hypergeometric mean is ≤ 1).
+//! * [`Grow2x2`]: the 2×2-table e-value (Turner, Ly & Grünwald, "Safe tests
+//!   for 2×2 contingency tables"): alternative `(q_c, q_b)` against the null
+//!   point `p* = (n_c·q_c + n_b·q_b)/(n_c+n_b)` (the reverse information
+//!   projection). `E_p[e] ≤ 1` for EVERY common rate `p` within the batch, so
+//!   drift between batches does not matter; unlike the split it also learns
+//!   from the baseline's successes, so a canary outage against a clean
+//!   baseline earns up to `ln(e·(1+n_b/n_c))` per failure instead of
+//!   `ln(1+n_b/n_c)`.
+//! * [`TwoSample`]: an equal-weight mixture of one split and several 2×2
+//!   components (grid of canary rates), trip-only.
+use super::sprt::{log_sum_exp, mul0};
+
+/// One batch of both arms (counts within the batch; failures ≤ requests).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pair {
+    pub n_c: u64,
+    pub x_c: u64,
+    pub n_b: u64,
+    pub x_b: u64,
+}
+
+/// The failure-split test's per-batch constants and increment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureSplit {
+    pub rho1: f64,
+}
+
+impl FailureSplit {
+    /// `π1` for exposure share `π0`.
+    pub fn pi1(&self, pi0: f64) -> f64 {
+        self.rho1 * pi0 / (self.rho1 * pi0 + 1.0 - pi0)
+    }
+
+    /// Log-likelihood-ratio increment of one batch; 0 when either arm had no
+    /// requests (no evidence) or there was no failure.
+    pub fn increment(&self, p: Pair) -> f64 {
+        if p.n_c == 0 || p.n_b == 0 || (p.x_c == 0 && p.x_b == 0) {
+            return 0.0;
+        }
+        let pi0 = p.n_c as f64 / (p.n_c + p.n_b) as f64;
+        let pi1 = self.pi1(pi0);
+        mul0(p.x_c, (pi1 / pi0).ln()) + mul0(p.x_b, ((1.0 - pi1) / (1.0 - pi0)).ln())
+    }
+}
+
+/// 2×2 e-value with canary alternative `q_c` and a predictable baseline
+/// alternative `q_b` (supplied per batch). Returns 0 (no bet) unless
+/// `q_c > q_b` and both arms had requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grow2x2 {
+    pub q_c: f64,
+}
+
+impl Grow2x2 {
+    pub fn increment(&self, p: Pair, q_b: f64) -> f64 {
+        let q_c = self.q_c;
+        if p.n_c == 0
+            || p.n_b == 0
+            || q_c.partial_cmp(&q_b) != Some(std::cmp::Ordering::Greater)
+            || q_b <= 0.0
+        {
+            return 0.0;
+        }
+        let n = (p.n_c + p.n_b) as f64;
+        let ps = (p.n_c as f64 * q_c + p.n_b as f64 * q_b) / n;
+        // Logs only for counts that are present (most batches have no failure).
+        let term = |k: u64, ratio: f64| if k == 0 { 0.0 } else { k as f64 * ratio.ln() };
+        term(p.x_c, q_c / ps)
+            + term(p.n_c - p.x_c, (1.0 - q_c) / (1.0 - ps))
+            + term(p.x_b, q_b / ps)
+            + term(p.n_b - p.x_b, (1.0 - q_b) / (1.0 - ps))
+    }
+}
+
+/// Predictable, slowly forgetting estimate of the baseline's rate, used only
+/// as the 2×2 test's baseline alternative (it affects power, never validity).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineRate {
+    prior_rate: f64,
+    failures: f64,
+    requests: f64,
+    last: Option<f64>,
+}
+
+/// Forgetting time constant of [`BaselineRate`], seconds.
+pub const BASELINE_MEMORY: f64 = 300.0;
+
+impl BaselineRate {
+    pub fn new(prior_rate: f64) -> BaselineRate {
+        BaselineRate {
+            prior_rate,
+            failures: 0.0,
+            requests: 0.0,
+            last: None,
+        }
+    }
+
+    /// Estimate from data strictly before the current batch: one pseudo-failure
+    /// in `1/prior_rate` pseudo-requests, plus the discounted counts.
+    pub fn estimate(&self) -> f64 {
+        let est = (self.failures + 1.0) / (self.requests + 1.0 / self.prior_rate);
+        est.clamp(1e-6, 0.5)
+    }
+
+    pub fn update(&mut self, end: f64, requests: u64, failures: u64) {
+        if let Some(last) = self.last {
+            let dt = end - last;
+            if dt > 0.0 {
+                let d = (-dt / BASELINE_MEMORY).exp();
+                self.failures *= d;
+                self.requests *= d;
+            }
+        }
+        self.last = Some(end);
+        self.failures += failures as f64;
+        self.requests += requests as f64;
+    }
+}
+
+/// Trip-only two-sample mixture: one failure-split component and one 2×2
+/// component per canary rate in `grid`, equal weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoSample {
+    split: FailureSplit,
+    grow: Vec<Grow2x2>,
+    log_e: Vec<f64>, // [split, grow...]
+    baseline: BaselineRate,
+    current: f64,
+    max: f64,
+    seen: bool,
+}
+
+impl TwoSample {
+    pub fn new(rho1: f64, grid: &[f64], prior_rate: f64) -> TwoSample {
+        TwoSample {
+            split: FailureSplit { rho1 },
+            grow: grid.iter().map(|&q_c| Grow2x2 { q_c }).collect(),
+            log_e: vec![0.0; grid.len() + 1],
+            baseline: BaselineRate::new(prior_rate),
+            current: 0.0,
+            max: 0.0,
+            seen: false,
+        }
+    }
+
+    pub fn update(&mut self, end: f64, p: Pair) {
+        self.seen = true;
+        if p.n_c == 0 && p.n_b == 0 {
+            return;
+        }
+        let q_b = self.baseline.estimate();
+        self.log_e[0] += self.split.increment(p);
+        for (l, g) in self.log_e[1..].iter_mut().zip(&self.grow) {
+            *l += g.increment(p, q_b);
+        }
+        self.baseline.update(end, p.n_b, p.x_b);
+        let ln_w = -(self.log_e.len() as f64).ln();
+        self.current = log_sum_exp(self.log_e.iter().map(|l| l + ln_w));
+        self.max = self.max.max(self.current);
+    }
+
+    /// Whether any batch carried a baseline.
+    pub fn seen(&self) -> bool {
+        self.seen
+    }
+
+    pub fn current(&self) -> f64 {
+        self.current
+    }
+
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// The split component alone (for reporting).
+    pub fn split_log_e(&self) -> f64 {
+        self.log_e[0]
+    }
+}

@@ -1,0 +1,437 @@
+use super::sim::{self, Scenario};
+use super::split::{FailureSplit, Grow2x2, Pair};
+use super::sprt::{GridMixture, Sprt, kl_bernoulli};
+use super::*;
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}
+
+fn canary(requests: u64, failures: u64) -> Arm {
+    Arm {
+        requests,
+        failures,
+        slow: None,
+    }
+}
+
+fn batch(start: f64, end: f64, c: Arm, b: Option<Arm>) -> Batch {
+    Batch {
+        start,
+        end,
+        canary: c,
+        baseline: b,
+    }
+}
+
+#[test]
+// 2.3026 is the reference's printed increment (ln 10), checked as printed.
+#[allow(clippy::approx_constant)]
+fn sprt_worked_numbers_match_the_reference() {
+    let s = Sprt::new(0.001, 0.01, 0.01, 0.01);
+    assert!(close(s.a, 2.3026, 1e-4), "{}", s.a);
+    assert!(close(s.b, -0.00905, 1e-5), "{}", s.b);
+    assert!(close(s.upper, 4.595, 1e-3) && close(s.lower, -4.595, 1e-3));
+    // Two failures in the first three requests reach ln A; one failure in 3 does not.
+    assert!(s.increment(2, 1) >= s.upper - SLACK);
+    assert!(s.increment(1, 2) < s.upper);
+    // Parallel-lines form: 3 failures within 258 requests trip, at 259 they do not.
+    assert!(s.increment(3, 255) >= s.upper);
+    assert!(s.increment(3, 257) < s.upper);
+    // Passes after 508 clean requests, not 507.
+    assert!(s.increment(0, 508) <= s.lower && s.increment(0, 507) > s.lower);
+    assert_eq!(Settings::default().suggested_min_requests(), 508);
+    assert_eq!(Settings::default().min_requests, 508);
+    // KL numbers of §2.1.
+    assert!(close(kl_bernoulli(0.01, 0.001), 0.01407, 1e-5));
+    assert!(close(kl_bernoulli(0.001, 0.01), 0.00674, 1e-5));
+}
+
+#[test]
+fn boundary_counts_as_crossing() {
+    // 2·ln 10 == ln 100 up to rounding; the slack makes it a trip at α = 1 %.
+    let s = Sprt::new(0.001, 0.01, 0.01, 0.01);
+    let trip_only = (1.0f64 / 0.01).ln();
+    assert!(s.increment(2, 0) >= trip_only - SLACK);
+}
+
+#[test]
+fn grid_mixture_price_and_bulk_exactness() {
+    let mut g = GridMixture::new(0.001, &[0.003, 0.01, 0.03, 0.1, 0.3, 0.9]);
+    g.update(1, 0);
+    // Reference: the 90 % component alone gives 900/6 = 150 on the first failure.
+    let e: f64 = [3.0, 10.0, 30.0, 100.0, 300.0, 900.0].iter().sum::<f64>() / 6.0;
+    assert!(close(g.current(), e.ln(), 1e-9));
+    assert!(g.current() > 100f64.ln());
+    // Bulk updates equal one-at-a-time updates.
+    let mut a = GridMixture::new(0.001, &[0.01, 0.1]);
+    let mut b = a.clone();
+    a.update(3, 400);
+    for _ in 0..400 {
+        b.update(0, 1);
+    }
+    for _ in 0..3 {
+        b.update(1, 0);
+    }
+    assert!(close(a.current(), b.current(), 1e-9));
+}
+
+#[test]
+fn failure_split_worked_numbers() {
+    let f = FailureSplit { rho1: 10.0 };
+    assert!(close(f.pi1(0.1), 0.526, 5e-4), "{}", f.pi1(0.1));
+    let canary_fail = f.increment(Pair {
+        n_c: 10,
+        x_c: 1,
+        n_b: 90,
+        x_b: 0,
+    });
+    let base_fail = f.increment(Pair {
+        n_c: 10,
+        x_c: 0,
+        n_b: 90,
+        x_b: 1,
+    });
+    assert!(close(canary_fail, 1.66, 5e-3), "{canary_fail}");
+    assert!(close(base_fail, -0.64, 5e-3), "{base_fail}");
+    // Three canary failures in a row: 4.98 ≥ ln(1/0.01).
+    assert!(3.0 * canary_fail >= 100f64.ln());
+    // No evidence when an arm is empty.
+    assert_eq!(
+        f.increment(Pair {
+            n_c: 0,
+            x_c: 0,
+            n_b: 90,
+            x_b: 3
+        }),
+        0.0
+    );
+    assert_eq!(
+        f.increment(Pair {
+            n_c: 5,
+            x_c: 5,
+            n_b: 0,
+            x_b: 0
+        }),
+        0.0
+    );
+}
+
+#[test]
+fn grow_2x2_is_an_e_value_for_every_common_rate() {
+    // E_p[e] ≤ 1 for all p: exact sum over the binomial outcomes of a small table.
+    let (n_c, n_b) = (3u64, 17u64);
+    let binom = |n: u64, k: u64, p: f64| {
+        let mut c = 1.0;
+        for i in 0..k {
+            c *= (n - i) as f64 / (i + 1) as f64;
+        }
+        c * p.powi(k as i32) * (1.0 - p).powi((n - k) as i32)
+    };
+    for &q_c in &[0.01, 0.1, 0.9] {
+        let g = Grow2x2 { q_c };
+        for &p in &[1e-4, 0.001, 0.01, 0.05, 0.2, 0.5, 0.9] {
+            let mut mean = 0.0;
+            for x_c in 0..=n_c {
+                for x_b in 0..=n_b {
+                    let e = g.increment(Pair { n_c, x_c, n_b, x_b }, 0.001).exp();
+                    mean += binom(n_c, x_c, p) * binom(n_b, x_b, p) * e;
+                }
+            }
+            assert!(mean <= 1.0 + 1e-9, "q_c={q_c} p={p} E={mean}");
+        }
+    }
+    // A canary outage against a clean baseline earns more than the split's ln(1+n_b).
+    let e = Grow2x2 { q_c: 0.9 }.increment(
+        Pair {
+            n_c: 1,
+            x_c: 1,
+            n_b: 9,
+            x_b: 0,
+        },
+        0.001,
+    );
+    assert!(e > 10f64.ln() + 0.5, "{e}");
+}
+
+#[test]
+fn outage_trips_within_three_requests_and_never_waits_for_min_requests() {
+    let mut b = Breaker::new(Settings {
+        min_requests: 100_000,
+        ..Settings::default()
+    })
+    .unwrap();
+    b.begin_step(0.0);
+    let mut tripped_at = None;
+    for i in 0..10 {
+        let t = i as f64;
+        let v = b.observe(&batch(t, t + 0.5, canary(1, 1), Some(canary(9, 0))));
+        if let Verdict::Trip(trip) = v {
+            tripped_at = Some((i + 1, trip));
+            break;
+        }
+    }
+    let (n, trip) = tripped_at.expect("an outage must trip");
+    assert!(n <= 3, "tripped after {n} failed requests");
+    assert!(matches!(
+        trip.test,
+        TestKind::ErrorRate | TestKind::FailureSplit
+    ));
+    assert!(trip.statistic >= trip.threshold - SLACK);
+    // Stays tripped with the same Trip.
+    let again = b.observe(&batch(20.0, 21.0, canary(100, 0), Some(canary(900, 0))));
+    assert_eq!(again, Verdict::Trip(trip.clone()));
+    assert_eq!(b.evidence().tripped, Some(trip));
+    assert_eq!(b.judge(1e6, 1.0), Judgement::Continue);
+}
+
+#[test]
+fn without_baseline_two_failures_in_three_requests_trip() {
+    // One-sample only; 2 failures of the first 3 requests trip (as the SPRT).
+    let mut b = Breaker::new(Settings::default()).unwrap();
+    assert_eq!(
+        b.observe(&batch(0.0, 1.0, canary(1, 0), None)),
+        Verdict::Continue
+    );
+    assert_eq!(
+        b.observe(&batch(1.0, 2.0, canary(1, 1), None)),
+        Verdict::Continue
+    );
+    match b.observe(&batch(2.0, 3.0, canary(1, 1), None)) {
+        Verdict::Trip(t) => assert_eq!(t.test, TestKind::ErrorRate),
+        v => panic!("expected a trip, got {v:?}"),
+    }
+}
+
+#[test]
+fn common_mode_burst_does_not_trip_a_good_canary() {
+    // Both arms at 20 % for 60 s, 20 canary req/s: the one-sample test rejects,
+    // the comparison with the baseline does not, so the IUT holds.
+    let mut b = Breaker::new(Settings::default()).unwrap();
+    for s in 0..60 {
+        let t = s as f64;
+        let v = b.observe(&batch(t, t + 1.0, canary(20, 4), Some(canary(180, 36))));
+        assert_eq!(v, Verdict::Continue, "second {s}");
+    }
+    let ev = b.evidence();
+    assert!(
+        ev.tests[0].statistic >= ev.tests[0].threshold,
+        "one-sample must reject here"
+    );
+    assert!(ev.tests[1].statistic < ev.tests[1].threshold);
+    // Without a baseline the same data trips: drift robustness needs a baseline.
+    let mut lone = Breaker::new(Settings::default()).unwrap();
+    let tripped = (0..60).any(|s| {
+        let t = s as f64;
+        matches!(
+            lone.observe(&batch(t, t + 1.0, canary(20, 4), None)),
+            Verdict::Trip(_)
+        )
+    });
+    assert!(tripped);
+}
+
+#[test]
+fn canary_worse_than_a_drifting_baseline_still_trips() {
+    // Baseline at 0.5 %, canary at 10 %: both tests reject.
+    let mut b = Breaker::new(Settings::default()).unwrap();
+    let tripped = (0..120).any(|s| {
+        let t = s as f64;
+        matches!(
+            b.observe(&batch(t, t + 1.0, canary(10, 1), Some(canary(90, 0)))),
+            Verdict::Trip(_)
+        )
+    });
+    assert!(tripped);
+}
+
+#[test]
+fn empty_batches_never_trip_and_silence_is_inconclusive() {
+    let mut b = Breaker::new(Settings::default()).unwrap();
+    b.begin_step(0.0);
+    for s in 0..10_000 {
+        let t = s as f64;
+        let base = if s % 2 == 0 {
+            Some(Arm::default())
+        } else {
+            None
+        };
+        assert_eq!(
+            b.observe(&batch(t, t + 1.0, Arm::default(), base)),
+            Verdict::Continue
+        );
+    }
+    assert_eq!(b.evidence().tests[0].statistic, 0.0);
+    assert!(matches!(b.judge(119.0, 1800.0), Judgement::Continue));
+    match b.judge(120.0, 1800.0) {
+        Judgement::Inconclusive(r) => assert!(r.contains("no canary requests"), "{r}"),
+        j => panic!("{j:?}"),
+    }
+    // Traffic resumes: no longer silent.
+    b.observe(&batch(200.0, 201.0, canary(10, 0), Some(canary(90, 0))));
+    assert_eq!(b.judge(250.0, 1800.0), Judgement::Continue);
+}
+
+#[test]
+fn pass_only_after_window_and_minimum_exposure() {
+    let s = Settings {
+        min_requests: 1000,
+        ..Settings::default()
+    };
+    let mut b = Breaker::new(s).unwrap();
+    b.begin_step(0.0);
+    for i in 0..60 {
+        let t = i as f64;
+        b.observe(&batch(t, t + 1.0, canary(10, 0), Some(canary(90, 0))));
+    }
+    // 600 requests, window 60 s elapsed → too few.
+    match b.judge(60.0, 60.0) {
+        Judgement::Inconclusive(r) => assert!(r.contains("600"), "{r}"),
+        j => panic!("{j:?}"),
+    }
+    // Window not yet elapsed → continue.
+    assert_eq!(b.judge(59.0, 60.0), Judgement::Continue);
+    for i in 60..100 {
+        let t = i as f64;
+        b.observe(&batch(t, t + 1.0, canary(10, 0), Some(canary(90, 0))));
+    }
+    assert_eq!(b.judge(100.0, 60.0), Judgement::Pass);
+    // A new step resets the exposure and the window.
+    b.begin_step(100.0);
+    assert_eq!(b.judge(101.0, 60.0), Judgement::Continue);
+    b.observe(&batch(100.0, 101.0, canary(10, 0), Some(canary(90, 0))));
+    assert!(matches!(b.judge(160.0, 60.0), Judgement::Inconclusive(_)));
+}
+
+#[test]
+fn warmup_data_is_ignored() {
+    let s = Settings {
+        warmup: 30.0,
+        ..Settings::default()
+    };
+    let mut b = Breaker::new(s).unwrap();
+    for i in 0..30 {
+        let t = i as f64;
+        assert_eq!(
+            b.observe(&batch(t, t + 1.0, canary(5, 5), Some(canary(45, 0)))),
+            Verdict::Continue
+        );
+    }
+    assert_eq!(b.evidence().canary.requests, 0);
+    assert!(matches!(
+        b.observe(&batch(30.0, 31.0, canary(5, 5), Some(canary(45, 0)))),
+        Verdict::Trip(_)
+    ));
+}
+
+#[test]
+fn late_onset_guard_catches_a_regression_after_a_long_clean_stretch() {
+    // 100 canary req/s, clean for 10 minutes, then 5 %.
+    let mut b = Breaker::new(Settings::default()).unwrap();
+    for i in 0..600 {
+        let t = i as f64;
+        let f = u64::from(i % 10 == 0); // 0.1 %
+        assert_eq!(
+            b.observe(&batch(t, t + 1.0, canary(100, f), Some(canary(900, 1)))),
+            Verdict::Continue
+        );
+    }
+    let mut at = None;
+    for i in 600..700 {
+        let t = i as f64;
+        if let Verdict::Trip(tr) =
+            b.observe(&batch(t, t + 1.0, canary(100, 5), Some(canary(900, 1))))
+        {
+            at = Some((i - 600 + 1, tr));
+            break;
+        }
+    }
+    let (secs, tr) = at.expect("late onset must trip");
+    assert!(secs <= 5, "took {secs} s ({tr:?})");
+}
+
+#[test]
+fn latency_test_trips_on_slow_canary_only_when_worse_than_baseline() {
+    let s = Settings {
+        latency_threshold: Some(0.5),
+        ..Settings::default()
+    };
+    let d = Design::new(&s);
+    assert!(close(
+        d.alpha_error + d.alpha_latency + d.alpha_late,
+        s.alpha,
+        1e-15
+    ));
+    let slow = |n, k, s| Arm {
+        requests: n,
+        failures: k,
+        slow: Some(s),
+    };
+    // Both arms equally slow (10 %): no trip.
+    let mut b = Breaker::new(s.clone()).unwrap();
+    for i in 0..300 {
+        let t = i as f64;
+        assert_eq!(
+            b.observe(&batch(t, t + 1.0, slow(10, 0, 1), Some(slow(90, 0, 9)))),
+            Verdict::Continue
+        );
+    }
+    // Canary 30 % slow, baseline 1 %: trips on latency.
+    let mut b = Breaker::new(s).unwrap();
+    let trip = (0..300).find_map(|i| {
+        let t = i as f64;
+        match b.observe(&batch(t, t + 1.0, slow(10, 0, 3), Some(slow(90, 0, 1)))) {
+            Verdict::Trip(tr) => Some(tr),
+            Verdict::Continue => None,
+        }
+    });
+    assert_eq!(trip.map(|t| t.test), Some(TestKind::Latency));
+}
+
+#[test]
+fn settings_are_validated_with_one_error_per_setting() {
+    let bad = |f: &dyn Fn(&mut Settings)| {
+        let mut s = Settings::default();
+        f(&mut s);
+        Breaker::new(s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(bad(&|s| s.alpha = 0.0).contains("alpha"));
+    assert!(bad(&|s| s.alpha = f64::NAN).contains("alpha"));
+    assert!(bad(&|s| s.baseline_error_rate = 1.0).contains("baseline error rate"));
+    assert!(bad(&|s| s.max_error_rate = 0.0005).contains("max error rate"));
+    assert!(bad(&|s| s.rate_ratio = 1.0).contains("rate ratio"));
+    assert!(bad(&|s| s.latency_threshold = Some(-1.0)).contains("latency threshold"));
+    assert!(bad(&|s| s.warmup = -1.0).contains("warm-up"));
+    assert!(bad(&|s| s.max_silence = 0.0).contains("max silence"));
+    assert!(Breaker::new(Settings::default()).is_ok());
+}
+
+#[test]
+fn simulator_is_bit_identical_for_identical_seeds() {
+    let sc = Scenario::constant(10.0, 0.05, 0.001);
+    let s = Settings::default();
+    for run in 0..20 {
+        let seed = sim::run_seed(1, "5%@10", run);
+        assert_eq!(sim::run(&sc, &s, seed), sim::run(&sc, &s, seed));
+    }
+    assert_ne!(sim::run_seed(1, "a", 0), sim::run_seed(1, "b", 0));
+    assert_ne!(sim::run_seed(1, "a", 0), sim::run_seed(1, "a", 1));
+}
+
+#[test]
+fn poisson_sampler_has_the_right_mean() {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for &m in &[0.3, 4.0, 25.0, 900.0] {
+        let n = 20_000;
+        let s: u64 = (0..n).map(|_| sim::poisson(&mut rng, m)).sum();
+        let mean = s as f64 / n as f64;
+        assert!(
+            (mean - m).abs() < 4.0 * (m / n as f64).sqrt() + 1e-9,
+            "mean {mean} vs {m}"
+        );
+    }
+}
