@@ -26,7 +26,8 @@ use expedite::cancel::Cancel;
 use expedite::platform::app_service::{AppService, SiteRef};
 use expedite::probe::{Endpoints, Probe, Schedule};
 use expedite::rollout::Outcome;
-use expedite::rollout::driver::{AppServiceRollout, DeployPlan, StalePolicy};
+use expedite::rollout::app_service::AppServiceTarget;
+use expedite::rollout::driver::{DeployPlan, Rollout, StalePolicy};
 use expedite_sandbox::SandboxConfig;
 
 const BUILD: Duration = Duration::from_millis(1000);
@@ -79,10 +80,14 @@ async fn main() {
             tokens.clone(),
         );
         arm.poll_interval = Duration::from_millis(1000);
-        let rollout = AppServiceRollout {
-            app: AppService::new(arm.clone(), site.clone()),
-            tokens: tokens.clone(),
-            http: http.clone(),
+        let rollout = Rollout {
+            target: AppServiceTarget {
+                app: AppService::new(arm.clone(), site.clone()),
+                tokens: tokens.clone(),
+                http: http.clone(),
+                slot: "staging".into(),
+            },
+            sources: None,
             probe: Probe::new(http.clone()),
             plan: DeployPlan {
                 slot: "staging".into(),
@@ -106,6 +111,8 @@ async fn main() {
                 lock_wait: Duration::from_secs(5),
                 run_id: format!("bench#{i}"),
                 journal: None,
+                image: None,
+                canary: None,
             },
             cancel: Cancel::new(),
         };

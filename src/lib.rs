@@ -8,16 +8,21 @@
 //! - [`cli`]: the command line, generated from the same input table;
 //! - [`app`]: one run from arguments to exit code; [`cancel`]: signals and
 //!   deadline; [`commands`]: the commands;
-//! - [`gate`]: critical-test and security gate; [`report`]: summaries.
+//! - [`gate`]: critical-test and security gate; [`report`]: summaries;
+//! - [`breaker`]: the statistical canary circuit breaker (pure) and its simulator.
 pub mod action;
 pub mod app;
 pub mod azure;
+pub mod breaker;
 pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod gate;
+pub mod git;
+pub mod github;
 pub mod http;
+pub mod manifest;
 pub mod platform;
 pub mod probe;
 pub mod report;

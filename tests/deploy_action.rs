@@ -352,3 +352,193 @@ async fn rollback_twice_stays_on_the_good_version_and_the_reason_is_inert() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tripped_canary_exits_1_with_the_evidence_in_the_summary() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    sb.handle()
+        .set_behaviour(
+            "2.4.1",
+            expedite_sandbox::Behaviour {
+                error_rate: 0.3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let job = job(&s)
+        .input("canary", "10,50")
+        .input("canary-window", "20s")
+        .input("evidence-interval", "200ms")
+        .input("probe-rate", "30")
+        .input(
+            "probe-requests",
+            "GET /health\nPOST /api/payments {\"amount\": 25, \"currency\": \"USD\"} => GET /api/payments/{id}",
+        )
+        .input("min-requests", "20");
+    let (_job, r) = run(job).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("rolled-back"));
+    assert_eq!(r.output("canary-decision"), Some("trip"));
+    assert_eq!(r.output("deployed-version"), Some("2.4.0"));
+    assert!(
+        r.summary.contains("### Canary")
+            && r.summary.contains("| 10 % | probes | canary |")
+            && r.summary.contains("**trip**")
+            && r.summary.contains("flowchart LR")
+            && r.summary.contains("withdrawn: production restored"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.stdout.contains("::error") && r.stdout.contains("the canary was rolled back"),
+        "{}",
+        r.all_text()
+    );
+    assert!(sb.handle().routing_rules(APP).is_empty());
+    assert_eq!(swaps(&sb), 0, "never promoted");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_settings_are_validated_before_anything_changes() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let cases: Vec<(Job, &str)> = vec![
+        (
+            job(&s).input("canary", "50,10"),
+            "input 'canary': 10 does not increase",
+        ),
+        (job(&s).input("canary", "0"), "input 'canary'"),
+        (
+            job(&s).input("canary-window", "1m"),
+            "input 'canary-window': is set, but there is no canary",
+        ),
+        (
+            job(&s)
+                .input("canary", "10")
+                .input("evidence", "probes,grafana"),
+            "input 'evidence': 'grafana' is not an evidence source",
+        ),
+        (
+            job(&s)
+                .input("canary", "10")
+                .input("evidence", "prometheus"),
+            "input 'prometheus-url': is required by `evidence: prometheus`",
+        ),
+        (
+            job(&s)
+                .input("canary", "10")
+                .input("max-error-rate", "0.05%"),
+            "input 'max-error-rate': 0.0005 is not above baseline-error-rate 0.001",
+        ),
+        (
+            job(&s)
+                .input("canary", "10")
+                .input("probe-requests", "POST /api/payments {amount: 1}"),
+            "input 'probe-requests': line 1: the body is not JSON",
+        ),
+        (
+            job(&s)
+                .input("canary", "10")
+                .input("on-inconclusive", "retry"),
+            "input 'on-inconclusive'",
+        ),
+        (
+            job(&s).input("platform", "container-apps"),
+            "input 'image': is required by `platform: container-apps`",
+        ),
+    ];
+    for (job, want) in cases {
+        let (_job, r) = run(job).await;
+        assert_eq!(r.code, 1, "{want}: {}", r.all_text());
+        assert!(
+            r.all_text().contains(want),
+            "want {want:?} in:\n{}",
+            r.all_text()
+        );
+    }
+    assert!(
+        mutating(&sb).is_empty(),
+        "bad input changes nothing: {:?}",
+        mutating(&sb)
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_container_apps_canary_then_the_post_stage_restores_the_stable_revision() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let mut job = job(&s);
+    job.inputs.remove("package");
+    let job = job
+        .input("app-name", "ca-contoso-payments")
+        .input("platform", "container-apps")
+        .input("image", "contosoacr.azurecr.io/payments:2.4.1")
+        .input("canary", "20")
+        .input("canary-window", "5m")
+        .input("evidence-interval", "200ms")
+        .input("probe-rate", "5");
+    let running = job.start_main();
+    // Wait until the canary's weight is live.
+    let clients = common::azure::clients(&sb);
+    let app = expedite::platform::container_apps::ContainerApps::new(
+        clients.arm(),
+        expedite::platform::container_apps::ContainerAppRef {
+            subscription: s.subscription_id.clone(),
+            resource_group: s.resource_group.clone(),
+            app: "ca-contoso-payments".into(),
+        },
+    );
+    let c = expedite::cancel::Cancel::new();
+    let mut live = false;
+    for _ in 0..300 {
+        if let Ok(info) = app.get(&c).await
+            && info.traffic.iter().any(|t| t.weight == 20)
+        {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(live, "the canary weight was never set");
+    running.signal("TERM");
+    let main = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .unwrap();
+    assert_eq!(main.code, 1, "{}", main.all_text());
+    let state = main.state.clone();
+    let (_job, post) = tokio::task::spawn_blocking(move || {
+        let r = job.run_post(&state);
+        (job, r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(post.code, 0, "{}", post.all_text());
+    assert!(
+        post.stdout.contains("post stage restored a safe state"),
+        "main:\n{}\npost:\n{}",
+        main.all_text(),
+        post.all_text()
+    );
+    let info = app.get(&c).await.unwrap();
+    let serving: Vec<_> = info.traffic.iter().filter(|t| t.weight > 0).collect();
+    assert_eq!(serving.len(), 1, "{:?}\n{}", info.traffic, post.all_text());
+    assert_eq!(
+        (serving[0].revision.as_str(), serving[0].weight),
+        ("ca-contoso-payments--v240", 100)
+    );
+    let revisions = app.revisions(&c).await.unwrap();
+    let new = revisions
+        .iter()
+        .find(|r| r.name != "ca-contoso-payments--v240")
+        .unwrap();
+    assert!(!new.active, "the unverified revision is deactivated");
+    assert!(
+        !info.tags.contains_key("expedite-deploy-lease"),
+        "{:?}",
+        info.tags
+    );
+    sb.shutdown().await;
+}

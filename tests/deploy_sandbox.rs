@@ -10,7 +10,8 @@ use std::time::Duration;
 use expedite::cancel::Cancel;
 use expedite::platform::app_service::RoutingRule;
 use expedite::probe::{Endpoints, Probe, Schedule};
-use expedite::rollout::driver::{AppServiceRollout, DeployPlan, LEASE_TAG, StalePolicy};
+use expedite::rollout::app_service::AppServiceTarget;
+use expedite::rollout::driver::{DeployPlan, LEASE_TAG, Rollout, StalePolicy};
 use expedite::rollout::{Outcome, Phase};
 use expedite_sandbox::{Behaviour, FaultKind, FaultSpec, SandboxConfig};
 
@@ -18,7 +19,7 @@ const APP: &str = "app-contoso-payments";
 
 struct Rig {
     sandbox: expedite_sandbox::Sandbox,
-    rollout: AppServiceRollout,
+    rollout: Rollout<AppServiceTarget>,
 }
 
 async fn rig(package_version: Option<&str>) -> Rig {
@@ -56,13 +57,19 @@ async fn rig(package_version: Option<&str>) -> Rig {
         lock_wait: Duration::from_secs(2),
         run_id: "contoso/payments#4242.1".into(),
         journal: None,
+        image: None,
+        canary: None,
     };
-    let rollout = AppServiceRollout {
-        app,
-        tokens,
-        http: http.clone(),
+    let rollout = Rollout {
+        target: AppServiceTarget {
+            app,
+            tokens,
+            http: http.clone(),
+            slot: plan.slot.clone(),
+        },
         probe: Probe::new(http),
         plan,
+        sources: None,
         cancel: Cancel::new(),
     };
     Rig { sandbox, rollout }
@@ -110,6 +117,7 @@ async fn a_fix_is_promoted_and_every_production_request_gets_it() {
     assert_eq!(swaps(&rig.sandbox), 1);
     let tags = rig
         .rollout
+        .target
         .app
         .slot("production", &Cancel::new())
         .await
@@ -158,6 +166,7 @@ async fn a_production_failure_after_the_swap_is_rolled_back_and_verified() {
     let rig = rig(Some("2.4.1")).await;
     let prod_host = rig
         .rollout
+        .target
         .app
         .slot("production", &Cancel::new())
         .await
@@ -206,6 +215,7 @@ async fn a_leftover_canary_rule_is_cleared_before_the_swap() {
     let rig = rig(Some("2.4.1")).await;
     let staging = rig
         .rollout
+        .target
         .app
         .slot("staging", &Cancel::new())
         .await
@@ -216,6 +226,7 @@ async fn a_leftover_canary_rule_is_cleared_before_the_swap() {
         name: "staging".into(),
     };
     rig.rollout
+        .target
         .app
         .set_routing_rules(&[rule], &Cancel::new())
         .await
@@ -237,6 +248,7 @@ async fn a_leftover_canary_rule_is_cleared_before_the_swap() {
 async fn an_unknown_slot_changes_nothing() {
     let mut rig = rig(None).await;
     rig.rollout.plan.slot = "stagign".into();
+    rig.rollout.target.slot = "stagign".into();
     let j = rig.rollout.run().await;
     assert_eq!(j.outcome(), Some(Outcome::FailedBeforeChange));
     let why = j.state.failure.unwrap();
@@ -283,6 +295,7 @@ async fn a_second_deploy_waits_for_the_lease_then_fails_clearly() {
         format!("contoso/payments#4241.1;{expires}"),
     )]);
     rig.rollout
+        .target
         .app
         .merge_tags(&other, &Cancel::new())
         .await
@@ -311,6 +324,7 @@ async fn a_second_deploy_waits_for_the_lease_then_fails_clearly() {
     // The other run's lease is untouched.
     let tags = rig
         .rollout
+        .target
         .app
         .slot("production", &Cancel::new())
         .await

@@ -114,12 +114,12 @@ fn a_secret_input_never_appears_in_stdout_or_stderr() {
 
 #[test]
 fn a_command_not_built_yet_says_so_and_fails() {
-    let r = Job::new().input("command", "tag").run_main();
+    let r = Job::new().input("command", "incident").run_main();
     assert_eq!(r.code, 1);
     let errors = r.error_lines();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].contains("`tag` is not available in this version"),
+        errors[0].contains("`incident` is not available in this version"),
         "{}",
         errors[0]
     );
@@ -128,11 +128,11 @@ fn a_command_not_built_yet_says_so_and_fails() {
 
 #[test]
 fn main_records_state_and_post_reads_it() {
-    let job = Job::new().input("command", "tag");
+    let job = Job::new().input("command", "incident");
     let main = job.run_main();
     let state = main.state("expedite-run").expect("state saved");
     let state: serde_json::Value = serde_json::from_str(state).unwrap();
-    assert_eq!(state["command"], "tag");
+    assert_eq!(state["command"], "incident");
     assert_eq!(state["finished"], true);
 
     // The post stage gets the same inputs and the saved state.

@@ -101,7 +101,19 @@ pub enum ArmError {
     /// Stopped by cancellation.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
+    /// Not sent: the request would be refused or unsafe (abort; the message
+    /// says how to fix it).
+    #[error("{what}: {message}")]
+    Invalid {
+        /// What was asked for.
+        what: String,
+        /// Why, and how to fix it.
+        message: String,
+    },
 }
+
+/// The Microsoft.Resources api-version for the Tags API.
+pub const TAGS_API_VERSION: &str = "2021-04-01";
 
 /// Reads `code` and `message` from either ARM error shape.
 pub fn parse_error_body(body: &str) -> (String, String) {
@@ -405,6 +417,31 @@ impl Arm {
         accepted(&url, r)
     }
 
+    /// Changes only the given tags of the resource `resource_id` through the
+    /// ARM Tags API (`PATCH {id}/providers/Microsoft.Resources/tags/default`):
+    /// `operation` `Merge` adds or updates them, `Delete` removes them where
+    /// they still have the given values. Other tags, and concurrent edits to
+    /// them, are untouched. Idempotent.
+    pub async fn tags_operation(
+        &self,
+        resource_id: &str,
+        operation: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+        cancel: &Cancel,
+    ) -> Result<(), ArmError> {
+        let path = format!("{resource_id}/providers/Microsoft.Resources/tags/default");
+        let body = serde_json::json!({"operation": operation, "properties": {"tags": tags}});
+        self.write_idempotent(
+            reqwest::Method::PATCH,
+            &path,
+            TAGS_API_VERSION,
+            &body,
+            cancel,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Waits for a long-running operation to end, up to `deadline`.
     /// On timeout the outcome is [`ArmError::Ambiguous`].
     pub async fn wait(
@@ -516,6 +553,15 @@ fn accepted(url: &url::Url, r: http::Response) -> Result<Accepted, ArmError> {
         retry_after: http::retry_after(&r.headers),
         body: parse_json(url, &r.body)?,
     })
+}
+
+/// An answer whose JSON does not have the shape the caller needs: treated
+/// like an unavailable service (retry later), with what was wrong.
+pub fn bad_shape(what: &str, detail: String) -> ArmError {
+    ArmError::Unavailable {
+        what: what.to_string(),
+        detail: format!("unexpected response shape: {detail}"),
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,16 @@ use super::{CommandError, Ctx, Report};
 use crate::action::console::Console;
 use crate::azure::arm::Arm;
 use crate::azure::auth::TokenProvider;
-use crate::config::{AzureConfig, DeployConfig};
-use crate::platform::app_service::AppService;
+use crate::config::{AzureConfig, DeployConfig, PlatformKind};
+use crate::platform::app_service::{AppService, SiteRef};
+use crate::platform::container_apps::{ContainerAppRef, ContainerApps, revision_suffix};
 use crate::probe::Probe;
+use crate::probe::evidence::azure_monitor::{MonitorTarget, container_app_id, web_site_id};
 use crate::report::md_cell;
-use crate::rollout::driver::{AppServiceRollout, Journal};
+use crate::rollout::app_service::AppServiceTarget;
+use crate::rollout::canary::{SourceClients, StepRecord};
+use crate::rollout::container_apps::ContainerAppsTarget;
+use crate::rollout::driver::{Journal, Rollout};
 use crate::rollout::{Outcome, Phase};
 
 /// State entry pointing the post stage at the journal.
@@ -48,6 +53,9 @@ pub fn azure_clients(console: &Console, azure: &AzureConfig) -> Result<AzureClie
 
 /// Runs a deploy.
 pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandError> {
+    if let Some(multi) = &config.multi {
+        return super::multi_deploy::run(ctx, config, multi).await;
+    }
     let started = Instant::now();
     let clients = azure_clients(&ctx.console, &config.azure)?;
     let mut plan = config.plan.clone();
@@ -63,21 +71,23 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
     {
         tracing::warn!("cannot record the journal for the post stage: {e}");
     }
-    let app = AppService::new(clients.arm.clone(), config.site.clone());
-    let rollout = AppServiceRollout {
-        app,
-        tokens: clients.tokens.clone(),
-        http: clients.http.clone(),
-        probe: Probe::new(clients.http.clone()),
-        plan,
-        cancel: ctx.cancel.clone(),
-    };
     let journal = {
         let _group = ctx.console.group(&format!(
             "deploy {} to {}",
             config.plan.expected_version, config.site.app
         ));
-        rollout.run().await
+        let place = match config.platform {
+            PlatformKind::AppService => Where::AppService(config.site.clone()),
+            PlatformKind::ContainerApps => Where::ContainerApps(
+                ContainerAppRef {
+                    subscription: config.site.subscription.clone(),
+                    resource_group: config.site.resource_group.clone(),
+                    app: config.site.app.clone(),
+                },
+                config.container.clone(),
+            ),
+        };
+        run_rollout(ctx, &clients, place, plan).await
     };
     Ok(report(
         ctx,
@@ -86,6 +96,83 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         &clients.arm,
         started.elapsed(),
     ))
+}
+
+/// Where a rollout runs.
+pub(super) enum Where {
+    /// An App Service app.
+    AppService(SiteRef),
+    /// A container app, and which of its containers gets the image.
+    ContainerApps(ContainerAppRef, Option<String>),
+}
+
+/// Builds the platform's target and evidence clients and runs the rollout
+/// (one service; the multi-service deploy calls this per service).
+pub(super) async fn run_rollout(
+    ctx: &Ctx,
+    clients: &AzureClients,
+    place: Where,
+    plan: crate::rollout::driver::DeployPlan,
+) -> Journal {
+    let probe = Probe::new(clients.http.clone());
+    let cancel = ctx.cancel.clone();
+    let sources = |monitor: MonitorTarget| {
+        plan.canary.as_ref().map(|_| SourceClients {
+            http: clients.http.clone(),
+            arm: clients.arm.clone(),
+            monitor,
+        })
+    };
+    match place {
+        Where::AppService(site) => {
+            let sources = sources(MonitorTarget::AppService {
+                site_id: web_site_id(&site.subscription, &site.resource_group, &site.app),
+            });
+            let target = AppServiceTarget {
+                app: AppService::new(clients.arm.clone(), site),
+                tokens: clients.tokens.clone(),
+                http: clients.http.clone(),
+                slot: plan.slot.clone(),
+            };
+            Rollout {
+                target,
+                probe,
+                plan,
+                sources,
+                cancel,
+            }
+            .run()
+            .await
+        }
+        Where::ContainerApps(app_ref, container) => {
+            let sources = sources(MonitorTarget::ContainerApp {
+                app_id: container_app_id(
+                    &app_ref.subscription,
+                    &app_ref.resource_group,
+                    &app_ref.app,
+                ),
+            });
+            let suffix = revision_suffix(
+                &plan.expected_version,
+                ctx.env.get("GITHUB_RUN_ID").unwrap_or("local"),
+                ctx.env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1"),
+            );
+            let target = ContainerAppsTarget {
+                app: ContainerApps::new(clients.arm.clone(), app_ref),
+                container,
+                suffix,
+            };
+            Rollout {
+                target,
+                probe,
+                plan,
+                sources,
+                cancel,
+            }
+            .run()
+            .await
+        }
+    }
 }
 
 fn report(
@@ -127,9 +214,15 @@ fn report(
         ));
     } else if let Some(f) = &j.state.failure {
         errors.push(match outcome {
+            Outcome::RolledBack if !j.facts.canary_steps.is_empty() && !j.state.trail.contains(&Phase::SwapBack) => {
+                format!("the canary was rolled back, production serves {previous}: {f}")
+            }
             Outcome::RolledBack => {
                 format!("deploy failed after the swap and was rolled back to {previous}: {f}")
             }
+            Outcome::Inconclusive => format!(
+                "the canary's evidence was inconclusive; it was withdrawn and production serves {previous}: {f}"
+            ),
             Outcome::FailedBeforeChange => format!("deploy failed before changing production: {f}"),
             _ => format!("deploy failed: {f}"),
         });
@@ -151,6 +244,13 @@ fn report(
         success: outcome.success(),
         outputs: vec![
             ("result", outcome.as_str().to_string()),
+            (
+                "canary-decision",
+                j.facts
+                    .canary_steps
+                    .last()
+                    .map_or_else(|| "none".to_string(), |s| s.decision.clone()),
+            ),
             ("previous-version", previous),
             ("deployed-version", deployed.clone()),
             ("rolled-back", (outcome == Outcome::RolledBack).to_string()),
@@ -206,6 +306,7 @@ fn title(outcome: Outcome) -> &'static str {
         Outcome::FailedBeforeChange => "❌ Failed before any change to production",
         Outcome::NeedsAttention => "⚠️ Needs attention",
         Outcome::Interrupted => "⏹️ Interrupted",
+        Outcome::Inconclusive => "❔ Canary inconclusive, withdrawn",
     }
 }
 
@@ -234,7 +335,13 @@ fn summary(
         ("production", md_cell(url)),
         (
             "staged in",
-            format!("slot `{}`", md_cell(&config.plan.slot)),
+            match (&j.facts.new_revision, config.platform) {
+                (Some(rev), _) => format!("revision `{}`", md_cell(rev)),
+                (None, PlatformKind::ContainerApps) => "a new revision".into(),
+                (None, PlatformKind::AppService) => {
+                    format!("slot `{}`", md_cell(&config.plan.slot))
+                }
+            },
         ),
         ("duration", format!("{:.1} s", elapsed.as_secs_f64())),
     ];
@@ -267,6 +374,9 @@ fn summary(
             "| production sample | {} |\n",
             md_cell(&sample.join(", "))
         ));
+    }
+    if !j.facts.canary_steps.is_empty() {
+        md.push_str(&canary_summary(&j.facts.canary_steps));
     }
     md.push_str("\n### Phases\n\n| phase | start | duration | result |\n|---|---|---|---|\n");
     for p in &j.phases {
@@ -307,6 +417,10 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::ClearStaleRouting => "clear leftover routing",
         Phase::Upload => "upload the package",
         Phase::CheckStaging => "check staging (health + version)",
+        Phase::CanaryShift => "shift canary traffic",
+        Phase::CanaryWatch => "watch the canary",
+        Phase::CanaryAbort => "withdraw the canary",
+        Phase::VerifyCanaryAbort => "verify production after the withdrawal",
         Phase::Swap => "swap into production",
         Phase::ResolveSwap => "find out whether the swap happened",
         Phase::ClearRouting => "clear routing rules",
@@ -318,6 +432,116 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::ReleaseLease => "give the lease back",
         Phase::Done => "done",
     }
+}
+
+fn fmt_latency(c: &crate::probe::evidence::Counters) -> String {
+    let Some(q) = c.latency else {
+        return "–".into();
+    };
+    let ms = |v: Option<f64>| v.map_or_else(|| "–".into(), |s| format!("{:.0}", s * 1000.0));
+    format!("{} / {} / {}", ms(q.p50), ms(q.p95), ms(q.p99))
+}
+
+fn rate(c: &crate::probe::evidence::Counters) -> String {
+    if c.requests == 0 {
+        return "–".into();
+    }
+    format!("{:.2} %", 100.0 * c.failures as f64 / c.requests as f64)
+}
+
+/// The canary section: per step and source, the traffic each arm saw, the
+/// test statistics against their thresholds, and the decision; then a
+/// mermaid chart of the steps.
+fn canary_summary(steps: &[StepRecord]) -> String {
+    let mut md = String::from(
+        "\n### Canary\n\n| step | source | arm | requests | failures | error rate | slow | latency p50/p95/p99 (ms) | tests (statistic / threshold, nats) | decision |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in steps {
+        for f in &s.sources {
+            let tests = f
+                .tests
+                .iter()
+                .map(|t| format!("{} {:.2} / {:.2}", t.test, t.statistic, t.threshold))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let arms = std::iter::once(("canary", Some(&f.canary)))
+                .chain(std::iter::once(("baseline", f.baseline.as_ref())));
+            for (i, (arm, c)) in arms.enumerate() {
+                let Some(c) = c else { continue };
+                md.push_str(&format!(
+                    "| {} | {} | {arm} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    if i == 0 {
+                        format!("{} %", s.percent)
+                    } else {
+                        String::new()
+                    },
+                    if i == 0 {
+                        md_cell(&f.source)
+                    } else {
+                        String::new()
+                    },
+                    c.requests,
+                    c.failures,
+                    rate(c),
+                    c.slow.map_or_else(|| "–".into(), |n| n.to_string()),
+                    fmt_latency(c),
+                    if i == 0 {
+                        md_cell(&tests)
+                    } else {
+                        String::new()
+                    },
+                    if i == 0 {
+                        format!("**{}**", md_cell(&s.decision))
+                    } else {
+                        String::new()
+                    },
+                ));
+            }
+        }
+    }
+    for s in steps {
+        if s.decision != "pass" {
+            md.push_str(&format!(
+                "\n> {} % step: {} — {}\n",
+                s.percent,
+                md_cell(&s.decision),
+                md_cell(&s.detail)
+            ));
+        }
+    }
+    md.push_str("\n```mermaid\nflowchart LR\n  start([staged])");
+    for (i, s) in steps.iter().enumerate() {
+        let requests: u64 = s.sources.first().map_or(0, |f| f.canary.requests);
+        let failures: u64 = s.sources.first().map_or(0, |f| f.canary.failures);
+        // Mermaid labels: quotes and brackets would end the node.
+        let label = format!(
+            "{} %: {} req, {} failed, {:.0} s: {}",
+            s.percent,
+            requests,
+            failures,
+            s.duration_ms as f64 / 1000.0,
+            s.decision
+        )
+        .replace(['"', '[', ']', '(', ')'], "");
+        md.push_str(&format!(" --> s{i}[\"{label}\"]"));
+    }
+    let last = steps.last().map(|s| s.decision.as_str()).unwrap_or("");
+    let end = match last {
+        "pass" | "promoted-inconclusive" => "promote([promote])",
+        "trip" => "back([withdrawn: production restored])",
+        _ => "stop([withdrawn])",
+    };
+    md.push_str(&format!(" --> {end}\n"));
+    for (i, s) in steps.iter().enumerate() {
+        let class = match s.decision.as_str() {
+            "pass" => "pass",
+            "promoted-inconclusive" | "inconclusive" => "warn",
+            _ => "fail",
+        };
+        md.push_str(&format!("  class s{i} {class}\n"));
+    }
+    md.push_str("  classDef pass fill:#d4f7d4\n  classDef warn fill:#fff3c4\n  classDef fail fill:#ffd6d6\n```\n");
+    md
 }
 
 /// The post stage after an interrupted deploy: restores invariant 1 —
@@ -353,7 +577,8 @@ pub async fn post(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErr
     };
     // Work remains when production may serve an unverified build, or when
     // the lease is still ours.
-    let at_risk = journal.state.production_changed && !journal.state.verified;
+    let at_risk = (journal.state.production_changed || journal.state.canary_exposed)
+        && !journal.state.verified;
     if !at_risk && journal.lease.is_none() {
         return Ok(Report {
             success: true,
@@ -364,6 +589,9 @@ pub async fn post(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErr
         .console
         .group("post stage: finishing the interrupted deploy");
     let clients = azure_clients(&ctx.console, &config.azure)?;
+    if config.platform == PlatformKind::ContainerApps {
+        return Ok(post_container_apps(ctx, config, &clients, &journal, at_risk).await);
+    }
     let app = AppService::new(clients.arm.clone(), config.site.clone());
     let probe = Probe::new(clients.http.clone());
     let c = &ctx.cancel;
@@ -448,29 +676,93 @@ pub async fn post(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErr
     } else {
         done.push(format!("production serves {sample:?}"));
     }
-    if let Some(lease) = &journal.lease {
-        let tag = std::collections::BTreeMap::from([(
+    if let Some(tag) = lease_tag(&journal)
+        && app.delete_tags(&tag, c).await.is_ok()
+    {
+        done.push("deploy lease released".into());
+    }
+    Ok(post_report(ctx, &done))
+}
+
+/// The lease tag to delete (name and value), if the journal holds one.
+fn lease_tag(journal: &Journal) -> Option<std::collections::BTreeMap<String, String>> {
+    journal.lease.as_ref().map(|lease| {
+        std::collections::BTreeMap::from([(
             crate::rollout::driver::LEASE_TAG.to_string(),
             lease.clone(),
-        )]);
-        if app.delete_tags(&tag, c).await.is_ok() {
-            done.push("deploy lease released".into());
-        }
-    }
+        )])
+    })
+}
+
+/// The post stage's warning and summary after it restored a safe state.
+fn post_report(ctx: &Ctx, done: &[String]) -> Report {
     let message = format!(
         "post stage restored a safe state after the interrupted deploy: {}",
         done.join("; ")
     );
     ctx.console.annotate(
         crate::action::escape::Level::Warning,
-        &crate::action::escape::Annotation::message(message.clone()),
+        &crate::action::escape::Annotation::message(message),
     );
-    Ok(Report {
+    Report {
         success: true,
         summary: format!(
             "### ⏹️ Interrupted deploy finished by the post stage\n\n{}\n",
             md_cell(&done.join("\n"))
         ),
         ..Report::default()
-    })
+    }
+}
+
+/// The post stage on Container Apps: all traffic back to the stable
+/// revision by name, the unverified revision deactivated, the lease given
+/// back.
+async fn post_container_apps(
+    ctx: &Ctx,
+    config: &DeployConfig,
+    clients: &AzureClients,
+    journal: &Journal,
+    at_risk: bool,
+) -> Report {
+    let c = &ctx.cancel;
+    let app = ContainerApps::new(
+        clients.arm.clone(),
+        ContainerAppRef {
+            subscription: config.site.subscription.clone(),
+            resource_group: config.site.resource_group.clone(),
+            app: config.site.app.clone(),
+        },
+    );
+    let fail = |why: String| Report {
+        success: false,
+        errors: vec![format!("post stage: {why}; production needs a human")],
+        ..Report::default()
+    };
+    let mut done = Vec::new();
+    if at_risk {
+        let Some(stable) = journal.facts.stable_revision.clone() else {
+            return fail("the stable revision is not in the journal".into());
+        };
+        let weights = [crate::platform::container_apps::TrafficWeight {
+            revision: stable.clone(),
+            weight: 100,
+            label: None,
+        }];
+        if let Err(e) = app.set_traffic(&weights, c).await {
+            return fail(format!("could not send all traffic back to {stable}: {e}"));
+        }
+        done.push(format!("all traffic back on revision {stable}"));
+        if let Some(new) = &journal.facts.new_revision {
+            match app.deactivate(new, c).await {
+                Ok(()) => done.push(format!("revision {new} deactivated")),
+                Err(e) => tracing::warn!("could not deactivate {new}: {e}"),
+            }
+        }
+    }
+    if let Some(tag) = lease_tag(journal)
+        && app.delete_tags(&tag, c).await.is_ok()
+    {
+        done.push("deploy lease released".into());
+    }
+    post_report(ctx, &done)
 }

@@ -2,10 +2,15 @@
 //! app writes the report's outputs and summary and maps failure to the exit
 //! code, so every command follows the runner contract the same way.
 
+pub mod cherry_pick;
 pub mod deploy;
 pub mod gate;
+pub mod multi_deploy;
+pub mod plan;
 pub mod rollback;
 pub mod sandbox;
+pub mod start;
+pub mod tag;
 
 use crate::action::Env;
 use crate::action::Sinks;
@@ -90,6 +95,12 @@ pub async fn run(ctx: &Ctx) -> Result<Report, CommandError> {
         Command::Sandbox if let Some(config) = &c.sandbox => sandbox::run(ctx, config).await,
         Command::Deploy if let Some(config) = &c.deploy => deploy::run(ctx, config).await,
         Command::Rollback if let Some(config) = &c.rollback => rollback::run(ctx, config).await,
+        Command::CherryPick if let Some(config) = &c.cherry_pick => {
+            cherry_pick::run(ctx, config).await
+        }
+        Command::Start if let Some(config) = &c.start => start::run(ctx, config).await,
+        Command::Tag if let Some(config) = &c.tag => tag::run(ctx, config).await,
+        Command::Plan if let Some(config) = &c.plan => plan::run(ctx, config).await,
         _ => Err(CommandError::NotAvailable(command)),
     }
 }

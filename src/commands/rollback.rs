@@ -51,16 +51,21 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
     let probe = Probe::new(clients.http.clone());
     let mut results = Vec::new();
     for app_name in &config.services {
-        let app = AppService::new(
-            clients.arm.clone(),
-            SiteRef {
-                subscription: config.azure.subscription_id.clone(),
-                resource_group: config.resource_group.clone(),
-                app: app_name.clone(),
-            },
-        );
         let _group = ctx.console.group(&format!("roll back {app_name}"));
-        let r = one(ctx, config, &app, &probe).await;
+        let r = match config.manifest.as_ref().and_then(|m| m.service(app_name)) {
+            Some(service) => from_manifest(ctx, config, &clients, &probe, service).await,
+            None => {
+                let app = AppService::new(
+                    clients.arm.clone(),
+                    SiteRef {
+                        subscription: config.azure.subscription_id.clone(),
+                        resource_group: config.resource_group.clone(),
+                        app: app_name.clone(),
+                    },
+                );
+                one(ctx, config, &app, &probe).await
+            }
+        };
         match &r.error {
             Some(e) => tracing::error!(title = "Rollback failed", "{app_name}: {e}"),
             None => ctx.console.info(&format!(
@@ -144,7 +149,137 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
     })
 }
 
-async fn one(ctx: &Ctx, config: &RollbackConfig, app: &AppService, probe: &Probe) -> ServiceResult {
+/// Rolls back one service of the manifest (`services: all`), by its
+/// platform.
+async fn from_manifest(
+    ctx: &Ctx,
+    config: &RollbackConfig,
+    clients: &super::deploy::AzureClients,
+    probe: &Probe,
+    service: &crate::manifest::Service,
+) -> ServiceResult {
+    use crate::manifest::Platform;
+    let mut r = ServiceResult {
+        app: service.name.clone(),
+        before: None,
+        target: None,
+        result: "failed",
+        error: None,
+        sample: BTreeMap::new(),
+        url: String::new(),
+    };
+    match &service.platform {
+        Platform::AppService {
+            app,
+            resource_group,
+            slot,
+            ..
+        } => {
+            let mut one_config = config.clone();
+            one_config.resource_group = resource_group.clone();
+            one_config.slot = slot.clone();
+            one_config.endpoints.health_path = service.health_path.clone();
+            one_config.endpoints.version_path = Some(service.version_path.clone());
+            let site = AppService::new(
+                clients.arm.clone(),
+                SiteRef {
+                    subscription: config.azure.subscription_id.clone(),
+                    resource_group: resource_group.clone(),
+                    app: app.clone(),
+                },
+            );
+            let mut res = one(ctx, &one_config, &site, probe).await;
+            res.app = format!("{} ({app})", service.name);
+            res
+        }
+        Platform::ContainerApps {
+            app,
+            resource_group,
+            ..
+        } => {
+            let ca = crate::platform::container_apps::ContainerApps::new(
+                clients.arm.clone(),
+                crate::platform::container_apps::ContainerAppRef {
+                    subscription: config.azure.subscription_id.clone(),
+                    resource_group: resource_group.clone(),
+                    app: app.clone(),
+                },
+            );
+            let c = &ctx.cancel;
+            let info = match ca.get(c).await {
+                Ok(i) => i,
+                Err(e) => {
+                    r.error = Some(e.to_string());
+                    return r;
+                }
+            };
+            r.url = info
+                .fqdn
+                .clone()
+                .map(|f| format!("https://{f}"))
+                .unwrap_or_default();
+            let Some(previous) = info
+                .tags
+                .get(crate::rollout::driver::PREVIOUS_REVISION_TAG)
+                .cloned()
+            else {
+                r.error = Some(
+                    "no previous revision is recorded on this app (expedite records one when it promotes a deploy)"
+                        .into(),
+                );
+                return r;
+            };
+            r.target = info.tags.get(PREVIOUS_VERSION_TAG).cloned();
+            let serving: Vec<_> = info.traffic.iter().filter(|t| t.weight > 0).collect();
+            r.before = serving.first().map(|t| t.revision.clone());
+            if serving.len() == 1 && serving[0].revision == previous && serving[0].weight == 100 {
+                r.result = "unchanged";
+                return r;
+            }
+            let current = (serving.len() == 1).then(|| serving[0].revision.clone());
+            let step = super::multi_deploy::rollback_container_app_to(
+                ctx,
+                &ca,
+                &previous,
+                current.as_deref(),
+            )
+            .await;
+            if step.verified {
+                r.result = "rolled-back";
+            } else {
+                r.error = Some(step.detail);
+            }
+            r
+        }
+        Platform::Command { rollback, .. } => {
+            let Some(cmd) = rollback else {
+                r.error = Some("the manifest gives no rollback command for it".into());
+                return r;
+            };
+            match super::multi_deploy::manifest_command(
+                ctx,
+                service,
+                service.version.as_deref().unwrap_or(""),
+                "rollback",
+                cmd,
+                config.swap_timeout,
+            )
+            .await
+            {
+                Ok(()) => r.result = "rolled-back",
+                Err(e) => r.error = Some(e),
+            }
+            r
+        }
+    }
+}
+
+pub(super) async fn one(
+    ctx: &Ctx,
+    config: &RollbackConfig,
+    app: &AppService,
+    probe: &Probe,
+) -> ServiceResult {
     let c = &ctx.cancel;
     let mut r = ServiceResult {
         app: app.site().app.clone(),

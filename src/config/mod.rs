@@ -7,6 +7,7 @@
 //! naming the input and what it accepts; nothing runs before it succeeds.
 
 pub mod docs;
+pub mod github;
 pub mod spec;
 pub mod values;
 
@@ -195,6 +196,15 @@ impl RawInputs {
         self.values.get(name).map(|(v, _)| v.as_str())
     }
 
+    /// True when the input was set to something other than its default
+    /// (the runner passes action.yml's defaults as if given).
+    pub fn given(&self, name: &str) -> bool {
+        let default = spec::input_spec(name).and_then(|s| s.default);
+        self.values
+            .get(name)
+            .is_some_and(|(v, o)| *o != Origin::Default && default != Some(v.as_str()))
+    }
+
     /// Where an input's value came from.
     pub fn origin(&self, name: &str) -> Option<Origin> {
         self.values.get(name).map(|(_, o)| *o)
@@ -276,6 +286,36 @@ pub struct Config {
     pub deploy: Option<Box<DeployConfig>>,
     /// The rollback's settings, when the command is `rollback`.
     pub rollback: Option<Box<RollbackConfig>>,
+    /// The cherry-pick's settings, when the command is `cherry-pick`.
+    pub cherry_pick: Option<Box<github::CherryPickConfig>>,
+    /// The start's settings, when the command is `start`.
+    pub start: Option<Box<github::StartConfig>>,
+    /// The tag's settings, when the command is `tag`.
+    pub tag: Option<Box<github::TagConfig>>,
+    /// The plan's settings, when the command is `plan`.
+    pub plan: Option<Box<PlanConfig>>,
+}
+
+/// Settings of `plan`.
+#[derive(Debug, Clone)]
+pub struct PlanConfig {
+    /// Where the manifest was read from.
+    pub path: std::path::PathBuf,
+    /// The validated manifest.
+    pub manifest: crate::manifest::Manifest,
+}
+
+/// A deploy of several services from the manifest.
+#[derive(Debug, Clone)]
+pub struct MultiConfig {
+    /// Where the manifest was read from.
+    pub path: std::path::PathBuf,
+    /// The services to deploy (a selection keeps their dependencies).
+    pub manifest: crate::manifest::Manifest,
+    /// What a failure does to the others.
+    pub on_failure: crate::rollout::multi::OnFailure,
+    /// At most this many services at once.
+    pub max_parallel: usize,
 }
 
 /// How to reach and sign in to Azure (deploy, rollback).
@@ -293,9 +333,24 @@ pub struct AzureConfig {
     pub http: crate::http::HttpSettings,
 }
 
+/// Which platform a deploy drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformKind {
+    /// App Service: slot, routing rules, swap.
+    AppService,
+    /// Container Apps: revisions, traffic weights.
+    ContainerApps,
+}
+
 /// Settings of `deploy`.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
+    /// The platform.
+    pub platform: PlatformKind,
+    /// Container Apps: which container gets the image.
+    pub container: Option<String>,
+    /// Several services from the manifest instead of `app-name`.
+    pub multi: Option<MultiConfig>,
     /// Azure access.
     pub azure: AzureConfig,
     /// The app.
@@ -311,6 +366,9 @@ pub struct DeployConfig {
 /// Settings of `rollback`.
 #[derive(Debug, Clone)]
 pub struct RollbackConfig {
+    /// `services: all`: the manifest, whose services are rolled back in
+    /// reverse dependency order (`services` holds that order).
+    pub manifest: Option<crate::manifest::Manifest>,
     /// Azure access.
     pub azure: AzureConfig,
     /// Resource group of the apps.
@@ -428,6 +486,22 @@ impl Config {
         } else {
             None
         };
+        let plan = if raw.command == Command::Plan {
+            plan_config(&mut r).map(Box::new)
+        } else {
+            None
+        };
+        let (mut cherry_pick, mut start, mut tag) = (None, None, None);
+        if github::applies(raw.command) {
+            let t = github_token.as_ref();
+            match raw.command {
+                Command::CherryPick => {
+                    cherry_pick = github::cherry_pick_config(&mut r, env, t).map(Box::new)
+                }
+                Command::Start => start = github::start_config(&mut r, env, t).map(Box::new),
+                _ => tag = github::tag_config(&mut r, env, t).map(Box::new),
+            }
+        }
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -442,6 +516,10 @@ impl Config {
             sandbox,
             deploy,
             rollback,
+            cherry_pick,
+            start,
+            tag,
+            plan,
         })
     }
 }
@@ -720,8 +798,72 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
         interval: interval?,
         timeout: check_timeout?,
     };
+    let platform = r.parse("platform", |v| match v {
+        "app-service" => Ok(PlatformKind::AppService),
+        "container-apps" => Ok(PlatformKind::ContainerApps),
+        other => Err(ValueError {
+            problem: format!("{} is not a platform", shown(other)),
+            accepted: "app-service or container-apps".into(),
+        }),
+    });
+    let image = raw.get("image").map(str::to_string);
+    if let Some(v) = &image
+        && (v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.len() > 512)
+    {
+        r.error(
+            "image",
+            format!("{} is not a container image reference", shown(v)),
+            "registry/repository:tag or @sha256:digest",
+        );
+    }
+    match platform {
+        Some(PlatformKind::ContainerApps) => {
+            if image.is_none() {
+                r.error(
+                    "image",
+                    "is required by `platform: container-apps`",
+                    "the image of the new build, e.g. contoso.azurecr.io/payments:2.4.1",
+                );
+            }
+            if raw.get("package").is_some() {
+                r.error(
+                    "package",
+                    "is for App Service; Container Apps deploys an image",
+                    "set `image` instead, or `platform: app-service`",
+                );
+            }
+        }
+        Some(PlatformKind::AppService) => {
+            for name in ["image", "container"] {
+                if raw.get(name).is_some() {
+                    r.error(
+                        name,
+                        "is for Container Apps",
+                        "set `platform: container-apps`, or leave it out",
+                    );
+                }
+            }
+        }
+        None => {}
+    }
+    let canary = canary_config(r);
+    let container = raw.get("container").map(str::to_string);
+    let multi = multi_config(r);
+    if raw.get("app-name").is_none() && !raw.given("manifest") {
+        r.error(
+            "app-name",
+            "is required by `deploy` (or give `manifest` to deploy several services)",
+            "the app's name, e.g. app-contoso-payments",
+        );
+    }
+    let multi = multi?;
     Some(DeployConfig {
+        platform: platform?,
+        container,
+        multi,
         plan: DeployPlan {
+            image,
+            canary: canary?,
             slot: slot?,
             package: None,
             endpoints: Endpoints {
@@ -745,6 +887,421 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
         package,
         audit_log,
     })
+}
+
+/// A fraction given as `0.01` or `1%`.
+fn parse_fraction(v: &str) -> Result<f64, ValueError> {
+    let accepted = "a fraction between 0 and 1 (0.01) or a percentage (1%)";
+    let t = v.trim();
+    let f = if t.ends_with('%') {
+        values::parse_percent(t)? / 100.0
+    } else {
+        t.parse::<f64>().map_err(|_| ValueError {
+            problem: format!("{} is not a number", shown(t)),
+            accepted: accepted.into(),
+        })?
+    };
+    if !(f > 0.0 && f < 1.0) {
+        return Err(ValueError {
+            problem: format!("{} is not strictly between 0 and 1", shown(t)),
+            accepted: accepted.into(),
+        });
+    }
+    Ok(f)
+}
+
+/// Reads and validates the manifest named by `manifest` (or the default
+/// path), each problem reported as its own error.
+fn load_manifest(r: &mut Resolver<'_>) -> Option<(std::path::PathBuf, crate::manifest::Manifest)> {
+    let raw = r.raw;
+    let path =
+        std::path::PathBuf::from(raw.get("manifest").unwrap_or(crate::manifest::DEFAULT_PATH));
+    match crate::manifest::Manifest::load(&path, raw.get("resource-group")) {
+        Ok(m) => Some((path, m)),
+        Err(e) => {
+            for p in e.problems {
+                r.error(
+                    "manifest",
+                    p,
+                    "fix the manifest (see the README's manifest section)",
+                );
+            }
+            None
+        }
+    }
+}
+
+fn plan_config(r: &mut Resolver<'_>) -> Option<PlanConfig> {
+    let (path, manifest) = load_manifest(r)?;
+    Some(PlanConfig { path, manifest })
+}
+
+/// `Some(None)`: a single-app deploy; `Some(Some(_))`: the manifest's
+/// services; `None`: an error was recorded.
+fn multi_config(r: &mut Resolver<'_>) -> Option<Option<MultiConfig>> {
+    let raw = r.raw;
+    if !raw.given("manifest") {
+        if raw.given("services") {
+            r.error(
+                "services",
+                "selects services of a manifest, but no `manifest` is given",
+                "give `manifest` too, or deploy one app with `app-name`",
+            );
+            return None;
+        }
+        for n in ["on-failure", "max-parallel"] {
+            if raw.given(n) {
+                r.error(
+                    n,
+                    "is for a multi-service deploy, but no `manifest` is given",
+                    "give `manifest`, or leave it out",
+                );
+                return None;
+            }
+        }
+        return Some(None);
+    }
+    for n in ["app-name", "package", "image", "container"] {
+        if raw.get(n).is_some() {
+            r.error(
+                n,
+                "is per service in a multi-service deploy",
+                "set it for the service in the manifest, or deploy one app without `manifest`",
+            );
+        }
+    }
+    let on_failure = r.parse("on-failure", |v| {
+        use crate::rollout::multi::OnFailure;
+        match v {
+            "rollback-all" => Ok(OnFailure::RollbackAll),
+            "rollback-failed" => Ok(OnFailure::RollbackFailed),
+            "stop" => Ok(OnFailure::Stop),
+            other => Err(ValueError {
+                problem: format!("{} is not a policy", shown(other)),
+                accepted: "rollback-all, rollback-failed or stop".into(),
+            }),
+        }
+    });
+    let max_parallel = r.parse("max-parallel", |v| {
+        values::parse_uint(v, 1, 64).map(|n| n as usize)
+    });
+    let (path, manifest) = load_manifest(r)?;
+    let manifest = match raw.get("services") {
+        Some(v) => {
+            let names = values::parse_list(v);
+            match manifest.select(&names) {
+                Ok(m) => m,
+                Err(e) => {
+                    for p in e.problems {
+                        r.error(
+                            "services",
+                            p,
+                            "names of the manifest's services, comma-separated",
+                        );
+                    }
+                    return None;
+                }
+            }
+        }
+        None => manifest,
+    };
+    Some(Some(MultiConfig {
+        path,
+        manifest,
+        on_failure: on_failure?,
+        max_parallel: max_parallel?,
+    }))
+}
+
+/// The Prometheus source's settings from the `prometheus-*` inputs.
+fn prometheus_spec(
+    r: &mut Resolver<'_>,
+    latency: Option<Duration>,
+) -> Option<crate::probe::evidence::prometheus::PrometheusSpec> {
+    use crate::probe::evidence::prometheus::{PromAuth, PromQueries, PrometheusSpec};
+    let raw = r.raw;
+    if raw.get("prometheus-url").is_none() {
+        r.error(
+            "prometheus-url",
+            "is required by `evidence: prometheus`",
+            "the Prometheus server's base URL, e.g. http://prometheus:9090",
+        );
+        return None;
+    }
+    let url = r.parse("prometheus-url", values::parse_url)?;
+    let mut spec = PrometheusSpec::new(url);
+    spec.queries = PromQueries::standard(latency);
+    if let Some(q) = raw.get("prometheus-requests-query") {
+        spec.queries.requests = q.to_string();
+    }
+    if let Some(q) = raw.get("prometheus-failures-query") {
+        spec.queries.failures = q.to_string();
+    }
+    if let Some(q) = raw.get("prometheus-slow-query") {
+        if latency.is_none() {
+            r.error(
+                "prometheus-slow-query",
+                "is set, but there is no latency-threshold",
+                "set latency-threshold (a histogram bucket bound), or remove the query",
+            );
+        }
+        spec.queries.slow = Some(q.to_string());
+    }
+    if let Some(t) = raw.get("prometheus-token") {
+        spec.auth = Some(PromAuth::Bearer(t.to_string().into()));
+    }
+    if let Err(e) = spec.validate() {
+        r.error(
+            "prometheus-url",
+            e.to_string(),
+            "fix the Prometheus settings",
+        );
+        return None;
+    }
+    Some(spec)
+}
+
+/// Canary steps as the manifest gives them (`10,50`).
+pub fn parse_canary_steps(v: &str) -> Result<Vec<u8>, String> {
+    parse_steps(v).map_err(|e| format!("canary '{v}': {}; {}", e.problem, e.accepted))
+}
+
+/// Canary steps: increasing whole percentages in 1–99.
+fn parse_steps(v: &str) -> Result<Vec<u8>, ValueError> {
+    let accepted = "increasing percentages from 1 to 99, comma-separated, e.g. 10,50";
+    let mut steps: Vec<u8> = Vec::new();
+    for item in values::parse_list(v) {
+        let n: u8 = item
+            .trim_end_matches('%')
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=99).contains(n))
+            .ok_or_else(|| ValueError {
+                problem: format!("{} is not a step", shown(&item)),
+                accepted: accepted.into(),
+            })?;
+        if steps.last().is_some_and(|last| *last >= n) {
+            return Err(ValueError {
+                problem: format!("{n} does not increase on the step before it"),
+                accepted: accepted.into(),
+            });
+        }
+        steps.push(n);
+    }
+    if steps.is_empty() {
+        return Err(ValueError {
+            problem: "no step given".into(),
+            accepted: accepted.into(),
+        });
+    }
+    Ok(steps)
+}
+
+/// The canary part of `deploy`: `Some(None)` when there is no canary,
+/// `None` when an input was wrong (the error is recorded).
+fn canary_config(r: &mut Resolver<'_>) -> Option<Option<crate::rollout::canary::CanaryPlan>> {
+    use crate::probe::evidence::probes::{ProbeSettings, parse_requests};
+    use crate::rollout::canary::{CanaryPlan, InconclusivePolicy, SourceSpec};
+    let raw = r.raw;
+    let canary_inputs = [
+        "canary-window",
+        "evidence",
+        "evidence-interval",
+        "probe-rate",
+        "probe-requests",
+        "alpha",
+        "baseline-error-rate",
+        "max-error-rate",
+        "latency-threshold",
+        "min-requests",
+        "max-silence",
+        "on-inconclusive",
+        "inconclusive-wait",
+        "prometheus-url",
+        "prometheus-requests-query",
+        "prometheus-failures-query",
+        "prometheus-slow-query",
+        "prometheus-token",
+    ];
+    let Some(steps_text) = raw.get("canary") else {
+        // Settings without a canary are a mistake worth saying; defaults
+        // are not settings.
+        let given: Vec<&str> = canary_inputs
+            .iter()
+            .copied()
+            .filter(|n| raw.given(n))
+            .collect();
+        if let Some(first) = given.first() {
+            r.error(
+                first,
+                format!(
+                    "is set, but there is no canary ({} ignored)",
+                    given.join(", ")
+                ),
+                "set `canary` (e.g. 10,50), or remove the canary settings",
+            );
+            return None;
+        }
+        return Some(None);
+    };
+    let steps = r.parse("canary", |_| parse_steps(steps_text));
+    let window = duration_at_least(r, "canary-window", Duration::from_secs(1));
+    let interval = duration_at_least(r, "evidence-interval", Duration::from_millis(100));
+    let rate = r.parse("probe-rate", |v| {
+        let x: f64 = v.trim().parse().map_err(|_| ValueError {
+            problem: format!("{} is not a number", shown(v)),
+            accepted: "requests per second, from 0.1 to 200".into(),
+        })?;
+        if (0.1..=200.0).contains(&x) {
+            Ok(x)
+        } else {
+            Err(ValueError {
+                problem: format!("{x} is out of range"),
+                accepted: "requests per second, from 0.1 to 200".into(),
+            })
+        }
+    });
+    let health = raw.get("health-path").unwrap_or("/health").to_string();
+    let requests = match raw.get("probe-requests") {
+        Some(text) => r.parse("probe-requests", |_| {
+            parse_requests(text).map_err(|e| ValueError {
+                problem: e,
+                accepted: "one request per line: METHOD /path [JSON body] [=> GET /path/{id}]"
+                    .into(),
+            })
+        }),
+        None => parse_requests(&format!("GET {health}")).ok(),
+    };
+    let alpha = r.parse("alpha", |v| {
+        let a = parse_fraction(v)?;
+        if a > 0.2 {
+            return Err(ValueError {
+                problem: format!("{a} would roll back good builds too often"),
+                accepted: "at most 0.2 (typically 0.01)".into(),
+            });
+        }
+        Ok(a)
+    });
+    let p0 = r.parse("baseline-error-rate", parse_fraction);
+    let p1 = r.parse("max-error-rate", parse_fraction);
+    if let (Some(a), Some(b)) = (p0, p1)
+        && b <= a
+    {
+        r.error(
+            "max-error-rate",
+            format!("{b} is not above baseline-error-rate {a}"),
+            "an error rate above the acceptable one, e.g. 1% against 0.1%",
+        );
+    }
+    let latency = match raw.get("latency-threshold") {
+        Some(_) => Some(duration_at_least(
+            r,
+            "latency-threshold",
+            Duration::from_millis(1),
+        )?),
+        None => None,
+    };
+    let min_requests = match raw.get("min-requests") {
+        Some(_) => r.parse("min-requests", |v| values::parse_uint(v, 1, 10_000_000)),
+        None => Some(0),
+    };
+    let max_silence = duration_at_least(r, "max-silence", Duration::from_secs(1));
+    let on_inconclusive = r.parse("on-inconclusive", |v| match v {
+        "wait" => Ok(InconclusivePolicy::Wait),
+        "fail" => Ok(InconclusivePolicy::Fail),
+        "promote" => Ok(InconclusivePolicy::Promote),
+        other => Err(ValueError {
+            problem: format!("{} is not a policy", shown(other)),
+            accepted: "wait, fail or promote".into(),
+        }),
+    });
+    let inconclusive_wait = r.parse("inconclusive-wait", values::parse_duration);
+    let mut sources = Vec::new();
+    let names = values::parse_list(raw.get("evidence").unwrap_or("probes"));
+    let mut seen = std::collections::BTreeSet::new();
+    for name in &names {
+        if !seen.insert(name.clone()) {
+            r.error(
+                "evidence",
+                format!("{} is listed twice", shown(name)),
+                "each source once",
+            );
+            continue;
+        }
+        match name.as_str() {
+            "probes" => {
+                if let (Some(rate), Some(requests)) = (rate, requests.clone()) {
+                    sources.push(SourceSpec::Probes(ProbeSettings {
+                        rate,
+                        requests,
+                        slow_threshold: latency,
+                        timeout: Duration::from_secs(10),
+                    }));
+                }
+            }
+            "azure-monitor" => sources.push(SourceSpec::AzureMonitor),
+            "prometheus" => {
+                if let Some(spec) = prometheus_spec(r, latency) {
+                    sources.push(SourceSpec::Prometheus(Box::new(spec)));
+                }
+            }
+            other => r.error(
+                "evidence",
+                format!("{} is not an evidence source", shown(other)),
+                "probes, prometheus, azure-monitor (comma-separated)",
+            ),
+        }
+    }
+    if names.is_empty() {
+        r.error(
+            "evidence",
+            "no source given",
+            "probes, prometheus or azure-monitor",
+        );
+    }
+    if !names.iter().any(|n| n == "prometheus") {
+        for n in [
+            "prometheus-url",
+            "prometheus-requests-query",
+            "prometheus-failures-query",
+            "prometheus-slow-query",
+            "prometheus-token",
+        ] {
+            if raw.given(n) {
+                r.error(
+                    n,
+                    "is set, but `evidence` does not include prometheus",
+                    "add prometheus to `evidence`, or remove it",
+                );
+            }
+        }
+    }
+    let mut settings = crate::breaker::Settings {
+        alpha: alpha?,
+        baseline_error_rate: p0?,
+        max_error_rate: p1?,
+        latency_threshold: latency.map(|d| d.as_secs_f64()),
+        min_requests: min_requests?,
+        max_silence: max_silence?.as_secs_f64(),
+        ..crate::breaker::Settings::default()
+    };
+    if settings.min_requests == 0 {
+        settings.min_requests = settings.suggested_min_requests();
+    }
+    if let Err(e) = crate::breaker::Breaker::new(settings.clone()) {
+        r.error("canary", e.to_string(), "adjust the breaker settings");
+        return None;
+    }
+    Some(Some(CanaryPlan {
+        steps: steps?,
+        window: window?,
+        interval: interval?,
+        breaker: settings,
+        sources,
+        on_inconclusive: on_inconclusive?,
+        inconclusive_wait: inconclusive_wait?,
+    }))
 }
 
 fn url_path(name: &str, v: &str) -> Result<String, ValueError> {
@@ -771,11 +1328,13 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
     let services = r.parse("services", |v| {
         let list = values::parse_list(v);
         if list.iter().any(|s| s.eq_ignore_ascii_case("all")) {
-            return Err(ValueError {
-                problem: "`all` needs the multi-service manifest, which this version does not read"
-                    .into(),
-                accepted: "app names, comma-separated".into(),
-            });
+            if list.len() > 1 {
+                return Err(ValueError {
+                    problem: "`all` cannot be combined with names".into(),
+                    accepted: "`all`, or app names, comma-separated".into(),
+                });
+            }
+            return Ok(list);
         }
         match list.iter().find(|s| !resource_name_ok(s)) {
             Some(bad) => Err(ValueError {
@@ -825,10 +1384,33 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
         .get("audit-log")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.join("expedite-rollback.json"));
+    let mut services = services?;
+    let mut manifest = None;
+    if services.len() == 1 && services[0].eq_ignore_ascii_case("all") {
+        let (_, m) = load_manifest(r)?;
+        // Dependents first: the reverse of the deploy order.
+        services = m.order().into_iter().rev().collect();
+        if to_version.is_some() {
+            r.error(
+                "to-version",
+                "cannot apply to every service of the manifest",
+                "leave it out: each service goes back to what it served before expedite's last deploy",
+            );
+            return None;
+        }
+        manifest = Some(m);
+    } else if raw.given("manifest") {
+        r.error(
+            "manifest",
+            "is read by `rollback` only with `services: all`",
+            "set services: all, or leave manifest out",
+        );
+    }
     Some(RollbackConfig {
+        manifest,
         azure: azure?,
         resource_group: raw.get("resource-group")?.to_string(),
-        services: services?,
+        services,
         slot: slot?,
         reason: reason?,
         to_version,

@@ -110,8 +110,16 @@ impl Command {
     /// Whether this version of expedite implements the command. A command
     /// that is not built yet says so and exits 1; it never pretends.
     pub fn available(self) -> bool {
-        matches!(self, Command::Gate | Command::Deploy | Command::Rollback)
-            || (self == Command::Sandbox && cfg!(feature = "sandbox"))
+        matches!(
+            self,
+            Command::Gate
+                | Command::Deploy
+                | Command::Rollback
+                | Command::CherryPick
+                | Command::Start
+                | Command::Tag
+                | Command::Plan
+        ) || (self == Command::Sandbox && cfg!(feature = "sandbox"))
     }
 
     /// True for commands only the CLI runs (not the action).
@@ -243,6 +251,9 @@ const SANDBOX: &[Command] = &[Command::Sandbox];
 const DEPLOY: &[Command] = &[Command::Deploy];
 const AZURE: &[Command] = &[Command::Deploy, Command::Rollback];
 const ROLLBACK: &[Command] = &[Command::Rollback];
+const MANIFEST: &[Command] = &[Command::Plan, Command::Deploy, Command::Rollback];
+const PLAN: &[Command] = &[Command::Plan];
+const WITH_RESOURCE_GROUP: &[Command] = &[Command::Deploy, Command::Rollback, Command::Plan];
 /// Commands bounded by the `timeout` input (not the sandbox, which serves
 /// until it is stopped).
 const BOUNDED: &[Command] = &[
@@ -345,19 +356,65 @@ pub const INPUTS: &[InputSpec] = &[
         "A command that produces the result files, run first (through `sh -c`).",
     )
     .only(GATE),
-    input("resource-group", "The Azure resource group of the app.")
-        .only(AZURE)
-        .required(AZURE)
-        .env("EXPEDITE_RESOURCE_GROUP"),
-    input("app-name", "The App Service app (web app) to deploy to.")
-        .only(DEPLOY)
-        .required(DEPLOY),
+    input(
+        "resource-group",
+        "The Azure resource group of the app (with a manifest: of services that name none).",
+    )
+    .only(WITH_RESOURCE_GROUP)
+    .required(AZURE)
+    .env("EXPEDITE_RESOURCE_GROUP"),
+    input(
+        "app-name",
+        "The app to deploy to: an App Service web app, or a container app with \
+         `platform: container-apps`. Required unless `manifest` names the services.",
+    )
+    .only(DEPLOY),
+    input(
+        "platform",
+        "Where the app runs: `app-service` (a staging slot, routing rules, a swap) or \
+         `container-apps` (a new revision, traffic weights).",
+    )
+    .default("app-service")
+    .only(DEPLOY),
+    input(
+        "image",
+        "Container Apps: the image of the new build (e.g. `contoso.azurecr.io/payments:2.4.1`).",
+    )
+    .only(DEPLOY),
+    input(
+        "container",
+        "Container Apps: which container gets the image, when the app has several.",
+    )
+    .only(DEPLOY),
     input(
         "services",
-        "The App Service apps to roll back, comma-separated, in order.",
+        "Deploy: the manifest's services to deploy (default: all). Rollback: the App Service \
+         apps to roll back in order, or `all` for every service of the manifest in reverse \
+         dependency order.",
     )
-    .only(ROLLBACK)
+    .only(AZURE)
     .required(ROLLBACK),
+    input(
+        "manifest",
+        "The multi-service manifest (default `.github/expedite.yml`): services, their \
+         platforms and `depends_on`. Given to `deploy`, it deploys the services in dependency \
+         order instead of `app-name`.",
+    )
+    .only(MANIFEST),
+    input(
+        "on-failure",
+        "Multi-service deploy, when a service fails: `rollback-all` (roll back every service \
+         already promoted, in reverse dependency order), `rollback-failed` (only the failed \
+         one; the others stay) or `stop` (start nothing more, roll nothing back).",
+    )
+    .default("rollback-all")
+    .only(DEPLOY),
+    input(
+        "max-parallel",
+        "Multi-service deploy: at most this many services deploy at once (independent ones).",
+    )
+    .default("4")
+    .only(DEPLOY),
     input(
         "reason",
         "Why production is being rolled back; recorded in the summary and audit log as text, \
@@ -432,13 +489,25 @@ pub const INPUTS: &[InputSpec] = &[
         "Host-resolution overrides as curl's --resolve: `host=addr:port`, `*.suffix=addr:port`, \
          comma-separated (the sandbox prints them).",
     )
-    .only(AZURE)
+    .only(&[
+        Command::Deploy,
+        Command::Rollback,
+        Command::CherryPick,
+        Command::Start,
+        Command::Tag,
+    ])
     .env("EXPEDITE_RESOLVE"),
     input(
         "ca-cert",
         "A PEM file of extra CA certificates to trust (the sandbox's CA, a corporate proxy).",
     )
-    .only(AZURE)
+    .only(&[
+        Command::Deploy,
+        Command::Rollback,
+        Command::CherryPick,
+        Command::Start,
+        Command::Tag,
+    ])
     .env("EXPEDITE_CA_CERT"),
     input(
         "package",
@@ -500,6 +569,120 @@ pub const INPUTS: &[InputSpec] = &[
         .default("15m")
         .only(AZURE),
     input(
+        "canary",
+        "Canary steps before promotion: percentages of production traffic on the new build, \
+         increasing (e.g. `10,50`). Each step is watched by the circuit breaker. Empty: no \
+         canary.",
+    )
+    .only(DEPLOY),
+    input(
+        "canary-window",
+        "How long each canary step is watched at least before it may pass.",
+    )
+    .default("5m")
+    .only(DEPLOY),
+    input(
+        "evidence",
+        "Where the breaker's evidence comes from, comma-separated: `probes` (expedite's own \
+         requests), `prometheus`, `azure-monitor`.",
+    )
+    .default("probes")
+    .only(DEPLOY),
+    input(
+        "evidence-interval",
+        "Time between readings of the evidence.",
+    )
+    .default("2s")
+    .only(DEPLOY),
+    input(
+        "probe-rate",
+        "Synthetic probe requests per second to each of the canary and the baseline.",
+    )
+    .default("5")
+    .only(DEPLOY),
+    input(
+        "probe-requests",
+        "What the probes send, one per line: `METHOD /path [JSON body] [=> GET /path/{id}]` \
+         (the read-back must find what the request created). Default: `GET` the health path.",
+    )
+    .only(DEPLOY),
+    input(
+        "alpha",
+        "The breaker's false-trip budget for the whole rollout (e.g. 0.01: a good build is \
+         rolled back at most 1 % of the time).",
+    )
+    .default("0.01")
+    .only(DEPLOY),
+    input(
+        "baseline-error-rate",
+        "Error rate that is acceptable (the null hypothesis), as a fraction or percentage.",
+    )
+    .default("0.1%")
+    .only(DEPLOY),
+    input(
+        "max-error-rate",
+        "Error rate the breaker is designed to catch quickly, as a fraction or percentage.",
+    )
+    .default("1%")
+    .only(DEPLOY),
+    input(
+        "latency-threshold",
+        "Requests slower than this count as slow; a canary with more slow requests than the \
+         baseline trips. Empty: no latency test. (Prometheus: must be a histogram bucket bound.)",
+    )
+    .only(DEPLOY),
+    input(
+        "min-requests",
+        "Canary requests a step must see before it may pass. Default: as many as a sequential \
+         test needs to tell `max-error-rate` from `baseline-error-rate` (508 for the defaults).",
+    )
+    .only(DEPLOY),
+    input(
+        "max-silence",
+        "No canary requests for this long makes a step INCONCLUSIVE (never a trip, never a pass).",
+    )
+    .default("2m")
+    .only(DEPLOY),
+    input(
+        "on-inconclusive",
+        "What an inconclusive step does: `wait` (keep watching up to `inconclusive-wait`, then \
+         fail), `fail` (withdraw the canary, exit 1) or `promote` (go on, with a warning).",
+    )
+    .default("wait")
+    .only(DEPLOY),
+    input(
+        "inconclusive-wait",
+        "How long `on-inconclusive: wait` keeps watching beyond the window.",
+    )
+    .default("10m")
+    .only(DEPLOY),
+    input(
+        "prometheus-url",
+        "Prometheus server for `evidence: prometheus` (its base URL).",
+    )
+    .only(DEPLOY),
+    input(
+        "prometheus-requests-query",
+        "PromQL for an arm's cumulative request count; `$arm` is the slot or revision name.",
+    )
+    .only(DEPLOY),
+    input(
+        "prometheus-failures-query",
+        "PromQL for an arm's cumulative failed requests; `$arm` as above.",
+    )
+    .only(DEPLOY),
+    input(
+        "prometheus-slow-query",
+        "PromQL for an arm's cumulative slow requests; `$arm` and `$threshold` are replaced.",
+    )
+    .only(DEPLOY),
+    input(
+        "prometheus-token",
+        "Bearer token for the Prometheus server, if it needs one.",
+    )
+    .only(DEPLOY)
+    .secret(),
+    input(
         "on-stale-routing",
         "Routing rules left by an earlier canary: `clear` them (with a warning) or `fail`.",
     )
@@ -517,6 +700,101 @@ pub const INPUTS: &[InputSpec] = &[
          directory; the `audit-log` output names it).",
     )
     .only(AZURE),
+    // cherry-pick, start and tag: the GitHub commands (src/config/github.rs).
+    input(
+        "repository",
+        "The GitHub repository as owner/name. Default: the workflow's repository \
+         (GITHUB_REPOSITORY).",
+    )
+    .only(&[Command::CherryPick, Command::Start, Command::Tag])
+    .env("GITHUB_REPOSITORY"),
+    input(
+        "app-id",
+        "GitHub App id (or client id) to act as, instead of `github-token`: expedite signs a \
+         JWT with `app-private-key` and uses an installation token for the repository (pull \
+         requests it opens trigger CI; the job's token cannot do that).",
+    )
+    .only(&[Command::CherryPick, Command::Start, Command::Tag])
+    .env("GITHUB_APP_ID"),
+    input(
+        "app-private-key",
+        "The GitHub App's private key, PEM text (on the command line also a path to the PEM \
+         file).",
+    )
+    .only(&[Command::CherryPick, Command::Start, Command::Tag])
+    .secret()
+    .env("GITHUB_APP_PRIVATE_KEY"),
+    input(
+        "commits",
+        "cherry-pick: the hotfix commits, oldest first (SHAs or `a..b` ranges, comma- or \
+         line-separated). Default: the commits of `hotfix-tag`, else the push event's commits.",
+    )
+    .only(&[Command::CherryPick]),
+    input(
+        "hotfix-tag",
+        "cherry-pick: a release tag (e.g. release/2.4.1); its commits since the release it \
+         fixes (the highest lower `tag-prefix` version) are picked.",
+    )
+    .only(&[Command::CherryPick]),
+    input(
+        "target-branch",
+        "cherry-pick: the branch the hotfix is carried to.",
+    )
+    .default("main")
+    .only(&[Command::CherryPick]),
+    input(
+        "mode",
+        "cherry-pick: `pull-request` (a branch and a pull request) or `push` (straight onto \
+         the target; a protected target gets a pull request instead, with a notice).",
+    )
+    .default("pull-request")
+    .only(&[Command::CherryPick]),
+    input(
+        "labels",
+        "cherry-pick: labels for the pull request, comma-separated.",
+    )
+    .default("hotfix,cherry-pick")
+    .only(&[Command::CherryPick]),
+    input(
+        "assignees",
+        "cherry-pick: who to assign a conflict pull request to when the hotfix author's \
+         GitHub login is unknown (logins, comma-separated).",
+    )
+    .only(&[Command::CherryPick]),
+    input(
+        "fail-on-conflict",
+        "cherry-pick: fail the step when the pick conflicts (the draft pull request is \
+         opened either way).",
+    )
+    .default("true")
+    .only(&[Command::CherryPick])
+    .boolean(),
+    input(
+        "incident",
+        "start: the incident id, in the branch name (e.g. INC-4521).",
+    )
+    .only(&[Command::Start])
+    .required(&[Command::Start]),
+    input(
+        "slug",
+        "start: a short name for the fix, in the branch name (e.g. large-orders).",
+    )
+    .only(&[Command::Start]),
+    input(
+        "version",
+        "start: the version production serves (default: the highest `tag-prefix` tag). tag: \
+         the new release's version (e.g. 2.4.1).",
+    )
+    .only(&[Command::Start, Command::Tag])
+    .required(&[Command::Tag]),
+    input(
+        "ref",
+        "tag: the commit to tag (a SHA or branch). Default: GITHUB_SHA.",
+    )
+    .only(&[Command::Tag]),
+    input("tag-prefix", "Release tags are `<tag-prefix><version>`.")
+        .default("release/")
+        .only(&[Command::CherryPick, Command::Start, Command::Tag]),
     input(
         "scenario",
         "The sandbox's scenario: contoso (Contoso's payments estate).",
@@ -610,8 +888,39 @@ pub const OUTPUTS: &[OutputSpec] = &[
     ),
     output(
         "result",
-        "How the deploy ended: promoted, rolled-back, unchanged, failed-before-change or needs-attention.",
+        "How the command ended. deploy, rollback: promoted, rolled-back, unchanged, \
+         failed-before-change, inconclusive or needs-attention. cherry-pick: pull-request, \
+         pushed, conflict, already-applied or existing (a re-run found its pull request). \
+         start, tag: created or already-exists.",
+        Scope::Only(&[
+            Command::Deploy,
+            Command::Rollback,
+            Command::CherryPick,
+            Command::Start,
+            Command::Tag,
+        ]),
+    ),
+    output(
+        "canary-decision",
+        "The canary's last decision: pass, trip, inconclusive, promoted-inconclusive, or none \
+         when there was no canary.",
+        Scope::Only(DEPLOY),
+    ),
+    output(
+        "services",
+        "Multi-service deploy and rollback: JSON object of service → result.",
         Scope::Only(AZURE),
+    ),
+    output(
+        "stages",
+        "plan: JSON list of stages, each a list of services that can deploy together.",
+        Scope::Only(PLAN),
+    ),
+    output(
+        "matrix",
+        "plan: JSON for `strategy.matrix` (`{\"include\": [{\"service\", \"stage\", \"needs\"}…]}`), \
+         for one job per service with `needs:`.",
+        Scope::Only(PLAN),
     ),
     output(
         "previous-version",
@@ -638,6 +947,54 @@ pub const OUTPUTS: &[OutputSpec] = &[
         "audit-log",
         "Path of the JSON audit log.",
         Scope::Only(AZURE),
+    ),
+    // cherry-pick, start and tag (the GitHub commands); `result` above
+    // carries their outcome.
+    output(
+        "pull-request-url",
+        "cherry-pick: the pull request carrying the pick (a draft when it conflicts).",
+        Scope::Only(&[Command::CherryPick]),
+    ),
+    output(
+        "pull-request-number",
+        "cherry-pick: the pull request's number.",
+        Scope::Only(&[Command::CherryPick]),
+    ),
+    output(
+        "branch",
+        "cherry-pick: the branch holding the pick (or the target, when pushed). start: the \
+         hotfix branch.",
+        Scope::Only(&[Command::CherryPick, Command::Start]),
+    ),
+    output(
+        "commits",
+        "cherry-pick: the hotfix commits picked, oldest first, comma-separated.",
+        Scope::Only(&[Command::CherryPick]),
+    ),
+    output(
+        "conflicted-files",
+        "cherry-pick: files left with conflicts, one per line.",
+        Scope::Only(&[Command::CherryPick]),
+    ),
+    output(
+        "base-tag",
+        "start: the release tag the hotfix branch starts from.",
+        Scope::Only(&[Command::Start]),
+    ),
+    output(
+        "next-version",
+        "start: the next patch version (what `tag` should create).",
+        Scope::Only(&[Command::Start]),
+    ),
+    output(
+        "tag",
+        "tag: the release tag's name (e.g. release/2.4.1).",
+        Scope::Only(&[Command::Tag]),
+    ),
+    output(
+        "commit",
+        "tag: the commit the tag points at.",
+        Scope::Only(&[Command::Tag]),
     ),
 ];
 

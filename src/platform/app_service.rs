@@ -29,7 +29,7 @@ use crate::http::{self, HttpError, Idempotency, RetryPolicy};
 pub const API_VERSION: &str = "2025-05-01";
 
 /// The Microsoft.Resources api-version for the Tags API.
-pub const TAGS_API_VERSION: &str = "2021-04-01";
+pub use crate::azure::arm::TAGS_API_VERSION;
 
 /// The name ARM gives the production slot in swap requests.
 pub const PRODUCTION: &str = "production";
@@ -172,12 +172,7 @@ pub struct AppService {
     site: SiteRef,
 }
 
-fn bad_shape(what: &str, detail: String) -> ArmError {
-    ArmError::Unavailable {
-        what: what.to_string(),
-        detail: format!("unexpected response shape: {detail}"),
-    }
-}
+use crate::azure::arm::bad_shape;
 
 impl AppService {
     /// Operations on `site` through `arm`.
@@ -294,21 +289,9 @@ impl AppService {
         tags: &BTreeMap<String, String>,
         cancel: &Cancel,
     ) -> Result<(), ArmError> {
-        let path = format!(
-            "{}/providers/Microsoft.Resources/tags/default",
-            self.site.path()
-        );
-        let body = json!({"operation": operation, "properties": {"tags": tags}});
         self.arm
-            .write_idempotent(
-                reqwest::Method::PATCH,
-                &path,
-                TAGS_API_VERSION,
-                &body,
-                cancel,
-            )
-            .await?;
-        Ok(())
+            .tags_operation(&self.site.path(), operation, tags, cancel)
+            .await
     }
 
     /// Swaps `source` into production: sent once, then polled until done or

@@ -3,3 +3,4 @@
 //! join here with the canary work, behind a small shared trait.)
 
 pub mod app_service;
+pub mod container_apps;

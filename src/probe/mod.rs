@@ -15,6 +15,8 @@ use serde::Serialize;
 use crate::cancel::{Cancel, Cancelled};
 use crate::http::error_chain;
 
+pub mod evidence;
+
 /// What to check on a host.
 #[derive(Debug, Clone)]
 pub struct Endpoints {

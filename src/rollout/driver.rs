@@ -1,10 +1,12 @@
-//! The I/O half of the rollout: performs each [`Phase`] on App Service and
-//! reports a [`Result`](super::Result) to [`step`](super::step), writing the
-//! journal after every step.
+//! The I/O half of the rollout: performs each [`Phase`] on a [`Target`]
+//! and reports a [`Result`](super::Result) to [`step`](super::step),
+//! writing the journal after every step.
 //!
 //! Every phase that changes something checks cancellation first, and every
 //! outcome that is not certain is found out by reading state (slot swap
-//! status, what production serves), never by repeating an action.
+//! status, what production serves), never by repeating an action. The
+//! lease, the probes and the canary watch are the same on every platform;
+//! the [`Target`] does the platform's part.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,13 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::canary::{CanaryPlan, SourceClients, StepRecord, Watch};
+use super::target::{Side, Target};
 use super::{Outcome, Phase, Result as R, State, step};
-use crate::azure::arm::ArmError;
-use crate::azure::auth::TokenProvider;
 use crate::cancel::Cancel;
-use crate::platform::app_service::{
-    self, AppService, PRODUCTION, RoutingRule, SlotInfo, SwapStatus,
-};
+use crate::platform::app_service::SwapStatus;
 use crate::probe::{Endpoints, Probe, Schedule};
 
 /// What to do about routing rules left behind by an earlier canary.
@@ -61,10 +61,14 @@ pub struct DeployPlan {
     pub run_id: String,
     /// Where the journal goes (for the post stage).
     pub journal: Option<PathBuf>,
+    /// The container image to deploy (Container Apps).
+    pub image: Option<String>,
+    /// Canary steps and breaker, if any.
+    pub canary: Option<CanaryPlan>,
 }
 
 /// Facts gathered along the way, kept in the journal and the summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     /// Production's host.
     pub production_host: String,
@@ -83,6 +87,18 @@ pub struct Facts {
     /// What the staging slot answered to the last check.
     #[serde(default)]
     pub staging_answer: Option<String>,
+    /// Container Apps: the revision production served before.
+    #[serde(default)]
+    pub stable_revision: Option<String>,
+    /// Container Apps: the stable revision's own host (the baseline arm).
+    #[serde(default)]
+    pub stable_host: Option<String>,
+    /// Container Apps: the revision this deploy created.
+    #[serde(default)]
+    pub new_revision: Option<String>,
+    /// Each canary step's evidence and decision.
+    #[serde(default)]
+    pub canary_steps: Vec<StepRecord>,
 }
 
 /// One phase's record, for the summary's table and timeline.
@@ -99,7 +115,7 @@ pub struct PhaseRecord {
 }
 
 /// The journal: written after every step, read by the post stage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     /// The state machine's state.
     pub state: State,
@@ -118,39 +134,47 @@ pub const LEASE_TAG: &str = "expedite-deploy-lease";
 /// promotion: `rollback`'s default target.
 pub const PREVIOUS_VERSION_TAG: &str = "expedite-previous-version";
 
-/// Runs a rollout on App Service.
-pub struct AppServiceRollout {
-    /// The app.
-    pub app: AppService,
-    /// Token source (for Kudu).
-    pub tokens: std::sync::Arc<TokenProvider>,
-    /// The shared HTTP client.
-    pub http: reqwest::Client,
+/// Container Apps: the revision that served before expedite's last
+/// promotion (traffic goes back to it by name).
+pub const PREVIOUS_REVISION_TAG: &str = "expedite-previous-revision";
+
+/// Runs a rollout on a [`Target`].
+pub struct Rollout<T: Target> {
+    /// The platform.
+    pub target: T,
     /// Probes.
     pub probe: Probe,
     /// The plan.
     pub plan: DeployPlan,
+    /// Clients the canary's evidence sources use.
+    pub sources: Option<SourceClients>,
     /// Cancellation.
     pub cancel: Cancel,
 }
 
-fn describe(e: &ArmError) -> String {
-    e.to_string()
-}
-
-impl AppServiceRollout {
+impl<T: Target> Rollout<T> {
     /// Runs to the end and returns the journal.
     pub async fn run(&self) -> Journal {
         let started = Instant::now();
+        let steps = self
+            .plan
+            .canary
+            .as_ref()
+            .map(|c| c.steps.clone())
+            .unwrap_or_default();
         let mut journal = Journal {
-            state: State::new(self.plan.package.is_some()),
+            state: State::with_canary(
+                self.plan.package.is_some() || self.plan.image.is_some(),
+                steps,
+            ),
             facts: Facts::default(),
             phases: Vec::new(),
             lease: None,
         };
+        let mut watch: Option<Watch> = None;
         // The state machine terminates on every path (tested exhaustively);
         // the bound is a second guard against a driver bug.
-        for _ in 0..64 {
+        for _ in 0..128 {
             if journal.state.finished() {
                 break;
             }
@@ -160,7 +184,7 @@ impl AppServiceRollout {
             let result = if self.cancel.is_cancelled() && changes(phase) {
                 R::Cancelled
             } else {
-                self.perform(phase, &mut journal).await
+                self.perform(phase, &mut journal, &mut watch).await
             };
             journal.phases.push(PhaseRecord {
                 phase,
@@ -169,6 +193,8 @@ impl AppServiceRollout {
                 result: match &result {
                     R::Failed(w) => format!("failed: {w}"),
                     R::Ambiguous(w) => format!("unknown: {w}"),
+                    R::Tripped(w) => format!("tripped: {w}"),
+                    R::Inconclusive(w) => format!("inconclusive: {w}"),
                     other => format!("{other:?}").to_lowercase(),
                 },
             });
@@ -178,6 +204,8 @@ impl AppServiceRollout {
             journal.state = step(journal.state.clone(), result);
             self.write_journal(&journal);
         }
+        // Probes stop with the watch.
+        drop(watch);
         journal
     }
 
@@ -202,162 +230,122 @@ impl AppServiceRollout {
         }
     }
 
-    async fn perform(&self, phase: Phase, j: &mut Journal) -> R {
+    async fn perform(&self, phase: Phase, j: &mut Journal, watch: &mut Option<Watch>) -> R {
+        let c = &self.cancel;
+        let t = &self.target;
         match phase {
-            Phase::Preflight => self.preflight(j).await,
-            Phase::AcquireLease => self.acquire_lease(j).await,
-            Phase::ClearStaleRouting | Phase::ClearRouting | Phase::ClearRoutingAfterRollback => {
-                self.clear_routing().await
+            Phase::Preflight => {
+                let r = t.preflight(&self.plan, &mut j.facts, &self.probe, c).await;
+                if matches!(r, R::Ok | R::StaleRouting)
+                    && let Err(why) = self.wait_for_other_operations().await
+                {
+                    return R::Failed(why);
+                }
+                r
             }
-            Phase::Upload => self.upload(j).await,
+            Phase::AcquireLease => self.acquire_lease(j).await,
+            Phase::ClearStaleRouting => t.route_all(Side::Previous, &j.facts, c).await,
+            Phase::ClearRouting => t.route_all(Side::New, &j.facts, c).await,
+            Phase::ClearRoutingAfterRollback => t.route_all(Side::Previous, &j.facts, c).await,
+            Phase::Upload => t.stage(&self.plan, &mut j.facts, c).await,
             Phase::CheckStaging => self.check_staging(j).await,
-            Phase::Swap | Phase::SwapBack => self.swap(phase).await,
+            Phase::CanaryShift => t.shift(j.state.canary_percent(), &j.facts, c).await,
+            Phase::CanaryWatch => self.canary_watch(j, watch).await,
+            Phase::CanaryAbort => {
+                // Stop the probes first: the canary is going away.
+                drop(watch.take());
+                t.route_all(Side::Previous, &j.facts, c).await
+            }
+            Phase::VerifyCanaryAbort => {
+                let r = self.verify_rollback(j).await;
+                if r == R::Ok {
+                    t.retire(&j.facts, c).await;
+                }
+                r
+            }
+            Phase::Swap => {
+                drop(watch.take());
+                t.swap(&self.plan, &j.facts, false, c).await
+            }
+            Phase::SwapBack => t.swap(&self.plan, &j.facts, true, c).await,
             Phase::ResolveSwap => {
-                self.resolve_swap(j, Some(self.plan.expected_version.as_str()))
-                    .await
+                t.resolve_swap(
+                    &self.plan,
+                    &j.facts,
+                    Some(self.plan.expected_version.as_str()),
+                    &self.probe,
+                    c,
+                )
+                .await
             }
             Phase::ResolveSwapBack => {
-                self.resolve_swap(j, j.facts.previous_version.clone().as_deref())
+                let previous = j.facts.previous_version.clone();
+                t.resolve_swap(&self.plan, &j.facts, previous.as_deref(), &self.probe, c)
                     .await
             }
             Phase::VerifyProduction => self.verify_production(j).await,
-            Phase::VerifyRollback => self.verify_rollback(j).await,
+            Phase::VerifyRollback => {
+                let r = self.verify_rollback(j).await;
+                if r == R::Ok {
+                    t.retire(&j.facts, c).await;
+                }
+                r
+            }
             Phase::ReleaseLease => self.release_lease(j).await,
             Phase::Done => R::Ok,
         }
     }
 
-    async fn preflight(&self, j: &mut Journal) -> R {
-        let c = &self.cancel;
-        let prod = match self.app.slot(PRODUCTION, c).await {
-            Ok(p) => p,
-            Err(ArmError::NotFound { .. }) => {
-                return R::Failed(format!(
-                    "the web app '{}' was not found in resource group '{}'",
-                    self.app.site().app,
-                    self.app.site().resource_group
-                ));
-            }
-            Err(e) => return R::Failed(describe(&e)),
+    async fn canary_watch(&self, j: &mut Journal, watch: &mut Option<Watch>) -> R {
+        let (Some(plan), Some(clients)) = (&self.plan.canary, &self.sources) else {
+            return R::Failed("a canary step without a canary plan".into());
         };
-        let slot = match self.app.slot(&self.plan.slot, c).await {
-            Ok(s) => s,
-            Err(ArmError::NotFound { .. }) => {
-                let known = self.app.slot_names(c).await.unwrap_or_default();
-                return R::Failed(format!(
-                    "the slot '{}' does not exist on '{}' (slots: {})",
-                    self.plan.slot,
-                    self.app.site().app,
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
-            }
-            Err(e) => return R::Failed(describe(&e)),
-        };
-        for s in [&prod, &slot] {
-            if s.state != "Running" {
-                return R::Failed(format!(
-                    "{} is {}, not Running; start it first",
-                    s.slot, s.state
-                ));
+        if watch.is_none() {
+            let arms = self.target.arms(&j.facts);
+            match Watch::start(plan, clients, &arms, &self.cancel).await {
+                Ok(w) => *watch = Some(w),
+                Err(why) => return R::Failed(why),
             }
         }
-        if let Some(target) = prod
-            .target_swap_slot
-            .as_ref()
-            .or(slot.target_swap_slot.as_ref())
-        {
-            return R::Failed(format!(
-                "a swap with preview is pending (target '{target}'): complete it or reset it (POST …/resetSlotConfig) before deploying"
-            ));
-        }
-        j.facts.production_host = prod.default_host_name.clone();
-        j.facts.slot_host = slot.default_host_name.clone();
-        j.facts.scm_host = slot.scm_host.clone();
-        j.facts.swap_status_before = prod.swap_status.clone();
-        if self.plan.package.is_some() && slot.scm_host.is_none() {
-            return R::Failed(format!(
-                "the slot '{}' has no Kudu (SCM) host to deploy the package to",
-                self.plan.slot
-            ));
-        }
-        if let Err(why) = self.wait_for_other_operations(&prod).await {
-            return R::Failed(why);
-        }
-        let now = self
-            .probe
-            .observe(&prod.default_host_name, &self.plan.endpoints, Some("self"))
-            .await;
-        j.facts.previous_version = now.version.clone();
-        if now.version.is_none() {
-            tracing::warn!(
-                "production's version could not be read ({}); the previous version is unknown",
-                now.describe()
-            );
-        }
-        let rules = match self.app.routing_rules(c).await {
-            Ok(r) => r,
-            Err(e) => return R::Failed(describe(&e)),
+        let Some(w) = watch.as_mut() else {
+            return R::Failed("the canary watch did not start".into());
         };
-        j.facts.stale_rules = rules
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}% → {}",
-                    r.name, r.reroute_percentage, r.action_host_name
-                )
-            })
-            .collect();
-        if now.version.as_deref() == Some(self.plan.expected_version.as_str())
-            && rules.is_empty()
-            && now.good(&self.plan.endpoints, None)
-        {
-            return R::AlreadyDeployed;
-        }
-        if !rules.is_empty() {
-            return match self.plan.stale {
-                StalePolicy::Clear => {
-                    tracing::warn!(
-                        title = "Leftover traffic routing",
-                        "production still routes traffic by old rules ({}); they will be removed",
-                        j.facts.stale_rules.join("; ")
-                    );
-                    R::StaleRouting
-                }
-                StalePolicy::Fail => R::Failed(format!(
-                    "production has leftover routing rules ({}); clear them or set on-stale-routing: clear",
-                    j.facts.stale_rules.join("; ")
-                )),
-            };
-        }
-        R::Ok
+        let percent = j.state.canary_percent();
+        let (result, record) = w.step(plan, percent, &self.cancel).await;
+        tracing::info!("canary {percent}%: {} — {}", record.decision, record.detail);
+        j.facts.canary_steps.push(record);
+        result
     }
 
     /// Waits (up to the lock bound) while another run holds the lease or a
-    /// site operation (a swap) is in progress.
-    async fn wait_for_other_operations(&self, first: &SlotInfo) -> std::result::Result<(), String> {
+    /// platform operation (a swap) is in progress.
+    async fn wait_for_other_operations(&self) -> std::result::Result<(), String> {
         let started = Instant::now();
-        let mut info = first.clone();
         loop {
-            let lease = info
-                .tags
+            let tags = self
+                .target
+                .tags(&self.cancel)
+                .await
+                .map_err(|e| e.to_string())?;
+            let lease = tags
                 .get(LEASE_TAG)
                 .and_then(|v| Lease::parse(v))
                 .filter(|l| l.live() && l.run != self.plan.run_id);
-            let busy = info.in_progress_operation.clone();
-            if lease.is_none() && busy.is_none() {
-                return Ok(());
-            }
+            let busy = if lease.is_none() {
+                self.target
+                    .busy(&self.cancel)
+                    .await
+                    .map_err(|e| e.to_string())?
+            } else {
+                None
+            };
             let what = match (&lease, &busy) {
                 (Some(l), _) => format!(
                     "another deploy ({}) holds the lease until {}",
                     l.run, l.expires
                 ),
                 (None, Some(op)) => format!("a site operation ({op}) is in progress"),
-                (None, None) => String::new(),
+                (None, None) => return Ok(()),
             };
             if started.elapsed() >= self.plan.lock_wait {
                 return Err(format!(
@@ -370,48 +358,51 @@ impl AppServiceRollout {
                 .sleep(Duration::from_secs(2).min(self.plan.lock_wait))
                 .await
                 .map_err(|e| e.to_string())?;
-            info = self
-                .app
-                .slot(PRODUCTION, &self.cancel)
-                .await
-                .map_err(|e| describe(&e))?;
         }
     }
 
     async fn acquire_lease(&self, j: &mut Journal) -> R {
         let c = &self.cancel;
+        let canary = self.plan.canary.as_ref().map_or(Duration::ZERO, |p| {
+            (p.window + p.inconclusive_wait) * p.steps.len() as u32
+        });
         let lease = Lease::new(
             &self.plan.run_id,
             self.plan.swap_timeout
                 + self.plan.verify_window
                 + self.plan.staging.timeout
+                + canary
                 + Duration::from_secs(600),
         );
         let ours = BTreeMap::from([(LEASE_TAG.to_string(), lease.render())]);
-        if let Err(e) = self.app.merge_tags(&ours, c).await {
-            return R::Failed(describe(&e));
+        if let Err(e) = self.target.merge_tags(&ours, c).await {
+            return R::Failed(e.to_string());
         }
         // Last writer wins on tags: read back to learn whether we do.
-        match self.app.slot(PRODUCTION, c).await {
-            Ok(p) if p.tags.get(LEASE_TAG) == Some(&lease.render()) => {
+        match self.target.tags(c).await {
+            Ok(tags) if tags.get(LEASE_TAG) == Some(&lease.render()) => {
                 j.lease = Some(lease.render());
                 R::Ok
             }
-            Ok(p) => R::Failed(format!(
+            Ok(tags) => R::Failed(format!(
                 "another deploy took the lease first ({})",
-                p.tags.get(LEASE_TAG).cloned().unwrap_or_default()
+                tags.get(LEASE_TAG).cloned().unwrap_or_default()
             )),
-            Err(e) => R::Failed(describe(&e)),
+            Err(e) => R::Failed(e.to_string()),
         }
     }
 
     async fn release_lease(&self, j: &mut Journal) -> R {
-        // After a promotion, record the version to roll back to.
+        // After a promotion, record the version (and on Container Apps the
+        // revision) to roll back to.
         if j.state.outcome == Some(Outcome::Promoted)
             && let Some(previous) = &j.facts.previous_version
         {
-            let tag = BTreeMap::from([(PREVIOUS_VERSION_TAG.to_string(), previous.clone())]);
-            if let Err(e) = self.app.merge_tags(&tag, &self.cancel).await {
+            let mut tag = BTreeMap::from([(PREVIOUS_VERSION_TAG.to_string(), previous.clone())]);
+            if let Some(revision) = &j.facts.stable_revision {
+                tag.insert(PREVIOUS_REVISION_TAG.to_string(), revision.clone());
+            }
+            if let Err(e) = self.target.merge_tags(&tag, &self.cancel).await {
                 tracing::warn!(
                     "could not record the previous version {previous} for rollback ({e}); rollback will need to-version"
                 );
@@ -423,47 +414,13 @@ impl AppServiceRollout {
         // Delete matches the value too: a lease someone else took after ours
         // expired is left alone.
         let tag = BTreeMap::from([(LEASE_TAG.to_string(), ours)]);
-        match self.app.delete_tags(&tag, &self.cancel).await {
+        match self.target.delete_tags(&tag, &self.cancel).await {
             Ok(()) => j.lease = None,
             Err(e) => {
                 tracing::warn!("could not release the deploy lease ({e}); it expires by itself")
             }
         }
         R::Ok
-    }
-
-    async fn clear_routing(&self) -> R {
-        let c = &self.cancel;
-        if let Err(e) = self.app.set_routing_rules(&[], c).await {
-            return R::Failed(describe(&e));
-        }
-        match self.app.routing_rules(c).await {
-            Ok(r) if r.is_empty() => R::Ok,
-            Ok(r) => R::Failed(format!(
-                "routing rules are still set after clearing: {}",
-                rules_text(&r)
-            )),
-            Err(e) => R::Failed(describe(&e)),
-        }
-    }
-
-    async fn upload(&self, j: &Journal) -> R {
-        let (Some(package), Some(scm)) = (&self.plan.package, &j.facts.scm_host) else {
-            return R::Failed("no package or no Kudu host".into());
-        };
-        match app_service::deploy_package(
-            &self.http,
-            &self.tokens,
-            scm,
-            package.clone(),
-            self.plan.staging.timeout,
-            &self.cancel,
-        )
-        .await
-        {
-            Ok(()) => R::Ok,
-            Err(e) => R::Failed(e.to_string()),
-        }
     }
 
     async fn check_staging(&self, j: &mut Journal) -> R {
@@ -489,7 +446,7 @@ impl AppServiceRollout {
         match seen.last() {
             Some(o) if o.good(&self.plan.endpoints, Some(&self.plan.expected_version)) => R::Ok,
             Some(o) => R::Failed(format!(
-                "staging slot '{}' is not ready after {} checks: {} (expected health {} and version {})",
+                "staging ({}) is not ready after {} checks: {} (expected health {} and version {})",
                 self.plan.slot,
                 seen.len(),
                 o.describe(),
@@ -497,59 +454,6 @@ impl AppServiceRollout {
                 self.plan.expected_version
             )),
             None => R::Failed("staging was not checked".into()),
-        }
-    }
-
-    async fn swap(&self, phase: Phase) -> R {
-        match self
-            .app
-            .swap_into_production(&self.plan.slot, self.plan.swap_timeout, &self.cancel)
-            .await
-        {
-            Ok(()) => R::Ok,
-            Err(ArmError::Ambiguous { detail, .. }) => R::Ambiguous(detail),
-            // A 5xx or dropped answer to the POST itself: the swap may
-            // have started. Find out; never repeat it blindly.
-            Err(ArmError::Unavailable { detail, .. }) => R::Ambiguous(detail),
-            Err(ArmError::Cancelled(_)) => {
-                R::Ambiguous(format!("{phase:?} interrupted by cancellation"))
-            }
-            Err(e) => R::Failed(describe(&e)),
-        }
-    }
-
-    /// After an unknown outcome: wait for any site operation to end, then
-    /// decide from what production serves and the recorded swap status.
-    async fn resolve_swap(&self, j: &Journal, expected: Option<&str>) -> R {
-        let c = &self.cancel;
-        let deadline = Instant::now() + self.plan.swap_timeout;
-        let info = loop {
-            match self.app.slot(PRODUCTION, c).await {
-                Ok(p) if p.in_progress_operation.is_none() => break p,
-                Ok(_) if Instant::now() < deadline => {
-                    if c.sleep(Duration::from_secs(2)).await.is_err() {
-                        return R::Ambiguous("cancelled while a swap was in progress".into());
-                    }
-                }
-                Ok(_) => return R::Ambiguous("a swap is still in progress".into()),
-                Err(e) => return R::Ambiguous(describe(&e)),
-            }
-        };
-        let now = self
-            .probe
-            .observe(&j.facts.production_host, &self.plan.endpoints, Some("self"))
-            .await;
-        match (expected, now.version.as_deref()) {
-            (Some(want), Some(got)) if want == got => R::Swapped,
-            (Some(_), Some(_)) => R::NotSwapped,
-            _ => {
-                // No version to compare: the swap status tells.
-                if info.swap_status != j.facts.swap_status_before {
-                    R::Swapped
-                } else {
-                    R::NotSwapped
-                }
-            }
         }
     }
 
@@ -574,15 +478,12 @@ impl AppServiceRollout {
                 return R::Cancelled;
             }
         }
-        match self.app.routing_rules(&self.cancel).await {
-            Ok(r) if r.is_empty() => {}
-            Ok(r) => {
-                return R::Failed(format!(
-                    "routing rules appeared during verification: {}",
-                    rules_text(&r)
-                ));
-            }
-            Err(e) => return R::Failed(describe(&e)),
+        if let R::Failed(why) = self
+            .target
+            .check_routing(Side::New, &j.facts, &self.cancel)
+            .await
+        {
+            return R::Failed(format!("during verification: {why}"));
         }
         if let Some(path) = &self.plan.endpoints.version_path {
             let sample = self
@@ -641,14 +542,6 @@ fn changes(phase: Phase) -> bool {
             | Phase::ReleaseLease
             | Phase::Done
     )
-}
-
-fn rules_text(rules: &[RoutingRule]) -> String {
-    rules
-        .iter()
-        .map(|r| format!("{} {}%", r.name, r.reroute_percentage))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A lease value: `run;expires-rfc3339`.

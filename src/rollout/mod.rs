@@ -14,11 +14,20 @@
 //! - any failure after the swap goes to [`Phase::SwapBack`] and then
 //!   verifies that the previous version serves;
 //! - cancellation stops where it is; the journal says whether production
-//!   changed, and the post stage restores a safe state from there.
+//!   changed, and the post stage restores a safe state from there;
+//! - a canary (a share of production traffic on the new build, before the
+//!   swap) that trips the breaker, fails to shift, or stays inconclusive
+//!   under `on-inconclusive: fail` is withdrawn ([`Phase::CanaryAbort`]) and
+//!   production is verified to serve only the previous build.
 
 use serde::{Deserialize, Serialize};
 
+pub mod app_service;
+pub mod canary;
+pub mod container_apps;
 pub mod driver;
+pub mod multi;
+pub mod target;
 
 /// Where the rollout is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,6 +43,15 @@ pub enum Phase {
     Upload,
     /// Staging health and identity (the expected version).
     CheckStaging,
+    /// Send the current canary step's share of production traffic to the
+    /// new build, and read it back.
+    CanaryShift,
+    /// Watch the canary with the breaker for the step's window.
+    CanaryWatch,
+    /// Withdraw the canary: all production traffic to the previous build.
+    CanaryAbort,
+    /// Production serves only the previous build again.
+    VerifyCanaryAbort,
     /// Swap staging into production (sent once).
     Swap,
     /// The swap's outcome is unknown: read state to learn it.
@@ -75,6 +93,10 @@ pub enum Outcome {
     NeedsAttention,
     /// Stopped by cancellation; the journal and the post stage finish.
     Interrupted,
+    /// The canary's evidence stayed inconclusive (no or too little traffic)
+    /// and the policy was to stop: the canary was withdrawn; production
+    /// serves the previous version, verified.
+    Inconclusive,
 }
 
 impl Outcome {
@@ -87,6 +109,7 @@ impl Outcome {
             Outcome::FailedBeforeChange => "failed-before-change",
             Outcome::NeedsAttention => "needs-attention",
             Outcome::Interrupted => "interrupted",
+            Outcome::Inconclusive => "inconclusive",
         }
     }
 
@@ -113,6 +136,10 @@ pub enum Result {
     NotSwapped,
     /// The outcome of a swap is unknown (timeout, connection lost).
     Ambiguous(String),
+    /// The breaker tripped on the canary; the text is the evidence.
+    Tripped(String),
+    /// The canary's evidence is inconclusive and the policy is to stop.
+    Inconclusive(String),
     /// The phase failed; the text says why.
     Failed(String),
     /// A signal or the deadline stopped the phase.
@@ -143,12 +170,35 @@ pub struct State {
     pub trail: Vec<Phase>,
     /// What happened along the way that the summary should say.
     pub notes: Vec<String>,
+    /// Canary steps: percentages of production traffic, increasing. Empty:
+    /// no canary, straight to the swap.
+    #[serde(default)]
+    pub canary: Vec<u8>,
+    /// Index of the current (or last) canary step.
+    #[serde(default)]
+    pub canary_step: usize,
+    /// True once a canary share may have been routed to the new build.
+    #[serde(default)]
+    pub canary_exposed: bool,
+    /// What withdrawing the canary ends in (rolled back after a trip,
+    /// inconclusive).
+    #[serde(default)]
+    pub abort_outcome: Option<Outcome>,
 }
 
 impl State {
     /// A rollout about to start.
     pub fn new(upload: bool) -> State {
+        State::with_canary(upload, Vec::new())
+    }
+
+    /// A rollout with canary steps (percentages, increasing, 1–99).
+    pub fn with_canary(upload: bool, canary: Vec<u8>) -> State {
         State {
+            canary,
+            canary_step: 0,
+            canary_exposed: false,
+            abort_outcome: None,
             phase: Phase::Preflight,
             upload,
             clear_stale: false,
@@ -160,6 +210,12 @@ impl State {
             trail: vec![Phase::Preflight],
             notes: Vec::new(),
         }
+    }
+
+    /// The current canary step's share of production traffic (0 without a
+    /// canary).
+    pub fn canary_percent(&self) -> u8 {
+        self.canary.get(self.canary_step).copied().unwrap_or(0)
     }
 
     /// True when the rollout has ended.
@@ -188,17 +244,24 @@ impl State {
 /// made.
 pub fn step(mut s: State, r: Result) -> State {
     use Phase as P;
+    // A shift that failed or was interrupted may still have taken effect:
+    // from here on, assume users may be on the canary.
+    if s.phase == P::CanaryShift {
+        s.canary_exposed = true;
+    }
     if r == Result::Cancelled {
         // Stop starting changes. The journal (this state) tells the post
         // stage whether production changed; it restores from there.
         if s.outcome.is_none() {
-            s.outcome = Some(if s.production_changed && !s.verified {
-                Outcome::Interrupted
-            } else if s.verified {
-                Outcome::Promoted
-            } else {
-                Outcome::FailedBeforeChange
-            });
+            s.outcome = Some(
+                if (s.production_changed || s.canary_exposed) && !s.verified {
+                    Outcome::Interrupted
+                } else if s.verified {
+                    Outcome::Promoted
+                } else {
+                    Outcome::FailedBeforeChange
+                },
+            );
         }
         s.fail("cancelled".into());
         s.go(P::Done);
@@ -224,9 +287,42 @@ pub fn step(mut s: State, r: Result) -> State {
         }
         (P::ClearStaleRouting, Result::Ok) => s.go(after_cleanup(&s)),
         (P::Upload, Result::Ok) => s.go(P::CheckStaging),
-        (P::CheckStaging, Result::Ok) => s.go(P::Swap),
+        (P::CheckStaging, Result::Ok) => {
+            let next = if s.canary.is_empty() {
+                P::Swap
+            } else {
+                P::CanaryShift
+            };
+            s.go(next);
+        }
+        (P::CanaryShift, Result::Ok) => s.go(P::CanaryWatch),
+        (P::CanaryWatch, Result::Ok) => {
+            if s.canary_step + 1 < s.canary.len() {
+                s.canary_step += 1;
+                s.go(P::CanaryShift);
+            } else {
+                s.go(P::Swap);
+            }
+        }
+        (P::CanaryWatch, Result::Tripped(why)) => {
+            s.fail(why);
+            s.abort_outcome = Some(Outcome::RolledBack);
+            s.go(P::CanaryAbort);
+        }
+        (P::CanaryWatch, Result::Inconclusive(why)) => {
+            s.fail(why);
+            s.abort_outcome = Some(Outcome::Inconclusive);
+            s.go(P::CanaryAbort);
+        }
+        (P::CanaryAbort, Result::Ok) => s.go(P::VerifyCanaryAbort),
+        (P::VerifyCanaryAbort, Result::Ok) => {
+            s.canary_exposed = false;
+            let outcome = s.abort_outcome.unwrap_or(Outcome::RolledBack);
+            s.end(outcome);
+        }
         (P::Swap, Result::Ok | Result::Swapped) => {
             s.production_changed = true;
+            s.canary_exposed = false;
             s.go(P::ClearRouting);
         }
         (P::Swap, Result::Ambiguous(why)) => {
@@ -237,11 +333,19 @@ pub fn step(mut s: State, r: Result) -> State {
             ));
             s.go(P::ResolveSwap);
         }
-        (P::ResolveSwap, Result::Swapped) => s.go(P::ClearRouting),
+        (P::ResolveSwap, Result::Swapped) => {
+            s.canary_exposed = false;
+            s.go(P::ClearRouting);
+        }
         (P::ResolveSwap, Result::NotSwapped) => {
             s.production_changed = false;
             s.fail("the swap did not happen".into());
-            s.end(Outcome::FailedBeforeChange);
+            if s.canary_exposed {
+                s.abort_outcome = Some(Outcome::RolledBack);
+                s.go(P::CanaryAbort);
+            } else {
+                s.end(Outcome::FailedBeforeChange);
+            }
         }
         (P::ClearRouting, Result::Ok) => s.go(P::VerifyProduction),
         (P::VerifyProduction, Result::Ok) => {
@@ -283,9 +387,23 @@ pub fn step(mut s: State, r: Result) -> State {
                     // No lease was taken (or taking it failed): nothing to release.
                     s.go(P::Done);
                 }
-                P::ClearStaleRouting | P::Upload | P::CheckStaging | P::Swap => {
+                P::ClearStaleRouting | P::Upload | P::CheckStaging => {
                     s.fail(why);
                     s.end(Outcome::FailedBeforeChange);
+                }
+                P::Swap if !s.canary_exposed => {
+                    s.fail(why);
+                    s.end(Outcome::FailedBeforeChange);
+                }
+                // A canary share is live: withdraw it before ending.
+                P::CanaryShift | P::CanaryWatch | P::Swap => {
+                    s.fail(why);
+                    s.abort_outcome = Some(Outcome::RolledBack);
+                    s.go(P::CanaryAbort);
+                }
+                P::CanaryAbort | P::VerifyCanaryAbort => {
+                    s.rollback_failure = Some(why);
+                    s.end(Outcome::NeedsAttention);
                 }
                 P::ResolveSwap | P::ClearRouting | P::VerifyProduction => {
                     s.fail(why);
@@ -488,6 +606,118 @@ mod tests {
         assert!(s.outcome.unwrap().success());
     }
 
+    fn run_canary(results: &[R]) -> State {
+        let mut s = State::with_canary(false, vec![10, 50]);
+        for r in results {
+            assert!(!s.finished(), "finished early at {:?}", s.trail);
+            s = step(s, r.clone());
+        }
+        s
+    }
+
+    #[test]
+    fn canary_steps_run_in_order_then_swap() {
+        let s = run_canary(&ok(11));
+        assert_eq!(s.outcome, Some(Outcome::Promoted));
+        assert_eq!(
+            s.trail,
+            [
+                Phase::Preflight,
+                Phase::AcquireLease,
+                Phase::CheckStaging,
+                Phase::CanaryShift,
+                Phase::CanaryWatch,
+                Phase::CanaryShift,
+                Phase::CanaryWatch,
+                Phase::Swap,
+                Phase::ClearRouting,
+                Phase::VerifyProduction,
+                Phase::ReleaseLease,
+                Phase::Done
+            ]
+        );
+        assert_eq!(s.canary_step, 1);
+        assert!(!s.canary_exposed);
+    }
+
+    #[test]
+    fn a_trip_withdraws_the_canary_and_verifies() {
+        let s = run_canary(&[
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Tripped("error rate".into()),
+            R::Ok,
+            R::Ok,
+            R::Ok,
+        ]);
+        assert_eq!(s.outcome, Some(Outcome::RolledBack));
+        assert_eq!(s.failure.as_deref(), Some("error rate"));
+        assert!(!s.trail.contains(&Phase::Swap));
+        let i = s
+            .trail
+            .iter()
+            .position(|p| *p == Phase::CanaryAbort)
+            .unwrap();
+        assert_eq!(s.trail[i + 1], Phase::VerifyCanaryAbort);
+        assert!(!s.outcome.unwrap().success());
+    }
+
+    #[test]
+    fn an_inconclusive_canary_under_fail_is_withdrawn() {
+        let s = run_canary(&[
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Inconclusive("no traffic".into()),
+            R::Ok,
+            R::Ok,
+            R::Ok,
+        ]);
+        assert_eq!(s.outcome, Some(Outcome::Inconclusive));
+        assert!(!s.outcome.unwrap().success());
+    }
+
+    #[test]
+    fn a_failed_shift_or_withdrawal_is_handled() {
+        // The shift failed: the rule may be half set, so withdraw.
+        let s = run_canary(&[
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Failed("409".into()),
+            R::Ok,
+            R::Ok,
+            R::Ok,
+        ]);
+        assert_eq!(s.outcome, Some(Outcome::RolledBack));
+        // Withdrawal failed: a human must look.
+        let s = run_canary(&[
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Ok,
+            R::Tripped("x".into()),
+            R::Failed("rule still there".into()),
+            R::Ok,
+        ]);
+        assert_eq!(s.outcome, Some(Outcome::NeedsAttention));
+        assert_eq!(s.rollback_failure.as_deref(), Some("rule still there"));
+    }
+
+    #[test]
+    fn cancelling_a_live_canary_is_an_interruption() {
+        let s = run_canary(&[R::Ok, R::Ok, R::Ok, R::Ok, R::Cancelled]);
+        assert_eq!(s.outcome, Some(Outcome::Interrupted));
+        assert!(s.canary_exposed && !s.production_changed);
+        // Cancelled during the shift itself: the weight may be set.
+        let s = run_canary(&[R::Ok, R::Ok, R::Ok, R::Cancelled]);
+        assert_eq!(s.outcome, Some(Outcome::Interrupted));
+        assert!(s.canary_exposed);
+    }
+
     #[test]
     fn every_path_terminates() {
         // Exhaustive over short sequences of results: the machine always
@@ -498,13 +728,15 @@ mod tests {
             R::Ambiguous("t".into()),
             R::Swapped,
             R::NotSwapped,
+            R::Tripped("e".into()),
+            R::Inconclusive("i".into()),
             R::Cancelled,
         ];
-        let mut stack = vec![State::new(true)];
+        let mut stack = vec![State::new(true), State::with_canary(true, vec![5, 50])];
         let mut visited = 0;
         while let Some(s) = stack.pop() {
             visited += 1;
-            assert!(s.trail.len() < 30, "loop: {:?}", s.trail);
+            assert!(s.trail.len() < 40, "loop: {:?}", s.trail);
             if s.finished() {
                 assert!(s.outcome.is_some(), "{:?}", s.trail);
                 continue;

@@ -1,0 +1,713 @@
+//! `cherry-pick`: carry the hotfix commits back to the target branch
+//! (`main`), and never report success when that did not happen.
+//!
+//! The hotfix commits come from the `commits` input, the `hotfix-tag`
+//! (its commits since the release it fixes), or the push event. A scratch
+//! repository fetches only those commits, their parents and the target's
+//! tip (see [`crate::git`]); each commit is merged onto the target in order.
+//!
+//! - All already on the target (each merge leaves the target's tree as it
+//!   is) → `already-applied`, nothing created.
+//! - Clean → a branch `auto/cherry-pick-<sha>` and a pull request, or with
+//!   `mode: push` straight onto the target — unless the target is protected
+//!   (GitHub says so, or refuses the push with GH006): then a pull request,
+//!   with a notice.
+//! - A conflict → the conflicted merge is committed with its markers on the
+//!   branch, a **draft** pull request lists the files and the commands to
+//!   resolve them, the hotfix author (or `assignees`) is assigned, and the
+//!   step fails with the link (`fail-on-conflict`).
+//! - A re-run finds the open pull request from its branch and reports it;
+//!   nothing is created twice.
+
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+
+use super::{CommandError, Ctx, Report};
+use crate::action::escape::{Annotation, Level};
+use crate::config::github::{CherryPickConfig, CommitSource, PickMode};
+use crate::git::{self, CommitMeta, PushError, Remote, Scratch};
+use crate::github::{Api, GithubError, NewPull, Pull, auth};
+use crate::report::md_cell;
+
+/// Bound on each git operation (a fetch of a huge repository included).
+const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why the pick could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    /// Signing in failed.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// A REST call failed.
+    #[error(transparent)]
+    Api(#[from] GithubError),
+    /// git failed.
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    /// A push was refused.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// The inputs name commits that cannot be picked.
+    #[error("{0}")]
+    Commits(String),
+    /// The target branch does not exist.
+    #[error(
+        "the target branch '{0}' does not exist in {1}; set target-branch to an existing branch"
+    )]
+    NoTarget(String, String),
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(String),
+}
+
+impl From<PickError> for CommandError {
+    fn from(e: PickError) -> Self {
+        CommandError::Failed(e.to_string())
+    }
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+struct Outcome {
+    result: &'static str,
+    success: bool,
+    branch: String,
+    pull: Option<Pull>,
+    commits: Vec<String>,
+    conflicts: Vec<String>,
+    errors: Vec<String>,
+    notes: Vec<String>,
+    bytes: u64,
+    picked: Vec<(String, String, &'static str)>,
+}
+
+/// Runs the cherry-pick.
+pub async fn run(ctx: &Ctx, config: &CherryPickConfig) -> Result<Report, CommandError> {
+    let started = Instant::now();
+    let o = pick(ctx, config).await?;
+    let outputs = vec![
+        ("result", o.result.to_string()),
+        ("branch", o.branch.clone()),
+        ("commits", o.commits.join(",")),
+        ("conflicted-files", o.conflicts.join("\n")),
+        (
+            "pull-request-url",
+            o.pull
+                .as_ref()
+                .map(|p| p.html_url.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "pull-request-number",
+            o.pull
+                .as_ref()
+                .map(|p| p.number.to_string())
+                .unwrap_or_default(),
+        ),
+    ];
+    Ok(Report {
+        success: o.success,
+        outputs,
+        summary: summary(config, &o, started.elapsed()),
+        errors: o.errors.clone(),
+        errors_annotated: false,
+        interrupted: false,
+    })
+}
+
+fn notice(ctx: &Ctx, title: &str, text: &str) {
+    ctx.console.annotate(
+        Level::Notice,
+        &Annotation::message(text.to_string()).with_title(title.to_string()),
+    );
+}
+
+async fn client_and_api(
+    ctx: &Ctx,
+    config: &CherryPickConfig,
+) -> Result<(Api, SecretString), PickError> {
+    let http =
+        crate::http::client(&config.github.http).map_err(|e| PickError::Client(e.to_string()))?;
+    let token = auth::token(&http, &config.github, &ctx.console, &ctx.cancel).await?;
+    // git sends the token base64-encoded; mask that form too.
+    ctx.console.add_mask(&git::basic_auth(&token));
+    Ok((
+        Api::new(http, &config.github, token.clone(), ctx.cancel.clone()),
+        token,
+    ))
+}
+
+/// The hotfix commits as full SHAs, oldest first.
+async fn resolve_commits(api: &Api, config: &CherryPickConfig) -> Result<Vec<String>, PickError> {
+    let mut out: Vec<String> = Vec::new();
+    let range = |base: String, head: String| async move {
+        let c = api
+            .compare(&base, &head)
+            .await
+            .map_err(|e| match e.status() {
+                Some(404) => PickError::Commits(format!(
+                    "cannot compare {base}...{head}: one of them is not in {}",
+                    api.repo
+                )),
+                _ => PickError::Api(e),
+            })?;
+        if c.total_commits as usize > c.commits.len() {
+            return Err(PickError::Commits(format!(
+                "{base}..{head} holds {} commits, more than the {} GitHub lists; list the hotfix commits in `commits`",
+                c.total_commits,
+                c.commits.len()
+            )));
+        }
+        Ok::<_, PickError>(c.commits)
+    };
+    let push_commit = |c: crate::github::Commit, out: &mut Vec<String>| {
+        if c.parents.len() > 1 {
+            return Err(PickError::Commits(format!(
+                "{} is a merge commit; list the commits it brings in `commits` instead",
+                c.sha
+            )));
+        }
+        if !out.contains(&c.sha) {
+            out.push(c.sha);
+        }
+        Ok(())
+    };
+    match &config.source {
+        CommitSource::Listed(list) => {
+            for item in list {
+                if let Some((a, b)) = item.split_once("..") {
+                    for c in range(a.to_string(), b.to_string()).await? {
+                        push_commit(c, &mut out)?;
+                    }
+                } else {
+                    let c = api.commit(item).await?.ok_or_else(|| {
+                        PickError::Commits(format!("commit {item} is not in {}", api.repo))
+                    })?;
+                    push_commit(c, &mut out)?;
+                }
+            }
+        }
+        CommitSource::HotfixTag(tag) => {
+            let base = fixed_release(api, &config.tag_prefix, tag).await?;
+            for c in range(base, tag.clone()).await? {
+                push_commit(c, &mut out)?;
+            }
+        }
+        CommitSource::PushEvent {
+            commits,
+            before,
+            after,
+        } => {
+            if !commits.is_empty() {
+                for sha in commits {
+                    let c = api.commit(sha).await?.ok_or_else(|| {
+                        PickError::Commits(format!("pushed commit {sha} is not in {}", api.repo))
+                    })?;
+                    push_commit(c, &mut out)?;
+                }
+            } else {
+                match (before, after) {
+                    (Some(b), Some(a)) if b.chars().any(|c| c != '0') => {
+                        for c in range(b.clone(), a.clone()).await? {
+                            push_commit(c, &mut out)?;
+                        }
+                    }
+                    _ => {
+                        return Err(PickError::Commits(
+                            "the push event created a branch and lists no commits; give `commits` or `hotfix-tag`".into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(PickError::Commits(
+            "there are no hotfix commits to pick (the range is empty)".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The release a hotfix tag fixes: the highest `prefix` version below it.
+async fn fixed_release(api: &Api, prefix: &str, tag: &str) -> Result<String, PickError> {
+    let version = |name: &str| {
+        name.strip_prefix(prefix)
+            .map(|v| v.trim_start_matches('v'))
+            .and_then(|v| semver::Version::parse(v).ok())
+    };
+    let Some(mine) = version(tag) else {
+        return Err(PickError::Commits(format!(
+            "hotfix-tag '{tag}' is not `{prefix}<version>`; give the hotfix's release tag"
+        )));
+    };
+    let refs = api.matching_refs(&format!("tags/{prefix}")).await?;
+    refs.iter()
+        .filter_map(|r| {
+            let name = r.name.strip_prefix("refs/tags/")?;
+            version(name).map(|v| (v, name.to_string()))
+        })
+        .filter(|(v, _)| *v < mine)
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, n)| n)
+        .ok_or_else(|| {
+            PickError::Commits(format!(
+                "no release tag below {tag} to compare with; list the hotfix commits in `commits`"
+            ))
+        })
+}
+
+async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError> {
+    let (api, token) = client_and_api(ctx, config).await?;
+    let commits = resolve_commits(&api, config).await?;
+    let head = commits.last().cloned().unwrap_or_default();
+    let branch = format!("auto/cherry-pick-{}", &head[..head.len().min(7)]);
+    let mut o = Outcome {
+        commits: commits.clone(),
+        branch: branch.clone(),
+        ..Outcome::default()
+    };
+    ctx.console.info(&format!(
+        "picking {} commit(s) onto {} of {}",
+        commits.len(),
+        config.target_branch,
+        api.repo
+    ));
+
+    // A re-run: the pull request from an earlier run is the answer.
+    if let Some(pr) = api
+        .pulls_from(&branch)
+        .await?
+        .into_iter()
+        .find(|p| p.state == "open")
+    {
+        ctx.console.info(&format!(
+            "an earlier run opened {}; nothing new to do",
+            pr.html_url
+        ));
+        o.result = "existing";
+        o.success = !(pr.draft && config.fail_on_conflict);
+        if !o.success {
+            o.errors.push(format!(
+                "the cherry-pick conflicts and is waiting in draft pull request {}; resolve it there",
+                pr.html_url
+            ));
+        }
+        o.pull = Some(pr);
+        return Ok(o);
+    }
+
+    // Already on the target: merged there (the target contains it), or
+    // picked before with `-x` (the target's newer commits name it).
+    let mut on_target = std::collections::BTreeSet::new();
+    for sha in &commits {
+        let c = api.compare(sha, &config.target_branch).await?;
+        let trailer = format!("(cherry picked from commit {sha})");
+        if matches!(c.status.as_str(), "ahead" | "identical")
+            || c.commits.iter().any(|x| {
+                x.commit
+                    .as_ref()
+                    .is_some_and(|d| d.message.contains(&trailer))
+            })
+        {
+            on_target.insert(sha.clone());
+        }
+    }
+    if on_target.len() == commits.len() {
+        o.result = "already-applied";
+        o.success = true;
+        o.branch.clear();
+        o.picked = commits
+            .iter()
+            .map(|c| (c.clone(), String::new(), "already on target"))
+            .collect();
+        ctx.console.info(&format!(
+            "every hotfix commit is already on {}; nothing to do",
+            config.target_branch
+        ));
+        return Ok(o);
+    }
+
+    let remote = Remote {
+        url: config.github.clone_url(),
+        token,
+        http: config.github.http.clone(),
+    };
+    let committer = git::Identity {
+        name: "github-actions[bot]".into(),
+        email: "41898282+github-actions[bot]@users.noreply.github.com".into(),
+    };
+    let scratch = Scratch::create(
+        &config.work_dir,
+        "cherry-pick",
+        &remote,
+        &committer,
+        ctx.cancel.clone(),
+        GIT_TIMEOUT,
+    )
+    .await?;
+    let fetch_started = Instant::now();
+    let Some(target_tip) = scratch
+        .fetch_minimal(&commits, &config.target_branch)
+        .await?
+    else {
+        return Err(PickError::NoTarget(
+            config.target_branch.clone(),
+            api.repo.clone(),
+        ));
+    };
+    tracing::debug!("minimal fetch took {:?}", fetch_started.elapsed());
+
+    let mut current = target_tip.clone();
+    let mut current_tree = scratch.tree_of(&current).await?;
+    let mut metas: Vec<CommitMeta> = Vec::new();
+    let mut conflict_at: Option<usize> = None;
+    let mut conflict_messages = Vec::new();
+    for (i, sha) in commits.iter().enumerate() {
+        ctx.cancel
+            .check()
+            .map_err(|e| PickError::Commits(e.to_string()))?;
+        if on_target.contains(sha) {
+            o.picked
+                .push((sha.clone(), String::new(), "already on target"));
+            continue;
+        }
+        let meta = scratch.commit(sha).await?;
+        ctx.console.untrusted(
+            &format!("commit {}", &sha[..sha.len().min(12)]),
+            meta.subject(),
+        );
+        if meta.parents.len() != 1 {
+            return Err(PickError::Commits(format!(
+                "{sha} has {} parents; only ordinary commits can be picked",
+                meta.parents.len()
+            )));
+        }
+        let merge = scratch
+            .merge_commit(&current, &config.target_branch, &meta)
+            .await?;
+        if merge.conflicts.is_empty() && merge.tree == current_tree {
+            o.picked
+                .push((sha.clone(), meta.subject().to_string(), "already on target"));
+            metas.push(meta);
+            continue;
+        }
+        let mut message = git::cherry_pick_message(&meta.message, sha);
+        if !merge.conflicts.is_empty() {
+            message.push_str(
+                "\n# Conflicts (committed with their markers; resolve before merging):\n",
+            );
+            for f in &merge.conflicts {
+                message.push_str(&format!("#\t{f}\n"));
+            }
+        }
+        current = scratch
+            .write_commit(&merge.tree, &current, &meta, &message)
+            .await?;
+        current_tree = merge.tree.clone();
+        let conflicted = !merge.conflicts.is_empty();
+        o.picked.push((
+            sha.clone(),
+            meta.subject().to_string(),
+            if conflicted { "conflict" } else { "picked" },
+        ));
+        metas.push(meta);
+        if conflicted {
+            o.conflicts = merge.conflicts;
+            conflict_messages = merge.messages;
+            conflict_at = Some(i);
+            break;
+        }
+    }
+    o.bytes = scratch.bytes_fetched().await;
+
+    if current == target_tip {
+        o.result = "already-applied";
+        o.success = true;
+        o.branch.clear();
+        ctx.console.info(&format!(
+            "every hotfix commit is already on {}; nothing to do",
+            config.target_branch
+        ));
+        return Ok(o);
+    }
+
+    // An auto branch left by an earlier run whose pull request never
+    // opened is ours to replace; anything else is never overwritten.
+    let existing = api.get_ref(&format!("heads/{branch}")).await?;
+
+    if conflict_at.is_none() && config.mode == PickMode::Push {
+        let protected = api
+            .branch(&config.target_branch)
+            .await?
+            .is_some_and(|b| b.protected);
+        if protected {
+            let n = format!(
+                "{} is protected; opening a pull request instead of pushing",
+                config.target_branch
+            );
+            notice(ctx, "Protected branch", &n);
+            o.notes.push(n);
+        } else {
+            match scratch.push(&current, &config.target_branch).await {
+                Ok(()) => {
+                    o.result = "pushed";
+                    o.success = true;
+                    o.branch = config.target_branch.clone();
+                    ctx.console
+                        .info(&format!("pushed the pick onto {}", config.target_branch));
+                    return Ok(o);
+                }
+                Err(PushError::Protected { detail, .. }) => {
+                    let n = format!(
+                        "{} refused the push ({detail}); opening a pull request instead",
+                        config.target_branch
+                    );
+                    notice(ctx, "Protected branch", &n);
+                    o.notes.push(n);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    scratch
+        .push_lease(
+            &current,
+            &branch,
+            existing.as_ref().map(|r| r.object.sha.as_str()),
+        )
+        .await?;
+    let conflicted = conflict_at.is_some();
+    let title = pr_title(&metas, conflicted, &config.target_branch);
+    let body = pr_body(
+        config,
+        &o,
+        &metas,
+        &commits,
+        conflict_at,
+        &conflict_messages,
+        &branch,
+    );
+    let pr = match api
+        .create_pull(&NewPull {
+            title: &title,
+            head: &branch,
+            base: &config.target_branch,
+            body: &body,
+            draft: conflicted,
+            maintainer_can_modify: true,
+        })
+        .await
+    {
+        Ok(pr) => pr,
+        // A concurrent run opened it first: report that one.
+        Err(e) if e.status() == Some(422) && e.mentions("already exists") => api
+            .pulls_from(&branch)
+            .await?
+            .into_iter()
+            .find(|p| p.state == "open")
+            .ok_or(PickError::Api(e))?,
+        Err(e) => return Err(e.into()),
+    };
+    ctx.console.info(&format!("opened {}", pr.html_url));
+    if !config.labels.is_empty()
+        && let Err(e) = api.add_labels(pr.number, &config.labels).await
+    {
+        tracing::warn!("could not label {}: {e}", pr.html_url);
+    }
+    if conflicted {
+        assign(ctx, &api, config, &pr, metas.last(), &mut o).await;
+    }
+    o.result = if conflicted {
+        "conflict"
+    } else {
+        "pull-request"
+    };
+    o.success = !(conflicted && config.fail_on_conflict);
+    if conflicted {
+        let msg = format!(
+            "the cherry-pick onto {} conflicts in {}; resolve it in draft pull request {}",
+            config.target_branch,
+            o.conflicts.join(", "),
+            pr.html_url
+        );
+        if config.fail_on_conflict {
+            o.errors.push(msg);
+        } else {
+            tracing::warn!(title = "Cherry-pick conflict", "{msg}");
+        }
+    }
+    o.pull = Some(pr);
+    Ok(o)
+}
+
+async fn assign(
+    ctx: &Ctx,
+    api: &Api,
+    config: &CherryPickConfig,
+    pr: &Pull,
+    meta: Option<&CommitMeta>,
+    o: &mut Outcome,
+) {
+    let login = match meta {
+        Some(m) => api
+            .commit(&m.sha)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.author)
+            .map(|u| u.login),
+        None => None,
+    };
+    let who: Vec<String> = match login {
+        Some(l) => vec![l],
+        None => {
+            let n = if config.assignees.is_empty() {
+                "GitHub does not know the hotfix author's account (their commit e-mail is not on a GitHub account), and `assignees` is empty; the pull request is unassigned".to_string()
+            } else {
+                format!(
+                    "GitHub does not know the hotfix author's account; assigning {} (assignees)",
+                    config.assignees.join(", ")
+                )
+            };
+            notice(ctx, "Assignee", &n);
+            o.notes.push(n);
+            config.assignees.clone()
+        }
+    };
+    if !who.is_empty()
+        && let Err(e) = api.add_assignees(pr.number, &who).await
+    {
+        tracing::warn!("could not assign {}: {e}", pr.html_url);
+    }
+}
+
+fn pr_title(metas: &[CommitMeta], conflicted: bool, target: &str) -> String {
+    let first = metas.first().map(|m| m.subject()).unwrap_or("hotfix");
+    let more = if metas.len() > 1 {
+        format!(" (+{} more)", metas.len() - 1)
+    } else {
+        String::new()
+    };
+    let prefix = if conflicted { "[conflict] " } else { "" };
+    let t = format!("{prefix}Cherry-pick to {target}: {first}{more}");
+    t.chars().take(250).collect()
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the parts are the body
+fn pr_body(
+    config: &CherryPickConfig,
+    o: &Outcome,
+    metas: &[CommitMeta],
+    commits: &[String],
+    conflict_at: Option<usize>,
+    messages: &[String],
+    branch: &str,
+) -> String {
+    let mut b = String::new();
+    if conflict_at.is_some() {
+        b.push_str(&format!(
+            "⚠️ The hotfix does **not** apply cleanly to `{}`. The conflict is committed **with its markers** so you can see it here; do not merge this pull request as it is.\n\n",
+            md_cell(&config.target_branch)
+        ));
+    } else {
+        b.push_str(&format!(
+            "Carries the hotfix to `{}` (picked with the `-x` trailer).\n\n",
+            md_cell(&config.target_branch)
+        ));
+    }
+    b.push_str("| commit | subject | result |\n|---|---|---|\n");
+    for (sha, subject, r) in &o.picked {
+        b.push_str(&format!(
+            "| {} | {} | {r} |\n",
+            &sha[..sha.len().min(12)],
+            md_cell(subject)
+        ));
+    }
+    if let Some(i) = conflict_at {
+        b.push_str("\n**Conflicted files**\n\n");
+        for f in &o.conflicts {
+            b.push_str(&format!("- `{}`\n", md_cell(f)));
+        }
+        if !messages.is_empty() {
+            b.push_str("\n<details><summary>git's messages</summary>\n\n```\n");
+            for m in messages {
+                b.push_str(&m.replace("```", "'''"));
+                b.push('\n');
+            }
+            b.push_str("```\n</details>\n");
+        }
+        b.push_str(&format!(
+            "\n**To resolve**\n\n```sh\ngit fetch origin {branch}\ngit switch {branch}\n# edit the files above: keep the right lines, remove the <<<<<<< ======= >>>>>>> markers\n# (a binary file holds the {target} version; take the hotfix's with: git checkout {sha} -- <file>)\ngit add -- {files}\ngit commit --amend --no-edit\n",
+            target = config.target_branch,
+            sha = &metas.last().map(|m| m.sha.clone()).unwrap_or_default(),
+            files = o
+                .conflicts
+                .iter()
+                .map(|f| shell_quote(f))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
+        for rest in commits.iter().skip(i + 1) {
+            b.push_str(&format!("git cherry-pick -x {rest}\n"));
+        }
+        b.push_str(
+            "git push --force-with-lease\n```\n\nThen mark this pull request ready for review.\n",
+        );
+    }
+    b
+}
+
+/// Quotes a path for the resolution commands shown to people.
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn summary(config: &CherryPickConfig, o: &Outcome, elapsed: Duration) -> String {
+    let mut s = format!(
+        "## Cherry-pick to `{}`: {}\n\n",
+        md_cell(&config.target_branch),
+        o.result
+    );
+    if let Some(pr) = &o.pull {
+        s.push_str(&format!(
+            "Pull request: [#{}]({}){}\n\n",
+            pr.number,
+            pr.html_url,
+            if pr.draft { " (draft)" } else { "" }
+        ));
+    }
+    for n in &o.notes {
+        s.push_str(&format!("> {}\n\n", md_cell(n)));
+    }
+    if !o.picked.is_empty() {
+        s.push_str("| commit | subject | result |\n|---|---|---|\n");
+        for (sha, subject, r) in &o.picked {
+            s.push_str(&format!(
+                "| {} | {} | {r} |\n",
+                &sha[..sha.len().min(12)],
+                md_cell(subject)
+            ));
+        }
+    }
+    if !o.conflicts.is_empty() {
+        s.push_str("\nConflicted files:\n");
+        for f in &o.conflicts {
+            s.push_str(&format!("- `{}`\n", md_cell(f)));
+        }
+    }
+    s.push_str(&format!(
+        "\nFetched {} KiB (commits, their parents and the target's tip; blobs on demand) in {:.1} s.\n",
+        o.bytes / 1024,
+        elapsed.as_secs_f64()
+    ));
+    s
+}

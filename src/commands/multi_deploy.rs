@@ -1,0 +1,653 @@
+//! `deploy` with a manifest: every service through its own verified
+//! rollout (App Service, Container Apps) or its commands (`command`
+//! platform), in dependency order by [`crate::rollout::multi`], with one
+//! outcome per service in the summary and the `services` output.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::deploy::{AzureClients, Where, azure_clients, run_rollout, write_audit};
+use super::{CommandError, Ctx, Report};
+use crate::config::{DeployConfig, MultiConfig, RollbackConfig};
+use crate::manifest::{Platform, Service};
+use crate::platform::app_service::{AppService, SiteRef};
+use crate::platform::container_apps::{ContainerAppRef, ContainerApps, TrafficWeight};
+use crate::probe::{Endpoints, Probe};
+use crate::report::md_cell;
+use crate::rollout::driver::{DeployPlan, Journal};
+use crate::rollout::multi::{self, ServiceRecord, ServiceRunner, Step};
+
+/// Deploys and rolls back the manifest's services for real.
+struct Runner {
+    ctx: Ctx,
+    config: DeployConfig,
+    multi: MultiConfig,
+    clients: AzureClients,
+    journals: Mutex<BTreeMap<String, Journal>>,
+}
+
+fn step_of(j: &Journal) -> Step {
+    let outcome = j
+        .outcome()
+        .unwrap_or(crate::rollout::Outcome::NeedsAttention);
+    Step {
+        result: outcome.as_str().to_string(),
+        verified: outcome.success(),
+        detail: j.state.failure.clone().unwrap_or_else(|| {
+            format!(
+                "{} → {}",
+                j.facts.previous_version.as_deref().unwrap_or("unknown"),
+                match outcome {
+                    crate::rollout::Outcome::Promoted | crate::rollout::Outcome::Unchanged => {
+                        "the new version, verified"
+                    }
+                    _ => "unchanged",
+                }
+            )
+        }),
+    }
+}
+
+fn failed(detail: impl Into<String>) -> Step {
+    Step {
+        result: "failed".into(),
+        verified: false,
+        detail: detail.into(),
+    }
+}
+
+impl Runner {
+    fn version(&self, s: &Service) -> String {
+        s.version
+            .clone()
+            .unwrap_or_else(|| self.config.plan.expected_version.clone())
+    }
+
+    /// The single-service plan for `s`, from the deploy's settings.
+    fn plan(&self, s: &Service, journal_name: &str) -> Result<DeployPlan, String> {
+        let mut plan = self.config.plan.clone();
+        plan.expected_version = self.version(s);
+        plan.endpoints = Endpoints {
+            health_path: s.health_path.clone(),
+            health_status: plan.endpoints.health_status,
+            version_path: Some(s.version_path.clone()),
+        };
+        plan.journal = plan
+            .journal
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(|d| d.join(format!("expedite-journal-{journal_name}.json")));
+        plan.run_id = format!("{}/{}", plan.run_id, s.name);
+        if let Some(steps) = &s.canary {
+            let Some(canary) = plan.canary.as_mut() else {
+                return Err(format!(
+                    "service '{}' has canary steps, but the deploy has no canary settings (set `canary` for the defaults)",
+                    s.name
+                ));
+            };
+            canary.steps = crate::config::parse_canary_steps(steps)?;
+        }
+        Ok(plan)
+    }
+
+    async fn deploy_app_service(
+        &self,
+        s: &Service,
+        app: &str,
+        resource_group: &str,
+        slot: &str,
+        package: Option<&str>,
+    ) -> Step {
+        let mut plan = match self.plan(s, app) {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        plan.slot = slot.to_string();
+        plan.package = match package {
+            Some(p) => match tokio::fs::read(p).await {
+                Ok(bytes) if bytes.starts_with(b"PK\x03\x04") => Some(bytes),
+                Ok(_) => return failed(format!("the package {p} is not a zip file")),
+                Err(e) => return failed(format!("cannot read the package {p}: {e}")),
+            },
+            None => None,
+        };
+        let site = SiteRef {
+            subscription: self.config.azure.subscription_id.clone(),
+            resource_group: resource_group.to_string(),
+            app: app.to_string(),
+        };
+        self.rollout(s, Where::AppService(site), plan).await
+    }
+
+    async fn deploy_container_app(
+        &self,
+        s: &Service,
+        app: &str,
+        resource_group: &str,
+        image: &str,
+        container: Option<&str>,
+    ) -> Step {
+        let mut plan = match self.plan(s, app) {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        plan.image = Some(image.replace("${version}", &self.version(s)));
+        let app_ref = ContainerAppRef {
+            subscription: self.config.azure.subscription_id.clone(),
+            resource_group: resource_group.to_string(),
+            app: app.to_string(),
+        };
+        let place = Where::ContainerApps(app_ref, container.map(str::to_string));
+        self.rollout(s, place, plan).await
+    }
+
+    /// The same verified rollout as a single deploy; the journal is kept
+    /// for a later rollback.
+    async fn rollout(&self, s: &Service, place: Where, plan: DeployPlan) -> Step {
+        let journal = run_rollout(&self.ctx, &self.clients, place, plan).await;
+        let step = step_of(&journal);
+        self.remember(s, journal);
+        step
+    }
+
+    fn remember(&self, s: &Service, j: Journal) {
+        if let Ok(mut all) = self.journals.lock() {
+            all.insert(s.name.clone(), j);
+        }
+    }
+
+    fn journal(&self, name: &str) -> Option<Journal> {
+        self.journals.lock().ok().and_then(|j| j.get(name).cloned())
+    }
+
+    async fn command(&self, s: &Service, what: &str, command: &str) -> Result<(), String> {
+        manifest_command(
+            &self.ctx,
+            s,
+            &self.version(s),
+            what,
+            command,
+            self.config.plan.staging.timeout,
+        )
+        .await
+    }
+}
+
+/// Runs a manifest command with the service's name and version in the
+/// environment (never spliced into the command text), bounded in time; its
+/// output is shown fenced.
+pub(super) async fn manifest_command(
+    ctx: &Ctx,
+    s: &Service,
+    version: &str,
+    what: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env("EXPEDITE_SERVICE", &s.name)
+        .env("EXPEDITE_VERSION", version)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::select! {
+        out = tokio::time::timeout(timeout, cmd.output()) => out,
+        _ = ctx.cancel.cancelled() => return Err(format!("{what} cancelled")),
+    };
+    let out = match out {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Err(format!("cannot run the {what} command: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "the {what} command did not finish within {}s (check-timeout)",
+                timeout.as_secs()
+            ));
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !text.trim().is_empty() {
+        ctx.console
+            .untrusted(&format!("{} {what}", s.name), text.trim_end());
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("the {what} command exited with {}", out.status))
+    }
+}
+
+impl Runner {
+    async fn deploy_command(&self, s: &Service, deploy: &str, verify: &str) -> Step {
+        if let Err(e) = self.command(s, "deploy", deploy).await {
+            return Step {
+                result: "failed".into(),
+                verified: false,
+                detail: e,
+            };
+        }
+        // Verified like a slot: retried on the staging schedule.
+        let schedule = self.config.plan.staging;
+        let started = Instant::now();
+        let mut last = String::new();
+        for attempt in 1..=schedule.attempts.max(1) {
+            match self.command(s, "verify", verify).await {
+                Ok(()) => {
+                    return Step {
+                        result: "promoted".into(),
+                        verified: true,
+                        detail: format!("deployed {}; verify passed", self.version(s)),
+                    };
+                }
+                Err(e) => last = e,
+            }
+            if attempt == schedule.attempts
+                || started.elapsed() + schedule.interval > schedule.timeout
+            {
+                break;
+            }
+            if self.ctx.cancel.sleep(schedule.interval).await.is_err() {
+                break;
+            }
+        }
+        Step {
+            result: "needs-attention".into(),
+            verified: false,
+            detail: format!("deployed, but verify kept failing: {last}"),
+        }
+    }
+
+    async fn rollback_app_service(
+        &self,
+        s: &Service,
+        app: &str,
+        resource_group: &str,
+        slot: &str,
+    ) -> Step {
+        let Some(j) = self.journal(&s.name) else {
+            return failed("no journal of this run's deploy");
+        };
+        let Some(previous) = j.facts.previous_version.clone() else {
+            return failed("the version before this run's deploy is unknown");
+        };
+        let config = RollbackConfig {
+            azure: self.config.azure.clone(),
+            resource_group: resource_group.to_string(),
+            services: vec![app.to_string()],
+            slot: slot.to_string(),
+            reason: "a service it deploys with failed (on-failure: rollback-all)".into(),
+            to_version: Some(previous),
+            endpoints: Endpoints {
+                health_path: s.health_path.clone(),
+                health_status: self.config.plan.endpoints.health_status,
+                version_path: Some(s.version_path.clone()),
+            },
+            verify_samples: self.config.plan.verify_samples,
+            swap_timeout: self.config.plan.swap_timeout,
+            lock_wait: self.config.plan.lock_wait,
+            audit_log: self.config.audit_log.clone(),
+            manifest: None,
+        };
+        let app = AppService::new(
+            self.clients.arm.clone(),
+            SiteRef {
+                subscription: self.config.azure.subscription_id.clone(),
+                resource_group: resource_group.to_string(),
+                app: app.to_string(),
+            },
+        );
+        let r = super::rollback::one(
+            &self.ctx,
+            &config,
+            &app,
+            &Probe::new(self.clients.http.clone()),
+        )
+        .await;
+        Step {
+            verified: r.error.is_none(),
+            result: r.result.to_string(),
+            detail: r.error.unwrap_or_else(|| {
+                format!(
+                    "back on {}",
+                    r.target.as_deref().unwrap_or("the previous version")
+                )
+            }),
+        }
+    }
+
+    async fn rollback_container_app(&self, s: &Service, app: &str, resource_group: &str) -> Step {
+        let Some(j) = self.journal(&s.name) else {
+            return failed("no journal of this run's deploy");
+        };
+        let Some(stable) = j.facts.stable_revision.clone() else {
+            return failed("the revision before this run's deploy is unknown");
+        };
+        let ca = ContainerApps::new(
+            self.clients.arm.clone(),
+            ContainerAppRef {
+                subscription: self.config.azure.subscription_id.clone(),
+                resource_group: resource_group.to_string(),
+                app: app.to_string(),
+            },
+        );
+        rollback_container_app_to(&self.ctx, &ca, &stable, j.facts.new_revision.as_deref()).await
+    }
+}
+
+/// All traffic back on `stable` by name (read back), then the rejected
+/// revision deactivated.
+pub(super) async fn rollback_container_app_to(
+    ctx: &Ctx,
+    ca: &ContainerApps,
+    stable: &str,
+    rejected: Option<&str>,
+) -> Step {
+    let c = &ctx.cancel;
+    let weights = [TrafficWeight {
+        revision: stable.to_string(),
+        weight: 100,
+        label: None,
+    }];
+    if let Err(e) = ca.set_traffic(&weights, c).await {
+        return failed(format!("could not send all traffic to {stable}: {e}"));
+    }
+    if let Some(r) = rejected
+        && r != stable
+        && let Err(e) = ca.deactivate(r, c).await
+    {
+        tracing::warn!("could not deactivate {r}: {e}");
+    }
+    Step {
+        result: "rolled-back".into(),
+        verified: true,
+        detail: format!("all traffic on revision {stable}"),
+    }
+}
+
+impl ServiceRunner for Runner {
+    async fn deploy(&self, service: String) -> Step {
+        let Some(s) = self.multi.manifest.service(&service).cloned() else {
+            return failed("not in the manifest");
+        };
+        let _group = self.ctx.console.group(&format!("deploy {service}"));
+        match &s.platform {
+            Platform::AppService {
+                app,
+                resource_group,
+                slot,
+                package,
+            } => {
+                self.deploy_app_service(&s, app, resource_group, slot, package.as_deref())
+                    .await
+            }
+            Platform::ContainerApps {
+                app,
+                resource_group,
+                image,
+                container,
+            } => {
+                self.deploy_container_app(&s, app, resource_group, image, container.as_deref())
+                    .await
+            }
+            Platform::Command { deploy, verify, .. } => {
+                self.deploy_command(&s, deploy, verify).await
+            }
+        }
+    }
+
+    async fn rollback(&self, service: String) -> Step {
+        let Some(s) = self.multi.manifest.service(&service).cloned() else {
+            return failed("not in the manifest");
+        };
+        let _group = self.ctx.console.group(&format!("roll back {service}"));
+        match &s.platform {
+            Platform::AppService {
+                app,
+                resource_group,
+                slot,
+                ..
+            } => {
+                self.rollback_app_service(&s, app, resource_group, slot)
+                    .await
+            }
+            Platform::ContainerApps {
+                app,
+                resource_group,
+                ..
+            } => self.rollback_container_app(&s, app, resource_group).await,
+            Platform::Command { rollback, .. } => match rollback {
+                Some(cmd) => match self.command(&s, "rollback", cmd).await {
+                    Ok(()) => Step {
+                        result: "rolled-back".into(),
+                        verified: true,
+                        detail: "rollback command succeeded".into(),
+                    },
+                    Err(e) => failed(e),
+                },
+                None => failed("the manifest gives no rollback command for it"),
+            },
+        }
+    }
+}
+
+/// Runs the deploy of the manifest's services.
+pub async fn run(
+    ctx: &Ctx,
+    config: &DeployConfig,
+    multi: &MultiConfig,
+) -> Result<Report, CommandError> {
+    let started = Instant::now();
+    let clients = azure_clients(&ctx.console, &config.azure)?;
+    let stages = multi.manifest.stages();
+    ctx.console.info(&format!(
+        "deploying {} services in {} stages from {}",
+        multi.manifest.services.len(),
+        stages.len(),
+        multi.path.display()
+    ));
+    let runner = Arc::new(Runner {
+        ctx: ctx.clone(),
+        config: config.clone(),
+        multi: multi.clone(),
+        clients,
+        journals: Mutex::new(BTreeMap::new()),
+    });
+    let report = multi::run(
+        &multi.manifest,
+        runner.clone(),
+        multi.max_parallel,
+        multi.on_failure,
+        &ctx.cancel,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let outcomes: BTreeMap<String, String> = report
+        .services
+        .iter()
+        .map(|r| (r.service.clone(), r.outcome()))
+        .collect();
+    let journals = runner
+        .journals
+        .lock()
+        .map(|j| j.clone())
+        .unwrap_or_default();
+    let audit = json!({
+        "command": "deploy",
+        "manifest": multi.path,
+        "on_failure": multi.on_failure,
+        "max_parallel": multi.max_parallel,
+        "run": config.plan.run_id,
+        "success": report.success,
+        "duration_ms": elapsed.as_millis() as u64,
+        "services": report.services,
+        "rollback_order": report.rollback_order,
+        "journals": journals,
+    });
+    let audit_written = write_audit(&config.audit_log, &audit);
+    let result = if report.success {
+        "promoted"
+    } else if !report.rollback_order.is_empty() {
+        "rolled-back"
+    } else {
+        "failed"
+    };
+    let mut errors = Vec::new();
+    if let Some(f) = &report.failure {
+        errors.push(format!(
+            "multi-service deploy failed ({}): {f}",
+            multi_policy(multi)
+        ));
+    }
+    for r in &report.services {
+        if let Some(rb) = &r.rollback
+            && !rb.verified
+        {
+            errors.push(format!(
+                "{}: the rollback did not complete; it needs a human: {}",
+                r.service, rb.detail
+            ));
+        }
+    }
+    Ok(Report {
+        success: report.success,
+        outputs: vec![
+            ("result", result.to_string()),
+            (
+                "services",
+                serde_json::to_string(&outcomes).unwrap_or_else(|_| "{}".into()),
+            ),
+            (
+                "rolled-back",
+                (!report.rollback_order.is_empty()).to_string(),
+            ),
+            ("duration-seconds", format!("{:.1}", elapsed.as_secs_f64())),
+            (
+                "audit-log",
+                if audit_written {
+                    config.audit_log.to_string_lossy().into_owned()
+                } else {
+                    String::new()
+                },
+            ),
+        ],
+        summary: summary(
+            multi,
+            &report.services,
+            &report.rollback_order,
+            &stages,
+            elapsed,
+            &journals,
+        ),
+        errors,
+        errors_annotated: false,
+        interrupted: false,
+    })
+}
+
+fn multi_policy(multi: &MultiConfig) -> &'static str {
+    match multi.on_failure {
+        multi::OnFailure::RollbackAll => "on-failure: rollback-all",
+        multi::OnFailure::RollbackFailed => "on-failure: rollback-failed",
+        multi::OnFailure::Stop => "on-failure: stop",
+    }
+}
+
+fn summary(
+    multi: &MultiConfig,
+    services: &[ServiceRecord],
+    rollback_order: &[String],
+    stages: &[Vec<String>],
+    elapsed: Duration,
+    journals: &BTreeMap<String, Journal>,
+) -> String {
+    let ok = services
+        .iter()
+        .all(|s| s.deploy.as_ref().is_some_and(|d| d.verified));
+    let mut md = format!(
+        "## {} — {} services from `{}`\n\n{} · {:.1} s\n\n| stage | service | platform | before | result | duration | detail |\n|---|---|---|---|---|---|---|\n",
+        if ok {
+            "✅ Deployed"
+        } else {
+            "❌ Multi-service deploy failed"
+        },
+        services.len(),
+        md_cell(&multi.path.to_string_lossy()),
+        multi_policy(multi),
+        elapsed.as_secs_f64()
+    );
+    let stage_of = |n: &str| {
+        stages
+            .iter()
+            .position(|s| s.iter().any(|x| x == n))
+            .map_or(0, |i| i + 1)
+    };
+    for r in services {
+        let platform = multi
+            .manifest
+            .service(&r.service)
+            .map_or("", |s| s.platform.name());
+        let before = journals
+            .get(&r.service)
+            .and_then(|j| j.facts.previous_version.clone())
+            .unwrap_or_else(|| "–".into());
+        let duration = match (r.started_ms, r.finished_ms) {
+            (Some(a), Some(b)) => format!("{:.1} s", b.saturating_sub(a) as f64 / 1000.0),
+            _ => "–".into(),
+        };
+        let mut detail = r
+            .deploy
+            .as_ref()
+            .map(|d| d.detail.clone())
+            .unwrap_or_else(|| {
+                "not started: a service it depends on did not finish verified".into()
+            });
+        if let Some(rb) = &r.rollback {
+            detail.push_str(&format!("; rollback: {} ({})", rb.result, rb.detail));
+        }
+        md.push_str(&format!(
+            "| {} | `{}` | {platform} | {} | **{}** | {duration} | {} |\n",
+            stage_of(&r.service),
+            md_cell(&r.service),
+            md_cell(&before),
+            md_cell(&r.outcome()),
+            md_cell(&detail)
+        ));
+    }
+    if !rollback_order.is_empty() {
+        md.push_str(&format!(
+            "\nRolled back in reverse dependency order: {}\n",
+            md_cell(&rollback_order.join(" → "))
+        ));
+    }
+    md.push_str("\n```mermaid\ngantt\n  dateFormat x\n  axisFormat %M:%S\n");
+    for (i, stage) in stages.iter().enumerate() {
+        md.push_str(&format!("  section stage {}\n", i + 1));
+        for name in stage {
+            let Some(r) = services.iter().find(|r| &r.service == name) else {
+                continue;
+            };
+            if let (Some(a), Some(b)) = (r.started_ms, r.finished_ms) {
+                let state = if r.deploy.as_ref().is_some_and(|d| d.verified) {
+                    "done"
+                } else {
+                    "crit"
+                };
+                md.push_str(&format!(
+                    "  {} :{state}, {}, {a}, {}\n",
+                    name.replace(':', " "),
+                    name.replace(['-', '.'], "_"),
+                    b.max(a + 1)
+                ));
+            }
+        }
+    }
+    md.push_str("```\n");
+    md
+}

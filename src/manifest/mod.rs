@@ -1,0 +1,769 @@
+//! The multi-service manifest (`.github/expedite.yml`): services, where
+//! each runs, and what it depends on — validated into a [`Manifest`] whose
+//! services are known to form a graph without cycles, then cut into
+//! [`stages`](Manifest::stages) for a deploy in dependency order.
+//!
+//! Every problem is reported, each once and with what to do: an unknown
+//! field, a duplicate name, a missing setting, a dependency that names no
+//! service (with the nearest name), a cycle (with its path). A manifest with
+//! any problem deploys nothing.
+//!
+//! ```yaml
+//! version: 1
+//! defaults:
+//!   resource-group: rg-contoso-prod
+//! services:
+//!   - name: core-package
+//!     platform: command
+//!     deploy: ./scripts/publish-core.sh
+//!     verify: ./scripts/verify-core.sh
+//!   - name: payment-api
+//!     app: app-contoso-payments
+//!     depends_on: [core-package]
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the manifest is read from when no path is given.
+pub const DEFAULT_PATH: &str = ".github/expedite.yml";
+
+/// Bound on the manifest's size: it is configuration, not data.
+const MAX_BYTES: usize = 256 * 1024;
+/// Bound on the number of services (and so on the graph work).
+const MAX_SERVICES: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    version: Option<u32>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    services: Option<Vec<RawService>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDefaults {
+    resource_group: Option<String>,
+    health_path: Option<String>,
+    version_path: Option<String>,
+    slot: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawService {
+    name: Option<String>,
+    platform: Option<String>,
+    app: Option<String>,
+    resource_group: Option<String>,
+    slot: Option<String>,
+    package: Option<String>,
+    image: Option<String>,
+    container: Option<String>,
+    version: Option<String>,
+    health_path: Option<String>,
+    version_path: Option<String>,
+    canary: Option<String>,
+    deploy: Option<String>,
+    verify: Option<String>,
+    rollback: Option<String>,
+    #[serde(default, rename = "depends_on", alias = "depends-on")]
+    depends_on: Vec<String>,
+}
+
+/// How a service is deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "platform", rename_all = "kebab-case")]
+pub enum Platform {
+    /// An App Service web app: staging slot, routing rules, swap.
+    AppService {
+        /// The web app.
+        app: String,
+        /// Its resource group.
+        resource_group: String,
+        /// The staging slot.
+        slot: String,
+        /// The zip package to upload, if any (relative to the workspace).
+        package: Option<String>,
+    },
+    /// A container app: a new revision, traffic weights.
+    ContainerApps {
+        /// The container app.
+        app: String,
+        /// Its resource group.
+        resource_group: String,
+        /// The new image; `${version}` is replaced by the version.
+        image: String,
+        /// Which container gets the image.
+        container: Option<String>,
+    },
+    /// Anything else (a static web app, a package publish): shell
+    /// commands the manifest's author wrote, run with `sh -c` and the
+    /// service's name and version in the environment.
+    Command {
+        /// Deploys the service.
+        deploy: String,
+        /// Exits 0 when the deployed service is healthy in production.
+        verify: String,
+        /// Puts the previous version back, if the service can.
+        rollback: Option<String>,
+    },
+}
+
+impl Platform {
+    /// The platform's name as the manifest spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Platform::AppService { .. } => "app-service",
+            Platform::ContainerApps { .. } => "container-apps",
+            Platform::Command { .. } => "command",
+        }
+    }
+}
+
+/// One validated service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// Its unique name.
+    pub name: String,
+    /// How it is deployed.
+    #[serde(flatten)]
+    pub platform: Platform,
+    /// The version it must report after the deploy (default: the
+    /// `expected-version` input).
+    pub version: Option<String>,
+    /// Health endpoint path.
+    pub health_path: String,
+    /// Version endpoint path.
+    pub version_path: String,
+    /// Canary steps (`10,50`), if any.
+    pub canary: Option<String>,
+    /// Services that must be verified in production first.
+    pub depends_on: Vec<String>,
+}
+
+/// A validated manifest: unique names, known dependencies, no cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manifest {
+    /// Services in the order the file lists them.
+    pub services: Vec<Service>,
+}
+
+/// Everything wrong with a manifest, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ManifestError {
+    /// The problems, in file order.
+    pub problems: Vec<String>,
+}
+
+impl ManifestError {
+    fn one(p: impl Into<String>) -> ManifestError {
+        ManifestError {
+            problems: vec![p.into()],
+        }
+    }
+}
+
+fn safe_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn resource_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 90
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Where the manifest is, for messages.
+fn at(i: usize, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("service '{n}'"),
+        None => format!("services[{i}]"),
+    }
+}
+
+/// Parses and validates manifest text. `default_resource_group` comes from
+/// the `resource-group` input.
+pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifest, ManifestError> {
+    if text.len() > MAX_BYTES {
+        return Err(ManifestError::one(format!(
+            "the manifest is {} bytes; at most {MAX_BYTES} are read",
+            text.len()
+        )));
+    }
+    let raw: RawManifest = serde_saphyr::from_str(text)
+        .map_err(|e| ManifestError::one(format!("the manifest is not valid: {e}")))?;
+    let mut problems = Vec::new();
+    if let Some(v) = raw.version
+        && v != 1
+    {
+        problems.push(format!(
+            "version {v} is not supported (this expedite reads version 1)"
+        ));
+    }
+    let raw_services = raw.services.unwrap_or_default();
+    if raw_services.is_empty() {
+        return Err(ManifestError::one(
+            "the manifest lists no services (`services:` with at least one `- name: …`)",
+        ));
+    }
+    if raw_services.len() > MAX_SERVICES {
+        return Err(ManifestError::one(format!(
+            "the manifest lists {} services; at most {MAX_SERVICES}",
+            raw_services.len()
+        )));
+    }
+    let d = &raw.defaults;
+    let mut services = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, s) in raw_services.into_iter().enumerate() {
+        let Some(name) = s.name.clone() else {
+            problems.push(format!("{}: has no `name`", at(i, None)));
+            continue;
+        };
+        let here = at(i, Some(&name));
+        if !safe_name(&name) {
+            problems.push(format!(
+                "{here}: the name must be letters, digits, - _ . (up to 64, starting with a letter or digit)"
+            ));
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            problems.push(format!(
+                "{here}: the name is used twice; names must be unique"
+            ));
+            continue;
+        }
+        let mut missing = |what: &str, why: &str| problems.push(format!("{here}: {what} {why}"));
+        let rg = s
+            .resource_group
+            .clone()
+            .or_else(|| d.resource_group.clone())
+            .or_else(|| default_resource_group.map(str::to_string));
+        let platform = match s.platform.as_deref().unwrap_or("app-service") {
+            "app-service" => {
+                for (field, v) in [("image", &s.image), ("deploy", &s.deploy)] {
+                    if v.is_some() {
+                        missing(
+                            &format!("`{field}`"),
+                            "is not an App Service setting (use platform: container-apps or command)",
+                        );
+                    }
+                }
+                match (&s.app, &rg) {
+                    (Some(app), Some(rg)) if resource_name(app) && resource_name(rg) => {
+                        Some(Platform::AppService {
+                            app: app.clone(),
+                            resource_group: rg.clone(),
+                            slot: s
+                                .slot
+                                .clone()
+                                .or_else(|| d.slot.clone())
+                                .unwrap_or_else(|| "staging".into()),
+                            package: s.package.clone(),
+                        })
+                    }
+                    (None, _) => {
+                        missing("`app`", "is missing (the App Service web app's name)");
+                        None
+                    }
+                    (_, None) => {
+                        missing(
+                            "`resource-group`",
+                            "is missing (here, in `defaults`, or the resource-group input)",
+                        );
+                        None
+                    }
+                    _ => {
+                        missing("`app` or `resource-group`", "is not an Azure resource name");
+                        None
+                    }
+                }
+            }
+            "container-apps" => match (&s.app, &rg, &s.image) {
+                (Some(app), Some(rg), Some(image))
+                    if resource_name(app)
+                        && resource_name(rg)
+                        && !image.contains(char::is_whitespace) =>
+                {
+                    Some(Platform::ContainerApps {
+                        app: app.clone(),
+                        resource_group: rg.clone(),
+                        image: image.clone(),
+                        container: s.container.clone(),
+                    })
+                }
+                (None, _, _) => {
+                    missing("`app`", "is missing (the container app's name)");
+                    None
+                }
+                (_, None, _) => {
+                    missing("`resource-group`", "is missing");
+                    None
+                }
+                (_, _, None) => {
+                    missing(
+                        "`image`",
+                        "is missing (e.g. contoso.azurecr.io/notify:${version})",
+                    );
+                    None
+                }
+                _ => {
+                    missing(
+                        "a setting",
+                        "is malformed (resource names, an image without spaces)",
+                    );
+                    None
+                }
+            },
+            "command" => match (&s.deploy, &s.verify) {
+                (Some(deploy), Some(verify)) => Some(Platform::Command {
+                    deploy: deploy.clone(),
+                    verify: verify.clone(),
+                    rollback: s.rollback.clone(),
+                }),
+                (None, _) => {
+                    missing("`deploy`", "is missing (the command that deploys it)");
+                    None
+                }
+                (_, None) => {
+                    missing(
+                        "`verify`",
+                        "is missing (a command that exits 0 when it is healthy in production)",
+                    );
+                    None
+                }
+            },
+            other => {
+                missing(
+                    &format!("platform '{other}'"),
+                    "is not known (app-service, container-apps or command)",
+                );
+                None
+            }
+        };
+        let path_ok = |p: &Option<String>| {
+            p.as_ref()
+                .is_none_or(|v| v.starts_with('/') && !v.contains(char::is_whitespace))
+        };
+        if !path_ok(&s.health_path) || !path_ok(&s.version_path) {
+            problems.push(format!(
+                "{here}: health-path and version-path must be paths starting with /"
+            ));
+        }
+        if let Some(v) = &s.version
+            && crate::config::values::parse_version(v).is_err()
+        {
+            problems.push(format!("{here}: version '{v}' is not a version"));
+        }
+        let mut deps = Vec::new();
+        for dep in &s.depends_on {
+            if deps.contains(dep) {
+                problems.push(format!("{here}: depends on '{dep}' twice"));
+            } else {
+                deps.push(dep.clone());
+            }
+        }
+        if let Some(platform) = platform {
+            services.push(Service {
+                name,
+                platform,
+                version: s.version.clone(),
+                health_path: s
+                    .health_path
+                    .clone()
+                    .or_else(|| d.health_path.clone())
+                    .unwrap_or_else(|| "/health".into()),
+                version_path: s
+                    .version_path
+                    .clone()
+                    .or_else(|| d.version_path.clone())
+                    .unwrap_or_else(|| "/api/version".into()),
+                canary: s.canary.clone(),
+                depends_on: deps,
+            });
+        }
+    }
+    // Dependencies name services.
+    let names: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
+    for s in &services {
+        for dep in &s.depends_on {
+            if dep == &s.name {
+                problems.push(format!("service '{}': depends on itself", s.name));
+            } else if !names.contains(dep.as_str()) {
+                let near = names
+                    .iter()
+                    .min_by_key(|n| distance(n, dep))
+                    .filter(|n| distance(n, dep) <= 3)
+                    .map(|n| format!(" (did you mean '{n}'?)"))
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "service '{}': depends on '{dep}', which is not a service{near}",
+                    s.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty()
+        && let Some(cycle) = find_cycle(&services)
+    {
+        problems.push(format!(
+            "the dependencies form a cycle: {} (a service cannot wait for itself)",
+            cycle.join(" → ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(Manifest { services })
+    } else {
+        Err(ManifestError { problems })
+    }
+}
+
+/// A cycle's path (first node repeated at the end), if any.
+fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
+    let deps: BTreeMap<&str, &[String]> = services
+        .iter()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    // 0 = unseen, 1 = on the current path, 2 = done.
+    let mut mark: BTreeMap<&str, u8> = BTreeMap::new();
+    for s in services {
+        let mut stack: Vec<(&str, usize)> = vec![(s.name.as_str(), 0)];
+        if mark.get(s.name.as_str()).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        mark.insert(s.name.as_str(), 1);
+        while let Some((node, next)) = stack.last().copied() {
+            let children = deps.get(node).copied().unwrap_or(&[]);
+            if let Some(child) = children.get(next) {
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                match mark.get(child.as_str()).copied().unwrap_or(0) {
+                    0 => {
+                        mark.insert(child.as_str(), 1);
+                        stack.push((child.as_str(), 0));
+                    }
+                    1 => {
+                        let from = stack.iter().position(|(n, _)| *n == child.as_str())?;
+                        let mut path: Vec<String> = stack[from..]
+                            .iter()
+                            .map(|(n, _)| (*n).to_string())
+                            .collect();
+                        path.push(child.clone());
+                        return Some(path);
+                    }
+                    _ => {}
+                }
+            } else {
+                mark.insert(node, 2);
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    pub fn load(
+        path: &std::path::Path,
+        default_resource_group: Option<&str>,
+    ) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ManifestError::one(format!("cannot read the manifest {}: {e}", path.display()))
+        })?;
+        parse(&text, default_resource_group).map_err(|mut e| {
+            for p in &mut e.problems {
+                *p = format!("{}: {p}", path.display());
+            }
+            e
+        })
+    }
+
+    /// A service by name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Keeps `names` and everything they depend on (transitively); an
+    /// unknown name is an error.
+    pub fn select(&self, names: &[String]) -> Result<Manifest, ManifestError> {
+        let mut keep = BTreeSet::new();
+        let mut todo: Vec<String> = Vec::new();
+        for n in names {
+            if self.service(n).is_none() {
+                let known: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+                return Err(ManifestError::one(format!(
+                    "'{n}' is not a service of the manifest (services: {})",
+                    known.join(", ")
+                )));
+            }
+            todo.push(n.clone());
+        }
+        while let Some(n) = todo.pop() {
+            if keep.insert(n.clone())
+                && let Some(s) = self.service(&n)
+            {
+                todo.extend(s.depends_on.iter().cloned());
+            }
+        }
+        Ok(Manifest {
+            services: self
+                .services
+                .iter()
+                .filter(|s| keep.contains(&s.name))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    /// Stages: each a set of services whose dependencies are all in
+    /// earlier stages (longest-path layering), in file order within a
+    /// stage. Valid because [`parse`] refused cycles.
+    pub fn stages(&self) -> Vec<Vec<String>> {
+        let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+        // At most n passes: each pass fixes at least one more level.
+        for _ in 0..=self.services.len() {
+            let mut changed = false;
+            for s in &self.services {
+                let l = s
+                    .depends_on
+                    .iter()
+                    .map(|d| level.get(d.as_str()).map_or(0, |l| l + 1))
+                    .max()
+                    .unwrap_or(0);
+                if level.get(s.name.as_str()) != Some(&l) {
+                    level.insert(s.name.as_str(), l);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let depth = level.values().copied().max().map_or(0, |m| m + 1);
+        let mut stages = vec![Vec::new(); depth];
+        for s in &self.services {
+            if let Some(stage) = level.get(s.name.as_str()).and_then(|l| stages.get_mut(*l)) {
+                stage.push(s.name.clone());
+            }
+        }
+        stages
+    }
+
+    /// Services in an order where each comes after its dependencies.
+    pub fn order(&self) -> Vec<String> {
+        self.stages().into_iter().flatten().collect()
+    }
+
+    /// A mermaid graph of the services and their dependencies.
+    pub fn mermaid(&self) -> String {
+        let id = |n: &str| n.replace(['-', '.'], "_");
+        let mut md = String::from("```mermaid\nflowchart LR\n");
+        for (i, stage) in self.stages().iter().enumerate() {
+            md.push_str(&format!("  subgraph stage{}[\"stage {}\"]\n", i + 1, i + 1));
+            for n in stage {
+                let platform = self.service(n).map_or("", |s| s.platform.name());
+                md.push_str(&format!(
+                    "    {}[\"{n}<br/><small>{platform}</small>\"]\n",
+                    id(n)
+                ));
+            }
+            md.push_str("  end\n");
+        }
+        for s in &self.services {
+            for d in &s.depends_on {
+                md.push_str(&format!("  {} --> {}\n", id(d), id(&s.name)));
+            }
+        }
+        md.push_str("```\n");
+        md
+    }
+
+    /// `strategy.matrix` JSON for one job per service with `needs:`.
+    pub fn matrix(&self) -> serde_json::Value {
+        let stages = self.stages();
+        let stage_of = |n: &str| stages.iter().position(|s| s.iter().any(|x| x == n));
+        let include: Vec<serde_json::Value> = self
+            .order()
+            .iter()
+            .filter_map(|n| self.service(n))
+            .map(|s| {
+                serde_json::json!({
+                    "service": s.name,
+                    "platform": s.platform.name(),
+                    "stage": stage_of(&s.name).map_or(0, |i| i + 1),
+                    "needs": s.depends_on,
+                })
+            })
+            .collect();
+        serde_json::json!({ "include": include })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTOSO: &str = r#"
+version: 1
+defaults:
+  resource-group: rg-contoso-prod
+services:
+  - name: core-package
+    platform: command
+    deploy: ./publish-core.sh
+    verify: ./verify-core.sh
+  - name: payment-api
+    app: app-contoso-payments
+    depends_on: [core-package]
+  - name: notification-service
+    app: app-contoso-notifications
+    depends_on: [core-package]
+  - name: frontend
+    app: app-contoso-web
+    depends_on: [payment-api, notification-service]
+"#;
+
+    #[test]
+    fn the_contoso_graph_has_three_stages() {
+        let m = parse(CONTOSO, None).unwrap();
+        assert_eq!(
+            m.stages(),
+            vec![
+                vec!["core-package".to_string()],
+                vec!["payment-api".into(), "notification-service".into()],
+                vec!["frontend".into()]
+            ]
+        );
+        let matrix = m.matrix();
+        assert_eq!(matrix["include"][3]["service"], "frontend");
+        assert_eq!(matrix["include"][3]["stage"], 3);
+        assert_eq!(matrix["include"][3]["needs"][1], "notification-service");
+        assert!(m.mermaid().contains("payment_api --> frontend"));
+        let only = m.select(&["payment-api".into()]).unwrap();
+        assert_eq!(only.order(), ["core-package", "payment-api"]);
+    }
+
+    #[test]
+    fn a_cycle_is_named_with_its_path() {
+        let text = CONTOSO.replace(
+            "    deploy: ./publish-core.sh",
+            "    deploy: ./publish-core.sh\n    depends_on: [frontend]",
+        );
+        let e = parse(&text, None).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert!(
+            e.problems[0].contains("core-package → frontend → payment-api → core-package"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_once_with_what_to_do() {
+        let text = r#"
+services:
+  - name: a
+    app: app-a
+    resource-group: rg
+    depends_on: [paymnt-api, a]
+  - name: a
+    app: app-b
+    resource-group: rg
+  - name: payment-api
+    platform: container-apps
+    app: ca-x
+    resource-group: rg
+  - name: c
+    platform: command
+    deploy: x
+  - name: d
+    platform: lambda
+  - platform: command
+"#;
+        let e = parse(text, None).unwrap_err();
+        let all = e.to_string();
+        for want in [
+            "service 'a': the name is used twice",
+            "service 'payment-api': `image` is missing",
+            "service 'c': `verify` is missing",
+            "service 'd': platform 'lambda' is not known",
+            "services[5]: has no `name`",
+            "service 'a': depends on itself",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        // The unknown dependency is reported with the nearest name once the
+        // service itself is valid.
+        let e = parse(
+            "services:\n  - name: payment-api\n    app: x\n    resource-group: rg\n  - name: web\n    app: y\n    resource-group: rg\n    depends_on: [paymnt-api]\n",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "depends on 'paymnt-api', which is not a service (did you mean 'payment-api'?)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_yaml_are_refused() {
+        let e = parse("services:\n  - name: a\n    ap: x\n", None).unwrap_err();
+        assert!(e.to_string().contains("ap"), "{e}");
+        assert!(parse("services: [", None).is_err());
+        assert!(parse("", None).is_err());
+        assert!(
+            parse("services: []\n", None)
+                .unwrap_err()
+                .to_string()
+                .contains("no services")
+        );
+    }
+
+    #[test]
+    fn the_resource_group_input_fills_in() {
+        let m = parse("services:\n  - name: a\n    app: app-a\n", Some("rg-x")).unwrap();
+        match &m.services[0].platform {
+            Platform::AppService {
+                resource_group,
+                slot,
+                ..
+            } => {
+                assert_eq!(
+                    (resource_group.as_str(), slot.as_str()),
+                    ("rg-x", "staging")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("services:\n  - name: a\n    app: app-a\n", None).is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! The canary watch: reads every evidence source on a fixed cadence, feeds
+//! the differences to one [`Breaker`] per source, and turns their verdicts
+//! and judgements into the result of a [`super::Phase::CanaryWatch`] step.
+//!
+//! Several sources measure the same requests, so their evidence is not
+//! added up: each source has its own breaker with an equal share of the
+//! false-trip budget (`alpha / sources`), any of them may trip, and a step
+//! passes only when every source has seen enough to pass it.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Result as R;
+use crate::breaker::{self, Batch, Breaker, Judgement, Verdict};
+use crate::cancel::Cancel;
+use crate::probe::evidence::azure_monitor::AzureMonitorSource;
+use crate::probe::evidence::probes::{ProbeSettings, ProbeSource};
+use crate::probe::evidence::prometheus::PrometheusSource;
+use crate::probe::evidence::{Arms, Counters, EvidenceError, EvidenceSource, Reading};
+
+/// What to do when the evidence stays inconclusive (no or too little
+/// traffic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InconclusivePolicy {
+    /// Keep watching for up to `inconclusive-wait` more, then as `Fail`.
+    Wait,
+    /// Withdraw the canary; the deploy ends `inconclusive` (exit 1).
+    Fail,
+    /// Go on as if the step passed, with a warning.
+    Promote,
+}
+
+/// Where the canary's evidence comes from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// expedite's own synthetic probes.
+    Probes(ProbeSettings),
+    /// PromQL queries against a Prometheus server.
+    Prometheus(Box<crate::probe::evidence::prometheus::PrometheusSpec>),
+    /// Azure Monitor platform metrics of the slot or revision.
+    AzureMonitor,
+}
+
+impl SourceSpec {
+    /// The source's name as the `evidence` input spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceSpec::Probes(_) => "probes",
+            SourceSpec::Prometheus(_) => "prometheus",
+            SourceSpec::AzureMonitor => "azure-monitor",
+        }
+    }
+}
+
+/// The canary part of a deploy plan.
+#[derive(Debug, Clone)]
+pub struct CanaryPlan {
+    /// Percentages of production traffic, increasing.
+    pub steps: Vec<u8>,
+    /// How long each step is watched at least.
+    pub window: Duration,
+    /// Time between readings of the sources.
+    pub interval: Duration,
+    /// The breaker's settings (alpha is the whole budget, split by source).
+    pub breaker: breaker::Settings,
+    /// Evidence sources (at least one).
+    pub sources: Vec<SourceSpec>,
+    /// What an inconclusive step does.
+    pub on_inconclusive: InconclusivePolicy,
+    /// Extra watching under [`InconclusivePolicy::Wait`].
+    pub inconclusive_wait: Duration,
+}
+
+/// One source's figures for one step (differences over the step).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceFigures {
+    /// The source.
+    pub source: String,
+    /// Canary counters over the step.
+    pub canary: Counters,
+    /// Baseline counters over the step, if the source sees it.
+    pub baseline: Option<Counters>,
+    /// Each test's statistic and threshold at the end of the step (nats).
+    pub tests: Vec<TestFigure>,
+}
+
+/// A test's state, for the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestFigure {
+    /// Which test.
+    pub test: String,
+    /// Its statistic (log e-value, nats).
+    pub statistic: f64,
+    /// Where it trips.
+    pub threshold: f64,
+}
+
+/// One canary step's record (journal, summary, audit log).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Share of production traffic on the new build.
+    pub percent: u8,
+    /// Milliseconds since the watch started.
+    pub started_ms: u64,
+    /// How long the step was watched.
+    pub duration_ms: u64,
+    /// Per source.
+    pub sources: Vec<SourceFigures>,
+    /// `pass`, `trip`, `inconclusive`, `promoted-inconclusive`,
+    /// `cancelled`, `failed`.
+    pub decision: String,
+    /// Why, in a sentence.
+    pub detail: String,
+}
+
+/// A source, started.
+enum Source {
+    Probes(ProbeSource),
+    Prometheus(PrometheusSource),
+    AzureMonitor(AzureMonitorSource),
+}
+
+impl Source {
+    fn name(&self) -> String {
+        match self {
+            Source::Probes(s) => s.name().to_string(),
+            Source::Prometheus(s) => s.name().to_string(),
+            Source::AzureMonitor(s) => s.name().to_string(),
+        }
+    }
+
+    async fn start(&mut self, arms: &Arms, c: &Cancel) -> Result<(), EvidenceError> {
+        match self {
+            Source::Probes(s) => s.start(arms, c).await,
+            Source::Prometheus(s) => s.start(arms, c).await,
+            Source::AzureMonitor(s) => s.start(arms, c).await,
+        }
+    }
+
+    async fn read(&mut self, c: &Cancel) -> Result<Reading, EvidenceError> {
+        match self {
+            Source::Probes(s) => s.read(c).await,
+            Source::Prometheus(s) => s.read(c).await,
+            Source::AzureMonitor(s) => s.read(c).await,
+        }
+    }
+}
+
+/// What the watch needs to build its sources.
+pub struct SourceClients {
+    /// The shared HTTP client.
+    pub http: reqwest::Client,
+    /// ARM (Azure Monitor).
+    pub arm: crate::azure::arm::Arm,
+    /// The resource whose metrics Azure Monitor has.
+    pub monitor: crate::probe::evidence::azure_monitor::MonitorTarget,
+}
+
+struct Feed {
+    source: Source,
+    breaker: Breaker,
+    last: Option<Reading>,
+    at_step_start: Option<Reading>,
+}
+
+/// The watch over a whole canary (all steps): sources and breakers persist
+/// across steps, so the trip-only tests see the whole rollout.
+pub struct Watch {
+    feeds: Vec<Feed>,
+    started: Instant,
+    step_started: Instant,
+}
+
+fn diff(now: &Counters, before: &Counters) -> breaker::Arm {
+    breaker::Arm {
+        requests: now.requests.saturating_sub(before.requests),
+        failures: now.failures.saturating_sub(before.failures),
+        slow: match (now.slow, before.slow) {
+            (Some(a), Some(b)) => Some(a.saturating_sub(b)),
+            _ => None,
+        },
+    }
+}
+
+fn figures_between(now: &Counters, before: Option<&Counters>) -> Counters {
+    let zero = Counters::default();
+    let before = before.unwrap_or(&zero);
+    let d = diff(now, before);
+    Counters {
+        requests: d.requests,
+        failures: d.failures,
+        slow: d.slow.or(now.slow.filter(|_| before.slow.is_none())),
+        latency: now.latency,
+    }
+}
+
+impl Watch {
+    /// Builds and starts every source for `arms`.
+    pub async fn start(
+        plan: &CanaryPlan,
+        clients: &SourceClients,
+        arms: &Arms,
+        c: &Cancel,
+    ) -> Result<Watch, String> {
+        let share = plan.sources.len().max(1) as f64;
+        let mut feeds = Vec::new();
+        for spec in &plan.sources {
+            let mut source = match spec {
+                SourceSpec::Probes(p) => {
+                    Source::Probes(ProbeSource::new(clients.http.clone(), p.clone()))
+                }
+                SourceSpec::Prometheus(p) => {
+                    Source::Prometheus(PrometheusSource::new(clients.http.clone(), (**p).clone()))
+                }
+                SourceSpec::AzureMonitor => Source::AzureMonitor(AzureMonitorSource::new(
+                    clients.arm.clone(),
+                    clients.monitor.clone(),
+                )),
+            };
+            source
+                .start(arms, c)
+                .await
+                .map_err(|e| format!("cannot start the {} evidence source: {e}", spec.name()))?;
+            let mut settings = plan.breaker.clone();
+            settings.alpha /= share;
+            let breaker = Breaker::new(settings).map_err(|e| e.to_string())?;
+            feeds.push(Feed {
+                source,
+                breaker,
+                last: None,
+                at_step_start: None,
+            });
+        }
+        let now = Instant::now();
+        Ok(Watch {
+            feeds,
+            started: now,
+            step_started: now,
+        })
+    }
+
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64()
+    }
+
+    /// Watches one step at `percent` until it passes, trips, stays
+    /// inconclusive, or is cancelled.
+    pub async fn step(&mut self, plan: &CanaryPlan, percent: u8, c: &Cancel) -> (R, StepRecord) {
+        self.step_started = Instant::now();
+        let at = self.secs(self.step_started);
+        for f in &mut self.feeds {
+            f.breaker.begin_step(at);
+            f.at_step_start = f.last.clone();
+        }
+        let mut record = StepRecord {
+            percent,
+            started_ms: (at * 1000.0) as u64,
+            ..StepRecord::default()
+        };
+        let window = plan.window.as_secs_f64();
+        let mut warned_unavailable = false;
+        let result = loop {
+            if c.sleep(plan.interval).await.is_err() {
+                break R::Cancelled;
+            }
+            let mut tripped = None;
+            let origin = self.started;
+            let secs = |at: Instant| at.saturating_duration_since(origin).as_secs_f64();
+            for f in &mut self.feeds {
+                let reading = match f.source.read(c).await {
+                    Ok(r) => r,
+                    Err(EvidenceError::Cancelled) => {
+                        tripped = Some(R::Cancelled);
+                        break;
+                    }
+                    Err(e @ EvidenceError::Misconfigured { .. }) => {
+                        tripped = Some(R::Failed(format!("evidence: {e}")));
+                        break;
+                    }
+                    Err(e) => {
+                        // No reading is no evidence: the silence timeout
+                        // decides when that becomes inconclusive.
+                        if !warned_unavailable {
+                            tracing::warn!("evidence unavailable, retrying: {e}");
+                            warned_unavailable = true;
+                        }
+                        continue;
+                    }
+                };
+                let zero = Reading {
+                    at: self.started,
+                    canary: Counters::default(),
+                    baseline: reading.baseline.map(|_| Counters::default()),
+                };
+                let before = f.last.clone().unwrap_or(zero);
+                let batch = Batch {
+                    start: secs(before.at),
+                    end: secs(reading.at),
+                    canary: diff(&reading.canary, &before.canary),
+                    baseline: match (&reading.baseline, &before.baseline) {
+                        (Some(now), Some(b)) => Some(diff(now, b)),
+                        (Some(now), None) => Some(diff(now, &Counters::default())),
+                        _ => None,
+                    },
+                };
+                if f.at_step_start.is_none() {
+                    f.at_step_start = Some(before.clone());
+                }
+                f.last = Some(reading);
+                if let Verdict::Trip(t) = f.breaker.observe(&batch) {
+                    tripped = Some(R::Tripped(format!(
+                        "{} ({}: statistic {:.2} ≥ threshold {:.2} nats)",
+                        t.reason,
+                        f.source.name(),
+                        t.statistic,
+                        t.threshold
+                    )));
+                    break;
+                }
+            }
+            if let Some(r) = tripped {
+                break r;
+            }
+            let now = self.secs(Instant::now());
+            let judgements: Vec<Judgement> = self
+                .feeds
+                .iter()
+                .map(|f| f.breaker.judge(now, window))
+                .collect();
+            if judgements.iter().all(|j| *j == Judgement::Pass) {
+                break R::Ok;
+            }
+            if let Some(reason) = judgements.iter().find_map(|j| match j {
+                Judgement::Inconclusive(r) => Some(r.clone()),
+                _ => None,
+            }) {
+                match plan.on_inconclusive {
+                    InconclusivePolicy::Fail => break R::Inconclusive(reason),
+                    InconclusivePolicy::Promote => {
+                        tracing::warn!(
+                            title = "Canary promoted without evidence",
+                            "canary step {percent}% is inconclusive ({reason}); on-inconclusive: promote goes on"
+                        );
+                        record.decision = "promoted-inconclusive".into();
+                        break R::Ok;
+                    }
+                    InconclusivePolicy::Wait => {
+                        let waited = self.step_started.elapsed().as_secs_f64() - window;
+                        if waited >= plan.inconclusive_wait.as_secs_f64() {
+                            break R::Inconclusive(format!(
+                                "{reason}; waited {}s beyond the window (inconclusive-wait)",
+                                plan.inconclusive_wait.as_secs()
+                            ));
+                        }
+                    }
+                }
+            }
+        };
+        record.duration_ms = self.step_started.elapsed().as_millis() as u64;
+        record.sources = self
+            .feeds
+            .iter()
+            .map(|f| {
+                let now = f.last.as_ref();
+                let start = f.at_step_start.as_ref();
+                let canary = now.map_or_else(Counters::default, |n| {
+                    figures_between(&n.canary, start.map(|s| &s.canary))
+                });
+                let baseline = now
+                    .and_then(|n| n.baseline.as_ref())
+                    .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
+                SourceFigures {
+                    source: f.source.name(),
+                    canary,
+                    baseline,
+                    tests: f
+                        .breaker
+                        .evidence()
+                        .tests
+                        .iter()
+                        .map(|t| TestFigure {
+                            test: serde_json::to_value(t.test)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default(),
+                            statistic: t.statistic,
+                            threshold: t.threshold,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let (decision, detail) = match &result {
+            R::Ok if record.decision.is_empty() => (
+                "pass",
+                "no test tripped; the step's window and minimum exposure were met".to_string(),
+            ),
+            R::Ok => (
+                "promoted-inconclusive",
+                "inconclusive, promoted by policy".into(),
+            ),
+            R::Tripped(why) => ("trip", why.clone()),
+            R::Inconclusive(why) => ("inconclusive", why.clone()),
+            R::Cancelled => ("cancelled", "cancelled".into()),
+            R::Failed(why) => ("failed", why.clone()),
+            other => ("failed", format!("{other:?}")),
+        };
+        record.decision = decision.into();
+        record.detail = detail;
+        (result, record)
+    }
+}

@@ -1,0 +1,319 @@
+//! The rollout on Azure Container Apps: the new image becomes a new
+//! revision with no traffic, a canary share is a traffic weight, promotion
+//! is 100 % to the new revision, and a rejected revision is deactivated.
+//!
+//! Traffic is always set **by revision name**. An entry with
+//! `latestRevision: true` follows every new revision, so creating the
+//! canary's revision would send it all of production's traffic at once:
+//! preflight reports such an entry as leftover routing, and the driver pins
+//! the stable revision by name before anything is created.
+
+use std::collections::BTreeMap;
+
+use super::Result as R;
+use super::app_service::stale_routing;
+use super::driver::{DeployPlan, Facts};
+use super::target::{Side, Target};
+use crate::azure::arm::ArmError;
+use crate::cancel::Cancel;
+use crate::platform::container_apps::{self, ContainerApps, TrafficWeight};
+use crate::probe::Probe;
+use crate::probe::evidence::{ArmRef, Arms};
+
+/// A container app as a rollout target.
+pub struct ContainerAppsTarget {
+    /// The app.
+    pub app: ContainerApps,
+    /// The container whose image changes (None: the only one).
+    pub container: Option<String>,
+    /// Revision suffix for the new revision (fresh per run attempt).
+    pub suffix: String,
+}
+
+impl ContainerAppsTarget {
+    fn stable<'a>(&self, f: &'a Facts) -> Result<&'a str, String> {
+        f.stable_revision
+            .as_deref()
+            .ok_or_else(|| "the stable revision is not known".to_string())
+    }
+
+    fn new_rev<'a>(&self, f: &'a Facts) -> Result<&'a str, String> {
+        f.new_revision
+            .as_deref()
+            .ok_or_else(|| "the new revision is not known".to_string())
+    }
+
+    async fn set(&self, weights: Vec<TrafficWeight>, c: &Cancel) -> R {
+        match self.app.set_traffic(&weights, c).await {
+            Ok(()) => R::Ok,
+            Err(e) => R::Failed(e.to_string()),
+        }
+    }
+
+    fn weights(pairs: &[(&str, u32)]) -> Vec<TrafficWeight> {
+        pairs
+            .iter()
+            .filter(|(_, w)| *w > 0)
+            .map(|(r, w)| TrafficWeight {
+                revision: (*r).to_string(),
+                weight: *w,
+                label: None,
+            })
+            .collect()
+    }
+}
+
+impl Target for ContainerAppsTarget {
+    fn describe(&self) -> String {
+        format!("container app {}", self.app.app_ref().app)
+    }
+
+    async fn preflight(&self, plan: &DeployPlan, f: &mut Facts, probe: &Probe, c: &Cancel) -> R {
+        let info = match self.app.get(c).await {
+            Ok(i) => i,
+            Err(ArmError::NotFound { .. }) => {
+                return R::Failed(format!(
+                    "the container app '{}' was not found in resource group '{}'",
+                    self.app.app_ref().app,
+                    self.app.app_ref().resource_group
+                ));
+            }
+            Err(e) => return R::Failed(e.to_string()),
+        };
+        let Some(fqdn) = info.fqdn.clone() else {
+            return R::Failed(format!(
+                "the container app '{}' has no ingress FQDN: a canary needs HTTP ingress",
+                self.app.app_ref().app
+            ));
+        };
+        if !info.active_revisions_mode.eq_ignore_ascii_case("multiple") {
+            return R::Failed(format!(
+                "the container app '{}' is in '{}' revision mode: a canary needs two active revisions; set `activeRevisionsMode: Multiple` (az containerapp revision set-mode --mode multiple)",
+                self.app.app_ref().app,
+                info.active_revisions_mode
+            ));
+        }
+        let stable = match container_apps::stable_revision(&info) {
+            Ok(s) => s,
+            Err(split) => {
+                // Traffic split across revisions: a canary left behind.
+                f.stale_rules = vec![split];
+                return R::Failed(format!(
+                    "production traffic is split across revisions ({}); pin it to one revision before deploying",
+                    f.stale_rules.join("; ")
+                ));
+            }
+        };
+        f.production_host = fqdn;
+        f.stable_revision = Some(stable.name.clone());
+        let revision = match self.app.revision(&stable.name, c).await {
+            Ok(r) => r,
+            Err(e) => return R::Failed(e.to_string()),
+        };
+        let observed_host = revision
+            .fqdn
+            .clone()
+            .unwrap_or_else(|| f.production_host.clone());
+        f.stable_host = revision.fqdn.clone();
+        let now = probe.observe(&observed_host, &plan.endpoints, None).await;
+        f.previous_version = now.version.clone();
+        if now.version.is_none() {
+            tracing::warn!(
+                "the stable revision's version could not be read ({}); the previous version is unknown",
+                now.describe()
+            );
+        }
+        if now.version.as_deref() == Some(plan.expected_version.as_str())
+            && !stable.via_latest_revision
+            && now.good(&plan.endpoints, None)
+        {
+            return R::AlreadyDeployed;
+        }
+        if stable.via_latest_revision {
+            // Not optional: creating a revision would move all traffic.
+            tracing::info!(
+                "traffic follows latestRevision; pinning it to {} by name before creating a revision",
+                stable.name
+            );
+            f.stale_rules = vec![format!("latestRevision → {}", stable.name)];
+            return R::StaleRouting;
+        }
+        stale_routing(plan.stale, &f.stale_rules)
+    }
+
+    async fn busy(&self, c: &Cancel) -> Result<Option<String>, ArmError> {
+        let info = self.app.get(c).await?;
+        Ok(match info.provisioning_state.as_str() {
+            "InProgress" | "Updating" | "Creating" | "Deleting" => {
+                Some(format!("provisioning {}", info.provisioning_state))
+            }
+            _ => None,
+        })
+    }
+
+    async fn tags(&self, c: &Cancel) -> Result<BTreeMap<String, String>, ArmError> {
+        Ok(self.app.get(c).await?.tags)
+    }
+
+    async fn merge_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+        c: &Cancel,
+    ) -> Result<(), ArmError> {
+        self.app.merge_tags(tags, c).await
+    }
+
+    async fn delete_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+        c: &Cancel,
+    ) -> Result<(), ArmError> {
+        self.app.delete_tags(tags, c).await
+    }
+
+    async fn route_all(&self, to: Side, f: &Facts, c: &Cancel) -> R {
+        let revision = match to {
+            Side::Previous => self.stable(f),
+            Side::New => self.new_rev(f),
+        };
+        match revision {
+            Ok(r) => self.set(Self::weights(&[(r, 100)]), c).await,
+            Err(why) => R::Failed(why),
+        }
+    }
+
+    async fn check_routing(&self, to: Side, f: &Facts, c: &Cancel) -> R {
+        let want = match to {
+            Side::Previous => self.stable(f),
+            Side::New => self.new_rev(f),
+        };
+        let want = match want {
+            Ok(w) => w,
+            Err(why) => return R::Failed(why),
+        };
+        match self.app.get(c).await {
+            Ok(info) => {
+                let serving: Vec<_> = info.traffic.iter().filter(|t| t.weight > 0).collect();
+                if serving.len() == 1 && serving[0].revision == want && serving[0].weight == 100 {
+                    R::Ok
+                } else {
+                    R::Failed(format!(
+                        "traffic is {} (expected 100% to {want})",
+                        serving
+                            .iter()
+                            .map(|t| format!("{} {}%", t.revision, t.weight))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }
+            }
+            Err(e) => R::Failed(e.to_string()),
+        }
+    }
+
+    async fn stage(&self, plan: &DeployPlan, f: &mut Facts, c: &Cancel) -> R {
+        let Some(image) = &plan.image else {
+            return R::Failed("no image to deploy".into());
+        };
+        let name = match self
+            .app
+            .create_revision(image, self.container.as_deref(), &self.suffix, c)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => return R::Failed(e.to_string()),
+        };
+        f.new_revision = Some(name.clone());
+        match self
+            .app
+            .wait_revision_ready(&name, plan.staging.timeout, c)
+            .await
+        {
+            Ok(rev) => {
+                match rev.fqdn {
+                    Some(h) => f.slot_host = h,
+                    None => {
+                        return R::Failed(format!("revision {name} has no FQDN to check it on"));
+                    }
+                }
+                R::Ok
+            }
+            Err(e) => R::Failed(e.to_string()),
+        }
+    }
+
+    async fn shift(&self, percent: u8, f: &Facts, c: &Cancel) -> R {
+        let (stable, new) = match (self.stable(f), self.new_rev(f)) {
+            (Ok(s), Ok(n)) => (s, n),
+            (Err(why), _) | (_, Err(why)) => return R::Failed(why),
+        };
+        let p = u32::from(percent.min(100));
+        self.set(Self::weights(&[(stable, 100 - p), (new, p)]), c)
+            .await
+    }
+
+    async fn swap(&self, _plan: &DeployPlan, f: &Facts, back: bool, c: &Cancel) -> R {
+        let to = if back { Side::Previous } else { Side::New };
+        match self.route_all(to, f, c).await {
+            R::Failed(why) if why.contains("timed out") || why.contains("unknown") => {
+                R::Ambiguous(why)
+            }
+            other => other,
+        }
+    }
+
+    async fn resolve_swap(
+        &self,
+        _plan: &DeployPlan,
+        f: &Facts,
+        expected: Option<&str>,
+        _probe: &Probe,
+        c: &Cancel,
+    ) -> R {
+        // The traffic block says which revision is production.
+        let want = if expected.is_some() && expected == f.previous_version.as_deref() {
+            self.stable(f)
+        } else {
+            self.new_rev(f)
+        };
+        let Ok(want) = want else {
+            return R::Ambiguous("the revisions are not known".into());
+        };
+        match self.app.get(c).await {
+            Ok(info) => {
+                let full = info
+                    .traffic
+                    .iter()
+                    .any(|t| t.revision == want && t.weight == 100);
+                if full { R::Swapped } else { R::NotSwapped }
+            }
+            Err(e) => R::Ambiguous(e.to_string()),
+        }
+    }
+
+    async fn retire(&self, f: &Facts, c: &Cancel) {
+        let Some(new) = &f.new_revision else {
+            return;
+        };
+        match self.app.deactivate(new, c).await {
+            Ok(()) => tracing::info!("revision {new} deactivated"),
+            Err(e) => tracing::warn!("could not deactivate the rejected revision {new}: {e}"),
+        }
+    }
+
+    fn arms(&self, f: &Facts) -> Arms {
+        Arms {
+            canary: ArmRef {
+                label: f.new_revision.clone().unwrap_or_default(),
+                host: f.slot_host.clone(),
+            },
+            baseline: ArmRef {
+                label: f.stable_revision.clone().unwrap_or_default(),
+                host: f
+                    .stable_host
+                    .clone()
+                    .unwrap_or_else(|| f.production_host.clone()),
+            },
+        }
+    }
+}
