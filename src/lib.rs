@@ -23,6 +23,7 @@ pub mod git;
 pub mod github;
 pub mod http;
 pub mod manifest;
+pub mod notify;
 pub mod platform;
 pub mod probe;
 pub mod report;
