@@ -106,14 +106,17 @@ pub async fn run(ctx: &Ctx, config: &CherryPickConfig) -> Result<Report, Command
                 .unwrap_or_default(),
         ),
     ];
-    Ok(Report {
+    let mut report = Report {
         success: o.success,
         outputs,
         summary: summary(config, &o, started.elapsed()),
         errors: o.errors.clone(),
         errors_annotated: false,
         interrupted: false,
-    })
+    };
+    let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
+    super::records::after_cherry_pick(ctx, &mut rec, &mut report).await;
+    Ok(report)
 }
 
 fn notice(ctx: &Ctx, title: &str, text: &str) {

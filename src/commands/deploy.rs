@@ -53,11 +53,34 @@ pub fn azure_clients(console: &Console, azure: &AzureConfig) -> Result<AzureClie
 
 /// Runs a deploy.
 pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandError> {
+    let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
     if let Some(multi) = &config.multi {
-        return super::multi_deploy::run(ctx, config, multi).await;
+        let mut report = super::multi_deploy::run(ctx, config, multi).await?;
+        let services = multi.manifest.order().join(", ");
+        let version = config.plan.expected_version.clone();
+        super::records::after_deploy(ctx, &mut rec, None, &services, &version, &mut report).await;
+        return Ok(report);
     }
     let started = Instant::now();
     let clients = azure_clients(&ctx.console, &config.azure)?;
+    // The GitHub deployment records the last known good version for a
+    // later `rollback`; what production serves now is read first (App
+    // Service; a container app records none).
+    let deployment = if rec.api.is_some() {
+        let previous = match config.platform {
+            PlatformKind::AppService => live_version(ctx, &clients, config).await,
+            PlatformKind::ContainerApps => None,
+        };
+        rec.deployment_start(
+            ctx,
+            &config.site.app,
+            &config.plan.expected_version,
+            previous.as_deref(),
+        )
+        .await
+    } else {
+        None
+    };
     let mut plan = config.plan.clone();
     if let Some(path) = &config.package {
         plan.package = Some(tokio::fs::read(path).await.map_err(|e| {
@@ -89,13 +112,35 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         };
         run_rollout(ctx, &clients, place, plan).await
     };
-    Ok(report(
+    let mut report = report(ctx, config, &journal, &clients.arm, started.elapsed());
+    super::records::after_deploy(
         ctx,
-        config,
-        &journal,
-        &clients.arm,
-        started.elapsed(),
-    ))
+        &mut rec,
+        deployment,
+        &config.site.app,
+        &config.plan.expected_version,
+        &mut report,
+    )
+    .await;
+    Ok(report)
+}
+
+/// The version production serves now, for the deployment record (`None`
+/// when it cannot be read: the record then names no previous version).
+async fn live_version(ctx: &Ctx, clients: &AzureClients, config: &DeployConfig) -> Option<String> {
+    let app = AppService::new(clients.arm.clone(), config.site.clone());
+    let prod = app
+        .slot(crate::platform::app_service::PRODUCTION, &ctx.cancel)
+        .await
+        .ok()?;
+    Probe::new(clients.http.clone())
+        .observe(
+            &prod.default_host_name,
+            &config.plan.endpoints,
+            Some("self"),
+        )
+        .await
+        .version
 }
 
 /// Where a rollout runs.

@@ -4,9 +4,12 @@
 
 pub mod cherry_pick;
 pub mod deploy;
+pub mod drill;
 pub mod gate;
+pub mod incident;
 pub mod multi_deploy;
 pub mod plan;
+pub mod records;
 pub mod rollback;
 pub mod sandbox;
 pub mod start;
@@ -100,7 +103,9 @@ pub async fn run(ctx: &Ctx) -> Result<Report, CommandError> {
         }
         Command::Start if let Some(config) = &c.start => start::run(ctx, config).await,
         Command::Tag if let Some(config) = &c.tag => tag::run(ctx, config).await,
+        Command::Incident if let Some(config) = &c.incident => incident::run(ctx, config).await,
         Command::Plan if let Some(config) = &c.plan => plan::run(ctx, config).await,
+        Command::Drill if let Some(config) = &c.drill => drill::run(ctx, config).await,
         _ => Err(CommandError::NotAvailable(command)),
     }
 }

@@ -308,6 +308,7 @@ impl Runner {
             &config,
             &app,
             &Probe::new(self.clients.http.clone()),
+            None,
         )
         .await;
         Step {

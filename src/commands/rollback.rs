@@ -47,6 +47,7 @@ pub struct ServiceResult {
 pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandError> {
     let started = Instant::now();
     ctx.console.untrusted("rollback reason", &config.reason);
+    let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
     let clients = azure_clients(&ctx.console, &config.azure)?;
     let probe = Probe::new(clients.http.clone());
     let mut results = Vec::new();
@@ -63,7 +64,13 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                         app: app_name.clone(),
                     },
                 );
-                one(ctx, config, &app, &probe).await
+                // Only asked of GitHub when nothing closer names a target.
+                let recorded = if config.to_version.is_none() {
+                    rec.recorded_previous(app_name).await
+                } else {
+                    None
+                };
+                one(ctx, config, &app, &probe, recorded).await
             }
         };
         match &r.error {
@@ -115,7 +122,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                 .map(|e| format!("rollback of {} failed: {e}", r.app))
         })
         .collect();
-    Ok(Report {
+    let mut report = Report {
         success: !failed,
         outputs: vec![
             ("result", result.to_string()),
@@ -146,7 +153,10 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
         errors_annotated: true,
         errors,
         interrupted: false,
-    })
+    };
+    super::records::after_rollback(ctx, &mut rec, &config.services, &config.reason, &mut report)
+        .await;
+    Ok(report)
 }
 
 /// Rolls back one service of the manifest (`services: all`), by its
@@ -188,7 +198,7 @@ async fn from_manifest(
                     app: app.clone(),
                 },
             );
-            let mut res = one(ctx, &one_config, &site, probe).await;
+            let mut res = one(ctx, &one_config, &site, probe, None).await;
             res.app = format!("{} ({app})", service.name);
             res
         }
@@ -274,11 +284,14 @@ async fn from_manifest(
     }
 }
 
+/// `recorded`: the last known good version from the GitHub deployment
+/// record, used when neither `to-version` nor the app's tag names one.
 pub(super) async fn one(
     ctx: &Ctx,
     config: &RollbackConfig,
     app: &AppService,
     probe: &Probe,
+    recorded: Option<String>,
 ) -> ServiceResult {
     let c = &ctx.cancel;
     let mut r = ServiceResult {
@@ -331,9 +344,16 @@ pub(super) async fn one(
         .to_version
         .clone()
         .or_else(|| prod.tags.get(PREVIOUS_VERSION_TAG).cloned())
+        .or_else(|| {
+            let v = recorded?;
+            ctx.console.info(&format!(
+                "the app carries no {PREVIOUS_VERSION_TAG} tag; the last successful GitHub deployment names {v} as the last known good version"
+            ));
+            Some(v)
+        })
     else {
         fail!(
-            "no previous version is recorded on this app (expedite records one when it promotes a deploy); give to-version"
+            "no previous version is recorded on this app (expedite records one when it promotes a deploy) nor in a successful GitHub deployment; give to-version"
         );
     };
     r.target = Some(target.clone());

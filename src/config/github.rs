@@ -605,6 +605,266 @@ pub(super) fn tag_config(
     })
 }
 
+/// What `incident` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentAction {
+    /// Open the record (idempotent per id).
+    Create {
+        /// How bad.
+        severity: crate::notify::Sev,
+        /// What is broken (untrusted text).
+        title: String,
+    },
+    /// A timeline comment.
+    Update {
+        /// What happened (untrusted text).
+        message: String,
+    },
+    /// Root cause and action items, then the issue is closed.
+    Resolve {
+        /// The root cause (untrusted text).
+        root_cause: Option<String>,
+        /// Follow-ups, one each (untrusted text).
+        action_items: Vec<String>,
+    },
+}
+
+/// Settings of `incident`.
+#[derive(Debug, Clone)]
+pub struct IncidentConfig {
+    /// The repository holding the incident issues.
+    pub github: GithubAccess,
+    /// The incident id (`INC-2041`).
+    pub id: String,
+    /// What to do.
+    pub action: IncidentAction,
+}
+
+/// What deploy, rollback, cherry-pick and incident record besides their own
+/// work: the incident timeline, GitHub deployments and notifications. Each
+/// part is optional, and none of them can fail the command.
+#[derive(Debug, Clone, Default)]
+pub struct RecordsConfig {
+    /// The repository, when a token (or App) and a repository are known.
+    pub github: Option<GithubAccess>,
+    /// The incident whose timeline gets a comment.
+    pub incident: Option<String>,
+    /// The GitHub deployment environment (deploy, rollback).
+    pub environment: String,
+    /// Where notifications go.
+    pub targets: crate::notify::Targets,
+    /// TLS trust and host resolution for the notifier (the command's own).
+    pub http: HttpSettings,
+}
+
+/// True when an incident id is safe in a title prefix, a PagerDuty dedup
+/// key and a branch name: the ref-safe characters.
+fn incident_id(v: &str) -> Result<String, ValueError> {
+    ref_safe("the incident id")(v)
+}
+
+fn notify_targets(r: &mut Resolver<'_>) -> crate::notify::Targets {
+    use crate::notify::SecretUrl;
+    let webhook = |v: &str| {
+        v.parse::<SecretUrl>().map_err(|problem| ValueError {
+            problem,
+            accepted: "the webhook's https URL".into(),
+        })
+    };
+    let slack = r.parse("slack-webhook-url", webhook);
+    let teams = r.parse("teams-webhook-url", webhook);
+    let key = r.parse("pagerduty-routing-key", |v| {
+        if v.len() >= 20 && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric()) {
+            Ok(SecretString::from(v.to_string()))
+        } else {
+            Err(ValueError {
+                problem: "is not a routing key".into(),
+                accepted: "the 32-character integration key of an Events API v2 integration".into(),
+            })
+        }
+    });
+    let base = r.parse("pagerduty-url", |v| {
+        let u = values::parse_url(v)?;
+        let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if u.scheme() == "https" || loopback {
+            Ok(u)
+        } else {
+            Err(ValueError {
+                problem: format!("{} is not https", shown(v)),
+                accepted: "https://events.pagerduty.com or https://events.eu.pagerduty.com".into(),
+            })
+        }
+    });
+    crate::notify::Targets {
+        slack,
+        teams,
+        pagerduty: key.zip(base),
+    }
+}
+
+/// The records of deploy, rollback, cherry-pick and incident. Deploy and
+/// rollback look for GitHub access only when a token or App is given, so a
+/// terminal run without one records nothing; cherry-pick and incident
+/// (`own_access`) bring their own, and incident reads its id itself.
+pub(super) fn records_config(
+    r: &mut Resolver<'_>,
+    env: &Env,
+    token: Option<&SecretString>,
+    own_access: Option<&GithubAccess>,
+) -> RecordsConfig {
+    let raw = r.raw;
+    let incident = if raw.command == Command::Incident {
+        None
+    } else {
+        r.parse("incident", incident_id)
+    };
+    let environment = r
+        .parse("environment", |v| {
+            if !v.is_empty() && v.len() <= 255 && !v.chars().any(char::is_control) {
+                Ok(v.to_string())
+            } else {
+                Err(ValueError {
+                    problem: format!("{} is not an environment name", shown(v)),
+                    accepted: "a name such as production".into(),
+                })
+            }
+        })
+        .unwrap_or_else(|| "production".into());
+    let targets = notify_targets(r);
+    let has_auth = token.is_some() || raw.get("app-id").is_some();
+    let has_repo = raw.get("repository").is_some() || env.get("GITHUB_REPOSITORY").is_some();
+    let github = if matches!(raw.command, Command::CherryPick | Command::Incident) {
+        own_access.cloned()
+    } else if has_auth && has_repo {
+        access(r, env, token)
+    } else {
+        if incident.is_some() {
+            // Asked for a timeline and cannot write one: an input error now
+            // beats a silent gap in the record.
+            r.error(
+                "incident",
+                "needs a GitHub token and repository to comment on the incident's timeline",
+                "pass github-token (the default in a workflow) and repository",
+            );
+        }
+        None
+    };
+    let http = github.as_ref().map(|g| g.http.clone()).unwrap_or_else(|| {
+        let resolve = r
+            .raw
+            .get("resolve")
+            .map(|v| {
+                values::parse_list(v)
+                    .iter()
+                    .filter_map(|rule| rule.parse::<crate::http::ResolveRule>().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ca = r
+            .raw
+            .get("ca-cert")
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        HttpSettings {
+            resolve,
+            extra_ca_pem: ca.into_iter().collect(),
+            ..HttpSettings::default()
+        }
+    });
+    RecordsConfig {
+        github,
+        incident,
+        environment,
+        targets,
+        http,
+    }
+}
+
+/// `incident`'s settings.
+pub(super) fn incident_config(
+    r: &mut Resolver<'_>,
+    env: &Env,
+    token: Option<&SecretString>,
+) -> Option<IncidentConfig> {
+    let github = access(r, env, token);
+    let id = r.parse("incident", incident_id);
+    let raw = r.raw;
+    let text = |name: &str| raw.get(name).map(str::to_string);
+    let action = match raw.get("incident-action") {
+        Some("create") => {
+            let severity = match raw.get("severity") {
+                Some(v) => match v.parse::<crate::notify::Sev>() {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        r.error(
+                            "severity",
+                            format!("{} is not a severity", shown(v)),
+                            "sev0, sev1, sev2 or sev3",
+                        );
+                        None
+                    }
+                },
+                None => {
+                    r.error(
+                        "severity",
+                        "is required by `create`",
+                        "sev0, sev1, sev2 or sev3",
+                    );
+                    None
+                }
+            };
+            let title = text("title");
+            if title.is_none() {
+                r.error(
+                    "title",
+                    "is required by `create`",
+                    "say in one line what is broken",
+                );
+            }
+            match (severity, title) {
+                (Some(severity), Some(title)) => Some(IncidentAction::Create {
+                    severity,
+                    title: title.lines().next().unwrap_or_default().to_string(),
+                }),
+                _ => None,
+            }
+        }
+        Some("update") => match text("message") {
+            Some(message) => Some(IncidentAction::Update { message }),
+            None => {
+                r.error("message", "is required by `update`", "say what happened");
+                None
+            }
+        },
+        Some("resolve") => Some(IncidentAction::Resolve {
+            root_cause: text("root-cause"),
+            action_items: raw
+                .get("action-items")
+                .map(|v| {
+                    v.lines()
+                        .map(|l| l.trim().trim_start_matches(['-', '*']).trim())
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+        Some(other) => {
+            r.error(
+                "incident-action",
+                format!("{} is not an action", shown(other)),
+                "create, update or resolve",
+            );
+            None
+        }
+        None => None,
+    };
+    Some(IncidentConfig {
+        github: github?,
+        id: id?,
+        action: action?,
+    })
+}
+
 /// Which command each builder serves (keeps `Config::resolve`'s edit small).
 pub(super) fn applies(c: Command) -> bool {
     matches!(c, Command::CherryPick | Command::Start | Command::Tag)

@@ -292,8 +292,24 @@ pub struct Config {
     pub start: Option<Box<github::StartConfig>>,
     /// The tag's settings, when the command is `tag`.
     pub tag: Option<Box<github::TagConfig>>,
+    /// The incident's settings, when the command is `incident`.
+    pub incident: Option<Box<github::IncidentConfig>>,
+    /// Timeline, deployments and notifications (deploy, rollback,
+    /// cherry-pick, incident).
+    pub records: Option<Box<github::RecordsConfig>>,
     /// The plan's settings, when the command is `plan`.
     pub plan: Option<Box<PlanConfig>>,
+    /// The drill's settings, when the command is `drill`.
+    pub drill: Option<DrillConfig>,
+}
+
+/// Settings of `drill` (CLI only).
+#[derive(Debug, Clone)]
+pub struct DrillConfig {
+    /// The sandbox's seed.
+    pub seed: u64,
+    /// The expectation to break on purpose, if any.
+    pub sabotage: Option<String>,
 }
 
 /// Settings of `plan`.
@@ -486,6 +502,22 @@ impl Config {
         } else {
             None
         };
+        let drill = if raw.command == Command::Drill {
+            let seed = r.parse("seed", |v| values::parse_uint(v, 0, u64::MAX));
+            let sabotage = r.parse("sabotage", |v| match v {
+                "breaker" => Ok(v.to_string()),
+                other => Err(ValueError {
+                    problem: format!("{} is not a drill expectation", shown(other)),
+                    accepted: "breaker".into(),
+                }),
+            });
+            Some(DrillConfig {
+                seed: seed.unwrap_or(0),
+                sabotage,
+            })
+        } else {
+            None
+        };
         let plan = if raw.command == Command::Plan {
             plan_config(&mut r).map(Box::new)
         } else {
@@ -502,6 +534,28 @@ impl Config {
                 _ => tag = github::tag_config(&mut r, env, t).map(Box::new),
             }
         }
+        let incident = if raw.command == Command::Incident {
+            github::incident_config(&mut r, env, github_token.as_ref()).map(Box::new)
+        } else {
+            None
+        };
+        // Incident timeline, GitHub deployments and notifications.
+        let records = matches!(
+            raw.command,
+            Command::Deploy | Command::Rollback | Command::CherryPick | Command::Incident
+        )
+        .then(|| {
+            let own = cherry_pick
+                .as_ref()
+                .map(|c| &c.github)
+                .or(incident.as_ref().map(|c| &c.github));
+            Box::new(github::records_config(
+                &mut r,
+                env,
+                github_token.as_ref(),
+                own,
+            ))
+        });
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -520,6 +574,9 @@ impl Config {
             start,
             tag,
             plan,
+            drill,
+            incident,
+            records,
         })
     }
 }

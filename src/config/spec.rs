@@ -118,8 +118,9 @@ impl Command {
                 | Command::CherryPick
                 | Command::Start
                 | Command::Tag
+                | Command::Incident
                 | Command::Plan
-        ) || (self == Command::Sandbox && cfg!(feature = "sandbox"))
+        ) || (matches!(self, Command::Sandbox | Command::Drill) && cfg!(feature = "sandbox"))
     }
 
     /// True for commands only the CLI runs (not the action).
@@ -248,6 +249,8 @@ impl InputSpec {
 
 const GATE: &[Command] = &[Command::Gate];
 const SANDBOX: &[Command] = &[Command::Sandbox];
+const SANDBOX_AND_DRILL: &[Command] = &[Command::Sandbox, Command::Drill];
+const DRILL: &[Command] = &[Command::Drill];
 const DEPLOY: &[Command] = &[Command::Deploy];
 const AZURE: &[Command] = &[Command::Deploy, Command::Rollback];
 const ROLLBACK: &[Command] = &[Command::Rollback];
@@ -267,6 +270,22 @@ const BOUNDED: &[Command] = &[
     Command::Plan,
     Command::Drill,
     Command::Bench,
+];
+const INCIDENT: &[Command] = &[Command::Incident];
+/// Commands that read `incident` (and write to its timeline).
+const INCIDENT_SCOPE: &[Command] = &[
+    Command::Start,
+    Command::Incident,
+    Command::Deploy,
+    Command::Rollback,
+    Command::CherryPick,
+];
+/// Commands that send notifications.
+const NOTIFY: &[Command] = &[
+    Command::Deploy,
+    Command::Rollback,
+    Command::CherryPick,
+    Command::Incident,
 ];
 const GITHUB: &[Command] = &[
     Command::Deploy,
@@ -495,6 +514,7 @@ pub const INPUTS: &[InputSpec] = &[
         Command::CherryPick,
         Command::Start,
         Command::Tag,
+        Command::Incident,
     ])
     .env("EXPEDITE_RESOLVE"),
     input(
@@ -507,6 +527,7 @@ pub const INPUTS: &[InputSpec] = &[
         Command::CherryPick,
         Command::Start,
         Command::Tag,
+        Command::Incident,
     ])
     .env("EXPEDITE_CA_CERT"),
     input(
@@ -704,9 +725,10 @@ pub const INPUTS: &[InputSpec] = &[
     input(
         "repository",
         "The GitHub repository as owner/name. Default: the workflow's repository \
-         (GITHUB_REPOSITORY).",
+         (GITHUB_REPOSITORY). deploy and rollback record deployments and incident timeline \
+         comments there when a token is available.",
     )
-    .only(&[Command::CherryPick, Command::Start, Command::Tag])
+    .only(GITHUB)
     .env("GITHUB_REPOSITORY"),
     input(
         "app-id",
@@ -771,10 +793,82 @@ pub const INPUTS: &[InputSpec] = &[
     .boolean(),
     input(
         "incident",
-        "start: the incident id, in the branch name (e.g. INC-4521).",
+        "The incident id (e.g. INC-4521). start: in the branch name. incident: the record to \
+         create, update or resolve (the GitHub issue titled `[INC-4521] …`). deploy, \
+         rollback, cherry-pick: the incident whose timeline gets a comment at the end.",
     )
-    .only(&[Command::Start])
-    .required(&[Command::Start]),
+    .only(INCIDENT_SCOPE)
+    .required(&[Command::Start, Command::Incident]),
+    input(
+        "incident-action",
+        "incident: `create` (an issue labelled `incident` and the severity; an open one for \
+         the id is reused), `update` (a timeline comment with `message`) or `resolve` (a \
+         comment with `root-cause` and `action-items`, then the issue is closed).",
+    )
+    .only(INCIDENT)
+    .required(INCIDENT),
+    input(
+        "severity",
+        "incident: sev0 (worst) to sev3; required by `create` (a label and the PagerDuty \
+         severity).",
+    )
+    .only(INCIDENT),
+    input(
+        "title",
+        "incident: what is broken, one line (create); the issue is titled `[ID] title`.",
+    )
+    .only(INCIDENT),
+    input(
+        "message",
+        "incident: what happened (update), recorded as text in a timeline comment.",
+    )
+    .only(INCIDENT),
+    input(
+        "root-cause",
+        "incident: the root cause (resolve), recorded as text.",
+    )
+    .only(INCIDENT),
+    input(
+        "action-items",
+        "incident: follow-up actions, one per line (resolve); they become a task list.",
+    )
+    .only(INCIDENT),
+    input(
+        "environment",
+        "deploy: the GitHub deployment environment the deploy is recorded in; rollback reads \
+         the last good version from it.",
+    )
+    .default("production")
+    .only(AZURE),
+    input(
+        "slack-webhook-url",
+        "Slack incoming-webhook URL for incident and deploy messages (a secret).",
+    )
+    .only(NOTIFY)
+    .secret()
+    .env("EXPEDITE_SLACK_WEBHOOK_URL"),
+    input(
+        "teams-webhook-url",
+        "Microsoft Teams Workflows webhook URL for incident and deploy messages (a secret).",
+    )
+    .only(NOTIFY)
+    .secret()
+    .env("EXPEDITE_TEAMS_WEBHOOK_URL"),
+    input(
+        "pagerduty-routing-key",
+        "PagerDuty Events API v2 routing key: incidents trigger and resolve an alert, deploys \
+         send change events (a secret).",
+    )
+    .only(NOTIFY)
+    .secret()
+    .env("EXPEDITE_PAGERDUTY_ROUTING_KEY"),
+    input(
+        "pagerduty-url",
+        "PagerDuty Events API base URL (the EU service: https://events.eu.pagerduty.com).",
+    )
+    .default("https://events.pagerduty.com")
+    .only(NOTIFY)
+    .env("EXPEDITE_PAGERDUTY_URL"),
     input(
         "slug",
         "start: a short name for the fix, in the branch name (e.g. large-orders).",
@@ -806,7 +900,13 @@ pub const INPUTS: &[InputSpec] = &[
         "Seed for the sandbox's traffic split, demo errors and probabilistic faults.",
     )
     .default("0")
-    .only(SANDBOX),
+    .only(SANDBOX_AND_DRILL),
+    input(
+        "sabotage",
+        "drill: break one expectation on purpose, to see the drill fail loudly: `breaker` (the \
+         bad build is not bad, so the breaker has nothing to trip).",
+    )
+    .only(DRILL),
     input(
         "https-port",
         "Port of the sandbox's HTTPS listener (Azure surfaces); 0 picks a free one.",
@@ -891,13 +991,15 @@ pub const OUTPUTS: &[OutputSpec] = &[
         "How the command ended. deploy, rollback: promoted, rolled-back, unchanged, \
          failed-before-change, inconclusive or needs-attention. cherry-pick: pull-request, \
          pushed, conflict, already-applied or existing (a re-run found its pull request). \
-         start, tag: created or already-exists.",
+         start, tag: created or already-exists. incident: created, already-exists, updated, \
+         resolved.",
         Scope::Only(&[
             Command::Deploy,
             Command::Rollback,
             Command::CherryPick,
             Command::Start,
             Command::Tag,
+            Command::Incident,
         ]),
     ),
     output(
@@ -995,6 +1097,16 @@ pub const OUTPUTS: &[OutputSpec] = &[
         "commit",
         "tag: the commit the tag points at.",
         Scope::Only(&[Command::Tag]),
+    ),
+    output(
+        "incident-url",
+        "incident: the incident's GitHub issue.",
+        Scope::Only(INCIDENT),
+    ),
+    output(
+        "incident-number",
+        "incident: the issue's number.",
+        Scope::Only(INCIDENT),
     ),
 ];
 

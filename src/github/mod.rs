@@ -1,5 +1,6 @@
 //! GitHub's REST API, the part the hotfix commands use: refs and tags,
-//! commits and compare, branches, pull requests, labels and assignees.
+//! commits and compare, branches, pull requests, labels and assignees,
+//! issues and comments (incident records), deployments and their statuses.
 //!
 //! Requests go through [`crate::http`] (ADR 0006): the same TLS trust
 //! (`ca-cert`), host resolution (`resolve`), timeouts and retry policy as
@@ -491,6 +492,171 @@ impl Api {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// An issue (incident records are issues).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Issue {
+    /// Number.
+    pub number: u64,
+    /// Web URL.
+    pub html_url: String,
+    /// Title (untrusted text).
+    #[serde(default)]
+    pub title: String,
+    /// `open`, `closed`.
+    pub state: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    /// Set on pull requests (the issues list includes them).
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+/// A label on an issue.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    /// Name.
+    pub name: String,
+}
+
+/// An issue comment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueComment {
+    /// Id.
+    pub id: u64,
+    /// Web URL.
+    pub html_url: String,
+}
+
+/// A deployment (`POST/GET deployments`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deployment {
+    /// Id.
+    pub id: u64,
+    /// The environment.
+    #[serde(default)]
+    pub environment: String,
+    /// What the creator attached (expedite: app and versions).
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A deployment status.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentStatus {
+    /// Id.
+    pub id: u64,
+    /// `in_progress`, `success`, `failure`, …
+    pub state: String,
+}
+
+impl Api {
+    /// Opens an issue.
+    pub async fn create_issue(
+        &self,
+        title: &str,
+        body: &str,
+        labels: &[String],
+    ) -> Result<Issue, GithubError> {
+        self.post_json(
+            &self.repo_path("issues"),
+            &serde_json::json!({ "title": title, "body": body, "labels": labels }),
+        )
+        .await
+    }
+
+    /// Issues (not pull requests) carrying `label`, open and closed, newest
+    /// first, up to `max`.
+    pub async fn issues_labelled(
+        &self,
+        label: &str,
+        max: usize,
+    ) -> Result<Vec<Issue>, GithubError> {
+        let l = url::form_urlencoded::byte_serialize(label.as_bytes()).collect::<String>();
+        let all: Vec<Issue> = self
+            .list(
+                &self.repo_path(&format!(
+                    "issues?state=all&labels={l}&sort=created&direction=desc"
+                )),
+                max,
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .collect())
+    }
+
+    /// One issue, or `None`.
+    pub async fn issue(&self, number: u64) -> Result<Option<Issue>, GithubError> {
+        self.get_opt(&self.repo_path(&format!("issues/{number}")))
+            .await
+    }
+
+    /// Changes an issue (`state`, `state_reason`, `title`, …).
+    pub async fn patch_issue(
+        &self,
+        number: u64,
+        changes: &serde_json::Value,
+    ) -> Result<Issue, GithubError> {
+        let path = self.repo_path(&format!("issues/{number}"));
+        let r = self
+            .call(reqwest::Method::PATCH, &path, Some(changes))
+            .await?;
+        Self::decode(&format!("PATCH {path}"), &r.body)
+    }
+
+    /// Comments on an issue or pull request.
+    pub async fn comment(&self, number: u64, body: &str) -> Result<IssueComment, GithubError> {
+        self.post_json(
+            &self.repo_path(&format!("issues/{number}/comments")),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
+    }
+
+    /// Creates a deployment (`body` as the REST API documents it).
+    pub async fn create_deployment(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<Deployment, GithubError> {
+        self.post_json(&self.repo_path("deployments"), body).await
+    }
+
+    /// Deployments of `environment`, newest first, up to `max`.
+    pub async fn deployments(
+        &self,
+        environment: &str,
+        max: usize,
+    ) -> Result<Vec<Deployment>, GithubError> {
+        let e = url::form_urlencoded::byte_serialize(environment.as_bytes()).collect::<String>();
+        self.list(
+            &self.repo_path(&format!("deployments?environment={e}")),
+            max,
+        )
+        .await
+    }
+
+    /// Adds a status to a deployment (`body`: state, log_url, …).
+    pub async fn create_deployment_status(
+        &self,
+        id: u64,
+        body: &serde_json::Value,
+    ) -> Result<DeploymentStatus, GithubError> {
+        self.post_json(&self.repo_path(&format!("deployments/{id}/statuses")), body)
+            .await
+    }
+
+    /// A deployment's statuses, newest first.
+    pub async fn deployment_statuses(&self, id: u64) -> Result<Vec<DeploymentStatus>, GithubError> {
+        self.list(&self.repo_path(&format!("deployments/{id}/statuses")), 100)
+            .await
     }
 }
 
