@@ -1,6 +1,7 @@
 //! Exactly one crypto backend (docs/adr/0002-crypto-backend.md): with none or
 //! two, jsonwebtoken panics when it signs — in production, the first time a
-//! GitHub App token is needed. This signs through octocrab's own helper.
+//! GitHub App token is needed. This signs through the product's own App-JWT
+//! function, with the product's dependency set.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use std::process::Command;
@@ -57,8 +58,8 @@ fn app_jwt_signing_works_with_the_product_dependency_set() {
         }
     };
     assert!(String::from_utf8_lossy(&pem).contains("BEGIN RSA PRIVATE KEY"));
-    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
-    let jwt = octocrab::auth::create_jwt(octocrab::models::AppId(12345), &encoding).unwrap();
+    let jwt = expedite::github::auth::app_jwt("12345", &String::from_utf8_lossy(&pem)).unwrap();
+    let jwt = secrecy::ExposeSecret::expose_secret(&jwt).to_string();
     assert_eq!(jwt.split('.').count(), 3);
     let header = jsonwebtoken::decode_header(&jwt).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
