@@ -372,3 +372,61 @@ fn as_rollback(mut job: Job) -> Job {
         .input("services", "all")
         .input("reason", "payments regressed; $(rm -rf /) stays text")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_apps_service_takes_its_place_in_the_graph() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let manifest = r#"
+services:
+  - name: core-package
+    platform: command
+    deploy: 'echo "$EXPEDITE_VERSION" > core-published.txt'
+    verify: 'test -s core-published.txt'
+  - name: payments
+    platform: container-apps
+    app: ca-contoso-payments
+    image: contosoacr.azurecr.io/payments:${version}
+    depends_on: [core-package]
+  - name: frontend
+    app: app-contoso-web
+    package: web.zip
+    depends_on: [payments]
+"#;
+    let job = deploy_job(&s, "2.4.1");
+    std::fs::write(job.workspace().join(".github/expedite.yml"), manifest).unwrap();
+    let (_job, r) = run(job).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    let outcome = services(&r);
+    assert_eq!(outcome["payments"], "promoted", "{outcome}");
+    assert_eq!(outcome["frontend"], "promoted", "{outcome}");
+    // All of the container app's traffic is on the new revision, by name.
+    let clients = common::azure::clients(&sb);
+    let app = expedite::platform::container_apps::ContainerApps::new(
+        clients.arm(),
+        expedite::platform::container_apps::ContainerAppRef {
+            subscription: s.subscription_id.clone(),
+            resource_group: s.resource_group.clone(),
+            app: "ca-contoso-payments".into(),
+        },
+    );
+    let info = app.get(&expedite::cancel::Cancel::new()).await.unwrap();
+    let serving: Vec<_> = info.traffic.iter().filter(|t| t.weight > 0).collect();
+    assert_eq!(serving.len(), 1, "{:?}", info.traffic);
+    assert!(
+        serving[0].revision != "ca-contoso-payments--v240" && serving[0].weight == 100,
+        "{:?}",
+        info.traffic
+    );
+    // The front end changed only after the container app was verified.
+    let log = sb.handle().request_log();
+    let payments_verified = log
+        .iter()
+        .filter(|r| r.target.starts_with("ca:ca-contoso-payments/"))
+        .map(|r| r.seq)
+        .max()
+        .unwrap();
+    let web_first_change = *changes_to(&log, "app-contoso-web").first().unwrap();
+    assert!(web_first_change > payments_verified);
+    sb.shutdown().await;
+}
