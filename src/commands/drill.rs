@@ -294,6 +294,30 @@ mod imp {
                 .collect()
         }
 
+        /// The smoke order as a drill step: `recorded` is what production
+        /// should do with it (2.4.0 loses it, the fix records it).
+        async fn smoke_step(&mut self, name: &str, host: &str, recorded: bool) {
+            let t = Instant::now();
+            let smoke = self.smoke_order(host).await;
+            let (result, held) = match smoke {
+                Ok(true) => ("recorded".to_string(), recorded),
+                Ok(false) => ("accepted, then lost".to_string(), !recorded),
+                Err(e) => {
+                    let held = Err(e.clone());
+                    self.check(name, t, format!("error: {e}"), held);
+                    return;
+                }
+            };
+            let held = if held {
+                Ok(())
+            } else if recorded {
+                Err("the fix did not fix it".into())
+            } else {
+                Err("the 2.4.0 bug did not reproduce".into())
+            };
+            self.check(name, t, result, held);
+        }
+
         /// Places an order over $10,000 in production and reads it back.
         async fn smoke_order(&self, host: &str) -> Result<bool, String> {
             let base = format!("https://{host}");
@@ -460,22 +484,8 @@ mod imp {
         let incident_available = crate::config::Command::Incident.available();
 
         // 1. The symptom: a large order is accepted and lost.
-        let t = Instant::now();
-        let smoke = d.smoke_order(&production).await;
-        d.check(
-            "smoke order over $10,000 on 2.4.0",
-            t,
-            match &smoke {
-                Ok(true) => "recorded".into(),
-                Ok(false) => "accepted, then lost".into(),
-                Err(e) => format!("error: {e}"),
-            },
-            match smoke {
-                Ok(false) => Ok(()),
-                Ok(true) => Err("the 2.4.0 bug did not reproduce".into()),
-                Err(e) => Err(e),
-            },
-        );
+        d.smoke_step("smoke order over $10,000 on 2.4.0", &production, false)
+            .await;
 
         // 2. The incident record and the page.
         if incident_available {
@@ -599,22 +609,8 @@ mod imp {
             },
         )
         .await;
-        let t = Instant::now();
-        let smoke = d.smoke_order(&production).await;
-        d.check(
-            "smoke order over $10,000 on 2.4.1",
-            t,
-            match &smoke {
-                Ok(true) => "recorded".into(),
-                Ok(false) => "lost".into(),
-                Err(e) => format!("error: {e}"),
-            },
-            match smoke {
-                Ok(true) => Ok(()),
-                Ok(false) => Err("the fix did not fix it".into()),
-                Err(e) => Err(e),
-            },
-        );
+        d.smoke_step("smoke order over $10,000 on 2.4.1", &production, true)
+            .await;
 
         // 7. The release tag.
         let branch = format!("hotfix/{INCIDENT}-large-orders");

@@ -277,28 +277,7 @@ fn access(
             None
         }
     };
-    let resolve = r.parse("resolve", |v| {
-        values::parse_list(v)
-            .iter()
-            .map(|rule| rule.parse::<crate::http::ResolveRule>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ValueError {
-                problem: e,
-                accepted: "comma-separated rules".into(),
-            })
-    });
-    let ca_pem = r.parse("ca-cert", |v| {
-        let text = std::fs::read_to_string(v).map_err(|e| ValueError {
-            problem: format!("cannot read {}: {e}", shown(v)),
-            accepted: "the path of a PEM file with CA certificates".into(),
-        })?;
-        crate::http::parse_pem_certs(&text)
-            .map(|_| text)
-            .map_err(|e| ValueError {
-                problem: format!("{}: {e}", shown(v)),
-                accepted: "a PEM file of CA certificates".into(),
-            })
-    });
+    let (resolve, ca_pem) = super::http_inputs(r);
     let app_id = raw.get("app-id").map(str::to_string);
     let auth = match (app_id, raw.get("app-private-key")) {
         (Some(id), Some(_)) => {

@@ -597,28 +597,7 @@ fn azure_config(r: &mut Resolver<'_>, env: &Env) -> Option<AzureConfig> {
     let raw = r.raw;
     let arm_endpoint = r.parse("arm-endpoint", values::parse_url);
     let authority_host = r.parse("authority-host", values::parse_url);
-    let resolve = r.parse("resolve", |v| {
-        values::parse_list(v)
-            .iter()
-            .map(|rule| rule.parse::<crate::http::ResolveRule>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ValueError {
-                problem: e,
-                accepted: "comma-separated rules".into(),
-            })
-    });
-    let ca_pem = r.parse("ca-cert", |v| {
-        let text = std::fs::read_to_string(v).map_err(|e| ValueError {
-            problem: format!("cannot read {}: {e}", shown(v)),
-            accepted: "the path of a PEM file with CA certificates".into(),
-        })?;
-        crate::http::parse_pem_certs(&text)
-            .map(|_| text)
-            .map_err(|e| ValueError {
-                problem: format!("{}: {e}", shown(v)),
-                accepted: "a PEM file of CA certificates".into(),
-            })
-    });
+    let (resolve, ca_pem) = http_inputs(r);
     let audience = raw
         .get("oidc-audience")
         .unwrap_or(crate::azure::auth::DEFAULT_OIDC_AUDIENCE)
@@ -1068,6 +1047,36 @@ fn multi_config(r: &mut Resolver<'_>) -> Option<Option<MultiConfig>> {
         on_failure: on_failure?,
         max_parallel: max_parallel?,
     }))
+}
+
+/// The `resolve` and `ca-cert` inputs, shared by every command that builds
+/// HTTP clients (Azure, GitHub).
+fn http_inputs(
+    r: &mut Resolver<'_>,
+) -> (Option<Vec<crate::http::ResolveRule>>, Option<String>) {
+    let resolve = r.parse("resolve", |v| {
+        values::parse_list(v)
+            .iter()
+            .map(|rule| rule.parse::<crate::http::ResolveRule>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ValueError {
+                problem: e,
+                accepted: "comma-separated rules".into(),
+            })
+    });
+    let ca_pem = r.parse("ca-cert", |v| {
+        let text = std::fs::read_to_string(v).map_err(|e| ValueError {
+            problem: format!("cannot read {}: {e}", shown(v)),
+            accepted: "the path of a PEM file with CA certificates".into(),
+        })?;
+        crate::http::parse_pem_certs(&text)
+            .map(|_| text)
+            .map_err(|e| ValueError {
+                problem: format!("{}: {e}", shown(v)),
+                accepted: "a PEM file of CA certificates".into(),
+            })
+    });
+    (resolve, ca_pem)
 }
 
 /// The Prometheus source's settings from the `prometheus-*` inputs.
