@@ -1051,9 +1051,7 @@ fn multi_config(r: &mut Resolver<'_>) -> Option<Option<MultiConfig>> {
 
 /// The `resolve` and `ca-cert` inputs, shared by every command that builds
 /// HTTP clients (Azure, GitHub).
-fn http_inputs(
-    r: &mut Resolver<'_>,
-) -> (Option<Vec<crate::http::ResolveRule>>, Option<String>) {
+fn http_inputs(r: &mut Resolver<'_>) -> (Option<Vec<crate::http::ResolveRule>>, Option<String>) {
     let resolve = r.parse("resolve", |v| {
         values::parse_list(v)
             .iter()
