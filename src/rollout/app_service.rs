@@ -46,14 +46,6 @@ fn rules_text(rules: &[RoutingRule]) -> String {
 }
 
 impl Target for AppServiceTarget {
-    fn describe(&self) -> String {
-        format!(
-            "App Service app {} (slot {})",
-            self.app.site().app,
-            self.slot
-        )
-    }
-
     async fn preflight(&self, plan: &DeployPlan, f: &mut Facts, probe: &Probe, c: &Cancel) -> R {
         let prod = match self.app.slot(PRODUCTION, c).await {
             Ok(p) => p,

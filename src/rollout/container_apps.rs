@@ -64,10 +64,6 @@ impl ContainerAppsTarget {
 }
 
 impl Target for ContainerAppsTarget {
-    fn describe(&self) -> String {
-        format!("container app {}", self.app.app_ref().app)
-    }
-
     async fn preflight(&self, plan: &DeployPlan, f: &mut Facts, probe: &Probe, c: &Cancel) -> R {
         let info = match self.app.get(c).await {
             Ok(i) => i,

@@ -29,9 +29,6 @@ pub enum Side {
 
 /// A platform the rollout can drive.
 pub trait Target: Send + Sync {
-    /// For logs and the summary: `App Service app contoso-payments`.
-    fn describe(&self) -> String;
-
     /// Reads everything before a change: hosts, what production serves
     /// (`facts.previous_version`), leftovers (→ [`R::StaleRouting`]),
     /// nothing to do (→ [`R::AlreadyDeployed`]). Changes nothing.

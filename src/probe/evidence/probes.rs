@@ -132,7 +132,6 @@ struct Tally {
     slow: u64,
     latencies: std::collections::VecDeque<f64>,
     in_flight: usize,
-    last_failure: Option<String>,
 }
 
 impl Tally {
@@ -176,14 +175,6 @@ impl ProbeSource {
             tallies: Default::default(),
             tasks: Vec::new(),
         }
-    }
-
-    /// The last failure seen on the canary, for the summary.
-    pub fn last_canary_failure(&self) -> Option<String> {
-        self.tallies[0]
-            .lock()
-            .ok()
-            .and_then(|t| t.last_failure.clone())
     }
 
     fn stop(&mut self) {
@@ -317,9 +308,8 @@ impl EvidenceSource for ProbeSource {
                         let Ok(mut t) = tally.lock() else { return };
                         t.in_flight = t.in_flight.saturating_sub(1);
                         t.requests += 1;
-                        if let Err(why) = result {
+                        if result.is_err() {
                             t.failures += 1;
-                            t.last_failure = Some(why);
                         }
                         if slow.is_some_and(|s| took > s) {
                             t.slow += 1;
