@@ -12,6 +12,10 @@
 //!   429, 5xx and connection failures — **only for idempotent requests**.
 //!   A non-idempotent request (a swap) is sent once; when its outcome is
 //!   unknown the error says so, and the caller reads state before deciding.
+//! - Bounded bodies: every answer is read in chunks up to a cap suited to
+//!   its kind ([`API_BODY_LIMIT`], [`PROBE_BODY_LIMIT`], …); past the cap the
+//!   read stops with [`HttpError::TooLarge`] naming the endpoint, so a
+//!   hostile or broken server cannot grow the process (invariant 7).
 //! - [`Redacted`]: URLs in logs and errors without credentials or signed
 //!   query parameters.
 
@@ -157,6 +161,19 @@ pub enum HttpError {
         body: String,
         /// Interesting headers (request ids) for support cases.
         request_id: Option<String>,
+    },
+    /// The answer was larger than the caller accepts for its kind; reading
+    /// stopped at the cap (abort: the server is broken or hostile).
+    #[error("{method} {url}: the answer is larger than {limit} bytes{}; expedite stopped reading it (a broken or hostile server)", .declared.map(|d| format!(" (it declared {d})")).unwrap_or_default())]
+    TooLarge {
+        /// The method.
+        method: Method,
+        /// The URL, redacted.
+        url: String,
+        /// The cap.
+        limit: usize,
+        /// What `Content-Length` announced, if anything.
+        declared: Option<u64>,
     },
     /// Cancelled while waiting to retry.
     #[error(transparent)]
@@ -332,15 +349,28 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A response read whole (bodies here are small JSON documents).
+/// Cap on a JSON API answer (ARM, Entra, GitHub, Prometheus, Azure
+/// Monitor): the largest documents read here (a page of revisions, a range
+/// query) are far below it.
+pub const API_BODY_LIMIT: usize = 4 << 20;
+
+/// Cap on an app's own answers (`/health`, `/api/version`, a probe's
+/// read-back): a version is a few bytes; anything near this is not one.
+pub const PROBE_BODY_LIMIT: usize = 64 << 10;
+
+/// Cap on a package read back from an archive or from Kudu (GitHub's blob
+/// API takes at most 100 MB).
+pub const PACKAGE_BODY_LIMIT: usize = 100 << 20;
+
+/// A response read whole, up to the caller's cap.
 #[derive(Debug, Clone)]
 pub struct Response {
     /// Status.
     pub status: StatusCode,
     /// Headers.
     pub headers: reqwest::header::HeaderMap,
-    /// Body text.
-    pub body: String,
+    /// Body bytes.
+    pub bytes: Vec<u8>,
     /// Attempts it took.
     pub attempts: u32,
 }
@@ -350,6 +380,57 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+}
+
+/// Reads `resp`'s body in chunks, refusing more than `limit` bytes (and a
+/// `Content-Length` announcing more, before reading anything).
+pub async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge { declared });
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(ReadError::TooLarge { declared });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(ReadError::Transport(e)),
+        }
+    }
+}
+
+/// Reads `resp`'s body as text (invalid UTF-8 replaced), up to `limit`.
+pub async fn read_text(resp: reqwest::Response, limit: usize) -> Result<String, ReadError> {
+    read_body(resp, limit)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Over the cap.
+    #[error("the answer is larger than expedite accepts{}", .declared.map(|d| format!(" (it declared {d} bytes)")).unwrap_or_default())]
+    TooLarge {
+        /// What `Content-Length` announced.
+        declared: Option<u64>,
+    },
+    /// The connection failed while reading.
+    #[error("reading the answer failed: {}", error_chain(.0))]
+    Transport(reqwest::Error),
 }
 
 fn retryable_status(s: StatusCode) -> bool {
@@ -398,13 +479,25 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Sends a request built by `build` (called again for each attempt), with
-/// retries when `idempotency` allows. Error statuses that are not retried
-/// (or still fail at the end) come back as [`HttpError::Status`]; callers
-/// that expect some error statuses (404, 409) read them from there.
+/// retries when `idempotency` allows, reading at most [`API_BODY_LIMIT`]
+/// bytes of the answer. Error statuses that are not retried (or still fail
+/// at the end) come back as [`HttpError::Status`]; callers that expect some
+/// error statuses (404, 409) read them from there.
 pub async fn send(
     build: impl Fn() -> reqwest::RequestBuilder,
     idempotency: Idempotency,
     policy: &RetryPolicy,
+    cancel: &Cancel,
+) -> Result<Response, HttpError> {
+    send_limited(build, idempotency, policy, API_BODY_LIMIT, cancel).await
+}
+
+/// [`send`], reading at most `limit` bytes of the answer.
+pub async fn send_limited(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    idempotency: Idempotency,
+    policy: &RetryPolicy,
+    limit: usize,
     cancel: &Cancel,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
@@ -423,9 +516,18 @@ pub async fn send(
             Ok(resp) => {
                 let status = resp.status();
                 let headers = resp.headers().clone();
-                let body = match resp.text().await {
+                let body = match read_body(resp, limit).await {
                     Ok(b) => b,
-                    Err(e) if may_retry => {
+                    // Too large is an answer, not a glitch: never retried.
+                    Err(ReadError::TooLarge { declared }) => {
+                        return Err(HttpError::TooLarge {
+                            method,
+                            url,
+                            limit,
+                            declared,
+                        });
+                    }
+                    Err(ReadError::Transport(e)) if may_retry => {
                         tracing::debug!(
                             "{method} {url}: body failed ({}); retrying",
                             error_chain(&e)
@@ -433,7 +535,7 @@ pub async fn send(
                         cancel.sleep(backoff(policy, attempt)).await?;
                         continue;
                     }
-                    Err(e) => {
+                    Err(ReadError::Transport(e)) => {
                         return Err(HttpError::Transport {
                             method,
                             url,
@@ -450,7 +552,7 @@ pub async fn send(
                     return Ok(Response {
                         status,
                         headers,
-                        body,
+                        bytes: body,
                         attempts: attempt,
                     });
                 }
@@ -474,7 +576,7 @@ pub async fn send(
                     method,
                     url,
                     status,
-                    body: truncate(&body, 4096),
+                    body: truncate(&String::from_utf8_lossy(&body), 4096),
                     request_id,
                 });
             }
@@ -624,7 +726,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            (r.status, r.body.as_str(), r.attempts),
+            (r.status, r.text().as_ref(), r.attempts),
             (StatusCode::OK, "ok", 3)
         );
         assert_eq!(count.load(Ordering::SeqCst), 3);
@@ -723,6 +825,85 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, HttpError::Cancelled(_)), "{e:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// A server that answers every connection with a 200 whose body is
+    /// `total` bytes, streamed in 64 KiB writes (declared, or chunked);
+    /// returns how many bytes it managed to write before the client left.
+    async fn flood(total: u64, declared: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let w = written.clone();
+        tokio::spawn(async move {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let head = if declared {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {total}\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_string()
+            };
+            if sock.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent: u64 = 0;
+            while sent < total {
+                let frame = if declared {
+                    chunk.clone()
+                } else {
+                    let mut f = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    f.extend_from_slice(&chunk);
+                    f.extend_from_slice(b"\r\n");
+                    f
+                };
+                if sock.write_all(&frame).await.is_err() {
+                    return;
+                }
+                sent += chunk.len() as u64;
+                w.store(sent as usize, Ordering::SeqCst);
+            }
+        });
+        (addr, written)
+    }
+
+    #[tokio::test]
+    async fn a_huge_answer_stops_at_the_cap_without_retrying() {
+        for declared in [true, false] {
+            let (addr, written) = flood(1 << 30, declared).await;
+            let c = plain_client();
+            let url = format!("http://{addr}/health");
+            let e = send_limited(
+                || c.get(&url),
+                Idempotency::Idempotent,
+                &fast(),
+                PROBE_BODY_LIMIT,
+                &Cancel::new(),
+            )
+            .await
+            .unwrap_err();
+            match &e {
+                HttpError::TooLarge {
+                    limit, declared: d, ..
+                } => {
+                    assert_eq!(*limit, PROBE_BODY_LIMIT);
+                    assert_eq!(d.is_some(), declared);
+                }
+                other => panic!("{other:?}"),
+            }
+            let text = e.to_string();
+            assert!(
+                text.contains("/health") && text.contains("larger than 65536 bytes"),
+                "{text}"
+            );
+            // Reading stopped near the cap: the server could not push the
+            // gigabyte through (socket buffers hold a few MiB at most).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(written.load(Ordering::SeqCst) < 64 << 20, "declared={declared}");
+        }
     }
 
     #[test]

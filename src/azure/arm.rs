@@ -88,6 +88,15 @@ pub enum ArmError {
         /// Why it is unknown.
         detail: String,
     },
+    /// ARM answered with something unusable (not JSON, or larger than any
+    /// ARM document): abort; the message names the endpoint.
+    #[error("ARM's answer to {what} cannot be used: {detail}")]
+    BadAnswer {
+        /// What was asked for.
+        what: String,
+        /// What was wrong with it.
+        detail: String,
+    },
     /// A long-running operation failed.
     #[error("{what} failed: {code}: {message}")]
     OperationFailed {
@@ -359,6 +368,10 @@ impl Arm {
                 detail: message,
             },
             HttpError::Cancelled(c) => ArmError::Cancelled(c),
+            e @ HttpError::TooLarge { .. } => ArmError::BadAnswer {
+                what: what.into(),
+                detail: e.to_string(),
+            },
             HttpError::Config(m) => ArmError::Unavailable {
                 what: what.into(),
                 detail: m,
@@ -383,7 +396,7 @@ impl Arm {
                 cancel,
             )
             .await?;
-        parse_json(&url, &r.body)
+        parse_json(&url, &r.text())
     }
 
     /// PATCH (or PUT) a whole-state body; idempotent, so retried.
@@ -476,7 +489,7 @@ impl Arm {
                         cancel,
                     )
                     .await?;
-                let v = parse_json(url, &r.body)?;
+                let v = parse_json(url, &r.text())?;
                 let status = v
                     .get("status")
                     .and_then(Value::as_str)
@@ -521,11 +534,7 @@ impl Arm {
                     wait = http::retry_after(&r.headers).unwrap_or(self.poll_interval);
                     continue;
                 }
-                return if r.body.trim().is_empty() {
-                    Ok(Value::Null)
-                } else {
-                    parse_json(url, &r.body)
-                };
+                return parse_json(url, &r.text());
             } else {
                 // 201/202 without a URL to poll: the caller reads the resource.
                 return Ok(op.body.clone());
@@ -538,9 +547,9 @@ fn parse_json(url: &url::Url, body: &str) -> Result<Value, ArmError> {
     if body.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(body).map_err(|e| ArmError::Unavailable {
+    serde_json::from_str(body).map_err(|e| ArmError::BadAnswer {
         what: Redacted(url).to_string(),
-        detail: format!("ARM answered with something that is not JSON ({e})"),
+        detail: format!("it is not JSON ({e})"),
     })
 }
 
@@ -551,7 +560,7 @@ fn accepted(url: &url::Url, r: http::Response) -> Result<Accepted, ArmError> {
         async_operation: header_url("azure-asyncoperation"),
         location: header_url("location"),
         retry_after: http::retry_after(&r.headers),
-        body: parse_json(url, &r.body)?,
+        body: parse_json(url, &r.text())?,
     })
 }
 

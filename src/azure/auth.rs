@@ -338,7 +338,7 @@ impl TokenProvider {
             }
             Err(e) => return Err(e.into()),
         };
-        let parsed: TokenResponse = serde_json::from_str(&response.body)
+        let parsed: TokenResponse = serde_json::from_slice(&response.bytes)
             .map_err(|e| AuthError::Oidc(format!("Entra answered 200 without a token ({e})")))?;
         // Mask before anything else can print it.
         self.console.add_mask(&parsed.access_token);
@@ -375,7 +375,7 @@ impl TokenProvider {
             }
             Err(e) => return Err(e.into()),
         };
-        let parsed: OidcResponse = serde_json::from_str(&response.body)
+        let parsed: OidcResponse = serde_json::from_slice(&response.bytes)
             .map_err(|_| AuthError::Oidc("the response has no `value`".into()))?;
         self.console.add_mask(&parsed.value);
         Ok(SecretString::from(parsed.value))

@@ -328,7 +328,11 @@ mod imp {
                 .send()
                 .await
                 .map_err(|e| crate::http::error_chain(&e))?;
-            let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            let body = crate::http::read_body(r, crate::http::PROBE_BODY_LIMIT)
+                .await
+                .map_err(|e| e.to_string())?;
+            let body: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             let id = body["id"]
                 .as_str()
                 .ok_or("the order has no id")?

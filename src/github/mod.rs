@@ -327,7 +327,7 @@ impl Api {
     /// `GET path` as JSON.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, GithubError> {
         let r = self.call(reqwest::Method::GET, path, None).await?;
-        Self::decode(&format!("GET {path}"), &r.body)
+        Self::decode(&format!("GET {path}"), &r.text())
     }
 
     /// `POST path` with a JSON body, sent once.
@@ -337,7 +337,7 @@ impl Api {
         body: &serde_json::Value,
     ) -> Result<T, GithubError> {
         let r = self.call(reqwest::Method::POST, path, Some(body)).await?;
-        Self::decode(&format!("POST {path}"), &r.body)
+        Self::decode(&format!("POST {path}"), &r.text())
     }
 
     async fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, GithubError> {
@@ -359,7 +359,7 @@ impl Api {
         let mut out = Vec::new();
         while let Some(p) = next.take() {
             let r = self.call(reqwest::Method::GET, &p, None).await?;
-            let page: Vec<T> = Self::decode(&format!("GET {p}"), &r.body)?;
+            let page: Vec<T> = Self::decode(&format!("GET {p}"), &r.text())?;
             out.extend(page);
             if out.len() >= max {
                 break;
@@ -609,7 +609,7 @@ impl Api {
         let r = self
             .call(reqwest::Method::PATCH, &path, Some(changes))
             .await?;
-        Self::decode(&format!("PATCH {path}"), &r.body)
+        Self::decode(&format!("PATCH {path}"), &r.text())
     }
 
     /// Comments on an issue or pull request.

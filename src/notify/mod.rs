@@ -595,7 +595,7 @@ impl Notifier {
         .await;
         match result {
             Ok(r) => {
-                let confirmed = serde_json::from_str::<serde_json::Value>(&r.body)
+                let confirmed = serde_json::from_slice::<serde_json::Value>(&r.bytes)
                     .ok()
                     .and_then(|v| v["dedup_key"].as_str().map(str::to_string));
                 Delivery {
@@ -651,7 +651,10 @@ impl Notifier {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let text = resp.text().await.unwrap_or_default();
+                    // A webhook's answer is a word or a small JSON document.
+                    let text = crate::http::read_text(resp, crate::http::PROBE_BODY_LIMIT)
+                        .await
+                        .unwrap_or_else(|e| e.to_string());
                     if status.is_success() {
                         return Delivery {
                             channel,

@@ -447,7 +447,7 @@ pub async fn deploy_package(
             cancel,
         )
         .await?;
-        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        let v: Value = serde_json::from_slice(&r.bytes).unwrap_or(Value::Null);
         let status = v
             .get("status")
             .and_then(Value::as_i64)

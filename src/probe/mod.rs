@@ -149,15 +149,23 @@ impl Probe {
         };
         match get(vpath).await {
             Ok(r) if r.status().is_success() => {
-                let body = r.text().await.unwrap_or_default();
-                let version = parse_version_body(&body);
-                let error = version
-                    .is_none()
-                    .then(|| format!("{vpath} answered without a version"));
-                Observation {
-                    health,
-                    version,
-                    error,
+                match crate::http::read_text(r, crate::http::PROBE_BODY_LIMIT).await {
+                    Ok(body) => {
+                        let version = parse_version_body(&body);
+                        let error = version
+                            .is_none()
+                            .then(|| format!("{vpath} answered without a version"));
+                        Observation {
+                            health,
+                            version,
+                            error,
+                        }
+                    }
+                    Err(e) => Observation {
+                        health,
+                        version: None,
+                        error: Some(format!("{vpath}: {e}")),
+                    },
                 }
             }
             Ok(r) => Observation {
@@ -229,8 +237,13 @@ impl Probe {
                 .await
             {
                 Ok(r) if r.status().is_success() => {
-                    parse_version_body(&r.text().await.unwrap_or_default())
-                        .unwrap_or_else(|| "unparsable".into())
+                    match crate::http::read_text(r, crate::http::PROBE_BODY_LIMIT).await {
+                        Ok(body) => {
+                            parse_version_body(&body).unwrap_or_else(|| "unparsable".into())
+                        }
+                        Err(crate::http::ReadError::TooLarge { .. }) => "too large".into(),
+                        Err(crate::http::ReadError::Transport(_)) => "error".into(),
+                    }
                 }
                 Ok(r) => format!("HTTP {}", r.status().as_u16()),
                 Err(_) => "error".into(),

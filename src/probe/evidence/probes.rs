@@ -220,9 +220,10 @@ async fn probe_once(
     let Some(read_back) = &r.read_back else {
         return Ok(());
     };
-    let body: Value = first
-        .json()
+    let body = crate::http::read_body(first, crate::http::PROBE_BODY_LIMIT)
         .await
+        .map_err(|e| format!("{r}: {e}"))?;
+    let body: Value = serde_json::from_slice(&body)
         .map_err(|e| format!("{r}: the answer is not JSON ({e})"))?;
     let id = match body.get("id") {
         Some(Value::String(s)) => s.clone(),

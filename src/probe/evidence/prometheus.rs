@@ -510,6 +510,9 @@ impl PrometheusSource {
                 }
             }
             t @ HttpError::Transport { .. } => unavailable(t.to_string()),
+            // A broken or hostile server: no evidence from it, and retrying
+            // would only read the same flood again.
+            t @ HttpError::TooLarge { .. } => misconfigured(t.to_string()),
         }
     }
 
@@ -537,7 +540,7 @@ impl PrometheusSource {
         let resp = http::send(build, Idempotency::Idempotent, &self.policy, cancel)
             .await
             .map_err(|e| self.classify(promql, e))?;
-        parse_instant(&resp.body).map_err(|u| match u {
+        parse_instant(&resp.text()).map_err(|u| match u {
             Unusable::Misconfigured(m) => misconfigured(format!("query {promql}: {m}")),
             Unusable::Unavailable(m) => unavailable(format!("{}: {m}", self.endpoint())),
         })
