@@ -43,7 +43,18 @@ pub enum FaultKind {
     KuduBusy,
     /// Every other matching health probe answers 500 (defaults to `/health`).
     FlappingHealth,
+    /// 200 with a JSON content type and a body of exactly `bytes` bytes
+    /// (`{"padding":"xxx…"}` once it is long enough), `Content-Length`
+    /// set, streamed lazily in 64 KiB chunks: never allocated whole, and
+    /// nothing more is generated once the client goes away. At most 8 GiB.
+    HugeBody { bytes: u64 },
+    /// [`FaultKind::HugeBody`] without `Content-Length`: chunked transfer
+    /// encoding, so the client learns the size only by reading to the end.
+    HugeBodyChunked { bytes: u64 },
 }
+
+/// Largest `huge_body` / `huge_body_chunked` body.
+pub const MAX_HUGE_BODY: u64 = 8 * 1024 * 1024 * 1024;
 
 fn default_retry_after() -> u32 {
     1
@@ -65,6 +76,8 @@ impl FaultKind {
             FaultKind::TokenEndpointDown => "token_endpoint_down",
             FaultKind::KuduBusy => "kudu_busy",
             FaultKind::FlappingHealth => "flapping_health",
+            FaultKind::HugeBody { .. } => "huge_body",
+            FaultKind::HugeBodyChunked { .. } => "huge_body_chunked",
         }
     }
 
@@ -170,6 +183,13 @@ impl FaultSpec {
             FaultKind::Throttle { retry_after_secs } if retry_after_secs > 3600 => {
                 return Err(format!(
                     "retry_after_secs is at most 3600, got {retry_after_secs}"
+                ));
+            }
+            FaultKind::HugeBody { bytes } | FaultKind::HugeBodyChunked { bytes }
+                if bytes > MAX_HUGE_BODY =>
+            {
+                return Err(format!(
+                    "huge bodies are at most {MAX_HUGE_BODY} bytes (8 GiB), got {bytes}"
                 ));
             }
             _ => {}

@@ -21,6 +21,10 @@ pub struct RequestRecord {
     pub status: u16,
     /// `x-ms-client-request-id` the client sent, if any.
     pub client_request_id: Option<String>,
+    /// `User-Agent` the client sent, if any (absent in logs written before
+    /// the field existed).
+    #[serde(default)]
+    pub user_agent: Option<String>,
     /// What answered: `arm`, `entra`, `oidc`, `kudu:{app}/{slot}`,
     /// `app:{app}/{slot}`, `fault:{kind}` or `unknown`.
     pub target: String,

@@ -196,7 +196,130 @@ pub(crate) fn entra_error(
     )
 }
 
+/// Marks a response whose (empty) body the HTTPS listener replaces with
+/// [`Padding`] of `bytes` bytes (the `huge_body` faults); without
+/// `chunked` the response carries `Content-Length`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LazyBody {
+    pub bytes: u64,
+    pub chunked: bool,
+}
+
+/// 200 with a JSON content type whose body is generated lazily.
+pub(crate) fn lazy_json(bytes: u64, chunked: bool) -> Resp {
+    let mut r = build(
+        StatusCode::OK,
+        Some("application/json; charset=utf-8"),
+        Bytes::new(),
+    );
+    if !chunked {
+        set_header(&mut r, "content-length", &bytes.to_string());
+    }
+    r.extensions_mut().insert(LazyBody { bytes, chunked });
+    r
+}
+
+const PADDING_HEAD: &[u8] = b"{\"padding\":\"";
+const PADDING_TAIL: &[u8] = b"\"}";
+/// The filler every padding chunk is a slice of (no allocation per chunk).
+static FILLER: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// A body of exactly `total` bytes produced chunk by chunk, at most 64 KiB
+/// at a time: `{"padding":"xxx…"}` when `total` fits the JSON frame, else
+/// only `x`s. Nothing is generated before it is asked for, so a client that
+/// goes away stops it.
+#[derive(Debug)]
+pub(crate) struct Padding {
+    total: u64,
+    pos: u64,
+    /// Whether the size is announced (`Content-Length`).
+    pub exact: bool,
+}
+
+impl Padding {
+    pub fn new(total: u64, exact: bool) -> Self {
+        Self {
+            total,
+            pos: 0,
+            exact,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.total
+    }
+
+    /// The next chunk, or `None` once `total` bytes were produced.
+    pub fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.is_done() {
+            return None;
+        }
+        let frame = (PADDING_HEAD.len() + PADDING_TAIL.len()) as u64;
+        let json = self.total >= frame;
+        let remaining = self.total - self.pos;
+        let tail = PADDING_TAIL.len() as u64;
+        let chunk = if json && self.pos < PADDING_HEAD.len() as u64 {
+            let start = usize::try_from(self.pos).unwrap_or(0);
+            Bytes::from_static(&PADDING_HEAD[start..])
+        } else if json && remaining <= tail {
+            let start = PADDING_TAIL.len() - usize::try_from(remaining).unwrap_or(0);
+            Bytes::from_static(&PADDING_TAIL[start..])
+        } else {
+            let room = if json { remaining - tail } else { remaining };
+            let n = usize::try_from(room.min(FILLER.len() as u64)).unwrap_or(FILLER.len());
+            Bytes::from_static(&FILLER[..n])
+        };
+        self.pos += chunk.len() as u64;
+        Some(chunk)
+    }
+}
+
 /// RFC 1123 time for cookie and Date-like fields.
 pub(crate) fn utc_now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use super::*;
+
+    fn drain(total: u64) -> (Vec<u8>, usize) {
+        let mut p = Padding::new(total, true);
+        let (mut out, mut chunks) = (Vec::new(), 0);
+        while let Some(c) = p.next_chunk() {
+            assert!(!c.is_empty() && c.len() <= 64 * 1024);
+            out.extend_from_slice(&c);
+            chunks += 1;
+        }
+        assert!(p.is_done());
+        (out, chunks)
+    }
+
+    #[test]
+    fn padding_is_exactly_as_long_as_asked_and_json_when_it_fits() {
+        for total in [
+            0,
+            1,
+            5,
+            13,
+            14,
+            15,
+            64 * 1024,
+            64 * 1024 + 14,
+            3 * 64 * 1024 + 7,
+        ] {
+            let (bytes, _) = drain(total);
+            assert_eq!(bytes.len() as u64, total, "{total}");
+            if total >= 14 {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(v["padding"].as_str().unwrap().len() as u64, total - 14);
+            }
+        }
+        let (_, chunks) = drain(10 * 64 * 1024);
+        assert!(chunks <= 12, "{chunks}");
+    }
 }

@@ -182,7 +182,9 @@ async fn serve_connection(
         Kind::Control => {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle_control(shared, req).await) }
+                async move {
+                    Ok::<_, Infallible>(crate::github::full_body(handle_control(shared, req).await))
+                }
             });
             drive(
                 http1::Builder::new().serve_connection(TokioIo::new(stream), svc),
@@ -303,6 +305,7 @@ async fn handle_https(
         path: req.path_and_query(),
         status,
         client_request_id: req.header("x-ms-client-request-id").map(str::to_owned),
+        user_agent: req.header("user-agent").map(str::to_owned),
         target,
     };
     shared.log().push(record);
@@ -467,6 +470,8 @@ async fn front_fault(shared: &Shared, req: &Req, kind: &FaultKind) -> Option<Out
             StatusCode::INTERNAL_SERVER_ERROR,
             &serde_json::json!({"status": "unhealthy"}),
         ),
+        FaultKind::HugeBody { bytes } => respond::lazy_json(*bytes, false),
+        FaultKind::HugeBodyChunked { bytes } => respond::lazy_json(*bytes, true),
         // Swap faults never come from the front door (FaultTable::take).
         FaultKind::SwapWarmupFailure | FaultKind::SwapTimeout { .. } => return None,
     };
@@ -543,6 +548,7 @@ async fn forward_proxy(shared: Arc<Shared>, req: http::Request<Incoming>) -> Res
         path: req.path_and_query(),
         status,
         client_request_id: req.header("x-ms-client-request-id").map(str::to_owned),
+        user_agent: req.header("user-agent").map(str::to_owned),
         target,
     });
     match outcome {

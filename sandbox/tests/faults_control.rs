@@ -453,3 +453,293 @@ async fn control_api_faults_state_reset_clock() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn request_log_records_the_user_agent() {
+    let env = start().await;
+    let r = env
+        .client
+        .get(env.arm(""))
+        .bearer_auth(&env.token)
+        .header("user-agent", "expedite/9.9.9 (sandbox test)")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let since = env.sb.last_seq();
+    let r = env
+        .client
+        .get("https://app-contoso-payments.azurewebsites.test/api/version")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let log = env.sb.request_log();
+    let arm = log
+        .iter()
+        .rev()
+        .find(|r| r.host == "management.azure.test")
+        .unwrap();
+    assert_eq!(
+        arm.user_agent.as_deref(),
+        Some("expedite/9.9.9 (sandbox test)")
+    );
+    // reqwest sends no User-Agent unless told to.
+    let app = env.sb.request_log_since(since);
+    assert_eq!(app.len(), 1, "{app:?}");
+    assert_eq!(app[0].user_agent, None);
+
+    // The control API's log carries it too.
+    let body: Value = env
+        .client
+        .get(env.control("/_sandbox/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let requests = body["requests"].as_array().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["user_agent"] == "expedite/9.9.9 (sandbox test)"),
+        "{body}"
+    );
+    assert!(requests.iter().any(|r| r["user_agent"].is_null()));
+
+    // Records written before the field existed still parse.
+    let old: expedite_sandbox::RequestRecord = serde_json::from_value(json!({
+        "seq": 1, "ms": 2, "host": "management.azure.test", "method": "GET",
+        "path": "/", "status": 200, "client_request_id": null, "target": "arm"
+    }))
+    .unwrap();
+    assert_eq!(old.user_agent, None);
+}
+
+/// User + system CPU time of this process in clock ticks (Linux only).
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall.
+    let rest = stat.rsplit_once(") ")?.1;
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Reads a whole body chunk by chunk, counting bytes (bounded by `limit`).
+async fn count_body(mut r: reqwest::Response, limit: u64) -> (u64, Vec<u8>) {
+    let (mut n, mut head) = (0u64, Vec::new());
+    while let Some(c) = r.chunk().await.unwrap() {
+        n += c.len() as u64;
+        if head.len() < 64 {
+            head.extend_from_slice(&c[..c.len().min(64 - head.len())]);
+        }
+        assert!(n <= limit, "body longer than {limit}");
+    }
+    (n, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_bodies_are_streamed_on_every_host() {
+    let env = start().await;
+    let s = &env.settings;
+    let ca_host = env
+        .sb
+        .hosts()
+        .into_iter()
+        .find(|h| h.ends_with(".azurecontainerapps.test"))
+        .unwrap();
+    let token_url = format!("{}/{}/oauth2/v2.0/token", s.authority_host, s.tenant_id);
+    let form = [
+        ("client_id", s.client_id.as_str()),
+        ("client_secret", s.client_secret.as_str()),
+        ("grant_type", "client_credentials"),
+        ("scope", "https://management.azure.com/.default"),
+    ];
+    let targets: Vec<(&str, String)> = vec![
+        ("management.azure.test", env.arm("")),
+        ("login.azure.test", token_url.clone()),
+        (
+            "app-contoso-payments.azurewebsites.test",
+            "https://app-contoso-payments.azurewebsites.test/health".into(),
+        ),
+        (
+            "app-contoso-payments-staging.azurewebsites.test",
+            "https://app-contoso-payments-staging.azurewebsites.test/api/version".into(),
+        ),
+        (ca_host.as_str(), format!("https://{ca_host}/api/version")),
+        (
+            "api.github.test",
+            "https://api.github.test/repos/contoso/payments".into(),
+        ),
+    ];
+    for (i, (host, url)) in targets.iter().enumerate() {
+        for chunked in [false, true] {
+            let bytes = 300_007 + i as u64 * 1000 + u64::from(chunked);
+            let kind = if chunked {
+                FaultKind::HugeBodyChunked { bytes }
+            } else {
+                FaultKind::HugeBody { bytes }
+            };
+            env.sb
+                .add_fault(FaultSpec::new(kind).host(*host).times(1))
+                .unwrap();
+            let rb = if *host == "login.azure.test" {
+                env.client.post(url).form(&form)
+            } else {
+                env.client.get(url).bearer_auth(&env.token)
+            };
+            let r = rb.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{host}");
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{host}"
+            );
+            if chunked {
+                assert!(r.headers().get("content-length").is_none(), "{host}");
+                assert_eq!(r.headers()["transfer-encoding"], "chunked", "{host}");
+            } else {
+                assert_eq!(r.content_length(), Some(bytes), "{host}");
+            }
+            let (n, head) = count_body(r, bytes).await;
+            assert_eq!(n, bytes, "{host} chunked={chunked}");
+            assert!(head.starts_with(b"{\"padding\":\"xxx"), "{host}");
+        }
+    }
+    let log = env.sb.request_log();
+    assert_eq!(
+        log.iter().filter(|r| r.target == "fault:huge_body").count(),
+        targets.len()
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.target == "fault:huge_body_chunked" && r.status == 200)
+            .count(),
+        targets.len()
+    );
+    // Rules retired, the hosts answer normally again.
+    assert!(env.sb.faults().is_empty());
+    assert_eq!(env.get(&env.arm("")).await.0, 200);
+    assert!(!env.version_at(&ca_host).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_body_client_that_hangs_up_early_leaves_the_sandbox_healthy() {
+    let env = start().await;
+    let app = "https://app-contoso-payments.azurewebsites.test";
+    for kind in [
+        FaultKind::HugeBody {
+            bytes: expedite_sandbox::faults::MAX_HUGE_BODY,
+        },
+        FaultKind::HugeBodyChunked {
+            bytes: expedite_sandbox::faults::MAX_HUGE_BODY,
+        },
+    ] {
+        env.sb
+            .add_fault(
+                FaultSpec::new(kind)
+                    .host("app-contoso-payments.azurewebsites.test")
+                    .path_prefix("/api/version")
+                    .times(1),
+            )
+            .unwrap();
+        let mut r = env
+            .client
+            .get(format!("{app}/api/version"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut read = 0usize;
+        while read < 1024 * 1024 {
+            read += r.chunk().await.unwrap().unwrap().len();
+        }
+        // Hang up with ~8 GiB unread.
+        drop(r);
+    }
+    // Nothing keeps generating (and encrypting) the rest: this process,
+    // sandbox included, stays nearly idle for a while.
+    if let Some(before) = cpu_ticks() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = cpu_ticks().unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used = cpu_ticks().unwrap() - t0;
+        // Clock ticks are 1/100 s: an 8 GiB TLS stream would burn ~100.
+        assert!(
+            used < 40,
+            "{used} ticks of CPU in 1 s after hanging up ({before})"
+        );
+    }
+    // The sandbox keeps answering promptly, on every connection.
+    let t = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            env.version_at("app-contoso-payments.azurewebsites.test")
+                .await,
+            "2.4.0"
+        );
+    }
+    assert_eq!(env.get(&env.arm("")).await.0, 200);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(env.sb.faults().is_empty());
+}
+
+#[tokio::test]
+async fn huge_body_is_bounded_and_added_over_the_control_api() {
+    let env = start().await;
+    let too_big = expedite_sandbox::faults::MAX_HUGE_BODY + 1;
+    assert!(
+        env.sb
+            .add_fault(FaultSpec::new(FaultKind::HugeBody { bytes: too_big }))
+            .is_err()
+    );
+    let r = env
+        .client
+        .post(env.control("/_sandbox/faults"))
+        .json(&json!({"kind": "huge_body_chunked", "bytes": too_big}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = env
+        .client
+        .post(env.control("/_sandbox/faults"))
+        .json(&json!({"kind": "huge_body", "bytes": 20, "host": "*.azurewebsites.test", "path_prefix": "/health", "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = env
+        .client
+        .get("https://app-contoso-payments.azurewebsites.test/health")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.content_length(), Some(20));
+    assert_eq!(r.text().await.unwrap(), r#"{"padding":"xxxxxx"}"#);
+    // Through the control listener's forward proxy too.
+    env.sb
+        .add_fault(
+            FaultSpec::new(FaultKind::HugeBodyChunked { bytes: 70_000 })
+                .host("app-contoso-payments.azurewebsites.test")
+                .times(1),
+        )
+        .unwrap();
+    let proxied = reqwest::Client::builder()
+        .use_preconfigured_tls(env.sb.client_tls_config().unwrap())
+        .proxy(reqwest::Proxy::http(&env.settings.control_url).unwrap())
+        .build()
+        .unwrap();
+    let r = proxied
+        .get("http://app-contoso-payments.azurewebsites.test/metrics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 70_000);
+}

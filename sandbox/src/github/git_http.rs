@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use super::auth::{self, Cred};
 use super::{GIT_HOST, repo_key};
 use crate::log::RequestRecord;
-use crate::respond::Resp;
+use crate::respond::{LazyBody, Padding, Resp};
 use crate::server::Shared;
 
 /// Longest one `git http-backend` run may take.
@@ -29,11 +29,13 @@ const GIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The HTTPS listener's response body: a ready buffer, or a stream fed by a
-/// `git http-backend` process.
+/// The HTTPS listener's response body: a ready buffer, a stream fed by a
+/// `git http-backend` process, or padding generated as it is read (the
+/// `huge_body` faults).
 pub(crate) enum Body {
     Full(Full<Bytes>),
     Stream(mpsc::Receiver<Result<Bytes, BoxError>>),
+    Lazy(Padding),
 }
 
 impl hyper::body::Body for Body {
@@ -49,6 +51,7 @@ impl hyper::body::Body for Body {
                 .poll_frame(cx)
                 .map_err(|e: Infallible| match e {}),
             Body::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+            Body::Lazy(p) => Poll::Ready(p.next_chunk().map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -56,6 +59,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(f) => f.is_end_stream(),
             Body::Stream(_) => false,
+            Body::Lazy(p) => p.is_done(),
         }
     }
 
@@ -63,12 +67,18 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(f) => f.size_hint(),
             Body::Stream(_) => hyper::body::SizeHint::default(),
+            Body::Lazy(p) if p.exact => hyper::body::SizeHint::with_exact(p.total()),
+            Body::Lazy(_) => hyper::body::SizeHint::default(),
         }
     }
 }
 
-/// Every other surface's response, as the listener's body type.
-pub(crate) fn full_body(r: Resp) -> http::Response<Body> {
+/// Every other surface's response, as the listener's body type (a
+/// [`LazyBody`] marker turns into its generated body).
+pub(crate) fn full_body(mut r: Resp) -> http::Response<Body> {
+    if let Some(lazy) = r.extensions_mut().remove::<LazyBody>() {
+        return r.map(|_| Body::Lazy(Padding::new(lazy.bytes, !lazy.chunked)));
+    }
     r.map(Body::Full)
 }
 
@@ -98,16 +108,25 @@ fn unauthorized() -> Resp {
     r
 }
 
-fn log(shared: &Shared, req_host: &str, method: &str, path: &str, status: u16, target: &str) {
+struct LogLine<'a> {
+    method: &'a str,
+    path: &'a str,
+    user_agent: Option<String>,
+    status: u16,
+    target: &'a str,
+}
+
+fn log(shared: &Shared, line: LogLine<'_>) {
     shared.log().push(RequestRecord {
         seq: 0,
         ms: shared.elapsed_ms(),
-        host: req_host.to_owned(),
-        method: method.to_owned(),
-        path: path.to_owned(),
-        status,
+        host: GIT_HOST.to_owned(),
+        method: line.method.to_owned(),
+        path: line.path.to_owned(),
+        status: line.status,
         client_request_id: None,
-        target: target.to_owned(),
+        user_agent: line.user_agent,
+        target: line.target.to_owned(),
     });
 }
 
@@ -122,14 +141,21 @@ pub(crate) async fn serve_git(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (resp, target) = serve(&shared, req).await;
     log(
         &shared,
-        GIT_HOST,
-        &method,
-        &path_q,
-        resp.status().as_u16(),
-        &target,
+        LogLine {
+            method: &method,
+            path: &path_q,
+            user_agent,
+            status: resp.status().as_u16(),
+            target: &target,
+        },
     );
     Ok(resp)
 }
