@@ -193,6 +193,7 @@ impl ContainerApp {
                     version,
                     behaviour: None,
                     deployment_id: None,
+                    package: None,
                 },
                 ready_at,
                 process: Process::started_at(ready_at.max(now)),

@@ -1,6 +1,7 @@
 //! Kudu (SCM) per slot: ZipDeploy and OneDeploy uploads, deployment status
 //! polling with Kudu's 0–4 statuses, 409 while a deployment runs (reference
-//! §4). The package's `expedite-demo.json` decides what the slot serves.
+//! §4), and the zip API's download of `site/wwwroot/`. The package's
+//! `expedite-demo.json` decides what the slot serves.
 
 use std::io::Read;
 use std::time::Instant;
@@ -32,6 +33,15 @@ struct Manifest {
 /// A package the demo app accepts: a zip holding `expedite-demo.json` with
 /// the version (what tests, benchmarks and the drill upload to a slot).
 pub fn demo_package(version: &str) -> Result<Vec<u8>, crate::SandboxError> {
+    package_for(version, None)
+}
+
+/// A demo package whose manifest carries `version` and, when given, the
+/// packaged behaviour.
+fn package_for(
+    version: &str,
+    behaviour: Option<&Behaviour>,
+) -> Result<Vec<u8>, crate::SandboxError> {
     use std::io::Write;
     let fail = |e: &dyn std::fmt::Display| {
         crate::SandboxError::Invalid(format!("cannot build the demo package: {e}"))
@@ -39,7 +49,11 @@ pub fn demo_package(version: &str) -> Result<Vec<u8>, crate::SandboxError> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     zip.start_file(MANIFEST, zip::write::SimpleFileOptions::default())
         .map_err(|e| fail(&e))?;
-    zip.write_all(json!({ "version": version }).to_string().as_bytes())
+    let mut manifest = json!({ "version": version });
+    if let Some(b) = behaviour {
+        manifest["behaviour"] = json!(b);
+    }
+    zip.write_all(manifest.to_string().as_bytes())
         .map_err(|e| fail(&e))?;
     Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
 }
@@ -68,6 +82,7 @@ pub(crate) fn read_package(bytes: &[u8]) -> Result<Build, String> {
         version: manifest.version.trim().to_owned(),
         behaviour: manifest.behaviour,
         deployment_id: None,
+        package: None,
     })
 }
 
@@ -112,6 +127,12 @@ pub(crate) async fn handle(shared: &Shared, req: &Req, target: &HostTarget) -> O
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
             deploy(shared, req, target, "OneDeploy", is_async).await
         }
+        (&Method::GET, ["api", "zip", "site", "wwwroot"]) => zip_wwwroot(shared, target),
+        (&Method::GET, ["api", "zip", ..]) => respond::text(
+            StatusCode::NOT_FOUND,
+            "The sandbox Kudu zips site/wwwroot/ only.",
+        )
+        .into(),
         (&Method::GET, ["api", "deployments"]) => {
             let world = shared.world();
             let list: Vec<Value> = deployments(&world, target)
@@ -159,6 +180,40 @@ pub(crate) async fn handle(shared: &Shared, req: &Req, target: &HostTarget) -> O
         }
         _ => respond::text(StatusCode::NOT_FOUND, "Not Found").into(),
     }
+}
+
+/// Kudu's zip API for `site/wwwroot/`: the slot's content as a package
+/// its own OneDeploy accepts back — the exact bytes last deployed to the
+/// serving build, or (for the scenario's starting builds, which never came
+/// through Kudu) a demo package of the version and packaged behaviour.
+fn zip_wwwroot(shared: &Shared, target: &HostTarget) -> Outcome {
+    let build = {
+        let world = shared.world();
+        world
+            .sites
+            .get(&target.site)
+            .and_then(|s| s.slots.get(&target.slot))
+            .map(|s| s.content.build.clone())
+    };
+    let Some(build) = build else {
+        return respond::text(StatusCode::NOT_FOUND, "Not Found").into();
+    };
+    let bytes = match build.package {
+        Some(p) => p,
+        None => match package_for(&build.version, build.behaviour.as_ref()) {
+            Ok(p) => bytes::Bytes::from(p),
+            Err(e) => {
+                return respond::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into();
+            }
+        },
+    };
+    let mut r = respond::build(StatusCode::OK, Some("application/zip"), bytes);
+    respond::set_header(
+        &mut r,
+        "content-disposition",
+        "attachment; filename=\"wwwroot.zip\"",
+    );
+    r.into()
 }
 
 fn not_found(id: &str) -> Resp {
@@ -257,6 +312,7 @@ async fn deploy(
         let received = chrono::Utc::now();
         let outcome = outcome.map(|mut b| {
             b.deployment_id = Some(id.clone());
+            b.package = Some(req.body.clone());
             b
         });
         let mut log = vec![(received, "Updating submodules.".to_owned())];

@@ -88,6 +88,12 @@ pub struct Build {
     /// Behaviour shipped inside the package, overriding the table.
     pub behaviour: Option<Behaviour>,
     pub deployment_id: Option<String>,
+    /// The exact package Kudu received for this build, if it came through
+    /// Kudu (what `GET /api/zip/site/wwwroot/` hands back). Only the serving
+    /// build keeps it: the deployment record drops its copy when it
+    /// completes.
+    #[serde(skip)]
+    pub package: Option<bytes::Bytes>,
 }
 
 /// One Kudu deployment (reference §4.4 `DeployResult`).
@@ -529,6 +535,7 @@ fn seeded_deployment(version: &str, now: Instant) -> Deployment {
             version: version.to_owned(),
             behaviour: None,
             deployment_id: None,
+            package: None,
         }),
         log: vec![(when, format!("Deployment of {version} successful."))],
         complete: true,
@@ -561,6 +568,7 @@ fn new_slot(app: &str, slot: &str, version: &str, now: Instant) -> Slot {
                 version: version.to_owned(),
                 behaviour: None,
                 deployment_id: Some(deployment.id.clone()),
+                package: None,
             },
             app_settings: settings,
             deployments: vec![deployment],
@@ -676,11 +684,13 @@ impl World {
                     if !d.complete && d.done_at <= now {
                         d.complete = true;
                         d.end_time = Some(Utc::now());
-                        match &d.outcome {
+                        match &mut d.outcome {
                             Ok(build) => {
                                 d.status = 4;
                                 d.log.push((Utc::now(), "Deployment successful.".into()));
-                                new_build = Some((d.id.clone(), build.clone()));
+                                let mut serving = build.clone();
+                                serving.package = build.package.take();
+                                new_build = Some((d.id.clone(), serving));
                             }
                             Err(msg) => {
                                 d.status = 3;

@@ -509,3 +509,108 @@ async fn behaviour_table_and_packaged_behaviour_shape_bad_builds() {
         "not regressed yet"
     );
 }
+
+async fn download_wwwroot(env: &Env, scm: &str) -> Vec<u8> {
+    let r = env
+        .client
+        .get(format!("{scm}/api/zip/site/wwwroot/"))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    r.bytes().await.unwrap().to_vec()
+}
+
+fn manifest_version(package: &[u8]) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(package)).unwrap();
+    let mut text = String::new();
+    zip.by_name("expedite-demo.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["version"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn kudu_zip_download_hands_back_what_the_slot_serves() {
+    let env = start().await;
+    let prod_scm = "https://app-contoso-payments.scm.azurewebsites.test";
+
+    // Bearer auth like every Kudu endpoint.
+    let r = env
+        .client
+        .get(format!("{prod_scm}/api/zip/site/wwwroot/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = env
+        .client
+        .get(format!("{prod_scm}/api/zip/site/other/"))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The scenario's starting build: a package of the version it serves,
+    // which OneDeploy accepts back (production's 2.4.0 onto staging).
+    let prod = download_wwwroot(&env, prod_scm).await;
+    assert_eq!(&prod[..4], b"PK\x03\x04");
+    assert_eq!(manifest_version(&prod), "2.4.0");
+    let r = env
+        .client
+        .post(format!("{STAGING_SCM}/api/publish?type=zip"))
+        .bearer_auth(&env.token)
+        .body(prod)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        env.version_at("app-contoso-payments-staging.azurewebsites.test")
+            .await,
+        "2.4.0"
+    );
+
+    // A deployed package comes back byte for byte, and moves with a swap.
+    let package = zip_with(&[
+        ("expedite-demo.json", r#"{"version":"2.4.1"}"#),
+        ("wwwroot/index.html", "<h1>payments</h1>"),
+    ]);
+    let r = env
+        .client
+        .post(format!("{STAGING_SCM}/api/zipdeploy"))
+        .bearer_auth(&env.token)
+        .body(package.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(download_wwwroot(&env, STAGING_SCM).await, package);
+    let location = env.begin_swap().await;
+    assert_eq!(env.await_operation(&location).await.0, 200);
+    assert_eq!(download_wwwroot(&env, prod_scm).await, package);
+    assert_eq!(
+        manifest_version(&download_wwwroot(&env, STAGING_SCM).await),
+        "2.4.0"
+    );
+    // A failed deployment changes nothing.
+    let r = env
+        .client
+        .post(format!("{STAGING_SCM}/api/zipdeploy"))
+        .bearer_auth(&env.token)
+        .body(zip_with(&[("readme.txt", "no manifest")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        manifest_version(&download_wwwroot(&env, STAGING_SCM).await),
+        "2.4.0"
+    );
+}
