@@ -355,6 +355,19 @@ pub(crate) fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// `git <args>`; raw stdout on success (blob contents), stderr on failure.
+pub(crate) fn git_bytes(repo: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = git_cmd(repo)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
 /// `git <args>` with `input` on stdin.
 pub(crate) fn git_stdin(repo: &Path, args: &[&str], input: &[u8]) -> Result<String, String> {
     use std::io::Write;

@@ -18,6 +18,8 @@ use super::{
 use crate::respond::{self, Outcome, Req, Resp};
 use crate::server::Shared;
 
+mod git_data;
+
 const DOCS: &str = "https://docs.github.com/rest";
 const Z40: &str = "0000000000000000000000000000000000000000";
 
@@ -25,15 +27,74 @@ const Z40: &str = "0000000000000000000000000000000000000000";
 /// reactor: every handler shells out to git).
 pub(crate) async fn handle_api(shared: &Shared, req: &Req) -> Outcome {
     let gh = shared.github.clone();
-    let req = req.clone();
+    let owned = req.clone();
     let resp = tokio::task::spawn_blocking(move || {
-        let mut r = api(&gh, &req);
+        let mut r = api(&gh, &owned);
         decorate(&mut r);
         r
     })
     .await
     .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "Server Error", DOCS));
-    resp.into()
+    conditional(req, resp).await.into()
+}
+
+/// GitHub's conditional requests: a successful GET carries a weak `ETag`
+/// (a hash of the body) and the caching headers; a request whose
+/// `If-None-Match` matches it gets `304 Not Modified` with no body.
+async fn conditional(req: &Req, resp: Resp) -> Resp {
+    use http_body_util::BodyExt;
+    if req.method != Method::GET || resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(never) => match never {},
+    };
+    let tag = etag(&bytes);
+    let headers = &mut parts.headers;
+    for (k, v) in [
+        ("etag", tag.as_str()),
+        ("cache-control", "private, max-age=60, s-maxage=60"),
+        (
+            "vary",
+            "Accept, Authorization, Cookie, X-GitHub-OTP, Accept-Encoding",
+        ),
+    ] {
+        if let Ok(v) = http::HeaderValue::from_str(v) {
+            headers.insert(k, v);
+        }
+    }
+    if if_none_match(req, &tag) {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(http::header::CONTENT_TYPE);
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        return http::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::new()));
+    }
+    http::Response::from_parts(parts, http_body_util::Full::new(bytes))
+}
+
+/// `W/"<32 hex>"`: FNV-1a (128-bit) of the body, the shape of GitHub's
+/// weak ETags.
+fn etag(body: &[u8]) -> String {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let h = body
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u128::from(*b)).wrapping_mul(PRIME));
+    format!("W/\"{h:032x}\"")
+}
+
+/// Whether `If-None-Match` names `tag` (weak comparison, `*` matches).
+fn if_none_match(req: &Req, tag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let want = opaque(tag);
+    req.headers
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == want)
 }
 
 fn decorate(r: &mut Resp) {
@@ -390,22 +451,39 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
         }
         ("DELETE", ["git", "refs", rest @ ..]) if !rest.is_empty() => {
             need("contents", true)?;
-            let r = &st.repos[&key];
-            let full = format!("refs/{}", rest.join("/"));
-            if !list_refs(&path).iter().any(|x| x.0 == full) {
-                return Err(unprocessable("Reference does not exist", doc));
-            }
-            if full == format!("refs/heads/{}", r.default_branch) {
-                return Err(unprocessable("Cannot delete the default branch", doc));
-            }
-            if let Some(b) = full.strip_prefix("refs/heads/")
-                && r.protected.contains(b)
-            {
-                return Err(unprocessable("Cannot delete a protected branch", doc));
-            }
-            git(&path, &["update-ref", "-d", &full])
-                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e, doc))?;
-            Ok(respond::empty(StatusCode::NO_CONTENT))
+            delete_ref(&st.repos[&key], &rest.join("/"), doc)
+        }
+        // The git database: content-addressed, so the state lock is not
+        // needed (and a 100 MB blob does not hold up other requests).
+        ("POST", ["git", "blobs"]) => {
+            need("contents", true)?;
+            drop(st);
+            ensure_not_empty(&path, doc)?;
+            git_data::create_blob(ctx, &path, owner, repo, doc)
+        }
+        ("GET", ["git", "blobs", sha]) => {
+            need("contents", false)?;
+            drop(st);
+            ensure_not_empty(&path, doc)?;
+            git_data::get_blob(ctx, &path, owner, repo, sha, doc)
+        }
+        ("POST", ["git", "trees"]) => {
+            need("contents", true)?;
+            drop(st);
+            ensure_not_empty(&path, doc)?;
+            git_data::create_tree(ctx, &path, owner, repo, doc)
+        }
+        ("GET", ["git", "trees", rest @ ..]) if !rest.is_empty() => {
+            need("contents", false)?;
+            drop(st);
+            ensure_not_empty(&path, doc)?;
+            git_data::get_tree(ctx, &path, owner, repo, &rest.join("/"), doc)
+        }
+        ("POST", ["git", "commits"]) => {
+            need("contents", true)?;
+            drop(st);
+            ensure_not_empty(&path, doc)?;
+            git_data::create_commit(ctx, &path, owner, repo, &token, doc)
         }
         ("POST", ["git", "tags"]) => {
             need("contents", true)?;
@@ -695,9 +773,20 @@ fn doc_for(m: &Method, tail: &[&str]) -> &'static str {
             "https://docs.github.com/rest/git/tags#create-a-tag-object"
         }
         ("GET", Some("git"), Some("tags")) => "https://docs.github.com/rest/git/tags#get-a-tag",
+        ("POST", Some("git"), Some("commits")) => {
+            "https://docs.github.com/rest/git/commits#create-a-commit"
+        }
         (_, Some("git"), Some("commits")) => {
             "https://docs.github.com/rest/git/commits#get-a-commit-object"
         }
+        ("POST", Some("git"), Some("blobs")) => {
+            "https://docs.github.com/rest/git/blobs#create-a-blob"
+        }
+        (_, Some("git"), Some("blobs")) => "https://docs.github.com/rest/git/blobs#get-a-blob",
+        ("POST", Some("git"), Some("trees")) => {
+            "https://docs.github.com/rest/git/trees#create-a-tree"
+        }
+        (_, Some("git"), Some("trees")) => "https://docs.github.com/rest/git/trees#get-a-tree",
         (_, Some("commits"), _) => "https://docs.github.com/rest/commits/commits#get-a-commit",
         (_, Some("compare"), _) => {
             "https://docs.github.com/rest/commits/commits#compare-two-commits"
@@ -1216,6 +1305,44 @@ fn workflow_refusal(f: &str, doc: &str) -> Resp {
     )
 }
 
+fn already_exists(doc: &str) -> Resp {
+    respond::json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({"message": "Reference already exists", "documentation_url": doc, "status": "422",
+                "errors": [{"resource": "Reference", "field": "ref", "code": "already_exists"}]}),
+    )
+}
+
+/// How often a ref update or deletion re-reads the ref after losing a
+/// compare-and-set to a concurrent writer (a push) before giving up.
+const CAS_ATTEMPTS: usize = 5;
+
+fn delete_ref(r: &Repo, rest: &str, doc: &str) -> R<Resp> {
+    let full = format!("refs/{rest}");
+    if full == format!("refs/heads/{}", r.default_branch) {
+        if !list_refs(&r.path).iter().any(|x| x.0 == full) {
+            return Err(unprocessable("Reference does not exist", doc));
+        }
+        return Err(unprocessable("Cannot delete the default branch", doc));
+    }
+    if let Some(b) = full.strip_prefix("refs/heads/")
+        && r.protected.contains(b)
+        && list_refs(&r.path).iter().any(|x| x.0 == full)
+    {
+        return Err(unprocessable("Cannot delete a protected branch", doc));
+    }
+    for _ in 0..CAS_ATTEMPTS {
+        let Some(current) = list_refs(&r.path).into_iter().find(|x| x.0 == full) else {
+            return Err(unprocessable("Reference does not exist", doc));
+        };
+        // Compare-and-delete: only the value just read is deleted.
+        if git(&r.path, &["update-ref", "-d", &full, &current.1]).is_ok() {
+            return Ok(respond::empty(StatusCode::NO_CONTENT));
+        }
+    }
+    Err(unprocessable("Reference cannot be deleted", doc))
+}
+
 fn create_ref(ctx: &Ctx<'_>, st: &State, key: &str, token: &Token, doc: &str) -> R<Resp> {
     let r = &st.repos[key];
     let body = body_json(ctx.req, doc)?;
@@ -1253,11 +1380,7 @@ fn create_ref(ctx: &Ctx<'_>, st: &State, key: &str, token: &Token, doc: &str) ->
         git(&r.path, &["rev-parse", "--verify", sha]).map_err(|e| unprocessable(&e, doc))?;
     let full_sha = full_sha.trim();
     if list_refs(&r.path).iter().any(|x| x.0 == name) {
-        return Err(respond::json(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({"message": "Reference already exists", "documentation_url": doc, "status": "422",
-                    "errors": [{"resource": "Reference", "field": "ref", "code": "already_exists"}]}),
-        ));
+        return Err(already_exists(doc));
     }
     if !token.can("workflows", true)
         && kind == "commit"
@@ -1265,8 +1388,8 @@ fn create_ref(ctx: &Ctx<'_>, st: &State, key: &str, token: &Token, doc: &str) ->
     {
         return Err(workflow_refusal(&f, doc));
     }
-    git(&r.path, &["update-ref", name, full_sha, Z40])
-        .map_err(|_| unprocessable("Reference already exists", doc))?;
+    // Create-only compare-and-set: of concurrent creations one wins.
+    git(&r.path, &["update-ref", name, full_sha, Z40]).map_err(|_| already_exists(doc))?;
     let entry = (name.to_owned(), full_sha.to_owned(), kind);
     let mut resp = respond::json(
         StatusCode::CREATED,
@@ -1298,9 +1421,9 @@ fn update_ref(
     };
     let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
     let full = format!("refs/{rest}");
-    let Some(current) = list_refs(&r.path).into_iter().find(|x| x.0 == full) else {
+    if !list_refs(&r.path).iter().any(|x| x.0 == full) {
         return Err(unprocessable("Reference does not exist", doc));
-    };
+    }
     let Some(kind) = object_type(&r.path, sha) else {
         return Err(unprocessable("Object does not exist", doc));
     };
@@ -1315,25 +1438,34 @@ fn update_ref(
             doc,
         ));
     }
-    if !force {
-        let ff = git(&r.path, &["merge-base", "--is-ancestor", &current.1, &new]).is_ok();
-        if !ff {
-            return Err(unprocessable("Update is not a fast forward", doc));
+    // Compare-and-set against the value the checks saw: when a concurrent
+    // writer (a push) moves the ref in between, `update-ref` refuses and
+    // the checks run again on the new value (bounded).
+    for _ in 0..CAS_ATTEMPTS {
+        let Some(current) = list_refs(&r.path).into_iter().find(|x| x.0 == full) else {
+            return Err(unprocessable("Reference does not exist", doc));
+        };
+        if !force {
+            let ff = git(&r.path, &["merge-base", "--is-ancestor", &current.1, &new]).is_ok();
+            if !ff {
+                return Err(unprocessable("Update is not a fast forward", doc));
+            }
+        }
+        if !token.can("workflows", true)
+            && kind == "commit"
+            && let Some(f) = workflow_change(&r.path, Some(&current.1), &new, None)
+        {
+            return Err(workflow_refusal(&f, doc));
+        }
+        if git(&r.path, &["update-ref", &full, &new, &current.1]).is_ok() {
+            let entry = (full, new, kind);
+            return Ok(respond::json(
+                StatusCode::OK,
+                &ref_json(ctx, &r.owner, &r.name, &entry),
+            ));
         }
     }
-    if !token.can("workflows", true)
-        && kind == "commit"
-        && let Some(f) = workflow_change(&r.path, Some(&current.1), &new, None)
-    {
-        return Err(workflow_refusal(&f, doc));
-    }
-    git(&r.path, &["update-ref", &full, &new, &current.1])
-        .map_err(|_| unprocessable("Reference cannot be updated", doc))?;
-    let entry = (full, new, kind);
-    Ok(respond::json(
-        StatusCode::OK,
-        &ref_json(ctx, &r.owner, &r.name, &entry),
-    ))
+    Err(unprocessable("Reference cannot be updated", doc))
 }
 
 fn create_tag(
