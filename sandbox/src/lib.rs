@@ -657,6 +657,34 @@ impl SandboxHandle {
             .map_err(SandboxError::Invalid)
     }
 
+    /// Creates or updates workflow run `id` of `owner/repo` (what
+    /// `GET /repos/{owner}/{repo}/actions/runs/{id}` answers): `status` is
+    /// one of GitHub's (`queued`, `in_progress`, `completed`, …) and
+    /// `conclusion` is `None` until the run is `completed`, then one of
+    /// GitHub's (`success`, `failure`, `cancelled`, …). A new run is named
+    /// `deploy`, runs `.github/workflows/deploy.yml` on `workflow_dispatch`
+    /// at the default branch's head; the control API
+    /// (`PUT /_sandbox/github/repos/{owner}/{repo}/runs/{id}`) can set those
+    /// too.
+    pub fn github_set_workflow_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        id: u64,
+        status: &str,
+        conclusion: Option<&str>,
+    ) -> Result<(), SandboxError> {
+        let update = github::RunUpdate {
+            status: status.to_owned(),
+            conclusion: conclusion.map(str::to_owned),
+            ..Default::default()
+        };
+        self.shared
+            .github
+            .set_workflow_run(owner, repo, id, update)
+            .map_err(SandboxError::Invalid)
+    }
+
     /// The App installation for `owner` (exists once `owner` has a repository).
     pub fn github_installation_id(&self, owner: &str) -> Option<u64> {
         self.shared.github.installation_id(owner)

@@ -1,7 +1,7 @@
 //! The sandbox GitHub's git database (`api.github.test`): blobs, trees and
 //! commits written and read through the REST API, conditional requests,
 //! refs as compare-and-set under concurrency (also outside refs/heads and
-//! refs/tags).
+//! refs/tags), and workflow runs set through the control API.
 #![cfg(test)]
 
 mod common;
@@ -767,4 +767,136 @@ async fn refs_outside_heads_and_tags_work_like_branches() {
     assert_eq!((s, message(&v)), (422, "Reference does not exist"));
     let (s, v) = g.patch(&path, json!({"sha": c1})).await;
     assert_eq!((s, message(&v)), (422, "Reference does not exist"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_runs_are_set_through_the_control_api() {
+    let env = start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (_, c1) = seed(&env, work.path());
+    let g = pat(&env);
+    let run = format!("{BASE}/actions/runs/7");
+
+    let (s, v) = g.get(&run).await;
+    assert_eq!((s, message(&v)), (404, "Not Found"));
+    assert!(
+        v["documentation_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("#get-a-workflow-run")
+    );
+
+    env.sb
+        .github_set_workflow_run(O, R, 7, "in_progress", None)
+        .unwrap();
+    let (s, v) = g.get(&run).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["status"], "in_progress");
+    assert_eq!(v["conclusion"], Value::Null);
+    assert_eq!(v["run_attempt"], 1);
+    assert_eq!(v["run_number"], 1);
+    assert_eq!(v["head_branch"], "main");
+    assert_eq!(v["head_sha"], c1.as_str());
+    assert_eq!(v["head_commit"]["id"], c1.as_str());
+    assert_eq!(v["event"], "workflow_dispatch");
+    assert_eq!(v["path"], ".github/workflows/deploy.yml");
+    assert_eq!(v["name"], "deploy");
+    assert_eq!(
+        v["html_url"],
+        "https://github.test/contoso/payments/actions/runs/7"
+    );
+    assert_eq!(v["url"], format!("{API}{BASE}/actions/runs/7"));
+    assert_eq!(v["repository"]["full_name"], "contoso/payments");
+    let created = v["created_at"].as_str().unwrap().to_owned();
+    assert!(v["updated_at"].as_str().unwrap() >= created.as_str());
+
+    // The control API: completed with a conclusion, and other fields.
+    let r = env
+        .client
+        .put(env.control("/_sandbox/github/repos/contoso/payments/runs/7"))
+        .json(&json!({"status": "completed", "conclusion": "failure", "run_attempt": 2, "name": "hotfix"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) = g.get(&run).await;
+    assert_eq!(
+        (v["status"].as_str(), v["conclusion"].as_str()),
+        (Some("completed"), Some("failure"))
+    );
+    assert_eq!(v["run_attempt"], 2);
+    assert_eq!(v["name"], "hotfix");
+    assert_eq!(v["created_at"], created.as_str());
+    assert_eq!(
+        v["previous_attempt_url"],
+        format!("{API}{BASE}/actions/runs/7/attempts/1")
+    );
+    env.sb
+        .github_set_workflow_run(O, R, 7, "completed", Some("success"))
+        .unwrap();
+    assert_eq!(g.get(&run).await.1["conclusion"], "success");
+
+    // Refused: contradictory or unknown values, unknown repositories.
+    assert!(
+        env.sb
+            .github_set_workflow_run(O, R, 8, "completed", None)
+            .is_err()
+    );
+    assert!(
+        env.sb
+            .github_set_workflow_run(O, R, 8, "queued", Some("success"))
+            .is_err()
+    );
+    assert!(
+        env.sb
+            .github_set_workflow_run(O, R, 8, "running", None)
+            .is_err()
+    );
+    assert!(
+        env.sb
+            .github_set_workflow_run(O, "nope", 8, "queued", None)
+            .is_err()
+    );
+    for (path, body, want) in [
+        (
+            "/_sandbox/github/repos/contoso/payments/runs/8",
+            json!({"status": "done"}),
+            400,
+        ),
+        (
+            "/_sandbox/github/repos/contoso/payments/runs/x",
+            json!({"status": "queued"}),
+            400,
+        ),
+        (
+            "/_sandbox/github/repos/contoso/nope/runs/8",
+            json!({"status": "queued"}),
+            404,
+        ),
+    ] {
+        let r = env
+            .client
+            .put(env.control(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{path} {body}");
+    }
+
+    // Reading runs needs `actions`.
+    let no_actions = app_token(&env, json!({"contents": "read"})).await;
+    assert_eq!(no_actions.get(&run).await.0, 403);
+    let actions = app_token(&env, json!({"actions": "read"})).await;
+    assert_eq!(actions.get(&run).await.0, 200);
+
+    let r = env
+        .client
+        .delete(env.control("/_sandbox/github/repos/contoso/payments/runs/7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(g.get(&run).await.0, 404);
 }

@@ -113,6 +113,74 @@ pub(crate) struct Repo {
     pub comments: Vec<Comment>,
     pub labels: BTreeMap<String, Label>,
     pub deployments: Vec<Deployment>,
+    /// Workflow runs, set through the control API (nothing runs them).
+    pub runs: BTreeMap<u64, WorkflowRun>,
+}
+
+/// A GitHub Actions workflow run as `GET /actions/runs/{id}` shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkflowRun {
+    pub id: u64,
+    pub name: String,
+    pub display_title: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    pub event: String,
+    pub path: String,
+    pub run_number: u64,
+    pub run_attempt: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub run_started_at: DateTime<Utc>,
+}
+
+/// Statuses GitHub documents for workflow runs.
+const RUN_STATUSES: &[&str] = &[
+    "requested",
+    "waiting",
+    "pending",
+    "queued",
+    "in_progress",
+    "completed",
+];
+/// Conclusions GitHub documents for completed runs.
+const RUN_CONCLUSIONS: &[&str] = &[
+    "success",
+    "failure",
+    "neutral",
+    "cancelled",
+    "skipped",
+    "timed_out",
+    "action_required",
+    "stale",
+    "startup_failure",
+];
+
+/// What `PUT /_sandbox/github/repos/{o}/{r}/runs/{id}` sends: the status
+/// and conclusion, and optionally what the run is about (kept from the last
+/// update, else defaulted on creation).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunUpdate {
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub display_title: Option<String>,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    #[serde(default)]
+    pub head_sha: Option<String>,
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub run_attempt: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -519,6 +587,7 @@ impl GitHub {
                 comments: Vec::new(),
                 labels: BTreeMap::new(),
                 deployments: Vec::new(),
+                runs: BTreeMap::new(),
             },
         );
         let owner_key = owner.to_ascii_lowercase();
@@ -578,6 +647,136 @@ impl GitHub {
             .ok_or_else(|| format!("no installation for '{owner}' (create a repository first)"))?;
         inst.permissions = permissions;
         Ok(inst.id)
+    }
+
+    /// Creates or updates workflow run `id` of `owner/repo`.
+    pub fn set_workflow_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        id: u64,
+        update: RunUpdate,
+    ) -> Result<(), String> {
+        if id == 0 {
+            return Err("run ids start at 1".into());
+        }
+        if !RUN_STATUSES.contains(&update.status.as_str()) {
+            return Err(format!(
+                "status '{}' is not one of {}",
+                update.status,
+                RUN_STATUSES.join(", ")
+            ));
+        }
+        match (update.status.as_str(), update.conclusion.as_deref()) {
+            ("completed", None) => {
+                return Err("a completed run needs a conclusion".into());
+            }
+            ("completed", Some(c)) if !RUN_CONCLUSIONS.contains(&c) => {
+                return Err(format!(
+                    "conclusion '{c}' is not one of {}",
+                    RUN_CONCLUSIONS.join(", ")
+                ));
+            }
+            ("completed", Some(_)) => {}
+            (s, Some(_)) => {
+                return Err(format!(
+                    "a run that is {s} has no conclusion yet (send null)"
+                ));
+            }
+            (_, None) => {}
+        }
+        if let Some(sha) = &update.head_sha
+            && (sha.len() != 40 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(format!("head_sha '{sha}' is not a full commit SHA"));
+        }
+        if update.run_attempt == Some(0) {
+            return Err("run_attempt starts at 1".into());
+        }
+        let mut st = self.state();
+        let r = st
+            .repos
+            .get_mut(&repo_key(owner, repo))
+            .ok_or_else(|| format!("no repository '{owner}/{repo}'"))?;
+        let now = Utc::now();
+        let run_number = r.runs.len() as u64 + 1;
+        let default_branch = r.default_branch.clone();
+        let path = r.path.clone();
+        let run = r.runs.entry(id).or_insert_with(|| {
+            let name = update.name.clone().unwrap_or_else(|| "deploy".into());
+            WorkflowRun {
+                id,
+                display_title: name.clone(),
+                name,
+                status: String::new(),
+                conclusion: None,
+                head_branch: Some(default_branch.clone()),
+                head_sha: String::new(),
+                event: "workflow_dispatch".into(),
+                path: ".github/workflows/deploy.yml".into(),
+                run_number,
+                run_attempt: 1,
+                created_at: now,
+                updated_at: now,
+                run_started_at: now,
+            }
+        });
+        if let Some(n) = update.name {
+            if update.display_title.is_none() && run.display_title == run.name {
+                run.display_title = n.clone();
+            }
+            run.name = n;
+        }
+        if let Some(t) = update.display_title {
+            run.display_title = t;
+        }
+        if let Some(b) = update.head_branch {
+            run.head_branch = Some(b);
+        }
+        if let Some(e) = update.event {
+            run.event = e;
+        }
+        if let Some(p) = update.path {
+            run.path = p;
+        }
+        if let Some(a) = update.run_attempt {
+            if a != run.run_attempt {
+                run.run_started_at = now;
+            }
+            run.run_attempt = a;
+        }
+        match update.head_sha {
+            Some(sha) => run.head_sha = sha,
+            None if run.head_sha.is_empty() => {
+                let branch = run.head_branch.clone().unwrap_or(default_branch);
+                run.head_sha = git(
+                    &path,
+                    &[
+                        "rev-parse",
+                        "--verify",
+                        "--quiet",
+                        &format!("refs/heads/{branch}"),
+                    ],
+                )
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| s.len() == 40)
+                .unwrap_or_else(|| "0".repeat(40));
+            }
+            None => {}
+        }
+        run.status = update.status;
+        run.conclusion = update.conclusion;
+        run.updated_at = now;
+        Ok(())
+    }
+
+    /// Removes workflow run `id`; whether it existed.
+    pub fn remove_workflow_run(&self, owner: &str, repo: &str, id: u64) -> bool {
+        self.state()
+            .repos
+            .get_mut(&repo_key(owner, repo))
+            .is_some_and(|r| r.runs.remove(&id).is_some())
     }
 
     pub fn installation_id(&self, owner: &str) -> Option<u64> {
@@ -680,6 +879,58 @@ pub(crate) fn handle_control(shared: &Arc<Shared>, req: &Req) -> Resp {
             Ok(()) => respond::empty(StatusCode::NO_CONTENT),
             Err(e) => control_error(StatusCode::NOT_FOUND, e),
         },
+        ("PUT" | "DELETE", ["_sandbox", "github", "repos", owner, repo, "runs", id]) => {
+            let Ok(id) = id.parse::<u64>() else {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("run id '{id}' is not a number"),
+                );
+            };
+            if req.method == http::Method::DELETE {
+                return if gh.remove_workflow_run(owner, repo, id) {
+                    respond::empty(StatusCode::NO_CONTENT)
+                } else {
+                    control_error(
+                        StatusCode::NOT_FOUND,
+                        format!("no run {id} in {owner}/{repo}"),
+                    )
+                };
+            }
+            let update: RunUpdate = match serde_json::from_value(body) {
+                Ok(u) => u,
+                Err(e) => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        format!("send {{\"status\", \"conclusion\"}}: {e}"),
+                    );
+                }
+            };
+            if gh.repo_path(owner, repo).is_none() {
+                return control_error(
+                    StatusCode::NOT_FOUND,
+                    format!("no repository '{owner}/{repo}'"),
+                );
+            }
+            match gh.set_workflow_run(owner, repo, id, update) {
+                Ok(()) => {
+                    let st = gh.state();
+                    let run = st
+                        .repos
+                        .get(&repo_key(owner, repo))
+                        .and_then(|r| r.runs.get(&id));
+                    respond::json(
+                        StatusCode::OK,
+                        &json!({
+                            "id": id,
+                            "status": run.map(|r| r.status.clone()),
+                            "conclusion": run.and_then(|r| r.conclusion.clone()),
+                            "head_sha": run.map(|r| r.head_sha.clone()),
+                        }),
+                    )
+                }
+                Err(e) => control_error(StatusCode::BAD_REQUEST, e),
+            }
+        }
         ("PUT", ["_sandbox", "github", "installations", owner, "permissions"]) => {
             let perms: BTreeMap<String, String> = match serde_json::from_value(body) {
                 Ok(p) => p,

@@ -19,6 +19,7 @@ use crate::respond::{self, Outcome, Req, Resp};
 use crate::server::Shared;
 
 mod git_data;
+mod runs;
 
 const DOCS: &str = "https://docs.github.com/rest";
 const Z40: &str = "0000000000000000000000000000000000000000";
@@ -485,6 +486,19 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
             ensure_not_empty(&path, doc)?;
             git_data::create_commit(ctx, &path, owner, repo, &token, doc)
         }
+        ("GET", ["actions", "runs", id]) => {
+            need("actions", false)?;
+            let r = &st.repos[&key];
+            let run = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| r.runs.get(&id))
+                .ok_or_else(|| not_found(doc))?;
+            Ok(respond::json(
+                StatusCode::OK,
+                &runs::workflow_run_json(ctx, r, run),
+            ))
+        }
         ("POST", ["git", "tags"]) => {
             need("contents", true)?;
             create_tag(ctx, &path, owner, repo, &token, doc)
@@ -787,6 +801,9 @@ fn doc_for(m: &Method, tail: &[&str]) -> &'static str {
             "https://docs.github.com/rest/git/trees#create-a-tree"
         }
         (_, Some("git"), Some("trees")) => "https://docs.github.com/rest/git/trees#get-a-tree",
+        (_, Some("actions"), Some("runs")) => {
+            "https://docs.github.com/rest/actions/workflow-runs#get-a-workflow-run"
+        }
         (_, Some("commits"), _) => "https://docs.github.com/rest/commits/commits#get-a-commit",
         (_, Some("compare"), _) => {
             "https://docs.github.com/rest/commits/commits#compare-two-commits"
