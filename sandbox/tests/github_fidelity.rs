@@ -87,6 +87,10 @@ async fn octokit_sees_github_shapes() {
         ],
     );
 
+    env.sb
+        .github_set_workflow_run("contoso", "payments", 4242, "completed", Some("success"))
+        .unwrap();
+
     let settings_path = work.path().join("settings.json");
     std::fs::write(&settings_path, env.settings.to_json()).unwrap();
     let run = tokio::process::Command::new("node")
