@@ -2,9 +2,10 @@
 //! shaped like api.github.com) and git smart-HTTP (`github.test`) through
 //! `git http-backend`, both backed by real bare repositories in a temp dir
 //! the sandbox owns. Every read goes to git (`rev-parse`, `cat-file`,
-//! `rev-list`, `diff`); only what git cannot hold (issues, pull requests,
-//! comments, labels, deployments, installations, tokens, protection) lives
-//! in [`State`].
+//! `rev-list`, `diff`) and every git database write to git plumbing
+//! (`hash-object`, `mktree`, `update-ref`); only what git cannot hold
+//! (issues, pull requests, comments, labels, deployments, workflow runs,
+//! installations, tokens, protection) lives in [`State`].
 //!
 //! Auth: a fixed-per-start personal token (`ghp_sandbox…`, every
 //! permission), and a GitHub App (id [`APP_ID`], fixed TEST key

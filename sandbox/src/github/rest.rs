@@ -1,7 +1,8 @@
 //! The REST subset on `api.github.test`, shaped like api.github.com (bodies
 //! carry every field the OpenAPI description marks required; the fidelity
 //! script validates them against `@octokit/openapi`). Git data is read from
-//! and written to the bare repositories with git itself.
+//! and written to the bare repositories with git itself. Successful GETs
+//! carry a weak ETag and honour `If-None-Match` ([`conditional`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
