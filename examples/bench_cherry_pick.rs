@@ -301,7 +301,7 @@ async fn main() {
             if repack { " (+ repack)" } else { "" }
         );
         let work = tempfile::tempdir().unwrap();
-        let e = expedite_pick(&sb, name, &sha, work.path()).await;
+        let e = Box::pin(expedite_pick(&sb, name, &sha, work.path())).await;
         let b = baseline_pick(&sb, name, &sha, work.path());
         eprintln!(
             "  expedite {:.2} s, {}; full clone + cherry-pick {:.2} s, {}",

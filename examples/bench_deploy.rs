@@ -86,6 +86,7 @@ async fn main() {
                 tokens: tokens.clone(),
                 http: http.clone(),
                 slot: "staging".into(),
+                archive: None,
             },
             sources: None,
             probe: Probe::new(http.clone()),
@@ -113,8 +114,13 @@ async fn main() {
                 journal: None,
                 image: None,
                 canary: None,
+                rollback: false,
+                revision: None,
+                patience: Duration::from_secs(900),
             },
             cancel: Cancel::new(),
+            lock: None,
+            place: None,
         };
         let t = Instant::now();
         let j = rollout.run().await;

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::console::{Console, Secrets};
 use crate::action::escape::{Annotation, Level};
+use crate::action::identity::RunIdentity;
 use crate::action::{self, Env, Sinks, Stage};
 use crate::cancel::{self, Cancel};
 use crate::cli::{self, Exit};
@@ -143,12 +144,15 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     if let Some(deadline) = config.common.timeout {
         cancel.deadline(deadline);
     }
+    let identity = RunIdentity::from_env(&env);
+    crate::http::set_run_tag(&identity.id);
     let ctx = Ctx {
         console: console.clone(),
         sinks: sinks.clone(),
         env,
         cancel,
         config,
+        identity,
     };
     let result = commands::run(&ctx).await;
     let interrupted = match &result {
@@ -316,8 +320,10 @@ fn post_has_work(env: &Env, console: &Console) -> bool {
         ));
         return false;
     }
-    if state.command != crate::config::Command::Deploy.name() {
-        // Only `deploy` changes production and has something to restore.
+    if state.command != crate::config::Command::Deploy.name()
+        && state.command != crate::config::Command::Rollback.name()
+    {
+        // Only `deploy` and `rollback` change production.
         console.annotate(
             Level::Notice,
             &Annotation::message(format!(
@@ -330,21 +336,26 @@ fn post_has_work(env: &Env, console: &Console) -> bool {
     true
 }
 
-/// The post stage of an interrupted `deploy`: runs at the end of the job
-/// (after failure and cancellation too) with the same inputs, and restores
-/// production to a safe state from the journal.
+/// The post stage of an interrupted `deploy` or `rollback`: runs at the end
+/// of the job (after failure and cancellation too) with the same inputs, and
+/// restores production to a safe state from the journals.
 async fn post_stage(console: Console, sinks: Sinks, env: Env, config: Config) -> u8 {
-    let Some(deploy) = config.deploy.clone() else {
-        return 0;
+    let (azure, base) = match (&config.deploy, &config.rollback) {
+        (Some(d), _) => (d.azure.clone(), Some(d.plan.clone())),
+        (None, Some(r)) => (r.azure.clone(), None),
+        (None, None) => return 0,
     };
+    let identity = RunIdentity::from_env(&env);
+    crate::http::set_run_tag(&identity.id);
     let ctx = Ctx {
         console: console.clone(),
         sinks,
         env,
         cancel: Cancel::new(),
         config,
+        identity,
     };
-    match crate::commands::deploy::post(&ctx, &deploy).await {
+    match crate::commands::service::post(&ctx, &azure, base.as_ref()).await {
         Ok(report) => {
             for e in &report.errors {
                 console.annotate(Level::Error, &Annotation::message(e.clone()));

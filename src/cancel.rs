@@ -1,13 +1,21 @@
-//! Cancellation: signals and the `timeout` deadline.
+//! Cancellation: signals, the `timeout` deadline, and a lock holder being
+//! asked to stop (an emergency rollback) or losing its lock.
 //!
 //! The binary is PID 1 in its container, where the kernel installs no
 //! default handlers, so without this SIGTERM would be ignored until the
 //! runner's SIGKILL. The first SIGTERM/SIGINT (or the deadline) cancels the
-//! run: commands stop *starting* changes at their next check and record what
-//! they did; the post stage finishes the job. A second signal exits at once.
+//! run: the rollout stops at its next checkpoint and restores production
+//! in-process, on a terminal and in a job alike (the action's post stage
+//! finishes the job if the container is killed first). A second signal
+//! exits at once, printing what is left and the command that fixes it
+//! ([`set_last_words`]).
+//!
+//! A [`Cancel::child`] is cancelled with its parent, or on its own: one
+//! service's deploy can be preempted without stopping the others.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +26,11 @@ pub enum CancelReason {
     Signal(&'static str),
     /// The `timeout` input's deadline passed.
     Timeout(Duration),
+    /// Another run (an emergency rollback) asked the lock holder to stop;
+    /// the text says who and why.
+    Preempted(String),
+    /// The lock lapsed and another run holds it now.
+    LockLost(String),
 }
 
 impl std::fmt::Display for CancelReason {
@@ -25,6 +38,8 @@ impl std::fmt::Display for CancelReason {
         match self {
             CancelReason::Signal(s) => write!(f, "{s} received (the run was cancelled)"),
             CancelReason::Timeout(d) => write!(f, "the timeout of {}s passed", d.as_secs()),
+            CancelReason::Preempted(by) => write!(f, "asked to stop by {by}"),
+            CancelReason::LockLost(why) => write!(f, "the lock was lost: {why}"),
         }
     }
 }
@@ -34,6 +49,9 @@ impl std::fmt::Display for CancelReason {
 pub struct Cancel {
     token: CancellationToken,
     reason: Arc<Mutex<Option<CancelReason>>>,
+    /// The parent's reason, for a child cancelled through its parent.
+    parent: Option<Arc<Mutex<Option<CancelReason>>>>,
+    deadline: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Returned by waits that were cut short.
@@ -57,14 +75,35 @@ impl Cancel {
         self.token.cancel();
     }
 
+    /// A flag cancelled with this one, or on its own (without cancelling
+    /// this one); it shares the deadline.
+    pub fn child(&self) -> Cancel {
+        Cancel {
+            token: self.token.child_token(),
+            reason: Arc::new(Mutex::new(None)),
+            parent: Some(self.reason.clone()),
+            deadline: self.deadline.clone(),
+        }
+    }
+
     /// True once cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
     }
 
-    /// The reason, once cancelled.
+    /// The reason, once cancelled (its own, else its parent's).
     pub fn reason(&self) -> Option<CancelReason> {
-        self.reason.lock().ok().and_then(|r| r.clone())
+        let own = self.reason.lock().ok().and_then(|r| r.clone());
+        own.or_else(|| {
+            self.parent
+                .as_ref()
+                .and_then(|p| p.lock().ok().and_then(|r| r.clone()))
+        })
+    }
+
+    /// When the `timeout` deadline falls, if one is set.
+    pub fn deadline_at(&self) -> Option<Instant> {
+        self.deadline.lock().ok().and_then(|d| *d)
     }
 
     /// Fails if cancelled: call before starting each change.
@@ -90,6 +129,9 @@ impl Cancel {
 
     /// Cancels with [`CancelReason::Timeout`] after `d`.
     pub fn deadline(&self, d: Duration) {
+        if let Ok(mut at) = self.deadline.lock() {
+            *at = Some(Instant::now() + d);
+        }
         let me = self.clone();
         tokio::spawn(async move {
             if me.sleep(d).await.is_ok() {
@@ -99,7 +141,37 @@ impl Cancel {
     }
 }
 
-/// Listens for SIGTERM and SIGINT: the first cancels, the second exits.
+/// What a run would leave behind if it stopped now, and the command that
+/// fixes it, by key (a service): printed when a second signal ends the
+/// process at once.
+static LAST_WORDS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Records (or, with `None`, clears) what is left for `key` if the process
+/// ended now.
+pub fn set_last_words(key: &str, text: Option<String>) {
+    if let Ok(mut words) = LAST_WORDS.lock() {
+        match text {
+            Some(t) => {
+                words.insert(key.to_string(), t);
+            }
+            None => {
+                words.remove(key);
+            }
+        }
+    }
+}
+
+/// What is left, one line per key.
+pub fn last_words() -> Vec<String> {
+    LAST_WORDS
+        .lock()
+        .map(|w| w.values().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Listens for SIGTERM and SIGINT: the first cancels (the run restores
+/// production, then ends), the second exits at once after printing what is
+/// left.
 pub fn listen_for_signals(cancel: &Cancel) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
@@ -120,13 +192,20 @@ pub fn listen_for_signals(cancel: &Cancel) {
             seen += 1;
             if seen == 1 {
                 tracing::warn!(
-                    "{name} received: finishing the current step, starting no new changes"
+                    "{name} received: stopping at the next checkpoint and restoring production; send it again to exit at once"
                 );
                 cancel.cancel(CancelReason::Signal(name));
             } else {
-                tracing::error!(
-                    "{name} received again: exiting now; the post stage will restore a safe state"
-                );
+                let left = last_words();
+                if left.is_empty() {
+                    tracing::error!(
+                        "{name} received again: exiting now; nothing was left half-done"
+                    );
+                } else {
+                    for line in left {
+                        tracing::error!("{name} received again: exiting now. {line}");
+                    }
+                }
                 std::process::exit(130);
             }
         }
@@ -148,6 +227,22 @@ mod tests {
         let err = c.sleep(Duration::from_secs(30)).await.unwrap_err();
         assert_eq!(err.0, CancelReason::Signal("SIGTERM"));
         assert!(c.check().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_child_is_cancelled_with_its_parent_or_alone() {
+        let parent = Cancel::new();
+        let a = parent.child();
+        let b = parent.child();
+        a.cancel(CancelReason::Preempted("rollback by octocat".into()));
+        assert!(a.is_cancelled() && !b.is_cancelled() && !parent.is_cancelled());
+        parent.cancel(CancelReason::Signal("SIGINT"));
+        assert!(b.is_cancelled());
+        assert_eq!(b.reason(), Some(CancelReason::Signal("SIGINT")));
+        assert_eq!(
+            a.reason(),
+            Some(CancelReason::Preempted("rollback by octocat".into()))
+        );
     }
 
     #[tokio::test(start_paused = true)]

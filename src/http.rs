@@ -271,6 +271,29 @@ pub fn parse_pem_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certs)
 }
 
+/// This process's run, named in every request's `User-Agent` (as the Azure
+/// CLI names itself there): support cases and the sandbox's request log can
+/// tell two runs apart.
+static RUN_TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the run named in `User-Agent` (once per process; later calls are
+/// ignored).
+pub fn set_run_tag(run: &str) {
+    let tag: String = run
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '(' && *c != ')')
+        .take(200)
+        .collect();
+    let _ = RUN_TAG.set(tag);
+}
+
+fn user_agent() -> String {
+    match RUN_TAG.get() {
+        Some(run) => format!("expedite/{} (run {run})", env!("CARGO_PKG_VERSION")),
+        None => format!("expedite/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
 /// Builds a client from the settings.
 pub fn client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
     install_crypto_provider();
@@ -311,7 +334,7 @@ pub fn client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
         // Redirects are never needed by the APIs we call, and following
         // one could carry a token to another host.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("expedite/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent())
         .build()
         .map_err(|e| HttpError::Config(error_chain(&e)))
 }
@@ -389,10 +412,7 @@ impl Response {
 
 /// Reads `resp`'s body in chunks, refusing more than `limit` bytes (and a
 /// `Content-Length` announcing more, before reading anything).
-pub async fn read_body(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, ReadError> {
+pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
     let declared = resp.content_length();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge { declared });
@@ -902,7 +922,10 @@ mod tests {
             // Reading stopped near the cap: the server could not push the
             // gigabyte through (socket buffers hold a few MiB at most).
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(written.load(Ordering::SeqCst) < 64 << 20, "declared={declared}");
+            assert!(
+                written.load(Ordering::SeqCst) < 64 << 20,
+                "declared={declared}"
+            );
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`breaker`]: the statistical canary circuit breaker (pure) and its simulator.
 pub mod action;
 pub mod app;
+pub mod archive;
 pub mod azure;
 pub mod breaker;
 pub mod cancel;
@@ -22,6 +23,7 @@ pub mod gate;
 pub mod git;
 pub mod github;
 pub mod http;
+pub mod lock;
 pub mod manifest;
 pub mod notify;
 pub mod platform;

@@ -107,6 +107,9 @@ async fn prometheus_queries_trip_a_bad_canary_and_production_is_restored() {
         run_id: "contoso/payments#78.1".into(),
         journal: None,
         image: None,
+        rollback: false,
+        revision: None,
+        patience: Duration::from_secs(900),
         canary: Some(CanaryPlan {
             steps: vec![10, 50],
             window: Duration::from_secs(30),
@@ -129,6 +132,7 @@ async fn prometheus_queries_trip_a_bad_canary_and_production_is_restored() {
             tokens: clients.tokens.clone(),
             http: clients.http.clone(),
             slot: "staging".into(),
+            archive: None,
         },
         probe: Probe::new(clients.http.clone()),
         plan,
@@ -140,6 +144,8 @@ async fn prometheus_queries_trip_a_bad_canary_and_production_is_restored() {
             },
         }),
         cancel: Cancel::new(),
+        lock: None,
+        place: None,
     }
     .run()
     .await;

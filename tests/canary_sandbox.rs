@@ -97,6 +97,9 @@ fn plan(platform: Platform, canary: CanaryPlan) -> DeployPlan {
         image: (platform == Platform::ContainerApps)
             .then(|| "contosoacr.azurecr.io/payments:2.4.1".to_string()),
         canary: Some(canary),
+        rollback: false,
+        revision: None,
+        patience: Duration::from_secs(900),
     }
 }
 
@@ -125,11 +128,14 @@ async fn deploy(
                     tokens: clients.tokens.clone(),
                     http: clients.http.clone(),
                     slot: "staging".into(),
+                    archive: None,
                 },
                 probe: Probe::new(clients.http.clone()),
                 plan,
                 sources,
                 cancel: Cancel::new(),
+                lock: None,
+                place: None,
             }
             .run()
             .await
@@ -157,6 +163,8 @@ async fn deploy(
                 plan,
                 sources,
                 cancel: Cancel::new(),
+                lock: None,
+                place: None,
             }
             .run()
             .await

@@ -36,13 +36,15 @@ services:
 "#;
 
 async fn sandbox() -> expedite_sandbox::Sandbox {
-    expedite_sandbox::start(SandboxConfig {
+    let sb = expedite_sandbox::start(SandboxConfig {
         swap_duration: Duration::from_millis(300),
         build_duration: Duration::from_millis(200),
         ..SandboxConfig::default()
     })
     .await
-    .unwrap()
+    .unwrap();
+    common::seed_repo(&sb, "contoso", "payments");
+    sb
 }
 
 /// A job with Azure settings for the sandbox, the manifest and packages.
@@ -75,6 +77,10 @@ fn job(s: &Settings, command: &str, notifications_version: &str) -> Job {
         .input("verify-window", "300ms")
         .input("verify-interval", "100ms")
         .input("verify-requests", "30")
+        // The deploy lock and package archive live in the repository.
+        .input("github-token", &s.github_token)
+        .env("GITHUB_API_URL", &s.github_api_url)
+        .env("GITHUB_SERVER_URL", &s.github_server_url)
 }
 
 /// A `plan` job: the manifest and the resource group, nothing of Azure.

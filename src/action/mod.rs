@@ -14,6 +14,7 @@
 pub mod console;
 pub mod escape;
 pub mod files;
+pub mod identity;
 pub mod log;
 
 use std::collections::BTreeMap;

@@ -1,61 +1,53 @@
-//! `deploy`: the verified slot deploy on App Service, wired to the runner
-//! contract. The decisions live in [`crate::rollout`]; this module builds
-//! the clients, runs the rollout, and writes outputs, the summary (phases
-//! table and a mermaid timeline) and the JSON audit log.
+//! `deploy`: the verified deploy of one service (or, with a manifest, of
+//! several), wired to the runner contract. The decisions live in
+//! [`crate::rollout`]; the lock and the restore of a dead holder in
+//! [`super::service`]; this module runs them and writes outputs, the
+//! summary (phases table and a mermaid timeline) and the JSON audit log.
+//! The post stage ([`post`]) finishes whatever the main stage's journals
+//! say is left.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 
+use super::service::{
+    self, AzureClients, Keeper, LockAsk, azure_clients, save_journal_paths, serving_one,
+    write_audit,
+};
 use super::{CommandError, Ctx, Report};
-use crate::action::console::Console;
-use crate::azure::arm::Arm;
-use crate::azure::auth::TokenProvider;
-use crate::config::{AzureConfig, DeployConfig, PlatformKind};
-use crate::platform::app_service::{AppService, SiteRef};
-use crate::platform::container_apps::{ContainerAppRef, ContainerApps, revision_suffix};
+use crate::config::{DeployConfig, PlatformKind};
+use crate::platform::app_service::AppService;
+use crate::platform::container_apps::ContainerAppRef;
 use crate::probe::Probe;
-use crate::probe::evidence::azure_monitor::{MonitorTarget, container_app_id, web_site_id};
 use crate::report::md_cell;
-use crate::rollout::app_service::AppServiceTarget;
-use crate::rollout::canary::{SourceClients, StepRecord};
-use crate::rollout::container_apps::ContainerAppsTarget;
-use crate::rollout::driver::{Journal, Rollout};
-use crate::rollout::{Outcome, Phase};
+use crate::rollout::canary::StepRecord;
+use crate::rollout::driver::{Journal, Place, phase_name, show_sample};
+use crate::rollout::{Outcome, Phase, StopKind};
 
-/// State entry pointing the post stage at the journal.
-pub const STATE_JOURNAL: &str = "expedite-journal";
-
-/// The HTTP client, token provider and ARM client for a run.
-pub struct AzureClients {
-    /// Shared HTTP client (TLS, resolution, timeouts).
-    pub http: reqwest::Client,
-    /// Entra tokens.
-    pub tokens: Arc<TokenProvider>,
-    /// ARM.
-    pub arm: Arm,
-}
-
-/// Builds the clients for `azure`.
-pub fn azure_clients(console: &Console, azure: &AzureConfig) -> Result<AzureClients, CommandError> {
-    let http = crate::http::client(&azure.http).map_err(|e| CommandError::Failed(e.to_string()))?;
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        azure.authority_host.clone(),
-        &azure.arm_endpoint,
-        azure.identity.clone(),
-        console.clone(),
-    ));
-    let arm = Arm::new(http.clone(), azure.arm_endpoint.clone(), tokens.clone());
-    Ok(AzureClients { http, tokens, arm })
+/// Where the single-service deploy runs.
+pub fn place_of(config: &DeployConfig) -> Place {
+    match config.platform {
+        PlatformKind::AppService => Place::AppService {
+            site: config.site.clone(),
+            slot: config.plan.slot.clone(),
+        },
+        PlatformKind::ContainerApps => Place::ContainerApps {
+            app: ContainerAppRef {
+                subscription: config.site.subscription.clone(),
+                resource_group: config.site.resource_group.clone(),
+                app: config.site.app.clone(),
+            },
+            container: config.container.clone(),
+        },
+    }
 }
 
 /// Runs a deploy.
 pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandError> {
     let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
+    let keeper = Keeper::connect(ctx).await?;
     if let Some(multi) = &config.multi {
-        let mut report = super::multi_deploy::run(ctx, config, multi).await?;
+        let mut report = super::multi_deploy::run(ctx, config, multi, &keeper).await?;
         let services = multi.manifest.order().join(", ");
         let version = config.plan.expected_version.clone();
         super::records::after_deploy(ctx, &mut rec, None, &services, &version, &mut report).await;
@@ -63,56 +55,78 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
     }
     let started = Instant::now();
     let clients = azure_clients(&ctx.console, &config.azure)?;
-    // The GitHub deployment records the last known good version for a
-    // later `rollback`; what production serves now is read first (App
-    // Service; a container app records none).
-    let deployment = if rec.api.is_some() {
-        let previous = match config.platform {
-            PlatformKind::AppService => live_version(ctx, &clients, config).await,
-            PlatformKind::ContainerApps => None,
-        };
-        rec.deployment_start(
-            ctx,
-            &config.site.app,
-            &config.plan.expected_version,
-            previous.as_deref(),
-        )
-        .await
-    } else {
-        None
-    };
     let mut plan = config.plan.clone();
     if let Some(path) = &config.package {
         plan.package = Some(tokio::fs::read(path).await.map_err(|e| {
             CommandError::Failed(format!("cannot read the package {}: {e}", path.display()))
         })?);
     }
-    if let Some(journal) = &plan.journal
-        && let Err(e) = ctx
-            .sinks
-            .save_state(STATE_JOURNAL, &journal.to_string_lossy())
-    {
-        tracing::warn!("cannot record the journal for the post stage: {e}");
+    if let Some(journal) = &plan.journal {
+        // A journal from an earlier run of this job must not be mistaken
+        // for this one's.
+        let _ = std::fs::remove_file(journal);
+        save_journal_paths(ctx, std::slice::from_ref(journal));
     }
-    let journal = {
-        let _group = ctx.console.group(&format!(
-            "deploy {} to {}",
-            config.plan.expected_version, config.site.app
-        ));
-        let place = match config.platform {
-            PlatformKind::AppService => Where::AppService(config.site.clone()),
-            PlatformKind::ContainerApps => Where::ContainerApps(
-                ContainerAppRef {
-                    subscription: config.site.subscription.clone(),
-                    resource_group: config.site.resource_group.clone(),
-                    app: config.site.app.clone(),
-                },
-                config.container.clone(),
-            ),
-        };
-        run_rollout(ctx, &clients, place, plan).await
+    let place = place_of(config);
+    let cancel = ctx.cancel.child();
+    let group = ctx.console.group(&format!(
+        "deploy {} to {}",
+        config.plan.expected_version, config.site.app
+    ));
+    let ask = LockAsk {
+        command: format!("deploy {}", config.plan.expected_version),
+        preemptible: true,
+        preempt: None,
+        wait: config.plan.lock_wait,
     };
-    let mut report = report(ctx, config, &journal, &clients.arm, started.elapsed());
+    let (journal, deployment, notes) =
+        match service::take(ctx, &clients, &keeper, &place, &ask, &cancel).await {
+            Err(why) => (
+                service::refused(&config.plan.expected_version, why),
+                None,
+                Vec::new(),
+            ),
+            Ok(held) => {
+                // Read under the lock: the GitHub deployment names the
+                // version production serves now as the last known good.
+                let deployment = if rec.api.is_some() {
+                    let previous = match config.platform {
+                        PlatformKind::AppService => live_version(ctx, &clients, config).await,
+                        PlatformKind::ContainerApps => None,
+                    };
+                    rec.deployment_start(
+                        ctx,
+                        &config.site.app,
+                        &config.plan.expected_version,
+                        previous.as_deref(),
+                    )
+                    .await
+                } else {
+                    None
+                };
+                let notes = held.notes.clone();
+                let journal = service::drive(
+                    ctx,
+                    &clients,
+                    &keeper,
+                    &place,
+                    plan,
+                    service::Start {
+                        lock: held.guard(),
+                        cancel: cancel.clone(),
+                        from: None,
+                    },
+                )
+                .await;
+                held.release(Some(&journal)).await;
+                (journal, deployment, notes)
+            }
+        };
+    drop(group);
+    for n in &notes {
+        ctx.console.info(n);
+    }
+    let mut report = report(ctx, config, &journal, &clients, started.elapsed(), &notes);
     super::records::after_deploy(
         ctx,
         &mut rec,
@@ -143,138 +157,117 @@ async fn live_version(ctx: &Ctx, clients: &AzureClients, config: &DeployConfig) 
         .version
 }
 
-/// Where a rollout runs.
-pub(super) enum Where {
-    /// An App Service app.
-    AppService(SiteRef),
-    /// A container app, and which of its containers gets the image.
-    ContainerApps(ContainerAppRef, Option<String>),
-}
-
-/// Builds the platform's target and evidence clients and runs the rollout
-/// (one service; the multi-service deploy calls this per service).
-pub(super) async fn run_rollout(
-    ctx: &Ctx,
-    clients: &AzureClients,
-    place: Where,
-    plan: crate::rollout::driver::DeployPlan,
-) -> Journal {
-    let probe = Probe::new(clients.http.clone());
-    let cancel = ctx.cancel.clone();
-    let sources = |monitor: MonitorTarget| {
-        plan.canary.as_ref().map(|_| SourceClients {
-            http: clients.http.clone(),
-            arm: clients.arm.clone(),
-            monitor,
-        })
+/// The first line a person reads about a deploy that did not promote.
+pub fn failure_line(j: &Journal, what: &str) -> Option<String> {
+    let outcome = j.outcome().unwrap_or(Outcome::NeedsAttention);
+    let previous = j
+        .facts
+        .previous_version
+        .clone()
+        .unwrap_or_else(|| "the previous version".into());
+    let serving = serving_one(j);
+    let serving = if serving.is_empty() {
+        format!("production serves {}", show_sample(&j.facts.serving_at_end))
+    } else {
+        format!("production serves {serving}")
     };
-    match place {
-        Where::AppService(site) => {
-            let sources = sources(MonitorTarget::AppService {
-                site_id: web_site_id(&site.subscription, &site.resource_group, &site.app),
-            });
-            let target = AppServiceTarget {
-                app: AppService::new(clients.arm.clone(), site),
-                tokens: clients.tokens.clone(),
-                http: clients.http.clone(),
-                slot: plan.slot.clone(),
-            };
-            Rollout {
-                target,
-                probe,
-                plan,
-                sources,
-                cancel,
+    let f = j.state.failure.clone().unwrap_or_default();
+    let promoted_once = j.state.trail.contains(&Phase::Swap);
+    let stop = j
+        .state
+        .stop
+        .as_ref()
+        .map(|s| s.detail.clone())
+        .unwrap_or_default();
+    Some(match outcome {
+        Outcome::Promoted | Outcome::Unchanged => return None,
+        Outcome::Interrupted => format!(
+            "{what} was interrupted ({stop}); {} ({serving})",
+            if promoted_once || j.state.canary_exposed || j.facts.canary_steps.iter().any(|_| true)
+            {
+                format!("production was restored to {previous} and verified")
+            } else {
+                "production was not changed".to_string()
             }
-            .run()
-            .await
+        ),
+        Outcome::Preempted => format!(
+            "{what} was stopped for an emergency rollback ({stop}); production was restored to {previous} and verified, and the lock was handed over"
+        ),
+        Outcome::RolledBack if !promoted_once => {
+            format!("the canary was rolled back, {serving}: {f}")
         }
-        Where::ContainerApps(app_ref, container) => {
-            let sources = sources(MonitorTarget::ContainerApp {
-                app_id: container_app_id(
-                    &app_ref.subscription,
-                    &app_ref.resource_group,
-                    &app_ref.app,
-                ),
-            });
-            let suffix = revision_suffix(
-                &plan.expected_version,
-                ctx.env.get("GITHUB_RUN_ID").unwrap_or("local"),
-                ctx.env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1"),
-            );
-            let target = ContainerAppsTarget {
-                app: ContainerApps::new(clients.arm.clone(), app_ref),
-                container,
-                suffix,
-            };
-            Rollout {
-                target,
-                probe,
-                plan,
-                sources,
-                cancel,
+        Outcome::RolledBack => {
+            format!(
+                "{what} failed after promotion and was rolled back to {previous} ({serving}): {f}"
+            )
+        }
+        Outcome::Inconclusive => {
+            format!("the canary's evidence was inconclusive; it was withdrawn and {serving}: {f}")
+        }
+        Outcome::FailedBeforeChange => format!("{what} failed before changing production: {f}"),
+        Outcome::NeedsAttention => format!(
+            "{what} needs a human: {}{}; {serving}",
+            j.state
+                .rollback_failure
+                .clone()
+                .unwrap_or_else(|| f.clone()),
+            if j.state.rollback_failure.is_some() && !f.is_empty() {
+                format!(" (after: {f})")
+            } else {
+                String::new()
             }
-            .run()
-            .await
-        }
-    }
+        ),
+    })
 }
 
 fn report(
     ctx: &Ctx,
     config: &DeployConfig,
     j: &Journal,
-    arm: &Arm,
+    clients: &AzureClients,
     elapsed: std::time::Duration,
+    notes: &[String],
 ) -> Report {
     let outcome = j.outcome().unwrap_or(Outcome::NeedsAttention);
     let previous = j.facts.previous_version.clone().unwrap_or_default();
-    let deployed = match outcome {
-        Outcome::Promoted | Outcome::Unchanged => config.plan.expected_version.clone(),
-        _ => previous.clone(),
-    };
+    // What production serves, as read at the end: never a guess.
+    let deployed = serving_one(j);
     let url = if j.facts.production_host.is_empty() {
         String::new()
     } else {
         format!("https://{}", j.facts.production_host)
     };
-    let (reads, writes) = arm.counts();
+    let (reads, writes) = clients.arm.counts();
     let audit = json!({
         "command": "deploy",
         "app": config.site,
         "slot": config.plan.slot,
         "expected_version": config.plan.expected_version,
-        "run": config.plan.run_id,
+        "run": ctx.identity,
         "result": outcome.as_str(),
+        "serving_at_end": j.facts.serving_at_end,
         "duration_ms": elapsed.as_millis() as u64,
         "arm_calls": {"reads": reads, "writes": writes},
+        "notes": notes,
         "journal": j,
     });
     let audit_written = write_audit(&config.audit_log, &audit);
     let mut errors = Vec::new();
-    if outcome == Outcome::Interrupted {
-        errors.push(format!(
-            "deploy was cancelled after production changed ({}); the post stage restores the previous version",
-            ctx.cancel.reason().map(|r| r.to_string()).unwrap_or_else(|| "cancelled".into())
-        ));
-    } else if let Some(f) = &j.state.failure {
-        errors.push(match outcome {
-            Outcome::RolledBack if !j.facts.canary_steps.is_empty() && !j.state.trail.contains(&Phase::SwapBack) => {
-                format!("the canary was rolled back, production serves {previous}: {f}")
-            }
-            Outcome::RolledBack => {
-                format!("deploy failed after the swap and was rolled back to {previous}: {f}")
-            }
-            Outcome::Inconclusive => format!(
-                "the canary's evidence was inconclusive; it was withdrawn and production serves {previous}: {f}"
-            ),
-            Outcome::FailedBeforeChange => format!("deploy failed before changing production: {f}"),
-            _ => format!("deploy failed: {f}"),
-        });
+    if let Some(line) = failure_line(j, "the deploy") {
+        errors.push(line);
     }
-    if let Some(f) = &j.state.rollback_failure {
+    if outcome == Outcome::NeedsAttention
+        && let Some(previous) = &j.facts.previous_version
+    {
         errors.push(format!(
-            "the rollback did not complete; production needs a human: {f}"
+            "to put production back on {previous}: expedite rollback --services {} --resource-group {} --to-version {previous} --reason \"…\"{}",
+            config.site.app,
+            config.site.resource_group,
+            if config.platform == PlatformKind::ContainerApps {
+                " --platform container-apps"
+            } else {
+                ""
+            }
         ));
     }
     for note in &j.state.notes {
@@ -291,14 +284,30 @@ fn report(
             ("result", outcome.as_str().to_string()),
             (
                 "canary-decision",
-                j.facts
-                    .canary_steps
-                    .last()
-                    .map_or_else(|| "none".to_string(), |s| s.decision.clone()),
+                match (j.facts.canary_steps.last(), &j.state.stop) {
+                    (Some(s), _) if s.decision != "cancelled" => s.decision.clone(),
+                    (_, Some(stop))
+                        if !j.facts.canary_steps.is_empty() || !j.state.canary.is_empty() =>
+                    {
+                        match stop.kind {
+                            StopKind::Preempted => "preempted".into(),
+                            _ => "cancelled".into(),
+                        }
+                    }
+                    (Some(s), None) => s.decision.clone(),
+                    _ => "none".to_string(),
+                },
             ),
             ("previous-version", previous),
             ("deployed-version", deployed.clone()),
-            ("rolled-back", (outcome == Outcome::RolledBack).to_string()),
+            (
+                "rolled-back",
+                matches!(
+                    outcome,
+                    Outcome::RolledBack | Outcome::Interrupted | Outcome::Preempted
+                )
+                .to_string(),
+            ),
             ("duration-seconds", format!("{:.1}", elapsed.as_secs_f64())),
             ("production-url", url.clone()),
             (
@@ -310,47 +319,25 @@ fn report(
                 },
             ),
         ],
-        summary: summary(config, j, outcome, &deployed, &url, elapsed),
+        summary: summary(config, j, outcome, &deployed, &url, elapsed, notes),
         errors,
         errors_annotated: false,
-        interrupted: ctx.cancel.is_cancelled()
-            && (outcome == Outcome::Interrupted || j.lease.is_some()),
+        // Work left for the post stage only when production may still
+        // serve an unverified build (the restore did not finish).
+        interrupted: j.state.at_risk(),
     }
 }
 
-/// Writes a JSON audit log (creating its directory); warns and returns false
-/// when it cannot, so a full disk never turns a good deploy into a failure.
-pub(super) fn write_audit(path: &std::path::Path, audit: &serde_json::Value) -> bool {
-    let text = match serde_json::to_string_pretty(audit) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("cannot encode the audit log: {e}");
-            return false;
-        }
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Err(e) = std::fs::create_dir_all(dir)
-    {
-        tracing::warn!("cannot create {}: {e}", dir.display());
-        return false;
-    }
-    match std::fs::write(path, text) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!("cannot write the audit log {}: {e}", path.display());
-            false
-        }
-    }
-}
-
-fn title(outcome: Outcome) -> &'static str {
+/// The summary's title for an outcome.
+pub fn title(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Promoted => "✅ Deployed",
         Outcome::Unchanged => "✅ Already deployed",
         Outcome::RolledBack => "↩️ Rolled back",
         Outcome::FailedBeforeChange => "❌ Failed before any change to production",
         Outcome::NeedsAttention => "⚠️ Needs attention",
-        Outcome::Interrupted => "⏹️ Interrupted",
+        Outcome::Interrupted => "⏹️ Interrupted, production restored",
+        Outcome::Preempted => "⏹️ Stopped for an emergency rollback, production restored",
         Outcome::Inconclusive => "❔ Canary inconclusive, withdrawn",
     }
 }
@@ -362,6 +349,7 @@ fn summary(
     deployed: &str,
     url: &str,
     elapsed: std::time::Duration,
+    notes: &[String],
 ) -> String {
     let mut md = format!(
         "## {} — `{}` {}\n\n",
@@ -376,7 +364,17 @@ fn summary(
             "previous version (last known good)",
             md_cell(j.facts.previous_version.as_deref().unwrap_or("unknown")),
         ),
-        ("serving now", md_cell(deployed)),
+        (
+            "production serves now",
+            if deployed.is_empty() {
+                format!(
+                    "unknown or mixed ({})",
+                    md_cell(&show_sample(&j.facts.serving_at_end))
+                )
+            } else {
+                md_cell(deployed)
+            },
+        ),
         ("production", md_cell(url)),
         (
             "staged in",
@@ -420,10 +418,29 @@ fn summary(
             md_cell(&sample.join(", "))
         ));
     }
+    for kept in &j.facts.kept {
+        md.push_str(&format!("| kept for rollback | {} |\n", md_cell(kept)));
+    }
+    for note in notes {
+        md.push_str(&format!("| lock | {} |\n", md_cell(note)));
+    }
     if !j.facts.canary_steps.is_empty() {
         md.push_str(&canary_summary(&j.facts.canary_steps));
     }
-    md.push_str("\n### Phases\n\n| phase | start | duration | result |\n|---|---|---|---|\n");
+    md.push_str(&phases_md(j));
+    for note in &j.state.notes {
+        md.push_str(&format!("\n> {}\n", md_cell(note)));
+    }
+    md
+}
+
+/// The phases as a table and a mermaid timeline.
+pub fn phases_md(j: &Journal) -> String {
+    if j.phases.is_empty() {
+        return String::new();
+    }
+    let mut md =
+        String::from("\n### Phases\n\n| phase | start | duration | result |\n|---|---|---|---|\n");
     for p in &j.phases {
         md.push_str(&format!(
             "| {} | +{:.1} s | {:.1} s | {} |\n",
@@ -443,40 +460,13 @@ fn summary(
         let end = p.started_ms + p.duration_ms.max(1);
         md.push_str(&format!(
             "  {} :{state}, p{i}, {}, {}\n",
-            phase_name(p.phase),
+            phase_name(p.phase).replace(':', " "),
             p.started_ms,
             end
         ));
     }
     md.push_str("```\n");
-    for note in &j.state.notes {
-        md.push_str(&format!("\n> {}\n", md_cell(note)));
-    }
     md
-}
-
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Preflight => "preflight",
-        Phase::AcquireLease => "take the deploy lease",
-        Phase::ClearStaleRouting => "clear leftover routing",
-        Phase::Upload => "upload the package",
-        Phase::CheckStaging => "check staging (health + version)",
-        Phase::CanaryShift => "shift canary traffic",
-        Phase::CanaryWatch => "watch the canary",
-        Phase::CanaryAbort => "withdraw the canary",
-        Phase::VerifyCanaryAbort => "verify production after the withdrawal",
-        Phase::Swap => "swap into production",
-        Phase::ResolveSwap => "find out whether the swap happened",
-        Phase::ClearRouting => "clear routing rules",
-        Phase::VerifyProduction => "verify production",
-        Phase::SwapBack => "swap back",
-        Phase::ResolveSwapBack => "find out whether the swap back happened",
-        Phase::ClearRoutingAfterRollback => "clear routing rules",
-        Phase::VerifyRollback => "verify the rollback",
-        Phase::ReleaseLease => "give the lease back",
-        Phase::Done => "done",
-    }
 }
 
 fn fmt_latency(c: &crate::probe::evidence::Counters) -> String {
@@ -587,227 +577,4 @@ fn canary_summary(steps: &[StepRecord]) -> String {
     }
     md.push_str("  classDef pass fill:#d4f7d4\n  classDef warn fill:#fff3c4\n  classDef fail fill:#ffd6d6\n```\n");
     md
-}
-
-/// The post stage after an interrupted deploy: restores invariant 1 —
-/// production serves exactly one version at 100 %, the new verified one or
-/// the previous one, with no routing rule left — and gives the lease back.
-pub async fn post(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandError> {
-    let Some(path) = ctx
-        .env
-        .get(&format!("STATE_{STATE_JOURNAL}"))
-        .map(std::path::PathBuf::from)
-        .or(config.plan.journal.clone())
-    else {
-        return Ok(Report {
-            success: true,
-            ..Report::default()
-        });
-    };
-    let journal: Journal = match std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-    {
-        Some(j) => j,
-        None => {
-            ctx.console.info(&format!(
-                "post stage: no deploy journal at {}; the deploy changed nothing",
-                path.display()
-            ));
-            return Ok(Report {
-                success: true,
-                ..Report::default()
-            });
-        }
-    };
-    // Work remains when production may serve an unverified build, or when
-    // the lease is still ours.
-    let at_risk = (journal.state.production_changed || journal.state.canary_exposed)
-        && !journal.state.verified;
-    if !at_risk && journal.lease.is_none() {
-        return Ok(Report {
-            success: true,
-            ..Report::default()
-        });
-    }
-    let _group = ctx
-        .console
-        .group("post stage: finishing the interrupted deploy");
-    let clients = azure_clients(&ctx.console, &config.azure)?;
-    if config.platform == PlatformKind::ContainerApps {
-        return Ok(post_container_apps(ctx, config, &clients, &journal, at_risk).await);
-    }
-    let app = AppService::new(clients.arm.clone(), config.site.clone());
-    let probe = Probe::new(clients.http.clone());
-    let c = &ctx.cancel;
-    let mut done = Vec::new();
-    let fail = |why: String| Report {
-        success: false,
-        errors: vec![format!("post stage: {why}; production needs a human")],
-        ..Report::default()
-    };
-    // A swap the main stage started may still be running: let it end.
-    let deadline = Instant::now() + config.plan.swap_timeout;
-    loop {
-        match app.slot(crate::platform::app_service::PRODUCTION, c).await {
-            Ok(p) if p.in_progress_operation.is_none() => break,
-            Ok(_) if Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await
-            }
-            Ok(_) => return Ok(fail("a swap is still in progress".into())),
-            Err(e) => return Ok(fail(e.to_string())),
-        }
-    }
-    if let Err(e) = app.set_routing_rules(&[], c).await {
-        return Ok(fail(format!("could not clear routing rules: {e}")));
-    }
-    done.push("routing rules cleared".to_string());
-    let host = if journal.facts.production_host.is_empty() {
-        match app.slot(crate::platform::app_service::PRODUCTION, c).await {
-            Ok(p) => p.default_host_name,
-            Err(e) => return Ok(fail(e.to_string())),
-        }
-    } else {
-        journal.facts.production_host.clone()
-    };
-    let vpath = config
-        .plan
-        .endpoints
-        .version_path
-        .clone()
-        .unwrap_or_else(|| "/api/version".into());
-    let sample = probe
-        .sample_versions(&host, &vpath, config.plan.verify_samples)
-        .await;
-    let new = &config.plan.expected_version;
-    let serves_new = sample.keys().any(|v| v == new);
-    if serves_new && at_risk {
-        match journal.facts.previous_version.as_deref() {
-            Some(previous) => {
-                let staging = probe
-                    .observe(&journal.facts.slot_host, &config.plan.endpoints, None)
-                    .await;
-                if staging.version.as_deref() != Some(previous) {
-                    return Ok(fail(format!(
-                        "production serves the unverified {new}, but the slot holds {} rather than {previous}",
-                        staging.version.unwrap_or_else(|| "unknown".into())
-                    )));
-                }
-                if let Err(e) = app
-                    .swap_into_production(&config.plan.slot, config.plan.swap_timeout, c)
-                    .await
-                {
-                    return Ok(fail(format!("swapping back failed: {e}")));
-                }
-                let after = probe
-                    .sample_versions(&host, &vpath, config.plan.verify_samples)
-                    .await;
-                if after.get(previous).copied() != Some(config.plan.verify_samples) {
-                    return Ok(fail(format!(
-                        "after swapping back, production serves {after:?}"
-                    )));
-                }
-                done.push(format!(
-                    "swapped back: production serves {previous} again ({} of {} requests)",
-                    config.plan.verify_samples, config.plan.verify_samples
-                ));
-            }
-            None => {
-                return Ok(fail(format!(
-                    "production serves the unverified {new} and the previous version is unknown"
-                )));
-            }
-        }
-    } else {
-        done.push(format!("production serves {sample:?}"));
-    }
-    if let Some(tag) = lease_tag(&journal)
-        && app.delete_tags(&tag, c).await.is_ok()
-    {
-        done.push("deploy lease released".into());
-    }
-    Ok(post_report(ctx, &done))
-}
-
-/// The lease tag to delete (name and value), if the journal holds one.
-fn lease_tag(journal: &Journal) -> Option<std::collections::BTreeMap<String, String>> {
-    journal.lease.as_ref().map(|lease| {
-        std::collections::BTreeMap::from([(
-            crate::rollout::driver::LEASE_TAG.to_string(),
-            lease.clone(),
-        )])
-    })
-}
-
-/// The post stage's warning and summary after it restored a safe state.
-fn post_report(ctx: &Ctx, done: &[String]) -> Report {
-    let message = format!(
-        "post stage restored a safe state after the interrupted deploy: {}",
-        done.join("; ")
-    );
-    ctx.console.annotate(
-        crate::action::escape::Level::Warning,
-        &crate::action::escape::Annotation::message(message),
-    );
-    Report {
-        success: true,
-        summary: format!(
-            "### ⏹️ Interrupted deploy finished by the post stage\n\n{}\n",
-            md_cell(&done.join("\n"))
-        ),
-        ..Report::default()
-    }
-}
-
-/// The post stage on Container Apps: all traffic back to the stable
-/// revision by name, the unverified revision deactivated, the lease given
-/// back.
-async fn post_container_apps(
-    ctx: &Ctx,
-    config: &DeployConfig,
-    clients: &AzureClients,
-    journal: &Journal,
-    at_risk: bool,
-) -> Report {
-    let c = &ctx.cancel;
-    let app = ContainerApps::new(
-        clients.arm.clone(),
-        ContainerAppRef {
-            subscription: config.site.subscription.clone(),
-            resource_group: config.site.resource_group.clone(),
-            app: config.site.app.clone(),
-        },
-    );
-    let fail = |why: String| Report {
-        success: false,
-        errors: vec![format!("post stage: {why}; production needs a human")],
-        ..Report::default()
-    };
-    let mut done = Vec::new();
-    if at_risk {
-        let Some(stable) = journal.facts.stable_revision.clone() else {
-            return fail("the stable revision is not in the journal".into());
-        };
-        let weights = [crate::platform::container_apps::TrafficWeight {
-            revision: stable.clone(),
-            weight: 100,
-            label: None,
-        }];
-        if let Err(e) = app.set_traffic(&weights, c).await {
-            return fail(format!("could not send all traffic back to {stable}: {e}"));
-        }
-        done.push(format!("all traffic back on revision {stable}"));
-        if let Some(new) = &journal.facts.new_revision {
-            match app.deactivate(new, c).await {
-                Ok(()) => done.push(format!("revision {new} deactivated")),
-                Err(e) => tracing::warn!("could not deactivate {new}: {e}"),
-            }
-        }
-    }
-    if let Some(tag) = lease_tag(journal)
-        && app.delete_tags(&tag, c).await.is_ok()
-    {
-        done.push("deploy lease released".into());
-    }
-    post_report(ctx, &done)
 }

@@ -570,8 +570,9 @@ mod imp {
             expedite_sandbox::demo_package("2.4.1").unwrap_or_default(),
         );
         fn deploy(d: &Drill<'_>, version: &str, package: &str) -> Vec<(String, String)> {
+            // The deploy lock and the package archive live in the repository.
             d.with(
-                &[d.azure.clone(), d.notify.clone()].concat(),
+                &[d.azure.clone(), d.notify.clone(), d.github.clone()].concat(),
                 &[
                     ("command", "deploy"),
                     ("app-name", APP),
@@ -596,12 +597,6 @@ mod imp {
         let mut inputs = deploy(&d, "2.4.1", "payments-2.4.1.zip");
         if incident_available {
             inputs = d.with(&inputs, &[("incident", INCIDENT)]);
-            inputs.extend(
-                d.github
-                    .iter()
-                    .filter(|(k, _)| k == "github-token")
-                    .cloned(),
-            );
         }
         d.step(
             "deploy 2.4.1: staging, canary 20 %, swap, verify",
@@ -707,7 +702,7 @@ mod imp {
         let before = swaps();
         for click in ["first", "second"] {
             let inputs = d.with(
-                &d.azure.clone(),
+                &[d.azure.clone(), d.github.clone()].concat(),
                 &[
                     ("command", "rollback"),
                     ("services", APP),

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod records;
 pub mod rollback;
 pub mod sandbox;
+pub mod service;
 pub mod start;
 pub mod tag;
 
@@ -34,6 +35,8 @@ pub struct Ctx {
     pub cancel: Cancel,
     /// Validated configuration.
     pub config: Config,
+    /// Who this run is (locks, names that must differ per run).
+    pub identity: crate::action::identity::RunIdentity,
 }
 
 /// What a command produced.
@@ -96,8 +99,11 @@ pub async fn run(ctx: &Ctx) -> Result<Report, CommandError> {
     match command {
         Command::Gate if let Some(config) = &c.gate => gate::run(ctx, config).await,
         Command::Sandbox if let Some(config) = &c.sandbox => sandbox::run(ctx, config).await,
-        Command::Deploy if let Some(config) = &c.deploy => deploy::run(ctx, config).await,
-        Command::Rollback if let Some(config) = &c.rollback => rollback::run(ctx, config).await,
+        // Boxed: these futures hold whole rollouts.
+        Command::Deploy if let Some(config) = &c.deploy => Box::pin(deploy::run(ctx, config)).await,
+        Command::Rollback if let Some(config) = &c.rollback => {
+            Box::pin(rollback::run(ctx, config)).await
+        }
         Command::CherryPick if let Some(config) = &c.cherry_pick => {
             cherry_pick::run(ctx, config).await
         }

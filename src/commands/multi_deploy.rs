@@ -9,15 +9,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::deploy::{AzureClients, Where, azure_clients, run_rollout, write_audit};
+use super::service::{
+    self, AzureClients, Keeper, LockAsk, RollbackSettings, azure_clients, manifest_command,
+    rollback_one, write_audit,
+};
 use super::{CommandError, Ctx, Report};
-use crate::config::{DeployConfig, MultiConfig, RollbackConfig};
+use crate::config::{DeployConfig, MultiConfig};
 use crate::manifest::{Platform, Service};
-use crate::platform::app_service::{AppService, SiteRef};
-use crate::platform::container_apps::{ContainerAppRef, ContainerApps, TrafficWeight};
-use crate::probe::{Endpoints, Probe};
+use crate::platform::app_service::SiteRef;
+use crate::platform::container_apps::ContainerAppRef;
+use crate::probe::Endpoints;
 use crate::report::md_cell;
-use crate::rollout::driver::{DeployPlan, Journal};
+use crate::rollout::driver::{DeployPlan, Journal, Place};
 use crate::rollout::multi::{self, ServiceRecord, ServiceRunner, Step};
 
 /// Deploys and rolls back the manifest's services for real.
@@ -26,6 +29,7 @@ struct Runner {
     config: DeployConfig,
     multi: MultiConfig,
     clients: AzureClients,
+    keeper: Keeper,
     journals: Mutex<BTreeMap<String, Journal>>,
 }
 
@@ -48,6 +52,24 @@ fn step_of(j: &Journal) -> Step {
                 }
             )
         }),
+    }
+}
+
+/// The journal file of a manifest service (next to the single deploy's).
+fn journal_path(config: &DeployConfig, name: &str) -> Option<std::path::PathBuf> {
+    config
+        .plan
+        .journal
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|d| d.join(format!("expedite-journal-{name}.json")))
+}
+
+/// A service's journal name: its app (unique per resource), else its name.
+fn journal_name(s: &Service) -> String {
+    match &s.platform {
+        Platform::AppService { app, .. } | Platform::ContainerApps { app, .. } => app.clone(),
+        Platform::Command { .. } => s.name.clone(),
     }
 }
 
@@ -75,11 +97,7 @@ impl Runner {
             health_status: plan.endpoints.health_status,
             version_path: Some(s.version_path.clone()),
         };
-        plan.journal = plan
-            .journal
-            .as_ref()
-            .and_then(|p| p.parent())
-            .map(|d| d.join(format!("expedite-journal-{journal_name}.json")));
+        plan.journal = journal_path(&self.config, journal_name);
         plan.run_id = format!("{}/{}", plan.run_id, s.name);
         if let Some(steps) = &s.canary {
             let Some(canary) = plan.canary.as_mut() else {
@@ -101,7 +119,7 @@ impl Runner {
         slot: &str,
         package: Option<&str>,
     ) -> Step {
-        let mut plan = match self.plan(s, app) {
+        let mut plan = match self.plan(s, &journal_name(s)) {
             Ok(p) => p,
             Err(e) => return failed(e),
         };
@@ -119,7 +137,11 @@ impl Runner {
             resource_group: resource_group.to_string(),
             app: app.to_string(),
         };
-        self.rollout(s, Where::AppService(site), plan).await
+        let place = Place::AppService {
+            site,
+            slot: slot.to_string(),
+        };
+        self.rollout(s, place, plan).await
     }
 
     async fn deploy_container_app(
@@ -130,7 +152,7 @@ impl Runner {
         image: &str,
         container: Option<&str>,
     ) -> Step {
-        let mut plan = match self.plan(s, app) {
+        let mut plan = match self.plan(s, &journal_name(s)) {
             Ok(p) => p,
             Err(e) => return failed(e),
         };
@@ -140,14 +162,58 @@ impl Runner {
             resource_group: resource_group.to_string(),
             app: app.to_string(),
         };
-        let place = Where::ContainerApps(app_ref, container.map(str::to_string));
+        let place = Place::ContainerApps {
+            app: app_ref,
+            container: container.map(str::to_string),
+        };
         self.rollout(s, place, plan).await
     }
 
     /// The same verified rollout as a single deploy; the journal is kept
     /// for a later rollback.
-    async fn rollout(&self, s: &Service, place: Where, plan: DeployPlan) -> Step {
-        let journal = run_rollout(&self.ctx, &self.clients, place, plan).await;
+    async fn rollout(&self, s: &Service, place: Place, plan: DeployPlan) -> Step {
+        let cancel = self.ctx.cancel.child();
+        let ask = LockAsk {
+            command: format!(
+                "deploy {} (manifest service {})",
+                plan.expected_version, s.name
+            ),
+            preemptible: true,
+            preempt: None,
+            wait: plan.lock_wait,
+        };
+        let journal = match service::take(
+            &self.ctx,
+            &self.clients,
+            &self.keeper,
+            &place,
+            &ask,
+            &cancel,
+        )
+        .await
+        {
+            Err(why) => service::refused(&plan.expected_version, why),
+            Ok(held) => {
+                for n in &held.notes {
+                    self.ctx.console.info(&format!("{}: {n}", s.name));
+                }
+                let j = service::drive(
+                    &self.ctx,
+                    &self.clients,
+                    &self.keeper,
+                    &place,
+                    plan,
+                    service::Start {
+                        lock: held.guard(),
+                        cancel,
+                        from: None,
+                    },
+                )
+                .await;
+                held.release(Some(&j)).await;
+                j
+            }
+        };
         let step = step_of(&journal);
         self.remember(s, journal);
         step
@@ -173,54 +239,6 @@ impl Runner {
             self.config.plan.staging.timeout,
         )
         .await
-    }
-}
-
-/// Runs a manifest command with the service's name and version in the
-/// environment (never spliced into the command text), bounded in time; its
-/// output is shown fenced.
-pub(super) async fn manifest_command(
-    ctx: &Ctx,
-    s: &Service,
-    version: &str,
-    what: &str,
-    command: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .env("EXPEDITE_SERVICE", &s.name)
-        .env("EXPEDITE_VERSION", version)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::select! {
-        out = tokio::time::timeout(timeout, cmd.output()) => out,
-        _ = ctx.cancel.cancelled() => return Err(format!("{what} cancelled")),
-    };
-    let out = match out {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(format!("cannot run the {what} command: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "the {what} command did not finish within {}s (check-timeout)",
-                timeout.as_secs()
-            ));
-        }
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !text.trim().is_empty() {
-        ctx.console
-            .untrusted(&format!("{} {what}", s.name), text.trim_end());
-    }
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("the {what} command exited with {}", out.status))
     }
 }
 
@@ -264,25 +282,18 @@ impl Runner {
         }
     }
 
-    async fn rollback_app_service(
-        &self,
-        s: &Service,
-        app: &str,
-        resource_group: &str,
-        slot: &str,
-    ) -> Step {
+    /// Puts a service this run promoted back on the version it served
+    /// before, as the `rollback` command would (its lock, a verified
+    /// rollout of the known-good version).
+    async fn rollback_to_previous(&self, s: &Service, place: Place) -> Step {
         let Some(j) = self.journal(&s.name) else {
             return failed("no journal of this run's deploy");
         };
         let Some(previous) = j.facts.previous_version.clone() else {
             return failed("the version before this run's deploy is unknown");
         };
-        let config = RollbackConfig {
-            azure: self.config.azure.clone(),
-            resource_group: resource_group.to_string(),
-            services: vec![app.to_string()],
-            slot: slot.to_string(),
-            reason: "a service it deploys with failed (on-failure: rollback-all)".into(),
+        let settings = RollbackSettings {
+            reason: "a service it deploys with failed (on-failure)".into(),
             to_version: Some(previous),
             endpoints: Endpoints {
                 health_path: s.health_path.clone(),
@@ -292,22 +303,21 @@ impl Runner {
             verify_samples: self.config.plan.verify_samples,
             swap_timeout: self.config.plan.swap_timeout,
             lock_wait: self.config.plan.lock_wait,
-            audit_log: self.config.audit_log.clone(),
-            manifest: None,
+            journal_dir: self
+                .config
+                .plan
+                .journal
+                .as_ref()
+                .and_then(|p| p.parent())
+                .map(std::path::Path::to_path_buf),
+            preempt: false,
         };
-        let app = AppService::new(
-            self.clients.arm.clone(),
-            SiteRef {
-                subscription: self.config.azure.subscription_id.clone(),
-                resource_group: resource_group.to_string(),
-                app: app.to_string(),
-            },
-        );
-        let r = super::rollback::one(
+        let (r, _) = rollback_one(
             &self.ctx,
-            &config,
-            &app,
-            &Probe::new(self.clients.http.clone()),
+            &self.clients,
+            &self.keeper,
+            &place,
+            &settings,
             None,
         )
         .await;
@@ -321,54 +331,6 @@ impl Runner {
                 )
             }),
         }
-    }
-
-    async fn rollback_container_app(&self, s: &Service, app: &str, resource_group: &str) -> Step {
-        let Some(j) = self.journal(&s.name) else {
-            return failed("no journal of this run's deploy");
-        };
-        let Some(stable) = j.facts.stable_revision.clone() else {
-            return failed("the revision before this run's deploy is unknown");
-        };
-        let ca = ContainerApps::new(
-            self.clients.arm.clone(),
-            ContainerAppRef {
-                subscription: self.config.azure.subscription_id.clone(),
-                resource_group: resource_group.to_string(),
-                app: app.to_string(),
-            },
-        );
-        rollback_container_app_to(&self.ctx, &ca, &stable, j.facts.new_revision.as_deref()).await
-    }
-}
-
-/// All traffic back on `stable` by name (read back), then the rejected
-/// revision deactivated.
-pub(super) async fn rollback_container_app_to(
-    ctx: &Ctx,
-    ca: &ContainerApps,
-    stable: &str,
-    rejected: Option<&str>,
-) -> Step {
-    let c = &ctx.cancel;
-    let weights = [TrafficWeight {
-        revision: stable.to_string(),
-        weight: 100,
-        label: None,
-    }];
-    if let Err(e) = ca.set_traffic(&weights, c).await {
-        return failed(format!("could not send all traffic to {stable}: {e}"));
-    }
-    if let Some(r) = rejected
-        && r != stable
-        && let Err(e) = ca.deactivate(r, c).await
-    {
-        tracing::warn!("could not deactivate {r}: {e}");
-    }
-    Step {
-        result: "rolled-back".into(),
-        verified: true,
-        detail: format!("all traffic on revision {stable}"),
     }
 }
 
@@ -415,14 +377,32 @@ impl ServiceRunner for Runner {
                 slot,
                 ..
             } => {
-                self.rollback_app_service(&s, app, resource_group, slot)
-                    .await
+                let place = Place::AppService {
+                    site: SiteRef {
+                        subscription: self.config.azure.subscription_id.clone(),
+                        resource_group: resource_group.clone(),
+                        app: app.clone(),
+                    },
+                    slot: slot.clone(),
+                };
+                self.rollback_to_previous(&s, place).await
             }
             Platform::ContainerApps {
                 app,
                 resource_group,
+                container,
                 ..
-            } => self.rollback_container_app(&s, app, resource_group).await,
+            } => {
+                let place = Place::ContainerApps {
+                    app: ContainerAppRef {
+                        subscription: self.config.azure.subscription_id.clone(),
+                        resource_group: resource_group.clone(),
+                        app: app.clone(),
+                    },
+                    container: container.clone(),
+                };
+                self.rollback_to_previous(&s, place).await
+            }
             Platform::Command { rollback, .. } => match rollback {
                 Some(cmd) => match self.command(&s, "rollback", cmd).await {
                     Ok(()) => Step {
@@ -443,9 +423,21 @@ pub async fn run(
     ctx: &Ctx,
     config: &DeployConfig,
     multi: &MultiConfig,
+    keeper: &Keeper,
 ) -> Result<Report, CommandError> {
     let started = Instant::now();
     let clients = azure_clients(&ctx.console, &config.azure)?;
+    // The post stage finishes every service's journal.
+    let paths: Vec<std::path::PathBuf> = multi
+        .manifest
+        .services
+        .iter()
+        .filter_map(|s| journal_path(config, &journal_name(s)))
+        .collect();
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    super::service::save_journal_paths(ctx, &paths);
     let stages = multi.manifest.stages();
     ctx.console.info(&format!(
         "deploying {} services in {} stages from {}",
@@ -458,6 +450,7 @@ pub async fn run(
         config: config.clone(),
         multi: multi.clone(),
         clients,
+        keeper: keeper.clone(),
         journals: Mutex::new(BTreeMap::new()),
     });
     let report = multi::run(

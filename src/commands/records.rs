@@ -448,6 +448,8 @@ pub async fn after_deploy(
     let mut kinds = Vec::new();
     if report.success {
         kinds.push(EventKind::DeploySucceeded);
+    } else if result == "interrupted" || result == "preempted" {
+        kinds.push(EventKind::DeployInterrupted);
     } else if result == "rolled-back" {
         if tripped {
             kinds.push(EventKind::CanaryTripped);
@@ -498,8 +500,8 @@ pub async fn after_rollback(
     rec.timeline(&body).await;
     let kind = match result.as_str() {
         "rolled-back" => Some(EventKind::RolledBack),
-        "failed" => Some(EventKind::DeployFailed),
-        _ => None,
+        "unchanged" => None,
+        _ => Some(EventKind::RollbackFailed),
     };
     if let Some(kind) = kind {
         let mut e = rec.event(ctx, kind, &apps, format!("{apps}: rollback {result}"));

@@ -301,6 +301,28 @@ pub struct Config {
     pub plan: Option<Box<PlanConfig>>,
     /// The drill's settings, when the command is `drill`.
     pub drill: Option<DrillConfig>,
+    /// The deploy lock (deploy, rollback).
+    pub lock: Option<LockConfig>,
+}
+
+/// How deploys and rollbacks of one service exclude each other.
+#[derive(Debug, Clone)]
+pub struct LockConfig {
+    /// The lock is a ref in the repository (`lock: github`, or `auto` with
+    /// a token and repository); false: `lock: none`.
+    pub github: bool,
+    /// How long a holder's lock lasts without renewal: at most this long a
+    /// run that died without its post stage blocks the next one.
+    pub ttl: Duration,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig {
+            github: false,
+            ttl: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Settings of `drill` (CLI only).
@@ -382,6 +404,9 @@ pub struct DeployConfig {
 /// Settings of `rollback`.
 #[derive(Debug, Clone)]
 pub struct RollbackConfig {
+    /// The platform of the apps named in `services` (a manifest names each
+    /// service's own).
+    pub platform: PlatformKind,
     /// `services: all`: the manifest, whose services are rolled back in
     /// reverse dependency order (`services` holds that order).
     pub manifest: Option<crate::manifest::Manifest>,
@@ -556,7 +581,18 @@ impl Config {
                 own,
             ))
         });
+        let lock = if matches!(raw.command, Command::Deploy | Command::Rollback) {
+            let has_github = records.as_ref().is_some_and(|r| r.github.is_some());
+            lock_config(&mut r, has_github)
+        } else {
+            None
+        };
         if !r.errors.is_empty() {
+            // Inputs shared by several sections (resolve, ca-cert) are
+            // read by each; a person needs each problem once.
+            let mut seen = std::collections::BTreeSet::new();
+            r.errors
+                .retain(|e| seen.insert((e.input.clone(), e.problem.clone())));
             return Err(r.errors);
         }
         Ok(Config {
@@ -577,8 +613,43 @@ impl Config {
             drill,
             incident,
             records,
+            lock,
         })
     }
+}
+
+/// The `lock` and `lock-ttl` inputs, for the commands that change
+/// production; `has_github`: a token and repository are known.
+fn lock_config(r: &mut Resolver<'_>, has_github: bool) -> Option<LockConfig> {
+    let ttl = duration_at_least(r, "lock-ttl", Duration::from_secs(5));
+    let mode = r.parse("lock", |v| match v {
+        "auto" | "github" | "none" => Ok(v.to_string()),
+        other => Err(ValueError {
+            problem: format!("{} is not a lock", shown(other)),
+            accepted:
+                "auto (a ref in the repository when a GitHub token is given), github, or none"
+                    .into(),
+        }),
+    });
+    let github = match mode.as_deref() {
+        Some("none") => false,
+        Some("github" | "auto") | None if has_github => true,
+        Some(m) => {
+            r.error(
+                "lock",
+                format!(
+                    "is {m}, but no GitHub token and repository are given: the deploy lock is a ref in the repository, so that two runs never change one app at once"
+                ),
+                "give github-token (in a workflow the default) and repository (GITHUB_TOKEN and GITHUB_REPOSITORY on a terminal), or set lock: none when nobody else can deploy this app",
+            );
+            return None;
+        }
+        None => return None,
+    };
+    Some(LockConfig {
+        github,
+        ttl: ttl.unwrap_or(Duration::from_secs(300)),
+    })
 }
 
 impl Resolver<'_> {
@@ -917,6 +988,9 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
             lock_wait: lock_wait?,
             run_id,
             journal: Some(journal),
+            rollback: false,
+            revision: None,
+            patience: Duration::from_secs(900),
         },
         azure,
         site,
@@ -1413,6 +1487,14 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
         }
     });
     let reason = raw.get("reason").map(str::to_string);
+    let platform = r.parse("platform", |v| match v {
+        "app-service" => Ok(PlatformKind::AppService),
+        "container-apps" => Ok(PlatformKind::ContainerApps),
+        other => Err(ValueError {
+            problem: format!("{} is not a platform", shown(other)),
+            accepted: "app-service or container-apps".into(),
+        }),
+    });
     let to_version = r.parse("to-version", values::parse_version);
     let health_path = r.parse("health-path", |v| url_path("health-path", v));
     let version_path = r.parse("version-path", |v| url_path("version-path", v));
@@ -1471,6 +1553,7 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
         );
     }
     Some(RollbackConfig {
+        platform: platform?,
         manifest,
         azure: azure?,
         resource_group: raw.get("resource-group")?.to_string(),

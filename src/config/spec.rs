@@ -391,10 +391,11 @@ pub const INPUTS: &[InputSpec] = &[
     input(
         "platform",
         "Where the app runs: `app-service` (a staging slot, routing rules, a swap) or \
-         `container-apps` (a new revision, traffic weights).",
+         `container-apps` (a new revision, traffic weights). Rollback: the platform of the \
+         apps in `services`.",
     )
     .default("app-service")
-    .only(DEPLOY),
+    .only(AZURE),
     input(
         "image",
         "Container Apps: the image of the new build (e.g. `contoso.azurecr.io/payments:2.4.1`).",
@@ -711,7 +712,26 @@ pub const INPUTS: &[InputSpec] = &[
     .only(DEPLOY),
     input(
         "lock-wait",
-        "How long to wait for another deploy of the same app to finish before failing.",
+        "How long to wait for another run changing the same app (a deploy waits; a rollback \
+         asks a running deploy to stop and waits for it to restore) before failing without a \
+         change.",
+    )
+    .default("5m")
+    .only(AZURE),
+    input(
+        "lock",
+        "How runs of one app exclude each other: `auto` (a ref `refs/expedite/locks/…` in \
+         the repository, created and moved by compare-and-set; needs `github-token` with \
+         `contents: write` and `repository`), `github` (the same, required), or `none` (no \
+         exclusion: only when nobody else can deploy the app).",
+    )
+    .default("auto")
+    .only(AZURE),
+    input(
+        "lock-ttl",
+        "How long a lock lasts unless its holder renews it: the longest a run that died \
+         without its post stage (a lost runner) blocks the next one. A holder whose workflow \
+         run has finished is taken over at once.",
     )
     .default("5m")
     .only(AZURE),

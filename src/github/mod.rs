@@ -495,6 +495,235 @@ impl Api {
     }
 }
 
+/// What a conditional GET found.
+#[derive(Debug, Clone)]
+pub enum Conditional {
+    /// `304 Not Modified`: what the caller holds is current (and the call
+    /// did not count against the rate limit).
+    NotModified,
+    /// The resource, with its `ETag` for the next call.
+    Found {
+        /// The validator to send back as `If-None-Match`.
+        etag: Option<String>,
+        /// The JSON body.
+        body: String,
+    },
+    /// `404`.
+    Missing,
+}
+
+/// A workflow run's progress (what a lock needs to know of its holder).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkflowRun {
+    /// `queued`, `in_progress`, `completed`, …
+    pub status: String,
+    /// The latest attempt.
+    #[serde(default)]
+    pub run_attempt: Option<u32>,
+}
+
+/// One entry of a new tree.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TreeEntry<'a> {
+    /// File name.
+    pub path: &'a str,
+    /// `100644` for a file.
+    pub mode: &'a str,
+    /// `blob`.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// An existing blob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha: Option<&'a str>,
+    /// Or its text (GitHub creates the blob).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'a str>,
+}
+
+/// A tree as GitHub returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tree {
+    /// Its SHA.
+    pub sha: String,
+    /// Entries.
+    #[serde(default)]
+    pub tree: Vec<TreeItem>,
+}
+
+/// One entry of a tree.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TreeItem {
+    /// File name.
+    pub path: String,
+    /// The object's SHA.
+    pub sha: String,
+    /// `blob` or `tree`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Size of a blob.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// A commit object from the git database.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitCommit {
+    /// Its SHA.
+    pub sha: String,
+    /// The message.
+    pub message: String,
+    /// Its tree.
+    pub tree: Sha,
+}
+
+impl Api {
+    /// A conditional `GET`: `304` when `etag` still matches.
+    pub async fn get_conditional(
+        &self,
+        path: &str,
+        etag: Option<&str>,
+    ) -> Result<Conditional, GithubError> {
+        let r = http::send(
+            || {
+                let mut r = self.request(reqwest::Method::GET, path);
+                if let Some(e) = etag {
+                    r = r.header("if-none-match", e);
+                }
+                r
+            },
+            Idempotency::Idempotent,
+            &self.policy,
+            &self.cancel,
+        )
+        .await;
+        match r {
+            Ok(r) if r.status == reqwest::StatusCode::NOT_MODIFIED => Ok(Conditional::NotModified),
+            Ok(r) => Ok(Conditional::Found {
+                etag: r.header("etag").map(str::to_string),
+                body: r.text().into_owned(),
+            }),
+            Err(e) => match api_error("GET", path, e) {
+                GithubError::Api { status: 404, .. } => Ok(Conditional::Missing),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The path of a ref below the API (`git/ref/…`), from its full name.
+    pub fn ref_path(&self, full_name: &str) -> String {
+        let short = full_name.strip_prefix("refs/").unwrap_or(full_name);
+        self.repo_path(&format!("git/ref/{}", enc_path(short)))
+    }
+
+    /// Moves `refs/…` to `sha`; without `force` only as a fast-forward, which
+    /// GitHub checks atomically (a compare-and-set: 422 otherwise).
+    pub async fn update_ref(
+        &self,
+        full_name: &str,
+        sha: &str,
+        force: bool,
+    ) -> Result<GitRef, GithubError> {
+        let short = full_name.strip_prefix("refs/").unwrap_or(full_name);
+        let path = self.repo_path(&format!("git/refs/{}", enc_path(short)));
+        let r = self
+            .call(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&serde_json::json!({ "sha": sha, "force": force })),
+            )
+            .await?;
+        Self::decode(&format!("PATCH {path}"), &r.text())
+    }
+
+    /// Deletes `refs/…`.
+    pub async fn delete_ref(&self, full_name: &str) -> Result<(), GithubError> {
+        let short = full_name.strip_prefix("refs/").unwrap_or(full_name);
+        let path = self.repo_path(&format!("git/refs/{}", enc_path(short)));
+        self.call(reqwest::Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates a tree from `entries`.
+    pub async fn create_tree(&self, entries: &[TreeEntry<'_>]) -> Result<Tree, GithubError> {
+        self.post_json(
+            &self.repo_path("git/trees"),
+            &serde_json::json!({ "tree": entries }),
+        )
+        .await
+    }
+
+    /// A tree.
+    pub async fn tree(&self, sha: &str) -> Result<Tree, GithubError> {
+        self.get_json(&self.repo_path(&format!("git/trees/{sha}")))
+            .await
+    }
+
+    /// Creates a commit object (no ref moves).
+    pub async fn create_commit(
+        &self,
+        message: &str,
+        tree: &str,
+        parents: &[&str],
+    ) -> Result<GitCommit, GithubError> {
+        self.post_json(
+            &self.repo_path("git/commits"),
+            &serde_json::json!({ "message": message, "tree": tree, "parents": parents }),
+        )
+        .await
+    }
+
+    /// A commit object from the git database.
+    pub async fn git_commit(&self, sha: &str) -> Result<GitCommit, GithubError> {
+        self.get_json(&self.repo_path(&format!("git/commits/{sha}")))
+            .await
+    }
+
+    /// Stores `bytes` as a blob (GitHub takes at most 100 MB).
+    pub async fn create_blob(&self, bytes: &[u8]) -> Result<Sha, GithubError> {
+        use base64::Engine;
+        let content = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.post_json(
+            &self.repo_path("git/blobs"),
+            &serde_json::json!({ "content": content, "encoding": "base64" }),
+        )
+        .await
+    }
+
+    /// A blob's raw bytes, read up to `limit`.
+    pub async fn blob_raw(&self, sha: &str, limit: usize) -> Result<Vec<u8>, GithubError> {
+        let path = self.repo_path(&format!("git/blobs/{sha}"));
+        let r = http::send_limited(
+            || {
+                self.request(reqwest::Method::GET, &path)
+                    .header("accept", "application/vnd.github.raw")
+            },
+            Idempotency::Idempotent,
+            &self.policy,
+            limit,
+            &self.cancel,
+        )
+        .await
+        .map_err(|e| api_error("GET", &path, e))?;
+        Ok(r.bytes)
+    }
+
+    /// A workflow run of this repository, or `None` (unknown, or the token
+    /// may not read Actions).
+    pub async fn workflow_run(&self, id: u64) -> Result<Option<WorkflowRun>, GithubError> {
+        match self
+            .get_json(&self.repo_path(&format!("actions/runs/{id}")))
+            .await
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(GithubError::Api {
+                status: 403 | 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// An issue (incident records are issues).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Issue {

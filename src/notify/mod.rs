@@ -157,6 +157,11 @@ pub enum EventKind {
     DeployFailed,
     /// The previous version was restored.
     RolledBack,
+    /// A rollback did not complete (production needs a human).
+    RollbackFailed,
+    /// A deploy was stopped (a signal, the deadline, an emergency
+    /// rollback) and production was put back.
+    DeployInterrupted,
     /// The canary breaker tripped (rollback follows).
     CanaryTripped,
     /// The hotfix did not cherry-pick cleanly onto a release branch.
@@ -187,6 +192,8 @@ impl EventKind {
             EventKind::DeploySucceeded => "Deploy succeeded".into(),
             EventKind::DeployFailed => "Deploy failed".into(),
             EventKind::RolledBack => "Rolled back".into(),
+            EventKind::RollbackFailed => "Rollback failed".into(),
+            EventKind::DeployInterrupted => "Deploy interrupted".into(),
             EventKind::CanaryTripped => "Canary tripped".into(),
             EventKind::CherryPickConflict => "Cherry-pick conflict".into(),
         }
@@ -202,6 +209,8 @@ impl EventKind {
             EventKind::DeploySucceeded => "deploy_succeeded",
             EventKind::DeployFailed => "deploy_failed",
             EventKind::RolledBack => "rolled_back",
+            EventKind::RollbackFailed => "rollback_failed",
+            EventKind::DeployInterrupted => "deploy_interrupted",
             EventKind::CanaryTripped => "canary_tripped",
             EventKind::CherryPickConflict => "cherry_pick_conflict",
         }
@@ -212,8 +221,11 @@ impl EventKind {
         match self {
             EventKind::IncidentOpened { .. }
             | EventKind::DeployFailed
+            | EventKind::RollbackFailed
             | EventKind::CanaryTripped => Tone::Bad,
-            EventKind::RolledBack | EventKind::CherryPickConflict => Tone::Warning,
+            EventKind::RolledBack
+            | EventKind::DeployInterrupted
+            | EventKind::CherryPickConflict => Tone::Warning,
             EventKind::IncidentResolved | EventKind::DeploySucceeded => Tone::Good,
             EventKind::IncidentUpdated | EventKind::DeployStarted => Tone::Info,
         }
@@ -229,6 +241,8 @@ impl EventKind {
             EventKind::DeploySucceeded => "✅",
             EventKind::DeployFailed => "❌",
             EventKind::RolledBack => "↩️",
+            EventKind::RollbackFailed => "🆘",
+            EventKind::DeployInterrupted => "⏹️",
             EventKind::CanaryTripped => "🛑",
             EventKind::CherryPickConflict => "⚠️",
         }

@@ -134,6 +134,8 @@ pub fn message(event: &Event, routing_key: &str, base: &Url) -> Option<Message> 
         | EventKind::DeploySucceeded
         | EventKind::DeployFailed
         | EventKind::RolledBack
+        | EventKind::RollbackFailed
+        | EventKind::DeployInterrupted
         | EventKind::CanaryTripped => Some(Message {
             url: endpoint(base, "v2/change/enqueue"),
             body: json!({

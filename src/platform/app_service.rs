@@ -474,6 +474,34 @@ pub async fn deploy_package(
     }
 }
 
+/// Downloads a slot's content as a zip (Kudu's zip API on
+/// `site/wwwroot`), read up to the archive's limit: what a rollback
+/// re-stages when no slot holds the version any more.
+pub async fn download_site_zip(
+    http_client: &reqwest::Client,
+    tokens: &TokenProvider,
+    scm_host: &str,
+    cancel: &Cancel,
+) -> Result<Vec<u8>, DeployError> {
+    let token = tokens.token(cancel).await.map_err(ArmError::from)?;
+    let url = format!("https://{scm_host}/api/zip/site/wwwroot/");
+    let r = http::send_limited(
+        || http_client.get(&url).bearer_auth(token.expose_secret()),
+        Idempotency::Idempotent,
+        &RetryPolicy::default(),
+        http::PACKAGE_BODY_LIMIT,
+        cancel,
+    )
+    .await?;
+    if !r.bytes.starts_with(b"PK") {
+        return Err(DeployError::Failed {
+            host: scm_host.to_string(),
+            message: "the zip API answered something that is not a zip".into(),
+        });
+    }
+    Ok(r.bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -870,6 +870,22 @@ impl ContainerApps {
         Ok(())
     }
 
+    /// Activates a revision (`POST …/revisions/{name}/activate`): an
+    /// inactive revision runs again (a rollback to it). Safe to repeat.
+    pub async fn activate(&self, revision: &str, cancel: &Cancel) -> Result<(), ArmError> {
+        let path = format!("{}/activate", self.app.revision_path(revision));
+        match self.arm.action(&path, API_VERSION, None, cancel).await {
+            // Activation is safe to repeat: resend once when unknown.
+            Err(ArmError::Ambiguous { .. }) => {
+                self.arm.action(&path, API_VERSION, None, cancel).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds or updates only the given tags on the app (Tags API `Merge`).
     /// Idempotent.
     pub async fn merge_tags(

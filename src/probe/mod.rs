@@ -18,7 +18,7 @@ use crate::http::error_chain;
 pub mod evidence;
 
 /// What to check on a host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Endpoints {
     /// Path of the health endpoint (e.g. `/health`).
     pub health_path: String,

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use super::Result as R;
 use super::driver::{DeployPlan, Facts, StalePolicy};
-use super::target::{Side, Target};
+use super::target::{Side, Target, arm_result};
+use crate::archive::{Archive, Source};
 use crate::azure::arm::ArmError;
 use crate::azure::auth::TokenProvider;
 use crate::cancel::Cancel;
-use crate::platform::app_service::{self, AppService, PRODUCTION, RoutingRule};
+use crate::lock::LockKey;
+use crate::platform::app_service::{self, AppService, DeployError, PRODUCTION, RoutingRule};
 use crate::probe::Probe;
 use crate::probe::evidence::{ArmRef, Arms};
 
@@ -30,6 +32,8 @@ pub struct AppServiceTarget {
     pub http: reqwest::Client,
     /// The slot the new build is staged in.
     pub slot: String,
+    /// Where packages are kept for rollbacks, if anywhere.
+    pub archive: Option<Archive>,
 }
 
 fn rules_text(rules: &[RoutingRule]) -> String {
@@ -45,6 +49,81 @@ fn rules_text(rules: &[RoutingRule]) -> String {
         .join("; ")
 }
 
+fn deploy_result(e: DeployError) -> R {
+    match e {
+        DeployError::Arm(a) => arm_result(a),
+        // Kudu busy: another deployment to the slot; wait for it.
+        DeployError::Busy { .. } => R::Unavailable(e.to_string()),
+        DeployError::Http(ref h)
+            if h.status()
+                .is_some_and(|s| s.is_server_error() || s.as_u16() == 429) =>
+        {
+            R::Unavailable(e.to_string())
+        }
+        other => R::Failed(other.to_string()),
+    }
+}
+
+impl AppServiceTarget {
+    fn key(&self) -> LockKey {
+        let s = self.app.site();
+        LockKey::azure(&s.subscription, &s.resource_group, &s.app)
+    }
+
+    /// Before a slot holding `version` is overwritten: archive its content
+    /// when the archive lacks it (best effort — a warning says what a later
+    /// rollback to it will need).
+    async fn keep_slot(&self, version: &str, scm: &str, f: &mut Facts, c: &Cancel) {
+        let Some(archive) = &self.archive else {
+            return;
+        };
+        let key = self.key();
+        match archive.has(&key, version).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("cannot look up {version} in the package archive ({e})");
+                return;
+            }
+        }
+        let kept = match app_service::download_site_zip(&self.http, &self.tokens, scm, c).await {
+            Ok(zip) => archive
+                .put(&key, version, &zip, Source::SlotContent)
+                .await
+                .map(|()| zip.len())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match kept {
+            Ok(n) => f.kept.push(format!(
+                "{version} (what slot '{}' held, {n} bytes) archived in {} before the upload",
+                self.slot,
+                archive.describe(&key)
+            )),
+            Err(e) => tracing::warn!(
+                "could not archive {version} from slot '{}' before overwriting it ({e}); a rollback to {version} will need its package",
+                self.slot
+            ),
+        }
+    }
+
+    async fn upload(&self, plan: &DeployPlan, package: Vec<u8>, scm: &str, c: &Cancel) -> R {
+        match app_service::deploy_package(
+            &self.http,
+            &self.tokens,
+            scm,
+            package,
+            plan.staging.timeout,
+            c,
+        )
+        .await
+        {
+            Ok(()) => R::Ok,
+            Err(e) => deploy_result(e),
+        }
+    }
+}
+
 impl Target for AppServiceTarget {
     async fn preflight(&self, plan: &DeployPlan, f: &mut Facts, probe: &Probe, c: &Cancel) -> R {
         let prod = match self.app.slot(PRODUCTION, c).await {
@@ -56,7 +135,7 @@ impl Target for AppServiceTarget {
                     self.app.site().resource_group
                 ));
             }
-            Err(e) => return R::Failed(e.to_string()),
+            Err(e) => return arm_result(e),
         };
         let slot = match self.app.slot(&self.slot, c).await {
             Ok(s) => s,
@@ -73,7 +152,7 @@ impl Target for AppServiceTarget {
                     }
                 ));
             }
-            Err(e) => return R::Failed(e.to_string()),
+            Err(e) => return arm_result(e),
         };
         for s in [&prod, &slot] {
             if s.state != "Running" {
@@ -96,7 +175,7 @@ impl Target for AppServiceTarget {
         f.slot_host = slot.default_host_name.clone();
         f.scm_host = slot.scm_host.clone();
         f.swap_status_before = prod.swap_status.clone();
-        if plan.package.is_some() && slot.scm_host.is_none() {
+        if (plan.package.is_some() || plan.rollback) && slot.scm_host.is_none() {
             return R::Failed(format!(
                 "the slot '{}' has no Kudu (SCM) host to deploy the package to",
                 self.slot
@@ -114,7 +193,7 @@ impl Target for AppServiceTarget {
         }
         let rules = match self.app.routing_rules(c).await {
             Ok(r) => r,
-            Err(e) => return R::Failed(e.to_string()),
+            Err(e) => return arm_result(e),
         };
         f.stale_rules = rules
             .iter()
@@ -131,7 +210,14 @@ impl Target for AppServiceTarget {
         {
             return R::AlreadyDeployed;
         }
-        stale_routing(plan.stale, &f.stale_rules)
+        // A rollback clears leftovers whatever the policy: it is the way
+        // back to one version at 100 %.
+        let policy = if plan.rollback {
+            StalePolicy::Clear
+        } else {
+            plan.stale
+        };
+        stale_routing(policy, &f.stale_rules)
     }
 
     async fn busy(&self, c: &Cancel) -> Result<Option<String>, ArmError> {
@@ -150,48 +236,80 @@ impl Target for AppServiceTarget {
         self.app.merge_tags(tags, c).await
     }
 
-    async fn delete_tags(
-        &self,
-        tags: &BTreeMap<String, String>,
-        c: &Cancel,
-    ) -> Result<(), ArmError> {
-        self.app.delete_tags(tags, c).await
-    }
-
-    async fn route_all(&self, _to: Side, _f: &Facts, c: &Cancel) -> R {
+    async fn route_all(&self, _to: Side, f: &Facts, c: &Cancel) -> R {
         // With no rule, production's host serves the production slot, which
         // holds whichever build is production at this point.
         if let Err(e) = self.app.set_routing_rules(&[], c).await {
-            return R::Failed(e.to_string());
+            return arm_result(e);
         }
-        self.check_routing(Side::Previous, _f, c).await
+        self.check_routing(Side::Previous, f, c).await
     }
 
     async fn check_routing(&self, _to: Side, _f: &Facts, c: &Cancel) -> R {
         match self.app.routing_rules(c).await {
             Ok(r) if r.is_empty() => R::Ok,
             Ok(r) => R::Failed(format!("routing rules are set: {}", rules_text(&r))),
-            Err(e) => R::Failed(e.to_string()),
+            Err(e) => arm_result(e),
         }
     }
 
-    async fn stage(&self, plan: &DeployPlan, f: &mut Facts, c: &Cancel) -> R {
-        let (Some(package), Some(scm)) = (&plan.package, &f.scm_host) else {
-            return R::Failed("no package or no Kudu host".into());
+    async fn stage(&self, plan: &DeployPlan, f: &mut Facts, probe: &Probe, c: &Cancel) -> R {
+        let Some(scm) = f.scm_host.clone() else {
+            return R::Failed(format!("the slot '{}' has no Kudu host", self.slot));
         };
-        match app_service::deploy_package(
-            &self.http,
-            &self.tokens,
-            scm,
-            package.clone(),
-            plan.staging.timeout,
-            c,
-        )
-        .await
-        {
-            Ok(()) => R::Ok,
-            Err(e) => R::Failed(e.to_string()),
+        let held = probe.observe(&f.slot_host, &plan.endpoints, None).await;
+        if plan.rollback {
+            let target = plan.expected_version.as_str();
+            if held.good(&plan.endpoints, Some(target)) {
+                tracing::info!("slot '{}' holds {target}: nothing to re-stage", self.slot);
+                return R::Ok;
+            }
+            let key = self.key();
+            let archived = match &self.archive {
+                Some(a) => a.get(&key, target).await,
+                None => Ok(None),
+            };
+            return match archived {
+                Ok(Some((entry, bytes))) => {
+                    tracing::info!(
+                        "slot '{}' holds {}; re-staging {target} from the package archive ({} bytes, archived {})",
+                        self.slot,
+                        held.version.as_deref().unwrap_or("an unknown version"),
+                        entry.bytes,
+                        entry.at
+                    );
+                    f.kept.push(format!(
+                        "{target} re-staged in slot '{}' from the package archive",
+                        self.slot
+                    ));
+                    self.upload(plan, bytes, &scm, c).await
+                }
+                Ok(None) => R::Failed(format!(
+                    "production serves {} and slot '{}' holds {}, and no package of {target} is archived{}; deploy {target} with its package instead",
+                    f.previous_version
+                        .as_deref()
+                        .unwrap_or("an unknown version"),
+                    self.slot,
+                    held.version.as_deref().unwrap_or("an unknown version"),
+                    match &self.archive {
+                        Some(a) => format!(" in {}", a.describe(&key)),
+                        None =>
+                            " (there is no archive without a GitHub token and repository)".into(),
+                    }
+                )),
+                Err(e) => R::Unavailable(e.to_string()),
+            };
         }
+        let Some(package) = &plan.package else {
+            return R::Failed("no package to upload".into());
+        };
+        // Nothing lost: the version the upload replaces stays reachable.
+        if let Some(v) = held.version.as_deref()
+            && v != plan.expected_version
+        {
+            self.keep_slot(v, &scm, f, c).await;
+        }
+        self.upload(plan, package.clone(), &scm, c).await
     }
 
     async fn shift(&self, percent: u8, f: &Facts, c: &Cancel) -> R {
@@ -205,7 +323,7 @@ impl Target for AppServiceTarget {
             .set_routing_rules(std::slice::from_ref(&rule), c)
             .await
         {
-            return R::Failed(e.to_string());
+            return arm_result(e);
         }
         match self.app.routing_rules(c).await {
             Ok(r)
@@ -226,11 +344,24 @@ impl Target for AppServiceTarget {
                     rules_text(&r)
                 }
             )),
-            Err(e) => R::Failed(e.to_string()),
+            Err(e) => arm_result(e),
         }
     }
 
-    async fn swap(&self, plan: &DeployPlan, _f: &Facts, back: bool, c: &Cancel) -> R {
+    async fn swap(&self, plan: &DeployPlan, f: &Facts, probe: &Probe, back: bool, c: &Cancel) -> R {
+        if back && let Some(previous) = &f.previous_version {
+            // A swap back only helps when the slot holds the previous build.
+            let held = probe.observe(&f.slot_host, &plan.endpoints, None).await;
+            if let Some(v) = held.version.as_deref()
+                && v != previous
+            {
+                return R::Failed(format!(
+                    "slot '{}' holds {v}, not the previous {previous}, so swapping would not restore it: {}",
+                    self.slot,
+                    self.rollback_command(previous)
+                ));
+            }
+        }
         match self
             .app
             .swap_into_production(&self.slot, plan.swap_timeout, c)
@@ -238,13 +369,15 @@ impl Target for AppServiceTarget {
         {
             Ok(()) => R::Ok,
             Err(ArmError::Ambiguous { detail, .. }) => R::Ambiguous(detail),
-            // A 5xx or dropped answer to the POST itself: the swap may
-            // have started. Find out; never repeat it blindly.
+            // A 5xx or dropped answer to the POST itself, or to the polls:
+            // the swap may have started. Find out; never repeat it blindly.
             Err(ArmError::Unavailable { detail, .. }) => R::Ambiguous(detail),
             Err(ArmError::Cancelled(_)) => R::Ambiguous(format!(
                 "{} interrupted by cancellation",
                 if back { "the swap back" } else { "the swap" }
             )),
+            // Another operation holds the site: nothing was swapped.
+            Err(e @ ArmError::Conflict { .. }) => R::Unavailable(e.to_string()),
             Err(e) => R::Failed(e.to_string()),
         }
     }
@@ -263,11 +396,17 @@ impl Target for AppServiceTarget {
                 Ok(p) if p.in_progress_operation.is_none() => break p,
                 Ok(_) if Instant::now() < deadline => {
                     if c.sleep(Duration::from_secs(2)).await.is_err() {
-                        return R::Ambiguous("cancelled while a swap was in progress".into());
+                        return R::Cancelled;
                     }
                 }
-                Ok(_) => return R::Ambiguous("a swap is still in progress".into()),
-                Err(e) => return R::Ambiguous(e.to_string()),
+                // Still swapping: the driver waits longer, never acts.
+                Ok(_) => return R::Unavailable("a swap is still in progress".into()),
+                Err(e) => {
+                    return match arm_result(e) {
+                        R::Failed(why) => R::Unavailable(why),
+                        other => other,
+                    };
+                }
             }
         };
         let now = probe
@@ -292,6 +431,31 @@ impl Target for AppServiceTarget {
         // production traffic once the rule is gone.
     }
 
+    async fn keep(&self, plan: &DeployPlan, _f: &Facts, _c: &Cancel) -> Option<String> {
+        let (Some(archive), Some(package)) = (&self.archive, &plan.package) else {
+            return None;
+        };
+        let key = self.key();
+        match archive
+            .put(&key, &plan.expected_version, package, Source::Deployed)
+            .await
+        {
+            Ok(()) => Some(format!(
+                "{} ({} bytes) archived in {}",
+                plan.expected_version,
+                package.len(),
+                archive.describe(&key)
+            )),
+            Err(e) => {
+                tracing::warn!(
+                    "could not archive the package of {} ({e}); a rollback to it needs a slot that holds it",
+                    plan.expected_version
+                );
+                None
+            }
+        }
+    }
+
     fn arms(&self, f: &Facts) -> Arms {
         Arms {
             canary: ArmRef {
@@ -303,6 +467,14 @@ impl Target for AppServiceTarget {
                 host: f.production_host.clone(),
             },
         }
+    }
+
+    fn rollback_command(&self, version: &str) -> String {
+        let s = self.app.site();
+        format!(
+            "expedite rollback --services {} --resource-group {} --slot {} --to-version {version} --reason \"interrupted deploy\"",
+            s.app, s.resource_group, self.slot
+        )
     }
 }
 

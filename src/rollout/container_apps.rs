@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use super::Result as R;
 use super::app_service::stale_routing;
-use super::driver::{DeployPlan, Facts};
-use super::target::{Side, Target};
+use super::driver::{DeployPlan, Facts, StalePolicy};
+use super::target::{Side, Target, arm_result};
 use crate::azure::arm::ArmError;
 use crate::cancel::Cancel;
-use crate::platform::container_apps::{self, ContainerApps, TrafficWeight};
+use crate::platform::container_apps::{self, ContainerApps, ReadyError, TrafficWeight};
 use crate::probe::Probe;
 use crate::probe::evidence::{ArmRef, Arms};
 
@@ -26,7 +26,7 @@ pub struct ContainerAppsTarget {
     pub app: ContainerApps,
     /// The container whose image changes (None: the only one).
     pub container: Option<String>,
-    /// Revision suffix for the new revision (fresh per run attempt).
+    /// Revision suffix for the new revision (fresh per run).
     pub suffix: String,
 }
 
@@ -46,7 +46,9 @@ impl ContainerAppsTarget {
     async fn set(&self, weights: Vec<TrafficWeight>, c: &Cancel) -> R {
         match self.app.set_traffic(&weights, c).await {
             Ok(()) => R::Ok,
-            Err(e) => R::Failed(e.to_string()),
+            // Unknown after the deadline: the traffic block tells.
+            Err(ArmError::Ambiguous { detail, .. }) => R::Ambiguous(detail),
+            Err(e) => arm_result(e),
         }
     }
 
@@ -61,6 +63,13 @@ impl ContainerAppsTarget {
             })
             .collect()
     }
+
+    fn ready_result(e: ReadyError) -> R {
+        match e {
+            ReadyError::Arm(a) => arm_result(a),
+            other => R::Failed(other.to_string()),
+        }
+    }
 }
 
 impl Target for ContainerAppsTarget {
@@ -74,7 +83,7 @@ impl Target for ContainerAppsTarget {
                     self.app.app_ref().resource_group
                 ));
             }
-            Err(e) => return R::Failed(e.to_string()),
+            Err(e) => return arm_result(e),
         };
         let Some(fqdn) = info.fqdn.clone() else {
             return R::Failed(format!(
@@ -89,22 +98,37 @@ impl Target for ContainerAppsTarget {
                 info.active_revisions_mode
             ));
         }
-        let stable = match container_apps::stable_revision(&info) {
-            Ok(s) => s,
+        let (stable, split) = match container_apps::stable_revision(&info) {
+            Ok(s) => (s.name.clone(), s.via_latest_revision.then_some(s.name)),
+            Err(split) if plan.rollback => {
+                // A rollback is the way out of a split: it sends 100 % to
+                // its target, whatever the split was.
+                let heaviest = info
+                    .traffic
+                    .iter()
+                    .filter(|t| t.weight > 0)
+                    .max_by_key(|t| t.weight)
+                    .map(|t| t.revision.clone());
+                let Some(h) = heaviest else {
+                    return R::Failed(split);
+                };
+                f.stale_rules = vec![split];
+                (h, None)
+            }
             Err(split) => {
                 // Traffic split across revisions: a canary left behind.
                 f.stale_rules = vec![split];
                 return R::Failed(format!(
-                    "production traffic is split across revisions ({}); pin it to one revision before deploying",
+                    "production traffic is split across revisions ({}); pin it to one revision before deploying (or roll back, which does)",
                     f.stale_rules.join("; ")
                 ));
             }
         };
         f.production_host = fqdn;
-        f.stable_revision = Some(stable.name.clone());
-        let revision = match self.app.revision(&stable.name, c).await {
+        f.stable_revision = Some(stable.clone());
+        let revision = match self.app.revision(&stable, c).await {
             Ok(r) => r,
-            Err(e) => return R::Failed(e.to_string()),
+            Err(e) => return arm_result(e),
         };
         let observed_host = revision
             .fqdn
@@ -119,22 +143,27 @@ impl Target for ContainerAppsTarget {
                 now.describe()
             );
         }
+        let pinned = split.is_none() && f.stale_rules.is_empty();
         if now.version.as_deref() == Some(plan.expected_version.as_str())
-            && !stable.via_latest_revision
+            && pinned
             && now.good(&plan.endpoints, None)
         {
             return R::AlreadyDeployed;
         }
-        if stable.via_latest_revision {
+        if let Some(name) = split {
             // Not optional: creating a revision would move all traffic.
             tracing::info!(
-                "traffic follows latestRevision; pinning it to {} by name before creating a revision",
-                stable.name
+                "traffic follows latestRevision; pinning it to {name} by name before creating a revision"
             );
-            f.stale_rules = vec![format!("latestRevision → {}", stable.name)];
+            f.stale_rules = vec![format!("latestRevision → {name}")];
             return R::StaleRouting;
         }
-        stale_routing(plan.stale, &f.stale_rules)
+        let policy = if plan.rollback {
+            StalePolicy::Clear
+        } else {
+            plan.stale
+        };
+        stale_routing(policy, &f.stale_rules)
     }
 
     async fn busy(&self, c: &Cancel) -> Result<Option<String>, ArmError> {
@@ -157,14 +186,6 @@ impl Target for ContainerAppsTarget {
         c: &Cancel,
     ) -> Result<(), ArmError> {
         self.app.merge_tags(tags, c).await
-    }
-
-    async fn delete_tags(
-        &self,
-        tags: &BTreeMap<String, String>,
-        c: &Cancel,
-    ) -> Result<(), ArmError> {
-        self.app.delete_tags(tags, c).await
     }
 
     async fn route_all(&self, to: Side, f: &Facts, c: &Cancel) -> R {
@@ -203,21 +224,48 @@ impl Target for ContainerAppsTarget {
                     ))
                 }
             }
-            Err(e) => R::Failed(e.to_string()),
+            Err(e) => arm_result(e),
         }
     }
 
-    async fn stage(&self, plan: &DeployPlan, f: &mut Facts, c: &Cancel) -> R {
-        let Some(image) = &plan.image else {
-            return R::Failed("no image to deploy".into());
-        };
-        let name = match self
-            .app
-            .create_revision(image, self.container.as_deref(), &self.suffix, c)
-            .await
-        {
-            Ok(n) => n,
-            Err(e) => return R::Failed(e.to_string()),
+    async fn stage(&self, plan: &DeployPlan, f: &mut Facts, _probe: &Probe, c: &Cancel) -> R {
+        let name = if let Some(revision) = &plan.revision {
+            // A rollback: the revision that served the target, running again.
+            match self.app.revision(revision, c).await {
+                Ok(r) if r.active => {}
+                Ok(_) => {
+                    tracing::info!("reactivating revision {revision}");
+                    if let Err(e) = self.app.activate(revision, c).await {
+                        return arm_result(e);
+                    }
+                }
+                Err(ArmError::NotFound { .. }) => {
+                    return R::Failed(format!(
+                        "revision {revision} of container app '{}' no longer exists; deploy {} with its image instead",
+                        self.app.app_ref().app,
+                        plan.expected_version
+                    ));
+                }
+                Err(e) => return arm_result(e),
+            }
+            revision.clone()
+        } else {
+            let Some(image) = &plan.image else {
+                return R::Failed("no image to deploy".into());
+            };
+            match f.new_revision.clone() {
+                // Performed again after a throttled attempt: the revision
+                // may exist already; creating it again would be refused.
+                Some(existing) => existing,
+                None => match self
+                    .app
+                    .create_revision(image, self.container.as_deref(), &self.suffix, c)
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(e) => return arm_result(e),
+                },
+            }
         };
         f.new_revision = Some(name.clone());
         match self
@@ -234,7 +282,7 @@ impl Target for ContainerAppsTarget {
                 }
                 R::Ok
             }
-            Err(e) => R::Failed(e.to_string()),
+            Err(e) => Self::ready_result(e),
         }
     }
 
@@ -248,14 +296,18 @@ impl Target for ContainerAppsTarget {
             .await
     }
 
-    async fn swap(&self, _plan: &DeployPlan, f: &Facts, back: bool, c: &Cancel) -> R {
+    async fn swap(
+        &self,
+        _plan: &DeployPlan,
+        f: &Facts,
+        _probe: &Probe,
+        back: bool,
+        c: &Cancel,
+    ) -> R {
+        // Setting the whole traffic block is idempotent: a throttled
+        // attempt is simply made again; an unknown one is read.
         let to = if back { Side::Previous } else { Side::New };
-        match self.route_all(to, f, c).await {
-            R::Failed(why) if why.contains("timed out") || why.contains("unknown") => {
-                R::Ambiguous(why)
-            }
-            other => other,
-        }
+        self.route_all(to, f, c).await
     }
 
     async fn resolve_swap(
@@ -273,7 +325,7 @@ impl Target for ContainerAppsTarget {
             self.new_rev(f)
         };
         let Ok(want) = want else {
-            return R::Ambiguous("the revisions are not known".into());
+            return R::Failed("the revisions are not known".into());
         };
         match self.app.get(c).await {
             Ok(info) => {
@@ -283,7 +335,10 @@ impl Target for ContainerAppsTarget {
                     .any(|t| t.revision == want && t.weight == 100);
                 if full { R::Swapped } else { R::NotSwapped }
             }
-            Err(e) => R::Ambiguous(e.to_string()),
+            Err(e) => match arm_result(e) {
+                R::Failed(why) => R::Unavailable(why),
+                other => other,
+            },
         }
     }
 
@@ -295,6 +350,11 @@ impl Target for ContainerAppsTarget {
             Ok(()) => tracing::info!("revision {new} deactivated"),
             Err(e) => tracing::warn!("could not deactivate the rejected revision {new}: {e}"),
         }
+    }
+
+    async fn keep(&self, _plan: &DeployPlan, _f: &Facts, _c: &Cancel) -> Option<String> {
+        // Revisions stay (inactive): the image and its settings are there.
+        None
     }
 
     fn arms(&self, f: &Facts) -> Arms {
@@ -311,5 +371,13 @@ impl Target for ContainerAppsTarget {
                     .unwrap_or_else(|| f.production_host.clone()),
             },
         }
+    }
+
+    fn rollback_command(&self, version: &str) -> String {
+        let a = self.app.app_ref();
+        format!(
+            "expedite rollback --platform container-apps --services {} --resource-group {} --to-version {version} --reason \"interrupted deploy\"",
+            a.app, a.resource_group
+        )
     }
 }

@@ -1,12 +1,23 @@
 //! The I/O half of the rollout: performs each [`Phase`] on a [`Target`]
 //! and reports a [`Result`](super::Result) to [`step`](super::step),
-//! writing the journal after every step.
+//! writing the journal before every phase.
 //!
-//! Every phase that changes something checks cancellation first, and every
-//! outcome that is not certain is found out by reading state (slot swap
-//! status, what production serves), never by repeating an action. The
-//! lease, the probes and the canary watch are the same on every platform;
-//! the [`Target`] does the platform's part.
+//! - Every outcome that is not certain is found out by reading state (slot
+//!   swap status, what production serves), never by repeating an action.
+//! - A control plane that throttles or fails ([`R::Unavailable`]) is waited
+//!   out, honouring `Retry-After`, up to the run's deadline; only then does
+//!   the phase end [`R::Unknown`] (`needs-attention`, nothing blind).
+//! - A stop (a signal, the deadline, an emergency rollback asking for the
+//!   lock) turns the run into a restore, performed with a cancellation of
+//!   its own so the first Ctrl-C cannot cut it short; a second Ctrl-C ends
+//!   the process, printing what is left and the command that fixes it.
+//! - The run holds the service's lock (taken by the command before the
+//!   rollout starts, so nothing read here is stale); before every change
+//!   the journal is written locally and, as the lock's intent, where
+//!   whoever comes after a crash can read it.
+//!
+//! The probes and the canary watch are the same on every platform; the
+//! [`Target`] does the platform's part.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,9 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use super::canary::{CanaryPlan, SourceClients, StepRecord, Watch};
 use super::target::{Side, Target};
-use super::{Outcome, Phase, Result as R, State, step};
-use crate::cancel::Cancel;
-use crate::platform::app_service::SwapStatus;
+use super::{Outcome, Phase, Result as R, State, Stop, StopKind, step};
+use crate::cancel::{Cancel, CancelReason};
+use crate::lock::{Alarm, Guard, LockHandle, LockKey};
+use crate::platform::app_service::{SiteRef, SwapStatus};
+use crate::platform::container_apps::ContainerAppRef;
 use crate::probe::{Endpoints, Probe, Schedule};
 
 /// What to do about routing rules left behind by an earlier canary.
@@ -55,9 +68,9 @@ pub struct DeployPlan {
     pub swap_timeout: Duration,
     /// Stale routing rules policy.
     pub stale: StalePolicy,
-    /// How long to wait for another deploy of the same app to finish.
+    /// How long to wait for another run holding the service's lock.
     pub lock_wait: Duration,
-    /// This run's identity in the lease (e.g. `owner/repo#run_id.attempt`).
+    /// This run's identity (lock holder, names that must differ per run).
     pub run_id: String,
     /// Where the journal goes (for the post stage).
     pub journal: Option<PathBuf>,
@@ -65,7 +78,20 @@ pub struct DeployPlan {
     pub image: Option<String>,
     /// Canary steps and breaker, if any.
     pub canary: Option<CanaryPlan>,
+    /// A rollback to a known-good version: the stage step makes sure the
+    /// target is staged (re-staging it from the archive, or reactivating
+    /// its revision), and a failure after the swap is not swapped back.
+    pub rollback: bool,
+    /// Container Apps rollback: the revision that serves the target.
+    pub revision: Option<String>,
+    /// How long one phase waits out an unavailable control plane when the
+    /// run has no deadline.
+    pub patience: Duration,
 }
+
+/// How long a restore (after a stop) waits out an unavailable control
+/// plane before it gives up and says what is left.
+pub const RESTORE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Facts gathered along the way, kept in the journal and the summary.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -93,12 +119,20 @@ pub struct Facts {
     /// Container Apps: the stable revision's own host (the baseline arm).
     #[serde(default)]
     pub stable_host: Option<String>,
-    /// Container Apps: the revision this deploy created.
+    /// Container Apps: the revision this deploy created (or, for a
+    /// rollback, reactivated).
     #[serde(default)]
     pub new_revision: Option<String>,
     /// Each canary step's evidence and decision.
     #[serde(default)]
     pub canary_steps: Vec<StepRecord>,
+    /// What the run did to keep a rollback possible (archived packages).
+    #[serde(default)]
+    pub kept: Vec<String>,
+    /// What production serves at the end, as read then (version →
+    /// requests); empty when it could not be read.
+    #[serde(default)]
+    pub serving_at_end: BTreeMap<String, usize>,
 }
 
 /// One phase's record, for the summary's table and timeline.
@@ -114,7 +148,64 @@ pub struct PhaseRecord {
     pub result: String,
 }
 
-/// The journal: written after every step, read by the post stage.
+/// Where a rollout runs: enough to build its target again from a journal
+/// (the post stage, a run taking over after a crash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "kebab-case")]
+pub enum Place {
+    /// An App Service app and the slot builds are staged in.
+    AppService {
+        /// The app.
+        site: SiteRef,
+        /// The staging slot.
+        slot: String,
+    },
+    /// A container app and the container whose image changes.
+    ContainerApps {
+        /// The app.
+        app: ContainerAppRef,
+        /// The container (None: the only one).
+        #[serde(default)]
+        container: Option<String>,
+    },
+}
+
+impl Place {
+    /// The service's lock key.
+    pub fn key(&self) -> LockKey {
+        match self {
+            Place::AppService { site, .. } => {
+                LockKey::azure(&site.subscription, &site.resource_group, &site.app)
+            }
+            Place::ContainerApps { app, .. } => {
+                LockKey::azure(&app.subscription, &app.resource_group, &app.app)
+            }
+        }
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Place::AppService { site, .. } => &site.app,
+            Place::ContainerApps { app, .. } => &app.app,
+        }
+    }
+}
+
+/// What a restore needs from the plan, kept in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSettings {
+    /// Where.
+    pub place: Place,
+    /// Health and version endpoints.
+    pub endpoints: Endpoints,
+    /// Requests that must all reach the restored version.
+    pub verify_samples: usize,
+    /// Bound on a swap, in seconds.
+    pub swap_timeout_secs: u64,
+}
+
+/// The journal: written before every phase, read by the post stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     /// The state machine's state.
@@ -123,12 +214,16 @@ pub struct Journal {
     pub facts: Facts,
     /// Phase records.
     pub phases: Vec<PhaseRecord>,
-    /// The lease value we hold, if any.
-    pub lease: Option<String>,
+    /// The lock this run holds, to continue as its holder.
+    #[serde(default)]
+    pub lock: Option<LockHandle>,
+    /// The version being deployed (or rolled back to).
+    #[serde(default)]
+    pub expected_version: String,
+    /// Where, and what a restore needs.
+    #[serde(default)]
+    pub restore: Option<RestoreSettings>,
 }
-
-/// The site tag that serialises deploys of one app.
-pub const LEASE_TAG: &str = "expedite-deploy-lease";
 
 /// The site tag recording what production served before expedite's last
 /// promotion: `rollback`'s default target.
@@ -148,43 +243,119 @@ pub struct Rollout<T: Target> {
     pub plan: DeployPlan,
     /// Clients the canary's evidence sources use.
     pub sources: Option<SourceClients>,
-    /// Cancellation.
+    /// Cancellation: signals, the deadline, and the lock's alarms.
     pub cancel: Cancel,
+    /// The service's lock, held for the whole rollout (intents go there).
+    pub lock: Option<Guard>,
+    /// Where it runs (kept in the journal for a restore).
+    pub place: Option<Place>,
+}
+
+fn stop_of(reason: Option<CancelReason>) -> R {
+    match reason {
+        Some(CancelReason::Signal(s)) => R::Stopped(Stop {
+            kind: StopKind::Signal,
+            detail: format!("{s} received"),
+        }),
+        Some(CancelReason::Timeout(d)) => R::Stopped(Stop {
+            kind: StopKind::Deadline,
+            detail: format!("the timeout of {}s passed", d.as_secs()),
+        }),
+        Some(CancelReason::Preempted(by)) => R::Stopped(Stop {
+            kind: StopKind::Preempted,
+            detail: format!("an emergency rollback asked for the lock: {by}"),
+        }),
+        Some(CancelReason::LockLost(who)) => R::LockLost(format!(
+            "the lock lapsed and is held by {who}; nothing more was changed"
+        )),
+        None => R::Stopped(Stop {
+            kind: StopKind::Signal,
+            detail: "cancelled".into(),
+        }),
+    }
 }
 
 impl<T: Target> Rollout<T> {
+    fn name(&self) -> &str {
+        self.place.as_ref().map_or("the service", Place::name)
+    }
+
     /// Runs to the end and returns the journal.
     pub async fn run(&self) -> Journal {
-        let started = Instant::now();
         let steps = self
             .plan
             .canary
             .as_ref()
             .map(|c| c.steps.clone())
             .unwrap_or_default();
-        let mut journal = Journal {
-            state: State::with_canary(
+        let state = if self.plan.rollback {
+            State::rollback()
+        } else {
+            State::with_canary(
                 self.plan.package.is_some() || self.plan.image.is_some(),
                 steps,
-            ),
+            )
+        };
+        self.run_from(Journal {
+            state,
             facts: Facts::default(),
             phases: Vec::new(),
-            lease: None,
-        };
+            lock: None,
+            expected_version: self.plan.expected_version.clone(),
+            restore: None,
+        })
+        .await
+    }
+
+    /// Runs from a journal (the post stage resumes one to restore).
+    pub async fn run_from(&self, mut journal: Journal) -> Journal {
+        let started = Instant::now();
+        if let Some(lock) = &self.lock {
+            journal.lock = Some(lock.handle().await);
+        }
+        if let Some(place) = &self.place {
+            journal.restore = Some(RestoreSettings {
+                place: place.clone(),
+                endpoints: self.plan.endpoints.clone(),
+                verify_samples: self.plan.verify_samples,
+                swap_timeout_secs: self.plan.swap_timeout.as_secs(),
+            });
+        }
         let mut watch: Option<Watch> = None;
+        // Restoring has its own cancellation: the stop that started it
+        // must not cut it short (a second signal ends the process).
+        let restore = Cancel::new();
         // The state machine terminates on every path (tested exhaustively);
         // the bound is a second guard against a driver bug.
-        for _ in 0..128 {
+        for _ in 0..256 {
             if journal.state.finished() {
                 break;
             }
             let phase = journal.state.phase;
+            self.before(phase, &mut journal).await;
             let t = Instant::now();
-            tracing::info!("phase {phase:?}");
-            let result = if self.cancel.is_cancelled() && changes(phase) {
-                R::Cancelled
+            tracing::info!("{}", phase_line(phase, &journal.state));
+            let lost = match self.lock.as_ref().and_then(Guard::alarm) {
+                Some(Alarm::Lost(who)) => Some(R::LockLost(format!(
+                    "the lock lapsed and is held by {who}; nothing more was changed"
+                ))),
+                _ => None,
+            };
+            let result = if let Some(lost) = lost {
+                lost
+            } else if journal.state.restoring {
+                self.patiently(phase, &mut journal, &mut watch, &restore, true)
+                    .await
+            } else if self.cancel.is_cancelled() && changes(phase) {
+                stop_of(self.cancel.reason())
             } else {
-                self.perform(phase, &mut journal, &mut watch).await
+                match self
+                    .patiently(phase, &mut journal, &mut watch, &self.cancel, false)
+                    .await
+                {
+                    R::Cancelled => stop_of(self.cancel.reason()),
+                    other => other,
+                }
             };
             journal.phases.push(PhaseRecord {
                 phase,
@@ -195,18 +366,60 @@ impl<T: Target> Rollout<T> {
                     R::Ambiguous(w) => format!("unknown: {w}"),
                     R::Tripped(w) => format!("tripped: {w}"),
                     R::Inconclusive(w) => format!("inconclusive: {w}"),
+                    R::Unknown(w) => format!("state unknown: {w}"),
+                    R::LockLost(w) => format!("lock lost: {w}"),
+                    R::Stopped(s) => format!("stopped: {}", s.detail),
                     other => format!("{other:?}").to_lowercase(),
                 },
             });
-            if let R::Failed(why) = &result {
-                tracing::warn!("{phase:?}: {why}");
+            match &result {
+                R::Failed(why) => tracing::warn!("{}: {why}", phase_name(phase)),
+                R::Stopped(s) => tracing::warn!(
+                    "{}: stopped ({}); restoring production",
+                    phase_name(phase),
+                    s.detail
+                ),
+                _ => {}
             }
             journal.state = step(journal.state.clone(), result);
             self.write_journal(&journal);
         }
         // Probes stop with the watch.
         drop(watch);
+        crate::cancel::set_last_words(self.name(), None);
+        journal.facts.serving_at_end = self.serving(&journal).await;
+        self.write_journal(&journal);
         journal
+    }
+
+    /// Before a phase: the journal (locally and, before a change, as the
+    /// lock's intent) and what a sudden end would leave.
+    async fn before(&self, phase: Phase, j: &mut Journal) {
+        if let Some(lock) = &self.lock {
+            if changes(phase)
+                && phase != Phase::Finish
+                && let Err(e) = lock.write_intent(intent(j)).await
+            {
+                tracing::warn!("could not record this run's intent with the lock ({e})");
+            }
+            j.lock = Some(lock.handle().await);
+        }
+        self.write_journal(j);
+        let words = if j.state.at_risk() || matches!(phase, Phase::Swap | Phase::CanaryShift) {
+            j.facts.previous_version.as_ref().map(|previous| {
+                format!(
+                    "{}: {} was interrupted during '{}', so production may serve the unverified {} (or part of its traffic may). Put it back on {previous}: {}",
+                    self.name(),
+                    if self.plan.rollback { "the rollback" } else { "the deploy" },
+                    phase_name(phase),
+                    self.plan.expected_version,
+                    self.target.rollback_command(previous)
+                )
+            })
+        } else {
+            None
+        };
+        crate::cancel::set_last_words(self.name(), words);
     }
 
     fn write_journal(&self, journal: &Journal) {
@@ -230,34 +443,86 @@ impl<T: Target> Rollout<T> {
         }
     }
 
-    async fn perform(&self, phase: Phase, j: &mut Journal, watch: &mut Option<Watch>) -> R {
-        let c = &self.cancel;
+    /// Performs `phase`, waiting out an unavailable control plane (honouring
+    /// what the HTTP layer already waited) until the deadline.
+    async fn patiently(
+        &self,
+        phase: Phase,
+        j: &mut Journal,
+        watch: &mut Option<Watch>,
+        c: &Cancel,
+        restoring: bool,
+    ) -> R {
+        let started = Instant::now();
+        let until = if restoring {
+            started + RESTORE_PATIENCE
+        } else {
+            self.cancel
+                .deadline_at()
+                .unwrap_or(started + self.plan.patience)
+        };
+        let mut wait = Duration::from_secs(2);
+        let mut said = false;
+        // Bounded by the deadline and by the attempt count.
+        for _ in 0..10_000 {
+            let r = self.perform(phase, j, watch, c).await;
+            let R::Unavailable(why) = r else {
+                return r;
+            };
+            let now = Instant::now();
+            if now >= until {
+                return R::Unknown(format!(
+                    "{why} (still after {}s of waiting)",
+                    (now - started).as_secs()
+                ));
+            }
+            if !said {
+                tracing::warn!(
+                    "{}: Azure is throttling or failing ({why}); waiting it out — control-plane trouble is not a reason to roll back",
+                    phase_name(phase)
+                );
+                said = true;
+            }
+            if c.sleep(wait.min(until - now)).await.is_err() {
+                return R::Cancelled;
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+        R::Unknown("the control plane stayed unavailable".into())
+    }
+
+    async fn perform(
+        &self,
+        phase: Phase,
+        j: &mut Journal,
+        watch: &mut Option<Watch>,
+        c: &Cancel,
+    ) -> R {
         let t = &self.target;
         match phase {
             Phase::Preflight => {
                 let r = t.preflight(&self.plan, &mut j.facts, &self.probe, c).await;
                 if matches!(r, R::Ok | R::StaleRouting)
-                    && let Err(why) = self.wait_for_other_operations().await
+                    && let Err(why) = self.wait_for_other_operations(c).await
                 {
-                    return R::Failed(why);
+                    return why;
                 }
                 r
             }
-            Phase::AcquireLease => self.acquire_lease(j).await,
             Phase::ClearStaleRouting => t.route_all(Side::Previous, &j.facts, c).await,
             Phase::ClearRouting => t.route_all(Side::New, &j.facts, c).await,
             Phase::ClearRoutingAfterRollback => t.route_all(Side::Previous, &j.facts, c).await,
-            Phase::Upload => t.stage(&self.plan, &mut j.facts, c).await,
-            Phase::CheckStaging => self.check_staging(j).await,
+            Phase::Upload => t.stage(&self.plan, &mut j.facts, &self.probe, c).await,
+            Phase::CheckStaging => self.check_staging(j, c).await,
             Phase::CanaryShift => t.shift(j.state.canary_percent(), &j.facts, c).await,
-            Phase::CanaryWatch => self.canary_watch(j, watch).await,
+            Phase::CanaryWatch => self.canary_watch(j, watch, c).await,
             Phase::CanaryAbort => {
                 // Stop the probes first: the canary is going away.
                 drop(watch.take());
                 t.route_all(Side::Previous, &j.facts, c).await
             }
             Phase::VerifyCanaryAbort => {
-                let r = self.verify_rollback(j).await;
+                let r = self.verify_previous(j, c).await;
                 if r == R::Ok {
                     t.retire(&j.facts, c).await;
                 }
@@ -265,9 +530,12 @@ impl<T: Target> Rollout<T> {
             }
             Phase::Swap => {
                 drop(watch.take());
-                t.swap(&self.plan, &j.facts, false, c).await
+                t.swap(&self.plan, &j.facts, &self.probe, false, c).await
             }
-            Phase::SwapBack => t.swap(&self.plan, &j.facts, true, c).await,
+            Phase::SwapBack => {
+                drop(watch.take());
+                t.swap(&self.plan, &j.facts, &self.probe, true, c).await
+            }
             Phase::ResolveSwap => {
                 t.resolve_swap(
                     &self.plan,
@@ -283,26 +551,26 @@ impl<T: Target> Rollout<T> {
                 t.resolve_swap(&self.plan, &j.facts, previous.as_deref(), &self.probe, c)
                     .await
             }
-            Phase::VerifyProduction => self.verify_production(j).await,
+            Phase::VerifyProduction => self.verify_production(j, c).await,
             Phase::VerifyRollback => {
-                let r = self.verify_rollback(j).await;
+                let r = self.verify_previous(j, c).await;
                 if r == R::Ok {
                     t.retire(&j.facts, c).await;
                 }
                 r
             }
-            Phase::ReleaseLease => self.release_lease(j).await,
+            Phase::Finish => self.finish(j, c).await,
             Phase::Done => R::Ok,
         }
     }
 
-    async fn canary_watch(&self, j: &mut Journal, watch: &mut Option<Watch>) -> R {
+    async fn canary_watch(&self, j: &mut Journal, watch: &mut Option<Watch>, c: &Cancel) -> R {
         let (Some(plan), Some(clients)) = (&self.plan.canary, &self.sources) else {
             return R::Failed("a canary step without a canary plan".into());
         };
         if watch.is_none() {
             let arms = self.target.arms(&j.facts);
-            match Watch::start(plan, clients, &arms, &self.cancel).await {
+            match Watch::start(plan, clients, &arms, c).await {
                 Ok(w) => *watch = Some(w),
                 Err(why) => return R::Failed(why),
             }
@@ -311,119 +579,68 @@ impl<T: Target> Rollout<T> {
             return R::Failed("the canary watch did not start".into());
         };
         let percent = j.state.canary_percent();
-        let (result, record) = w.step(plan, percent, &self.cancel).await;
+        let (result, record) = w.step(plan, percent, c).await;
         tracing::info!("canary {percent}%: {} — {}", record.decision, record.detail);
         j.facts.canary_steps.push(record);
         result
     }
 
-    /// Waits (up to the lock bound) while another run holds the lease or a
-    /// platform operation (a swap) is in progress.
-    async fn wait_for_other_operations(&self) -> std::result::Result<(), String> {
+    /// Waits (up to the lock bound) while a platform operation (a swap
+    /// started elsewhere, a container app updating) is in progress.
+    async fn wait_for_other_operations(&self, c: &Cancel) -> std::result::Result<(), R> {
         let started = Instant::now();
-        loop {
-            let tags = self
-                .target
-                .tags(&self.cancel)
-                .await
-                .map_err(|e| e.to_string())?;
-            let lease = tags
-                .get(LEASE_TAG)
-                .and_then(|v| Lease::parse(v))
-                .filter(|l| l.live() && l.run != self.plan.run_id);
-            let busy = if lease.is_none() {
-                self.target
-                    .busy(&self.cancel)
-                    .await
-                    .map_err(|e| e.to_string())?
-            } else {
-                None
+        for _ in 0..10_000 {
+            let busy = match self.target.busy(c).await {
+                Ok(b) => b,
+                Err(e) => return Err(super::target::arm_result(e)),
             };
-            let what = match (&lease, &busy) {
-                (Some(l), _) => format!(
-                    "another deploy ({}) holds the lease until {}",
-                    l.run, l.expires
-                ),
-                (None, Some(op)) => format!("a site operation ({op}) is in progress"),
-                (None, None) => return Ok(()),
+            let Some(op) = busy else {
+                return Ok(());
             };
+            let what = format!("a platform operation ({op}) is in progress");
             if started.elapsed() >= self.plan.lock_wait {
-                return Err(format!(
+                return Err(R::Failed(format!(
                     "{what}; waited {}s (lock-wait)",
                     self.plan.lock_wait.as_secs()
-                ));
+                )));
             }
             tracing::info!("{what}; waiting");
-            self.cancel
-                .sleep(Duration::from_secs(2).min(self.plan.lock_wait))
+            if c.sleep(Duration::from_secs(2).min(self.plan.lock_wait))
                 .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
-
-    async fn acquire_lease(&self, j: &mut Journal) -> R {
-        let c = &self.cancel;
-        let canary = self.plan.canary.as_ref().map_or(Duration::ZERO, |p| {
-            (p.window + p.inconclusive_wait) * p.steps.len() as u32
-        });
-        let lease = Lease::new(
-            &self.plan.run_id,
-            self.plan.swap_timeout
-                + self.plan.verify_window
-                + self.plan.staging.timeout
-                + canary
-                + Duration::from_secs(600),
-        );
-        let ours = BTreeMap::from([(LEASE_TAG.to_string(), lease.render())]);
-        if let Err(e) = self.target.merge_tags(&ours, c).await {
-            return R::Failed(e.to_string());
-        }
-        // Last writer wins on tags: read back to learn whether we do.
-        match self.target.tags(c).await {
-            Ok(tags) if tags.get(LEASE_TAG) == Some(&lease.render()) => {
-                j.lease = Some(lease.render());
-                R::Ok
+                .is_err()
+            {
+                return Err(R::Cancelled);
             }
-            Ok(tags) => R::Failed(format!(
-                "another deploy took the lease first ({})",
-                tags.get(LEASE_TAG).cloned().unwrap_or_default()
-            )),
-            Err(e) => R::Failed(e.to_string()),
         }
+        Err(R::Failed("a platform operation stayed in progress".into()))
     }
 
-    async fn release_lease(&self, j: &mut Journal) -> R {
+    async fn finish(&self, j: &mut Journal, c: &Cancel) -> R {
         // After a promotion, record the version (and on Container Apps the
-        // revision) to roll back to.
-        if j.state.outcome == Some(Outcome::Promoted)
-            && let Some(previous) = &j.facts.previous_version
-        {
-            let mut tag = BTreeMap::from([(PREVIOUS_VERSION_TAG.to_string(), previous.clone())]);
-            if let Some(revision) = &j.facts.stable_revision {
-                tag.insert(PREVIOUS_REVISION_TAG.to_string(), revision.clone());
+        // revision) to roll back to, and keep what that rollback needs. A
+        // rollback records nothing: its target stays the target, so a second
+        // click changes nothing.
+        if j.state.outcome == Some(Outcome::Promoted) && !self.plan.rollback {
+            if let Some(previous) = &j.facts.previous_version {
+                let mut tag =
+                    BTreeMap::from([(PREVIOUS_VERSION_TAG.to_string(), previous.clone())]);
+                if let Some(revision) = &j.facts.stable_revision {
+                    tag.insert(PREVIOUS_REVISION_TAG.to_string(), revision.clone());
+                }
+                if let Err(e) = self.target.merge_tags(&tag, c).await {
+                    tracing::warn!(
+                        "could not record the previous version {previous} for rollback ({e}); rollback will need to-version"
+                    );
+                }
             }
-            if let Err(e) = self.target.merge_tags(&tag, &self.cancel).await {
-                tracing::warn!(
-                    "could not record the previous version {previous} for rollback ({e}); rollback will need to-version"
-                );
-            }
-        }
-        let Some(ours) = j.lease.clone() else {
-            return R::Ok;
-        };
-        // Delete matches the value too: a lease someone else took after ours
-        // expired is left alone.
-        let tag = BTreeMap::from([(LEASE_TAG.to_string(), ours)]);
-        match self.target.delete_tags(&tag, &self.cancel).await {
-            Ok(()) => j.lease = None,
-            Err(e) => {
-                tracing::warn!("could not release the deploy lease ({e}); it expires by itself")
+            if let Some(kept) = self.target.keep(&self.plan, &j.facts, c).await {
+                j.facts.kept.push(kept);
             }
         }
         R::Ok
     }
 
-    async fn check_staging(&self, j: &mut Journal) -> R {
+    async fn check_staging(&self, j: &mut Journal, c: &Cancel) -> R {
         let seen = match self
             .probe
             .wait_until_good(
@@ -432,7 +649,7 @@ impl<T: Target> Rollout<T> {
                 Some(&self.plan.expected_version),
                 None,
                 self.plan.staging,
-                &self.cancel,
+                c,
             )
             .await
         {
@@ -446,18 +663,27 @@ impl<T: Target> Rollout<T> {
         match seen.last() {
             Some(o) if o.good(&self.plan.endpoints, Some(&self.plan.expected_version)) => R::Ok,
             Some(o) => R::Failed(format!(
-                "staging ({}) is not ready after {} checks: {} (expected health {} and version {})",
-                self.plan.slot,
+                "staging ({}) is not ready after {} checks: {} (expected health {} and version {}){}",
+                if j.facts.new_revision.is_some() {
+                    j.facts.new_revision.clone().unwrap_or_default()
+                } else {
+                    self.plan.slot.clone()
+                },
                 seen.len(),
                 o.describe(),
                 self.plan.endpoints.health_status,
-                self.plan.expected_version
+                self.plan.expected_version,
+                if !j.state.upload && o.version.is_some() {
+                    " — no package or image was given, so the slot still holds what was there; give `package` to upload the build"
+                } else {
+                    ""
+                }
             )),
             None => R::Failed("staging was not checked".into()),
         }
     }
 
-    async fn verify_production(&self, j: &mut Journal) -> R {
+    async fn verify_production(&self, j: &mut Journal, c: &Cancel) -> R {
         let started = Instant::now();
         let want = self.plan.expected_version.as_str();
         loop {
@@ -474,16 +700,14 @@ impl<T: Target> Rollout<T> {
             if started.elapsed() + self.plan.verify_interval > self.plan.verify_window {
                 break;
             }
-            if self.cancel.sleep(self.plan.verify_interval).await.is_err() {
+            if c.sleep(self.plan.verify_interval).await.is_err() {
                 return R::Cancelled;
             }
         }
-        if let R::Failed(why) = self
-            .target
-            .check_routing(Side::New, &j.facts, &self.cancel)
-            .await
-        {
-            return R::Failed(format!("during verification: {why}"));
+        match self.target.check_routing(Side::New, &j.facts, c).await {
+            R::Ok => {}
+            R::Failed(why) => return R::Failed(format!("during verification: {why}")),
+            other => return other,
         }
         if let Some(path) = &self.plan.endpoints.version_path {
             let sample = self
@@ -494,15 +718,18 @@ impl<T: Target> Rollout<T> {
             let good = sample.get(want).copied().unwrap_or(0);
             if good != self.plan.verify_samples {
                 return R::Failed(format!(
-                    "{good} of {} production requests reached {want}: {sample:?}",
-                    self.plan.verify_samples
+                    "{good} of {} production requests reached {want}: {}",
+                    self.plan.verify_samples,
+                    show_sample(&sample)
                 ));
             }
         }
         R::Ok
     }
 
-    async fn verify_rollback(&self, j: &mut Journal) -> R {
+    /// Production serves the previous version again, healthy, on every one
+    /// of `verify-requests` requests.
+    async fn verify_previous(&self, j: &mut Journal, _c: &Cancel) -> R {
         let want = j.facts.previous_version.clone();
         let o = self
             .probe
@@ -523,64 +750,125 @@ impl<T: Target> Rollout<T> {
             j.facts.production_sample = sample.clone();
             if sample.get(want).copied().unwrap_or(0) != self.plan.verify_samples {
                 return R::Failed(format!(
-                    "after rolling back, production serves {sample:?} (expected all {want})"
+                    "after rolling back, production serves {} (expected all {want})",
+                    show_sample(&sample)
                 ));
             }
         }
         R::Ok
     }
+
+    /// What production serves now, read by requests (for the outputs).
+    async fn serving(&self, j: &Journal) -> BTreeMap<String, usize> {
+        let (Some(path), false) = (
+            &self.plan.endpoints.version_path,
+            j.facts.production_host.is_empty(),
+        ) else {
+            return BTreeMap::new();
+        };
+        // The final verification just sampled: reuse it when it is the end.
+        if matches!(
+            j.state.trail.iter().rev().nth(2),
+            Some(Phase::VerifyProduction | Phase::VerifyRollback | Phase::VerifyCanaryAbort)
+        ) && !j.facts.production_sample.is_empty()
+        {
+            return j.facts.production_sample.clone();
+        }
+        self.probe
+            .sample_versions(&j.facts.production_host, path, 10)
+            .await
+    }
 }
 
-/// True for phases that change something (and so are not started after
-/// cancellation). Reading state and giving back the lease are always done.
+/// "2.4.1 × 48, 2.4.0 × 2".
+pub fn show_sample(sample: &BTreeMap<String, usize>) -> String {
+    if sample.is_empty() {
+        return "no answer".into();
+    }
+    let mut v: Vec<_> = sample.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter()
+        .map(|(k, n)| format!("{k} × {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a person reads for a phase as it starts.
+fn phase_line(phase: Phase, s: &State) -> String {
+    match phase {
+        Phase::CanaryShift => format!(
+            "sending {} % of production traffic to the new build",
+            s.canary_percent()
+        ),
+        Phase::CanaryWatch => format!("watching the {} % canary", s.canary_percent()),
+        other => phase_name(other).to_string(),
+    }
+}
+
+/// Plain words for a phase (progress lines, summaries).
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Preflight => "preflight (read the app, its slots and what production serves)",
+        Phase::ClearStaleRouting => "clear leftover routing",
+        Phase::Upload => "stage the build",
+        Phase::CheckStaging => "check staging (health + version)",
+        Phase::CanaryShift => "shift canary traffic",
+        Phase::CanaryWatch => "watch the canary",
+        Phase::CanaryAbort => "withdraw the canary",
+        Phase::VerifyCanaryAbort => "verify production after the withdrawal",
+        Phase::Swap => "promote (swap into production)",
+        Phase::ResolveSwap => "find out whether the promotion happened",
+        Phase::ClearRouting => "clear routing",
+        Phase::VerifyProduction => "verify production",
+        Phase::SwapBack => "put the previous version back",
+        Phase::ResolveSwapBack => "find out whether the previous version is back",
+        Phase::ClearRoutingAfterRollback => "clear routing after rolling back",
+        Phase::VerifyRollback => "verify the previous version serves",
+        Phase::Finish => "record the result",
+        Phase::Done => "done",
+    }
+}
+
+/// The journal as the lock's intent: what a run taking over after a crash
+/// needs to restore (the state and the facts, without the evidence).
+pub fn intent(j: &Journal) -> serde_json::Value {
+    let mut state = j.state.clone();
+    let keep = state.trail.len().saturating_sub(4);
+    state.trail.drain(..keep);
+    state.notes.clear();
+    let mut facts = j.facts.clone();
+    facts.canary_steps.clear();
+    facts.production_sample.clear();
+    facts.serving_at_end.clear();
+    serde_json::json!({
+        "state": state,
+        "facts": facts,
+        "expected_version": j.expected_version,
+        "restore": j.restore,
+    })
+}
+
+/// A journal from a lock's intent (a run that died), if it is one.
+pub fn journal_from_intent(v: &serde_json::Value) -> Option<Journal> {
+    Some(Journal {
+        state: serde_json::from_value(v.get("state")?.clone()).ok()?,
+        facts: serde_json::from_value(v.get("facts")?.clone()).ok()?,
+        phases: Vec::new(),
+        lock: None,
+        expected_version: v.get("expected_version")?.as_str()?.to_string(),
+        restore: v
+            .get("restore")
+            .and_then(|r| serde_json::from_value(r.clone()).ok()),
+    })
+}
+
+/// True for phases that change something (and so are not started after a
+/// stop). Reading state is always done.
 fn changes(phase: Phase) -> bool {
     !matches!(
         phase,
-        Phase::Preflight
-            | Phase::ResolveSwap
-            | Phase::ResolveSwapBack
-            | Phase::ReleaseLease
-            | Phase::Done
+        Phase::Preflight | Phase::ResolveSwap | Phase::ResolveSwapBack | Phase::Done
     )
-}
-
-/// A lease value: `run;expires-rfc3339`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// Who holds it.
-    pub run: String,
-    /// When it lapses.
-    pub expires: String,
-}
-
-impl Lease {
-    fn new(run: &str, ttl: Duration) -> Lease {
-        let expires = chrono::Utc::now()
-            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
-        Lease {
-            run: run.replace(';', ","),
-            expires: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }
-    }
-
-    /// Parses a tag value; `None` if it is not one of ours.
-    pub fn parse(v: &str) -> Option<Lease> {
-        let (run, expires) = v.rsplit_once(';')?;
-        chrono::DateTime::parse_from_rfc3339(expires).ok()?;
-        Some(Lease {
-            run: run.into(),
-            expires: expires.into(),
-        })
-    }
-
-    /// Whether it has not lapsed.
-    pub fn live(&self) -> bool {
-        chrono::DateTime::parse_from_rfc3339(&self.expires).is_ok_and(|e| e > chrono::Utc::now())
-    }
-
-    fn render(&self) -> String {
-        format!("{};{}", self.run, self.expires)
-    }
 }
 
 impl Journal {
@@ -595,20 +883,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leases_round_trip_and_expire() {
-        let l = Lease::new("contoso/payments#42.1", Duration::from_secs(60));
-        let back = Lease::parse(&l.render()).unwrap();
-        assert_eq!(back, l);
-        assert!(back.live());
-        assert!(!Lease::parse("x;2000-01-01T00:00:00Z").unwrap().live());
-        assert_eq!(Lease::parse("not a lease"), None);
-        assert!(Lease::new("a;b", Duration::from_secs(1)).run.contains(','));
+    fn only_read_phases_run_after_a_stop() {
+        assert!(!changes(Phase::Preflight));
+        assert!(!changes(Phase::ResolveSwap));
+        assert!(changes(Phase::Swap));
+        assert!(changes(Phase::SwapBack));
     }
 
     #[test]
-    fn only_read_phases_run_after_cancellation() {
-        assert!(!changes(Phase::ReleaseLease));
-        assert!(changes(Phase::Swap));
-        assert!(changes(Phase::SwapBack));
+    fn an_intent_round_trips_into_a_journal() {
+        let mut j = Journal {
+            state: State::with_canary(true, vec![10]),
+            facts: Facts {
+                previous_version: Some("2.4.0".into()),
+                ..Facts::default()
+            },
+            phases: Vec::new(),
+            lock: None,
+            expected_version: "2.4.1".into(),
+            restore: None,
+        };
+        j.state = step(j.state, R::Ok);
+        let back = journal_from_intent(&intent(&j)).unwrap();
+        assert_eq!(back.state.phase, j.state.phase);
+        assert_eq!(back.facts.previous_version.as_deref(), Some("2.4.0"));
+        assert_eq!(back.expected_version, "2.4.1");
+        assert!(journal_from_intent(&serde_json::json!({"x": 1})).is_none());
     }
 }

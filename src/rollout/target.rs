@@ -2,11 +2,15 @@
 //! implementation per traffic/slot provider ([`super::app_service`],
 //! [`super::container_apps`]).
 //!
-//! The driver owns the decisions, the lease, the probes, the canary watch
-//! and the journal; a target only knows how to read and change *its*
-//! platform: where the new build is staged, how a share of production
-//! traffic is sent to it, what "swap" means, and how to read back that a
-//! change took effect.
+//! The driver owns the decisions, the probes, the canary watch and the
+//! journal; a target only knows how to read and change *its* platform:
+//! where the new build is staged, how a share of production traffic is sent
+//! to it, what "swap" means, and how to read back that a change took
+//! effect. Failures come back as a [`R`] that says what the driver does:
+//! [`R::Unavailable`] (throttled, 5xx, busy: wait and perform the phase
+//! again — never a reason to roll back), [`R::Failed`] (the app or the
+//! request is wrong), [`R::Ambiguous`] (a change may have happened: read
+//! state).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -14,6 +18,7 @@ use std::future::Future;
 use super::Result as R;
 use super::driver::{DeployPlan, Facts};
 use crate::azure::arm::ArmError;
+use crate::azure::auth::AuthError;
 use crate::cancel::Cancel;
 use crate::probe::Probe;
 use crate::probe::evidence::Arms;
@@ -25,6 +30,25 @@ pub enum Side {
     Previous,
     /// The build this deploy brings.
     New,
+}
+
+/// What an ARM failure means for the rollout: throttling, server errors,
+/// lost connections and "another operation is in progress" are the control
+/// plane's trouble — wait and try the phase again; cancellation is a stop;
+/// anything else is a failure the caller reports.
+pub fn arm_result(e: ArmError) -> R {
+    match e {
+        ArmError::Unavailable { .. } | ArmError::Conflict { .. } => R::Unavailable(e.to_string()),
+        ArmError::Auth(AuthError::Http(ref h))
+            if h.status().is_none_or(|s| {
+                s.is_server_error() || s == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }) && !matches!(h, crate::http::HttpError::TooLarge { .. }) =>
+        {
+            R::Unavailable(e.to_string())
+        }
+        ArmError::Cancelled(_) => R::Cancelled,
+        other => R::Failed(other.to_string()),
+    }
 }
 
 /// A platform the rollout can drive.
@@ -41,10 +65,10 @@ pub trait Target: Send + Sync {
     ) -> impl Future<Output = R> + Send;
 
     /// A platform operation in progress that a deploy must wait for (a
-    /// swap), if any.
+    /// swap started elsewhere), if any.
     fn busy(&self, c: &Cancel) -> impl Future<Output = Result<Option<String>, ArmError>> + Send;
 
-    /// The resource's tags (the lease lives there).
+    /// The resource's tags (the version to roll back to lives there).
     fn tags(
         &self,
         c: &Cancel,
@@ -52,13 +76,6 @@ pub trait Target: Send + Sync {
 
     /// Adds or replaces the given tags, leaving the others.
     fn merge_tags(
-        &self,
-        tags: &BTreeMap<String, String>,
-        c: &Cancel,
-    ) -> impl Future<Output = Result<(), ArmError>> + Send;
-
-    /// Deletes the given tags where name and value match.
-    fn delete_tags(
         &self,
         tags: &BTreeMap<String, String>,
         c: &Cancel,
@@ -73,11 +90,14 @@ pub trait Target: Send + Sync {
     fn check_routing(&self, to: Side, facts: &Facts, c: &Cancel) -> impl Future<Output = R> + Send;
 
     /// Puts the new build where it can be checked without users: upload
-    /// to the slot, or a new revision with no traffic, ready.
+    /// to the slot (or, for a rollback, make sure the slot holds the target
+    /// version, re-staging it from the archive), or a new revision with no
+    /// traffic (or the target revision, reactivated), ready.
     fn stage(
         &self,
         plan: &DeployPlan,
         facts: &mut Facts,
+        probe: &Probe,
         c: &Cancel,
     ) -> impl Future<Output = R> + Send;
 
@@ -86,18 +106,20 @@ pub trait Target: Send + Sync {
     fn shift(&self, percent: u8, facts: &Facts, c: &Cancel) -> impl Future<Output = R> + Send;
 
     /// Makes the new build production (`back`: makes the previous one
-    /// production again). Sent once; an unknown outcome is
-    /// [`R::Ambiguous`].
+    /// production again, after checking it is where the swap takes it
+    /// from). Sent once; an unknown outcome is [`R::Ambiguous`].
     fn swap(
         &self,
         plan: &DeployPlan,
         facts: &Facts,
+        probe: &Probe,
         back: bool,
         c: &Cancel,
     ) -> impl Future<Output = R> + Send;
 
     /// After an unknown outcome: reads state to learn whether production
-    /// now serves `expected` ([`R::Swapped`]) or not ([`R::NotSwapped`]).
+    /// now serves `expected` ([`R::Swapped`]) or not ([`R::NotSwapped`]);
+    /// [`R::Unavailable`] while it cannot tell.
     fn resolve_swap(
         &self,
         plan: &DeployPlan,
@@ -112,6 +134,20 @@ pub trait Target: Send + Sync {
     /// revision). Best effort; failures are warnings.
     fn retire(&self, facts: &Facts, c: &Cancel) -> impl Future<Output = ()> + Send;
 
+    /// After a promotion: keeps what a later rollback to this version needs
+    /// (App Service archives the package) and says what it kept. Best
+    /// effort; failures are warnings.
+    fn keep(
+        &self,
+        plan: &DeployPlan,
+        facts: &Facts,
+        c: &Cancel,
+    ) -> impl Future<Output = Option<String>> + Send;
+
     /// The canary and the baseline, for evidence sources.
     fn arms(&self, facts: &Facts) -> Arms;
+
+    /// The command a person runs to put production back on `version`
+    /// (printed when a run is stopped before it could restore).
+    fn rollback_command(&self, version: &str) -> String;
 }

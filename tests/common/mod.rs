@@ -96,6 +96,18 @@ impl Job {
         self
     }
 
+    /// The sandbox's GitHub as the workflow's: its API and server, its
+    /// token as `github-token`, and `contoso/payments` (created with one
+    /// commit when missing) — where the deploy lock, the package archive
+    /// and the deployment records live.
+    pub fn github_of(self, sb: &expedite_sandbox::Sandbox) -> Job {
+        let s = sb.settings();
+        seed_repo(sb, "contoso", "payments");
+        self.env("GITHUB_API_URL", &s.github_api_url)
+            .env("GITHUB_SERVER_URL", &s.github_server_url)
+            .input("github-token", &sb.handle().github_token())
+    }
+
     /// Runs the main stage (`entrypoint`) as a fresh step.
     pub fn run_main(&self) -> StepResult {
         self.run_step(Path::new(env!("CARGO_BIN_EXE_expedite")), &[])
@@ -225,6 +237,42 @@ impl Running {
             summary: read(&self.summary),
         }
     }
+}
+
+/// Creates `owner/repo` in the sandbox with one empty commit on `main`
+/// (refs cannot be created in an empty repository); a repository that
+/// exists is left as it is.
+pub fn seed_repo(sb: &expedite_sandbox::Sandbox, owner: &str, repo: &str) {
+    let h = sb.handle();
+    if h.github_repo_path(owner, repo).is_some() {
+        return;
+    }
+    let Ok(bare) = h.github_create_repo(owner, repo, "main") else {
+        return;
+    };
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(&bare)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Dana Hotfix")
+            .env("GIT_AUTHOR_EMAIL", "dana@contoso.test")
+            .env("GIT_COMMITTER_NAME", "Dana Hotfix")
+            .env("GIT_COMMITTER_EMAIL", "dana@contoso.test")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let tree = git(&["mktree"]);
+    let commit = git(&["commit-tree", &tree, "-m", "initial commit"]);
+    git(&["update-ref", "refs/heads/main", &commit]);
 }
 
 fn uuid_like() -> String {

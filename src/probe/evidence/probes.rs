@@ -223,8 +223,8 @@ async fn probe_once(
     let body = crate::http::read_body(first, crate::http::PROBE_BODY_LIMIT)
         .await
         .map_err(|e| format!("{r}: {e}"))?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| format!("{r}: the answer is not JSON ({e})"))?;
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("{r}: the answer is not JSON ({e})"))?;
     let id = match body.get("id") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
