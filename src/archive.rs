@@ -141,8 +141,9 @@ impl Archive {
 
     /// Whether `version` is archived.
     pub async fn has(&self, key: &LockKey, version: &str) -> Result<bool, ArchiveError> {
+        let name = Archive::ref_name(key, version);
         self.api
-            .get_ref(&Archive::ref_name(key, version))
+            .get_ref(name.strip_prefix("refs/").unwrap_or(&name))
             .await
             .map(|r| r.is_some())
             .map_err(|e| self.err(e))
@@ -212,7 +213,8 @@ impl Archive {
         version: &str,
     ) -> Result<Option<(Entry, Vec<u8>)>, ArchiveError> {
         let name = Archive::ref_name(key, version);
-        let Some(r) = self.api.get_ref(&name).await.map_err(|e| self.err(e))? else {
+        let short = name.strip_prefix("refs/").unwrap_or(&name);
+        let Some(r) = self.api.get_ref(short).await.map_err(|e| self.err(e))? else {
             return Ok(None);
         };
         let commit = self

@@ -78,6 +78,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         preemptible: true,
         preempt: None,
         wait: config.plan.lock_wait,
+        journal: config.plan.journal.clone(),
     };
     let (journal, deployment, notes) =
         match service::take(ctx, &clients, &keeper, &place, &ask, &cancel).await {

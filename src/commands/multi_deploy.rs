@@ -181,6 +181,7 @@ impl Runner {
             preemptible: true,
             preempt: None,
             wait: plan.lock_wait,
+            journal: plan.journal.clone(),
         };
         let journal = match service::take(
             &self.ctx,

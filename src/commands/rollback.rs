@@ -43,6 +43,28 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
     let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
     let clients = azure_clients(&ctx.console, &config.azure)?;
     let keeper = Keeper::connect(ctx).await?;
+    // The post stage finishes any rollback this run leaves half-done.
+    if let Some(dir) = config.audit_log.parent() {
+        let paths: Vec<_> = config
+            .services
+            .iter()
+            .map(|name| {
+                let app = match config.manifest.as_ref().and_then(|m| m.service(name)) {
+                    Some(s) => match &s.platform {
+                        crate::manifest::Platform::AppService { app, .. }
+                        | crate::manifest::Platform::ContainerApps { app, .. } => app.clone(),
+                        crate::manifest::Platform::Command { .. } => name.clone(),
+                    },
+                    None => name.clone(),
+                };
+                dir.join(format!("expedite-journal-rollback-{app}.json"))
+            })
+            .collect();
+        for p in &paths {
+            let _ = std::fs::remove_file(p);
+        }
+        service::save_journal_paths(ctx, &paths);
+    }
     let mut results = Vec::new();
     let mut journals = Vec::new();
     for app_name in &config.services {

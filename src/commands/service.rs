@@ -166,6 +166,9 @@ pub struct LockAsk {
     pub preempt: Option<String>,
     /// How long to wait for a live holder.
     pub wait: Duration,
+    /// The journal the post stage reads: written as soon as the lock is
+    /// held, so a run killed before its first phase still gives it back.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// The lock, held (or `lock: none`), and what taking it involved.
@@ -369,6 +372,22 @@ pub async fn take(
     })?;
     guard.watch(cancel);
     held.guard = Some(guard.clone());
+    if let Some(path) = &ask.journal {
+        let mut first = refused("", String::new());
+        first.state = State::new(false);
+        first.lock = Some(guard.handle().await);
+        match serde_json::to_vec_pretty(&first) {
+            Ok(bytes) => {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                if let Err(e) = std::fs::write(path, bytes) {
+                    tracing::warn!("cannot write the journal {}: {e}", path.display());
+                }
+            }
+            Err(e) => tracing::warn!("cannot encode the journal: {e}"),
+        }
+    }
     if let Some(by) = &acquired.preempted {
         held.notes.push(format!(
             "asked {by} to stop; it restored production and gave the lock back"
@@ -642,24 +661,23 @@ pub async fn aim(
                 // its name; the newest one wins. Its identity is checked
                 // before any traffic moves.
                 let slug = revision_suffix(&version, "", "");
+                let bare = slug.replace('-', "");
                 let mut found: Vec<_> = revisions
                     .iter()
                     .filter(|r| {
                         r.name
                             .strip_prefix(&format!("{}--", app.app))
-                            .is_some_and(|s| s == slug || s.starts_with(&format!("{slug}-")))
+                            .is_some_and(|s| {
+                                s == slug
+                                    || s.starts_with(&format!("{slug}-"))
+                                    || s.replace('-', "") == bare
+                            })
                     })
                     .collect();
                 found.sort_by(|a, b| b.created_time.cmp(&a.created_time));
-                match found.first() {
-                    Some(r) => Some(r.name.clone()),
-                    None => {
-                        return Err(format!(
-                            "no revision of container app '{}' is known to serve {version} (expedite names its revisions after the version; the app records the one before its last promotion); deploy {version} with its image instead",
-                            app.app
-                        ));
-                    }
-                }
+                // None: production may already serve it (nothing to do);
+                // otherwise staging says no revision is known to serve it.
+                found.first().map(|r| r.name.clone())
             }
         }
     };
@@ -781,11 +799,16 @@ pub async fn rollback_one(
         notes: Vec::new(),
     };
     let cancel = ctx.cancel.child();
+    let journal_path = settings
+        .journal_dir
+        .as_ref()
+        .map(|d| d.join(format!("expedite-journal-rollback-{}.json", place.name())));
     let ask = LockAsk {
         command: "rollback".into(),
         preemptible: false,
         preempt: settings.preempt.then(|| settings.reason.clone()),
         wait: settings.lock_wait,
+        journal: journal_path.clone(),
     };
     let held = match take(ctx, clients, keeper, place, &ask, &cancel).await {
         Ok(h) => h,
@@ -841,10 +864,7 @@ pub async fn rollback_one(
         stale: StalePolicy::Clear,
         lock_wait: settings.lock_wait,
         run_id: ctx.identity.id.clone(),
-        journal: settings
-            .journal_dir
-            .as_ref()
-            .map(|d| d.join(format!("expedite-journal-rollback-{}.json", place.name()))),
+        journal: journal_path,
         image: None,
         canary: None,
         rollback: true,

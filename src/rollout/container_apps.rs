@@ -249,6 +249,13 @@ impl Target for ContainerAppsTarget {
                 Err(e) => return arm_result(e),
             }
             revision.clone()
+        } else if plan.rollback {
+            return R::Failed(format!(
+                "no revision of container app '{}' is known to serve {} (expedite names its revisions after the version, and records the one before its last promotion); deploy {} with its image instead",
+                self.app.app_ref().app,
+                plan.expected_version,
+                plan.expected_version
+            ));
         } else {
             let Some(image) = &plan.image else {
                 return R::Failed("no image to deploy".into());

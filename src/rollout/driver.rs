@@ -397,7 +397,6 @@ impl<T: Target> Rollout<T> {
     async fn before(&self, phase: Phase, j: &mut Journal) {
         if let Some(lock) = &self.lock {
             if changes(phase)
-                && phase != Phase::Finish
                 && let Err(e) = lock.write_intent(intent(j)).await
             {
                 tracing::warn!("could not record this run's intent with the lock ({e})");
@@ -862,12 +861,16 @@ pub fn journal_from_intent(v: &serde_json::Value) -> Option<Journal> {
     })
 }
 
-/// True for phases that change something (and so are not started after a
-/// stop). Reading state is always done.
+/// True for phases that change production (and so are not started after a
+/// stop). Reading state is always done, and so is recording the result.
 fn changes(phase: Phase) -> bool {
     !matches!(
         phase,
-        Phase::Preflight | Phase::ResolveSwap | Phase::ResolveSwapBack | Phase::Done
+        Phase::Preflight
+            | Phase::ResolveSwap
+            | Phase::ResolveSwapBack
+            | Phase::Finish
+            | Phase::Done
     )
 }
 
@@ -886,6 +889,7 @@ mod tests {
     fn only_read_phases_run_after_a_stop() {
         assert!(!changes(Phase::Preflight));
         assert!(!changes(Phase::ResolveSwap));
+        assert!(!changes(Phase::Finish));
         assert!(changes(Phase::Swap));
         assert!(changes(Phase::SwapBack));
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub mod azure;
+pub mod safety;
 
 use expedite::action::files::parse_key_value_file;
 
@@ -18,6 +19,7 @@ pub struct Job {
     pub env: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone)]
 pub struct StepResult {
     pub code: i32,
     pub stdout: String,
@@ -125,6 +127,41 @@ impl Job {
             .map(|(k, v)| (format!("STATE_{k}"), v.clone()))
             .collect();
         self.run_step(&link, &vars)
+    }
+
+    /// Runs the main stage under a wrapper that reads its peak resident
+    /// memory when it exits (`getrusage(RUSAGE_CHILDREN)`): the result and
+    /// the peak in KiB.
+    pub fn run_main_measured(&self) -> (StepResult, u64) {
+        let wrapper = self.path("measure.py");
+        std::fs::write(
+            &wrapper,
+            "#!/usr/bin/env python3\nimport os, resource, subprocess, sys\n\
+             p = subprocess.run([os.environ['EXPEDITE_MEASURED']])\n\
+             open(os.environ['EXPEDITE_RSS_FILE'], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+             sys.exit(p.returncode)\n",
+        )
+        .expect("wrapper");
+        let mut perms = std::fs::metadata(&wrapper).expect("stat").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&wrapper, perms).expect("chmod");
+        let rss = self.path("rss.txt");
+        let extra = [
+            (
+                "EXPEDITE_MEASURED".to_string(),
+                env!("CARGO_BIN_EXE_expedite").to_string(),
+            ),
+            (
+                "EXPEDITE_RSS_FILE".to_string(),
+                rss.to_string_lossy().into_owned(),
+            ),
+        ];
+        let r = self.run_step(&wrapper, &extra);
+        let kib = std::fs::read_to_string(&rss)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(u64::MAX);
+        (r, kib)
     }
 
     /// Starts the main stage without waiting (to signal it).
