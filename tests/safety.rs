@@ -844,7 +844,8 @@ async fn two_terminal_runs_are_two_holders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_answers_are_clear_errors_in_little_memory() {
     const GIB: u64 = 1 << 30;
-    let cases: [(&str, fn(&expedite_sandbox::Settings) -> FaultSpec, &str); 3] = [
+    type Case = (&'static str, fn(&expedite_sandbox::Settings) -> FaultSpec, &'static str);
+    let cases: [Case; 3] = [
         (
             "token endpoint",
             |_| FaultSpec::new(FaultKind::HugeBody { bytes: GIB }).host("login.azure.test"),
