@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::safety::{APP, CA, Platform, Rig, concurrency_trial};
+use common::safety::{APP, CA, Platform, Rig, canary, concurrency_trial, preemption, until};
 use common::{Job, StepResult};
 use expedite_sandbox::{Behaviour, FaultKind, FaultSpec};
 use rand::rngs::StdRng;
@@ -44,18 +44,6 @@ async fn post(job: Job, main: &StepResult) -> (Job, StepResult) {
     })
     .await
     .unwrap()
-}
-
-/// Polls `cond` every 5 ms for up to 60 s.
-async fn until(mut cond: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    false
 }
 
 fn swaps(rig: &Rig) -> usize {
@@ -92,18 +80,6 @@ fn lock_record(rig: &Rig, app: &str) -> Option<serde_json::Value> {
         .output()
         .ok()?;
     serde_json::from_slice(&out.stdout).ok()
-}
-
-fn canary(job: Job, window: &str) -> Job {
-    job.input("canary", "10")
-        .input("canary-window", window)
-        .input("evidence-interval", "200ms")
-        .input("probe-rate", "20")
-        .input("min-requests", "10")
-        .input(
-            "probe-requests",
-            "GET /health\nPOST /api/payments {\"amount\": 25, \"currency\": \"USD\"} => GET /api/payments/{id}",
-        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,25 +421,7 @@ async fn the_rollback_button_works_right_after_a_bad_attempt_on_container_apps()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emergency_rollback_stops_a_running_canary_and_takes_over() {
-    let rig = Rig::new().await;
-    let deploy_job = canary(rig.deploy("2.4.1"), "60s");
-    let deploy = deploy_job.start_main();
-    if !until(|| !rig.sb.handle().routing_rules(APP).is_empty()).await {
-        deploy.signal("KILL");
-        let d = tokio::task::spawn_blocking(move || deploy.wait())
-            .await
-            .unwrap();
-        panic!("the canary never went live:\n{}", d.all_text());
-    }
-    let clicked = Instant::now();
-    let (_j, rb) = run(rig
-        .rollback(Platform::AppService, Some("2.4.0"))
-        .input("reason", "checkout is down"))
-    .await;
-    let took = clicked.elapsed();
-    let d = tokio::task::spawn_blocking(move || deploy.wait())
-        .await
-        .unwrap();
+    let (took, d, rb) = preemption(Duration::from_millis(500)).await.unwrap();
     assert_eq!(d.output("result"), Some("preempted"), "{}", d.all_text());
     assert!(
         d.output("error")
@@ -475,13 +433,8 @@ async fn an_emergency_rollback_stops_a_running_canary_and_takes_over() {
     assert_eq!(rb.code, 0, "{}", rb.all_text());
     assert_eq!(rb.output("deployed-version"), Some("2.4.0"));
     assert!(rb.summary.contains("asked deploy 2.4.1"), "{}", rb.summary);
-    // It did not wait out the 60-second canary.
-    assert!(took < Duration::from_secs(30), "{took:?}");
-    assert_eq!(
-        rig.one_version(Platform::AppService).await.unwrap(),
-        "2.4.0"
-    );
-    rig.shutdown().await;
+    // It did not wait out the two-minute canary.
+    assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -844,7 +797,11 @@ async fn two_terminal_runs_are_two_holders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_answers_are_clear_errors_in_little_memory() {
     const GIB: u64 = 1 << 30;
-    type Case = (&'static str, fn(&expedite_sandbox::Settings) -> FaultSpec, &'static str);
+    type Case = (
+        &'static str,
+        fn(&expedite_sandbox::Settings) -> FaultSpec,
+        &'static str,
+    );
     let cases: [Case; 3] = [
         (
             "token endpoint",
@@ -894,4 +851,92 @@ async fn hostile_answers_are_clear_errors_in_little_memory() {
         );
         rig.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_lock_is_taken_over_without_the_run_finishing() {
+    let rig = Rig::new().await;
+    let dead_job = canary(rig.deploy("2.4.1"), "60s");
+    let dead = dead_job.start_main();
+    assert!(until(|| !rig.sb.handle().routing_rules(APP).is_empty()).await);
+    // Killed, and its run still "in progress": only the lock's expiry
+    // (lock-ttl 6 s here) frees it.
+    dead.signal("KILL");
+    let _ = tokio::task::spawn_blocking(move || dead.wait()).await;
+    let (_j, r) = run(rig.deploy("2.4.2")).await;
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    assert!(
+        r.summary.contains("took the deploy lock over") && r.summary.contains("expired"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(
+        rig.one_version(Platform::AppService).await.unwrap(),
+        "2.4.2"
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_during_a_canary_withdraws_it() {
+    let rig = Rig::new().await;
+    let (_j, r) = run(canary(rig.deploy("2.4.1"), "60s").input("timeout", "8s")).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("interrupted"), "{}", r.all_text());
+    assert_eq!(r.output("deployed-version"), Some("2.4.0"));
+    assert!(
+        r.output("error")
+            .unwrap()
+            .contains("the timeout of 8s passed"),
+        "{}",
+        r.all_text()
+    );
+    assert_eq!(
+        rig.one_version(Platform::AppService).await.unwrap(),
+        "2.4.0"
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_unreadable_past_the_deadline_needs_a_human_and_no_blind_swap() {
+    let rig = Rig::new().await;
+    let h = rig.sb.handle();
+    h.add_fault(FaultSpec::new(FaultKind::SwapTimeout { hold_ms: 2_000 }).times(1))
+        .unwrap();
+    let job = rig
+        .deploy("2.4.1")
+        .input("swap-timeout", "10s")
+        .input("timeout", "25s");
+    let running = job.start_main();
+    assert!(until(|| swaps(&rig) >= 1).await);
+    // Every ARM read throttled until well after the deadline.
+    h.add_fault(
+        FaultSpec::new(FaultKind::Throttle {
+            retry_after_secs: 1,
+        })
+        .host("management.azure.test")
+        .method("GET")
+        .for_ms(60_000),
+    )
+    .unwrap();
+    let r = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .unwrap();
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert_eq!(
+        r.output("result"),
+        Some("needs-attention"),
+        "{}",
+        r.all_text()
+    );
+    let error = r.output("error").unwrap();
+    assert!(
+        error.contains("the state is unknown")
+            && error.contains("expedite rollback --services app-contoso-payments"),
+        "{error}"
+    );
+    assert_eq!(swaps(&rig), 1, "no blind swap back");
+    drop(job);
+    rig.shutdown().await;
 }

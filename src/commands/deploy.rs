@@ -184,8 +184,7 @@ pub fn failure_line(j: &Journal, what: &str) -> Option<String> {
         Outcome::Promoted | Outcome::Unchanged => return None,
         Outcome::Interrupted => format!(
             "{what} was interrupted ({stop}); {} ({serving})",
-            if promoted_once || j.state.canary_exposed || j.facts.canary_steps.iter().any(|_| true)
-            {
+            if promoted_once || j.state.trail.contains(&Phase::CanaryShift) {
                 format!("production was restored to {previous} and verified")
             } else {
                 "production was not changed".to_string()

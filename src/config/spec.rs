@@ -1008,10 +1008,19 @@ pub const OUTPUTS: &[OutputSpec] = &[
     ),
     output(
         "result",
-        "How the command ended. deploy, rollback: promoted, rolled-back, unchanged, \
-         failed-before-change, inconclusive or needs-attention. cherry-pick: pull-request, \
-         pushed, conflict, already-applied or existing (a re-run found its pull request). \
-         start, tag: created or already-exists. incident: created, already-exists, updated, \
+        "How the command ended. deploy: promoted (the new version verified in production), \
+         unchanged (production already served it), rolled-back (a tripped canary, or a \
+         failure after promotion; the previous version verified again), inconclusive (the \
+         canary's evidence stayed inconclusive under on-inconclusive: fail; withdrawn), \
+         failed-before-change (production untouched), interrupted (a signal or the deadline \
+         stopped it; production restored to the previous version and verified), preempted (an \
+         emergency rollback asked for the lock; restored, verified, handed over), or \
+         needs-attention (production could not be restored, verified or read before the \
+         deadline; the error says what is known and the command to run). With a manifest: \
+         promoted, rolled-back or failed. rollback: rolled-back, unchanged, failed (nothing \
+         changed), interrupted or needs-attention. cherry-pick: pull-request, pushed, \
+         conflict, already-applied or existing (a re-run found its pull request). start, \
+         tag: created or already-exists. incident: created, already-exists, updated, \
          resolved.",
         Scope::Only(&[
             Command::Deploy,
@@ -1024,8 +1033,10 @@ pub const OUTPUTS: &[OutputSpec] = &[
     ),
     output(
         "canary-decision",
-        "The canary's last decision: pass, trip, inconclusive, promoted-inconclusive, or none \
-         when there was no canary.",
+        "The canary's last decision: pass, trip, inconclusive, promoted-inconclusive, \
+         cancelled (a signal or the deadline stopped the run during the canary, which was \
+         withdrawn), preempted (an emergency rollback stopped it), or none when there was no \
+         canary.",
         Scope::Only(DEPLOY),
     ),
     output(
@@ -1051,7 +1062,8 @@ pub const OUTPUTS: &[OutputSpec] = &[
     ),
     output(
         "deployed-version",
-        "The version production serves at the end.",
+        "The version production serves at the end, as requests to it read then (one version \
+         at 100 %); empty when it serves a mix or could not be read.",
         Scope::Only(AZURE),
     ),
     output(

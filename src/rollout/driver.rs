@@ -90,7 +90,8 @@ pub struct DeployPlan {
 }
 
 /// How long a restore (after a stop) waits out an unavailable control
-/// plane before it gives up and says what is left.
+/// plane before it gives up and says what is left. After the `timeout`
+/// deadline there is no more waiting: the deadline was the bound.
 pub const RESTORE_PATIENCE: Duration = Duration::from_secs(600);
 
 /// Facts gathered along the way, kept in the journal and the summary.
@@ -344,13 +345,17 @@ impl<T: Target> Rollout<T> {
             let result = if let Some(lost) = lost {
                 lost
             } else if journal.state.restoring {
-                self.patiently(phase, &mut journal, &mut watch, &restore, true)
+                let patience = match &journal.state.stop {
+                    Some(s) if s.kind == StopKind::Deadline => Duration::ZERO,
+                    _ => RESTORE_PATIENCE,
+                };
+                self.patiently(phase, &mut journal, &mut watch, &restore, Some(patience))
                     .await
             } else if self.cancel.is_cancelled() && changes(phase) {
                 stop_of(self.cancel.reason())
             } else {
                 match self
-                    .patiently(phase, &mut journal, &mut watch, &self.cancel, false)
+                    .patiently(phase, &mut journal, &mut watch, &self.cancel, None)
                     .await
                 {
                     R::Cancelled => stop_of(self.cancel.reason()),
@@ -443,22 +448,23 @@ impl<T: Target> Rollout<T> {
     }
 
     /// Performs `phase`, waiting out an unavailable control plane (honouring
-    /// what the HTTP layer already waited) until the deadline.
+    /// what the HTTP layer already waited) until the deadline — or, while
+    /// restoring, for `restore_patience`.
     async fn patiently(
         &self,
         phase: Phase,
         j: &mut Journal,
         watch: &mut Option<Watch>,
         c: &Cancel,
-        restoring: bool,
+        restore_patience: Option<Duration>,
     ) -> R {
         let started = Instant::now();
-        let until = if restoring {
-            started + RESTORE_PATIENCE
-        } else {
-            self.cancel
+        let until = match restore_patience {
+            Some(p) => started + p,
+            None => self
+                .cancel
                 .deadline_at()
-                .unwrap_or(started + self.plan.patience)
+                .unwrap_or(started + self.plan.patience),
         };
         let mut wait = Duration::from_secs(2);
         let mut said = false;

@@ -13,6 +13,18 @@ pub mod safety;
 
 use expedite::action::files::parse_key_value_file;
 
+/// The built binary: cargo names it for tests; an example (the safety
+/// sweep) finds it next to its own directory (`target/<profile>/`).
+pub fn exe() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_expedite") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent()?.parent().map(|d| d.join("expedite")))
+            .unwrap_or_else(|| PathBuf::from("target/debug/expedite")),
+    }
+}
+
 pub struct Job {
     pub root: tempfile::TempDir,
     pub inputs: BTreeMap<String, String>,
@@ -112,7 +124,7 @@ impl Job {
 
     /// Runs the main stage (`entrypoint`) as a fresh step.
     pub fn run_main(&self) -> StepResult {
-        self.run_step(Path::new(env!("CARGO_BIN_EXE_expedite")), &[])
+        self.run_step(&exe(), &[])
     }
 
     /// Runs the post stage: a new container from the same image whose
@@ -120,7 +132,7 @@ impl Job {
     pub fn run_post(&self, state: &[(String, String)]) -> StepResult {
         let link = self.path("expedite-post");
         if !link.exists() {
-            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_expedite"), &link).expect("symlink");
+            std::os::unix::fs::symlink(exe(), &link).expect("symlink");
         }
         let vars: Vec<(String, String)> = state
             .iter()
@@ -149,7 +161,7 @@ impl Job {
         let extra = [
             (
                 "EXPEDITE_MEASURED".to_string(),
-                env!("CARGO_BIN_EXE_expedite").to_string(),
+                exe().to_string_lossy().into_owned(),
             ),
             (
                 "EXPEDITE_RSS_FILE".to_string(),
@@ -166,7 +178,7 @@ impl Job {
 
     /// Starts the main stage without waiting (to signal it).
     pub fn start_main(&self) -> Running {
-        self.start_step(Path::new(env!("CARGO_BIN_EXE_expedite")), &[])
+        self.start_step(&exe(), &[])
     }
 
     fn run_step(&self, program: &Path, extra: &[(String, String)]) -> StepResult {

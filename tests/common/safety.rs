@@ -220,6 +220,71 @@ impl Rig {
     }
 }
 
+/// A 10 % canary watched for `window` by probes that place an order and
+/// read it back.
+pub fn canary(job: Job, window: &str) -> Job {
+    job.input("canary", "10")
+        .input("canary-window", window)
+        .input("evidence-interval", "200ms")
+        .input("probe-rate", "20")
+        .input("min-requests", "10")
+        .input(
+            "probe-requests",
+            "GET /health\nPOST /api/payments {\"amount\": 25, \"currency\": \"USD\"} => GET /api/payments/{id}",
+        )
+}
+
+/// Polls `cond` every 5 ms for up to 60 s.
+pub async fn until(mut cond: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+/// An emergency rollback clicked `after` the canary went live: how long
+/// the click took to finish, and both runs' results.
+pub async fn preemption(after: Duration) -> Result<(Duration, StepResult, StepResult), String> {
+    let rig = Rig::new().await;
+    let deploy_job = canary(rig.deploy("2.4.1"), "120s");
+    let deploy = deploy_job.start_main();
+    if !until(|| !rig.sb.handle().routing_rules(APP).is_empty()).await {
+        deploy.signal("KILL");
+        let d = tokio::task::spawn_blocking(move || deploy.wait())
+            .await
+            .unwrap();
+        return Err(format!("the canary never went live: {}", d.all_text()));
+    }
+    tokio::time::sleep(after).await;
+    let clicked = Instant::now();
+    let rollback = rig
+        .rollback(Platform::AppService, Some("2.4.0"))
+        .input("reason", "checkout is down");
+    let rb = tokio::task::spawn_blocking(move || {
+        let r = rollback.run_main();
+        (rollback, r)
+    })
+    .await
+    .unwrap()
+    .1;
+    let took = clicked.elapsed();
+    let d = tokio::task::spawn_blocking(move || deploy.wait())
+        .await
+        .unwrap();
+    drop(deploy_job);
+    let end = rig.one_version(Platform::AppService).await;
+    rig.shutdown().await;
+    match end {
+        Ok(v) if v == "2.4.0" => Ok((took, d, rb)),
+        Ok(v) => Err(format!("production serves {v}")),
+        Err(e) => Err(e),
+    }
+}
+
 /// The first run whose Azure changes are split by another run's, if any.
 pub fn interleaving(muts: &[(u64, String, String)]) -> Option<String> {
     let mut finished: Vec<&str> = Vec::new();
