@@ -613,6 +613,46 @@ impl SandboxHandle {
             .map_err(SandboxError::Invalid)
     }
 
+    /// Creates a repository whose default branch holds one commit with a
+    /// README (refs, the deploy lock among them, cannot be created in an
+    /// empty repository).
+    pub fn github_create_repo_with_readme(
+        &self,
+        owner: &str,
+        name: &str,
+        default_branch: &str,
+        readme: &str,
+    ) -> Result<PathBuf, SandboxError> {
+        let path = self.github_create_repo(owner, name, default_branch)?;
+        let fail = |e: String| SandboxError::Invalid(format!("seeding {owner}/{name}: {e}"));
+        let blob = github::git_stdin(&path, &["hash-object", "-w", "--stdin"], readme.as_bytes())
+            .map_err(fail)?;
+        let tree = github::git_stdin(
+            &path,
+            &["mktree"],
+            format!("100644 blob {}\tREADME.md\n", blob.trim()).as_bytes(),
+        )
+        .map_err(fail)?;
+        let commit = github::git_cmd(&path)
+            .args(["commit-tree", tree.trim(), "-m", "initial commit"])
+            .env("GIT_AUTHOR_NAME", "Contoso")
+            .env("GIT_AUTHOR_EMAIL", "dev@contoso.test")
+            .env("GIT_COMMITTER_NAME", "Contoso")
+            .env("GIT_COMMITTER_EMAIL", "dev@contoso.test")
+            .output()
+            .map_err(|e| fail(e.to_string()))?;
+        if !commit.status.success() {
+            return Err(fail(String::from_utf8_lossy(&commit.stderr).into_owned()));
+        }
+        let sha = String::from_utf8_lossy(&commit.stdout).trim().to_string();
+        github::git(
+            &path,
+            &["update-ref", &format!("refs/heads/{default_branch}"), &sha],
+        )
+        .map_err(fail)?;
+        Ok(path)
+    }
+
     /// Protects a branch: pushes to it are refused (`GH006`), and so are
     /// REST ref updates and deletions.
     pub fn github_protect_branch(

@@ -26,11 +26,27 @@ pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, Command
     if let Some(scenario) = &config.scenario_file {
         apply_scenario(&sandbox, scenario).map_err(CommandError::Failed)?;
     }
+    // The repository deploys and rollbacks keep their lock and package
+    // archive in, as a workflow's own would be.
+    sandbox
+        .handle()
+        .github_create_repo_with_readme(
+            "contoso",
+            "payments",
+            "main",
+            "# payments\n\nThe sandbox's repository: expedite's deploy locks and package archive live here.\n",
+        )
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
     let settings = sandbox.settings();
     if config.json {
         ctx.console.data(&format!("{}\n", settings.to_json()));
     } else {
         ctx.console.data(&settings.export_lines());
+        // The shell pointed at the sandbox is the sandbox's GitHub too.
+        ctx.console.data(&format!(
+            "export GITHUB_TOKEN='{}'\nexport GITHUB_REPOSITORY='contoso/payments'\n",
+            settings.github_token
+        ));
     }
     ctx.console.info(&format!(
         "sandbox running: Azure surfaces on https://{} (CA {}), control API on {}. \
