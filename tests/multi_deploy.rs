@@ -65,15 +65,7 @@ fn job(s: &Settings, command: &str, notifications_version: &str) -> Job {
         .unwrap();
     }
     job.input("command", command)
-        .input("resource-group", &s.resource_group)
-        .input("subscription-id", &s.subscription_id)
-        .input("tenant-id", &s.tenant_id)
-        .input("client-id", &s.client_id)
-        .input("client-secret", &s.client_secret)
-        .input("arm-endpoint", &s.arm_endpoint)
-        .input("authority-host", &s.authority_host)
-        .input("resolve", &s.resolve_string())
-        .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+        .azure_of(s)
         .input("verify-window", "300ms")
         .input("verify-interval", "100ms")
         .input("verify-requests", "30")

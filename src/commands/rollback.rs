@@ -20,7 +20,6 @@
 //! The reason is data: fenced in the log, escaped in the summary, kept in
 //! the audit log; it never reaches a shell.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::json;
@@ -245,17 +244,7 @@ async fn from_manifest(
             container: container.clone(),
         },
         Platform::Command { rollback, .. } => {
-            let mut r = ServiceResult {
-                app: service.name.clone(),
-                before: None,
-                target: service.version.clone(),
-                result: "failed",
-                error: None,
-                sample: BTreeMap::new(),
-                serving: String::new(),
-                url: String::new(),
-                notes: Vec::new(),
-            };
+            let mut r = ServiceResult::new(&service.name, service.version.clone());
             let Some(cmd) = rollback else {
                 r.error = Some("the manifest gives no rollback command for it".into());
                 return r;

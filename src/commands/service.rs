@@ -265,7 +265,6 @@ pub async fn drive(
     plan: DeployPlan,
     start: Start,
 ) -> Journal {
-    let Start { lock, cancel, from } = start;
     let probe = Probe::new(clients.http.clone());
     let sources = |monitor: MonitorTarget| {
         plan.canary.as_ref().map(|_| SourceClients {
@@ -279,26 +278,14 @@ pub async fn drive(
             let sources = sources(MonitorTarget::AppService {
                 site_id: web_site_id(&site.subscription, &site.resource_group, &site.app),
             });
-            let rollout = Rollout {
-                target: AppServiceTarget {
-                    app: AppService::new(clients.arm.clone(), site.clone()),
-                    tokens: clients.tokens.clone(),
-                    http: clients.http.clone(),
-                    slot: slot.clone(),
-                    archive: keeper.archive.clone(),
-                },
-                probe,
-                plan,
-                sources,
-                cancel,
-                lock,
-                place: Some(place.clone()),
+            let target = AppServiceTarget {
+                app: AppService::new(clients.arm.clone(), site.clone()),
+                tokens: clients.tokens.clone(),
+                http: clients.http.clone(),
+                slot: slot.clone(),
+                archive: keeper.archive.clone(),
             };
-            // Boxed: a rollout's future is large, and every command awaits one.
-            match from {
-                Some(j) => Box::pin(rollout.run_from(j)).await,
-                None => Box::pin(rollout.run()).await,
-            }
+            Box::pin(roll(target, probe, plan, sources, place, start)).await
         }
         Place::ContainerApps { app, container } => {
             let sources = sources(MonitorTarget::ContainerApp {
@@ -310,25 +297,38 @@ pub async fn drive(
             let nonce: String = ctx.identity.nonce().chars().take(4).collect();
             let suffix =
                 revision_suffix(&plan.expected_version, &format!("{run}-{nonce}"), &attempt);
-            let rollout = Rollout {
-                target: ContainerAppsTarget {
-                    app: ContainerApps::new(clients.arm.clone(), app.clone()),
-                    container: container.clone(),
-                    suffix,
-                },
-                probe,
-                plan,
-                sources,
-                cancel,
-                lock,
-                place: Some(place.clone()),
+            let target = ContainerAppsTarget {
+                app: ContainerApps::new(clients.arm.clone(), app.clone()),
+                container: container.clone(),
+                suffix,
             };
-            // Boxed: a rollout's future is large, and every command awaits one.
-            match from {
-                Some(j) => Box::pin(rollout.run_from(j)).await,
-                None => Box::pin(rollout.run()).await,
-            }
+            Box::pin(roll(target, probe, plan, sources, place, start)).await
         }
+    }
+}
+
+/// Runs a rollout on `target` (from `start.from` when resuming). Callers box
+/// it: a rollout's future is large, and every command awaits one.
+async fn roll<T: crate::rollout::target::Target>(
+    target: T,
+    probe: Probe,
+    plan: DeployPlan,
+    sources: Option<SourceClients>,
+    place: &Place,
+    start: Start,
+) -> Journal {
+    let rollout = Rollout {
+        target,
+        probe,
+        plan,
+        sources,
+        cancel: start.cancel,
+        lock: start.lock,
+        place: Some(place.clone()),
+    };
+    match start.from {
+        Some(j) => rollout.run_from(j).await,
+        None => rollout.run().await,
     }
 }
 
@@ -727,6 +727,23 @@ pub struct ServiceResult {
     pub notes: Vec<String>,
 }
 
+impl ServiceResult {
+    /// A service not rolled back yet (`failed` until it is).
+    pub fn new(app: &str, target: Option<String>) -> ServiceResult {
+        ServiceResult {
+            app: app.to_string(),
+            before: None,
+            target,
+            result: "failed",
+            error: None,
+            sample: BTreeMap::new(),
+            serving: String::new(),
+            url: String::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// The `result` of one service's rollback, from its rollout.
 pub fn result_of(j: &Journal) -> &'static str {
     match j.outcome() {
@@ -787,17 +804,7 @@ pub async fn rollback_one(
     settings: &RollbackSettings,
     recorded: Option<String>,
 ) -> (ServiceResult, Option<Journal>) {
-    let mut r = ServiceResult {
-        app: place.name().to_string(),
-        before: None,
-        target: settings.to_version.clone(),
-        result: "failed",
-        error: None,
-        sample: BTreeMap::new(),
-        serving: String::new(),
-        url: String::new(),
-        notes: Vec::new(),
-    };
+    let mut r = ServiceResult::new(place.name(), settings.to_version.clone());
     let cancel = ctx.cancel.child();
     let journal_path = settings
         .journal_dir

@@ -905,14 +905,7 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
         interval: interval?,
         timeout: check_timeout?,
     };
-    let platform = r.parse("platform", |v| match v {
-        "app-service" => Ok(PlatformKind::AppService),
-        "container-apps" => Ok(PlatformKind::ContainerApps),
-        other => Err(ValueError {
-            problem: format!("{} is not a platform", shown(other)),
-            accepted: "app-service or container-apps".into(),
-        }),
-    });
+    let platform = r.parse("platform", parse_platform);
     let image = raw.get("image").map(str::to_string);
     if let Some(v) = &image
         && (v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.len() > 512)
@@ -997,6 +990,18 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
         package,
         audit_log,
     })
+}
+
+/// The `platform` input.
+fn parse_platform(v: &str) -> Result<PlatformKind, ValueError> {
+    match v {
+        "app-service" => Ok(PlatformKind::AppService),
+        "container-apps" => Ok(PlatformKind::ContainerApps),
+        other => Err(ValueError {
+            problem: format!("{} is not a platform", shown(other)),
+            accepted: "app-service or container-apps".into(),
+        }),
+    }
 }
 
 /// A fraction given as `0.01` or `1%`.
@@ -1487,14 +1492,7 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
         }
     });
     let reason = raw.get("reason").map(str::to_string);
-    let platform = r.parse("platform", |v| match v {
-        "app-service" => Ok(PlatformKind::AppService),
-        "container-apps" => Ok(PlatformKind::ContainerApps),
-        other => Err(ValueError {
-            problem: format!("{} is not a platform", shown(other)),
-            accepted: "app-service or container-apps".into(),
-        }),
-    });
+    let platform = r.parse("platform", parse_platform);
     let to_version = r.parse("to-version", values::parse_version);
     let health_path = r.parse("health-path", |v| url_path("health-path", v));
     let version_path = r.parse("version-path", |v| url_path("version-path", v));

@@ -110,6 +110,20 @@ impl Job {
         self
     }
 
+    /// Azure sign-in and the sandbox's endpoints, resolution and CA, as a
+    /// workflow passes them (a client secret).
+    pub fn azure_of(self, s: &expedite_sandbox::Settings) -> Job {
+        self.input("resource-group", &s.resource_group)
+            .input("subscription-id", &s.subscription_id)
+            .input("tenant-id", &s.tenant_id)
+            .input("client-id", &s.client_id)
+            .input("client-secret", &s.client_secret)
+            .input("arm-endpoint", &s.arm_endpoint)
+            .input("authority-host", &s.authority_host)
+            .input("resolve", &s.resolve_string())
+            .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+    }
+
     /// The sandbox's GitHub as the workflow's: its API and server, its
     /// token as `github-token`, and `contoso/payments` (created with one
     /// commit when missing) — where the deploy lock, the package archive

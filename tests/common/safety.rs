@@ -51,15 +51,7 @@ impl Rig {
     pub fn azure(&self, job: Job) -> Job {
         let s = self.sb.settings();
         job.github_of(&self.sb)
-            .input("resource-group", &s.resource_group)
-            .input("subscription-id", &s.subscription_id)
-            .input("tenant-id", &s.tenant_id)
-            .input("client-id", &s.client_id)
-            .input("client-secret", &s.client_secret)
-            .input("arm-endpoint", &s.arm_endpoint)
-            .input("authority-host", &s.authority_host)
-            .input("resolve", &s.resolve_string())
-            .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+            .azure_of(&s)
             .input("lock-ttl", "6s")
             .input("lock-wait", "3m")
             .input("verify-requests", "30")
