@@ -75,6 +75,7 @@ async fn concurrency(platform: Platform, trials: u64, seed: u64) {
     let mut passed = 0;
     let mut runs = 0;
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut walls = Vec::new();
     let mut failures = Vec::new();
     for i in 0..trials {
@@ -98,6 +99,21 @@ async fn concurrency(platform: Platform, trials: u64, seed: u64) {
             *outcomes
                 .entry(format!("{kind} {}", r.output("result").unwrap_or("(none)")))
                 .or_default() += 1;
+            if r.code != 0 {
+                // The first words of why, numbers and names dropped.
+                let why: String = r
+                    .output("error")
+                    .unwrap_or("(no message)")
+                    .split(':')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(":")
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .take(110)
+                    .collect();
+                *reasons.entry(format!("{kind}: {why}")).or_default() += 1;
+            }
         }
         match t.check() {
             Ok(()) => passed += 1,
@@ -124,6 +140,10 @@ async fn concurrency(platform: Platform, trials: u64, seed: u64) {
     for (k, n) in &outcomes {
         let (kind, result) = k.split_once(' ').unwrap_or((k, ""));
         println!("| {kind} | {result} | {n} |");
+    }
+    println!("\n| why a run exited non-zero | count |\n|---|---|");
+    for (why, n) in &reasons {
+        println!("| {} | {n} |", why.replace('|', "/"));
     }
     for f in failures.iter().take(5) {
         println!("\nfailure: {f}");

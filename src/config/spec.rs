@@ -1063,7 +1063,8 @@ pub const OUTPUTS: &[OutputSpec] = &[
     output(
         "deployed-version",
         "The version production serves at the end, as requests to it read then (one version \
-         at 100 %); empty when it serves a mix or could not be read.",
+         at 100 %); empty when it serves a mix, could not be read, or the run never reached \
+         it (another run held the app's lock).",
         Scope::Only(AZURE),
     ),
     output(
