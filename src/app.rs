@@ -140,7 +140,7 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     );
 
     let cancel = Cancel::new();
-    cancel::listen_for_signals(&cancel);
+    cancel::listen_for_signals(&cancel, env.in_actions());
     if let Some(deadline) = config.common.timeout {
         cancel.deadline(deadline);
     }

@@ -86,6 +86,18 @@ pub enum ArchiveError {
     },
 }
 
+impl ArchiveError {
+    /// True when trying again later may work (GitHub unreachable, 429, 5xx).
+    pub fn retryable(&self) -> bool {
+        match self {
+            ArchiveError::Github { source, .. } => {
+                source.status().is_none_or(|s| s == 429 || s >= 500)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A package archive in one repository.
 #[derive(Clone)]
 pub struct Archive {

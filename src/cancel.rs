@@ -170,9 +170,11 @@ pub fn last_words() -> Vec<String> {
 }
 
 /// Listens for SIGTERM and SIGINT: the first cancels (the run restores
-/// production, then ends), the second exits at once after printing what is
-/// left.
-pub fn listen_for_signals(cancel: &Cancel) {
+/// production, then ends). On a terminal a second one exits at once after
+/// printing what is left. In a job (`in_job`) later signals are the runner's
+/// escalation (SIGINT, then SIGTERM 7.5 s later, then SIGKILL): the restore
+/// goes on, and the post stage finishes it if the container is killed.
+pub fn listen_for_signals(cancel: &Cancel, in_job: bool) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -190,6 +192,12 @@ pub fn listen_for_signals(cancel: &Cancel) {
                 _ = int.recv() => "SIGINT",
             };
             seen += 1;
+            if seen > 1 && in_job {
+                tracing::warn!(
+                    "{name} received again: still restoring production; if this step is killed, the post stage finishes the restore"
+                );
+                continue;
+            }
             if seen == 1 {
                 tracing::warn!(
                     "{name} received: stopping at the next checkpoint and restoring production; send it again to exit at once"

@@ -77,6 +77,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         command: format!("deploy {}", config.plan.expected_version),
         preemptible: true,
         preempt: None,
+        preempt_grace: std::time::Duration::ZERO,
         wait: config.plan.lock_wait,
         journal: config.plan.journal.clone(),
     };
@@ -191,7 +192,12 @@ pub fn failure_line(j: &Journal, what: &str) -> Option<String> {
             }
         ),
         Outcome::Preempted => format!(
-            "{what} was stopped for an emergency rollback ({stop}); production was restored to {previous} and verified, and the lock was handed over"
+            "{what} was stopped for an emergency rollback ({stop}); {}, and the lock was handed over",
+            if promoted_once || j.state.trail.contains(&Phase::CanaryShift) {
+                format!("production was restored to {previous} and verified")
+            } else {
+                "production was not changed".to_string()
+            }
         ),
         Outcome::RolledBack if !promoted_once => {
             format!("the canary was rolled back, {serving}: {f}")
@@ -302,10 +308,10 @@ fn report(
             ("deployed-version", deployed.clone()),
             (
                 "rolled-back",
-                matches!(
-                    outcome,
-                    Outcome::RolledBack | Outcome::Interrupted | Outcome::Preempted
-                )
+                (outcome == Outcome::RolledBack
+                    || (matches!(outcome, Outcome::Interrupted | Outcome::Preempted)
+                        && (j.state.trail.contains(&Phase::Swap)
+                            || j.state.trail.contains(&Phase::CanaryShift))))
                 .to_string(),
             ),
             ("duration-seconds", format!("{:.1}", elapsed.as_secs_f64())),

@@ -180,6 +180,7 @@ impl Runner {
             ),
             preemptible: true,
             preempt: None,
+            preempt_grace: Duration::ZERO,
             wait: plan.lock_wait,
             journal: plan.journal.clone(),
         };
@@ -433,7 +434,15 @@ pub async fn run(
         .manifest
         .services
         .iter()
-        .filter_map(|s| journal_path(config, &journal_name(s)))
+        .flat_map(|s| {
+            let name = journal_name(s);
+            // Its deploy, and the rollback `on-failure` may run.
+            [
+                journal_path(config, &name),
+                journal_path(config, &format!("rollback-{name}")),
+            ]
+        })
+        .flatten()
         .collect();
     for p in &paths {
         let _ = std::fs::remove_file(p);

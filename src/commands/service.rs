@@ -164,6 +164,8 @@ pub struct LockAsk {
     pub preemptible: bool,
     /// A rollback asks a preemptible holder to stop, with its reason.
     pub preempt: Option<String>,
+    /// After asking, how much longer to wait for the holder's restore.
+    pub preempt_grace: Duration,
     /// How long to wait for a live holder.
     pub wait: Duration,
     /// The journal the post stage reads: written as soon as the lock is
@@ -357,6 +359,7 @@ pub async fn take(
         holder: Holder::new(&ctx.identity, ask.command.clone(), ask.preemptible),
         wait: ask.wait,
         preempt: ask.preempt.clone(),
+        preempt_grace: ask.preempt_grace,
         timing: keeper.timing,
     };
     let console = ctx.console.clone();
@@ -407,14 +410,26 @@ pub async fn take(
         return Ok(held);
     };
     if last.state.outcome == Some(Outcome::NeedsAttention) {
+        let why = last
+            .state
+            .rollback_failure
+            .clone()
+            .or(last.state.failure.clone())
+            .unwrap_or_default();
+        if ask.preemptible {
+            // A deploy would read whatever serves now as the last known
+            // good, and record it as the rollback target. A rollback is the
+            // way out: it targets a version and verifies it.
+            let describe = previous.holder.describe();
+            held.release(Some(&last)).await;
+            return Err(format!(
+                "the last change of {} ({describe}) ended needs-attention ({why}), so what production serves now is not known to be good; put it on a known version first with `rollback` (to-version if needed), then deploy again. Nothing was changed",
+                place.name()
+            ));
+        }
         held.notes.push(format!(
-            "the last change ({}) ended needs-attention: {}; production was read again before this run",
+            "the last change ({}) ended needs-attention: {why}; production was read again before this rollback",
             previous.holder.describe(),
-            last.state
-                .rollback_failure
-                .clone()
-                .or(last.state.failure.clone())
-                .unwrap_or_default()
         ));
     }
     if acquired.took_over.is_none() || !last.state.at_risk() {
@@ -432,7 +447,9 @@ pub async fn take(
         previous.holder.describe(),
         crate::rollout::driver::phase_name(last.state.phase)
     );
-    let plan = restore_plan(None, &last);
+    let mut plan = restore_plan(None, &last);
+    // The post stage reads this run's journal: it tracks the restore too.
+    plan.journal = ask.journal.clone();
     let state = crate::rollout::resume(
         last.state.clone(),
         Stop {
@@ -509,31 +526,27 @@ pub async fn finish_interrupted(
         return Ok(None);
     }
     let mut guard = None;
+    // The restore's own cancellation: the lock's heartbeat cancels it if the
+    // lock is lost (someone else may be changing the app then).
+    let cancel = Cancel::new();
     if let (Some(store), Some(handle)) = (&keeper.store, &journal.lock) {
         match Guard::resume(store.clone(), handle, keeper.timing).await {
-            Ok((g, None)) => guard = Some(g),
-            Ok((g, Some(other))) => {
-                // Someone held it after us and released it: they restored
-                // from our intent already.
-                let _ = g.release(None).await;
-                if other.holder.id != handle.holder.id {
-                    ctx.console.info(&format!(
-                        "post stage: {} held the lock after this run and finished; nothing to do",
-                        other.holder.describe()
-                    ));
-                    return Ok(None);
-                }
+            Ok((g, _)) => {
+                g.watch(&cancel);
+                guard = Some(g);
             }
             Err(LockError::Lost { holder, .. }) => {
                 ctx.console.info(&format!(
-                    "post stage: {holder} holds the lock now and restores from this run's journal; the post stage changes nothing"
+                    "post stage: {holder} holds the lock now (it took it over and restored from this run's journal, or will); the post stage changes nothing"
                 ));
                 return Ok(None);
             }
-            Err(e) => {
-                // Nobody can take a lock the store cannot write either.
+            Err(e @ LockError::Unavailable { .. }) => {
+                // Nobody can take a lock the store cannot write either; a
+                // journal at risk is restored now rather than never.
                 tracing::warn!("post stage: cannot reach the deploy lock ({e}); restoring anyway");
             }
+            Err(e) => return Err(e.to_string()),
         }
     }
     if !at_risk {
@@ -563,7 +576,7 @@ pub async fn finish_interrupted(
         plan,
         Start {
             lock: guard.clone(),
-            cancel: Cancel::new(),
+            cancel,
             from: Some(Journal { state, ..journal }),
         },
     )
@@ -814,6 +827,9 @@ pub async fn rollback_one(
         command: "rollback".into(),
         preemptible: false,
         preempt: settings.preempt.then(|| settings.reason.clone()),
+        // A deploy asked to stop may be mid-swap: it resolves the swap by
+        // reading state, swaps back and verifies.
+        preempt_grace: settings.swap_timeout * 2 + Duration::from_secs(120),
         wait: settings.lock_wait,
         journal: journal_path.clone(),
     };

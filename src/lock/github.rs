@@ -216,8 +216,9 @@ impl GithubStore {
         match self.api.create_ref(&ref_name(key), &sha).await {
             Ok(_) => Ok(sha),
             Err(e) if e.status() == Some(422) => Err(CasError::Conflict),
-            Err(e @ GithubError::Http(_)) => {
-                // The answer was lost: read to learn whether it applied.
+            Err(e) if e.status().is_none_or(|s| s >= 500) => {
+                // The answer was lost or broken: read to learn whether it
+                // applied.
                 match self.tip(key).await {
                     Ok(Some(tip)) if tip == sha => Ok(sha),
                     Ok(_) => Err(CasError::Conflict),
@@ -241,7 +242,7 @@ impl GithubStore {
             Ok(_) => Ok(sha),
             // "Update is not a fast forward", "Reference does not exist".
             Err(e) if e.status() == Some(422) => Err(CasError::Conflict),
-            Err(e @ GithubError::Http(_)) => match self.tip(key).await {
+            Err(e) if e.status().is_none_or(|s| s >= 500) => match self.tip(key).await {
                 Ok(Some(tip)) if tip == sha => Ok(sha),
                 Ok(_) => Err(CasError::Conflict),
                 Err(_) => Err(CasError::Failed(classify(&self.describe(key), e))),

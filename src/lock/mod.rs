@@ -410,6 +410,9 @@ pub struct Request {
     /// When set, ask a preemptible holder to stop, with this reason (an
     /// emergency rollback).
     pub preempt: Option<String>,
+    /// After asking a holder to stop, how much longer to wait for it to
+    /// restore and hand over (its restore may include a swap back).
+    pub preempt_grace: Duration,
     /// Timings.
     pub timing: Timing,
 }
@@ -468,6 +471,14 @@ pub struct LockHandle {
     pub version: String,
 }
 
+/// A short random pause after losing a compare-and-set race, so racing
+/// writers spread out instead of retrying in lockstep.
+async fn after_conflict(cancel: &Cancel) -> Result<(), Cancelled> {
+    use rand::Rng;
+    let ms = rand::rng().random_range(20..200);
+    cancel.sleep(Duration::from_millis(ms)).await
+}
+
 fn stale_reason(now: DateTime<Utc>, r: &Record) -> Option<String> {
     (r.expires_at() <= now).then(|| format!("its lock expired at {}", r.expires))
 }
@@ -485,6 +496,7 @@ impl Guard {
         let started = tokio::time::Instant::now();
         let mut asked: Option<String> = None;
         let mut last_said = String::new();
+        let mut wait = req.wait;
         // Bounded: each pass either returns, waits one poll, or follows a
         // store that moved (at most a few in a row).
         let max_passes = 10_000usize;
@@ -505,7 +517,10 @@ impl Guard {
                             },
                         ));
                     }
-                    Err(CasError::Conflict) => continue,
+                    Err(CasError::Conflict) => {
+                        after_conflict(cancel).await?;
+                        continue;
+                    }
                     Err(CasError::Failed(e)) => return Err(e),
                 }
             };
@@ -544,18 +559,19 @@ impl Guard {
                     match store.replace(&req.key, &cur.version, &stop).await {
                         Ok(_) => {
                             asked = Some(rec.holder.describe());
+                            wait = wait.max(started.elapsed() + req.preempt_grace);
                             progress(&format!(
                                 "asked {} to stop and restore (it holds the lock)",
                                 rec.holder.describe()
                             ));
                         }
-                        Err(CasError::Conflict) => {}
+                        Err(CasError::Conflict) => after_conflict(cancel).await?,
                         Err(CasError::Failed(e)) => return Err(e),
                     }
                     continue;
                 }
                 let waited = started.elapsed();
-                if waited >= req.wait {
+                if waited >= wait {
                     return Err(LockError::Busy {
                         app: req.key.display.clone(),
                         holder: rec.describe(),
@@ -571,7 +587,7 @@ impl Guard {
                     .sleep(
                         req.timing
                             .poll
-                            .min(req.wait.saturating_sub(waited))
+                            .min(wait.saturating_sub(waited))
                             .max(Duration::from_millis(10)),
                     )
                     .await?;
@@ -589,7 +605,10 @@ impl Guard {
                         },
                     ));
                 }
-                Err(CasError::Conflict) => continue,
+                Err(CasError::Conflict) => {
+                    after_conflict(cancel).await?;
+                    continue;
+                }
                 Err(CasError::Failed(e)) => return Err(e),
             }
         }
@@ -599,19 +618,26 @@ impl Guard {
         })
     }
 
-    /// Continues as the holder a journal names (the post stage). The lock
-    /// is this run's again if it still is, or was released and is free;
-    /// held by someone else, it is [`LockError::Lost`].
+    /// Continues as the holder a journal names (the post stage): the lock is
+    /// this run's again when the chain still ends in this run's record (held
+    /// or released; the record is returned); anyone else's, it is
+    /// [`LockError::Lost`].
     pub async fn resume(
         store: Store,
         handle: &LockHandle,
         timing: Timing,
     ) -> Result<(Guard, Option<Record>), LockError> {
+        // A restore is not asked to stop: it is what a stop would ask for.
+        let holder = Holder {
+            preemptible: false,
+            ..handle.holder.clone()
+        };
         let req = Request {
             key: handle.key.clone(),
-            holder: handle.holder.clone(),
+            holder,
             wait: Duration::ZERO,
             preempt: None,
+            preempt_grace: Duration::ZERO,
             timing,
         };
         for _ in 0..20 {
@@ -626,25 +652,21 @@ impl Guard {
                 }
             };
             let rec = cur.record.clone();
-            let ours = rec.holder.id == handle.holder.id;
-            let free = rec.state == LockState::Released || stale_reason(Utc::now(), &rec).is_some();
-            if !(ours || free) {
+            // Only our own record: anyone who held the lock after us took
+            // it over and restored from our intent, and a record of someone
+            // else's — even a lapsed one — is theirs to finish (the next
+            // run's `acquire` restores from it).
+            if rec.holder.id != handle.holder.id {
                 return Err(LockError::Lost {
                     app: handle.key.display.clone(),
                     holder: rec.describe(),
                 });
             }
             let mut mine = Record::fresh(&req.key, &req.holder, timing.ttl);
-            if ours && rec.state == LockState::Held {
-                mine.since = rec.since.clone();
-                mine.intent = rec.intent.clone();
-                mine.stop = rec.stop.clone();
-            }
+            mine.since = rec.since.clone();
+            mine.intent = rec.intent.clone();
             match store.replace(&req.key, &cur.version, &mine).await {
-                Ok(v) => {
-                    let previous = (!ours).then_some(rec);
-                    return Ok((Guard::new(store, &req, v, mine), previous));
-                }
+                Ok(v) => return Ok((Guard::new(store, &req, v, mine), Some(rec))),
                 Err(CasError::Conflict) => continue,
                 Err(CasError::Failed(e)) => return Err(e),
             }
@@ -713,7 +735,10 @@ impl Guard {
 
     fn raise(&self, alarm: Alarm, cancel: &Cancel) {
         if let Ok(mut a) = self.inner.alarm.lock() {
-            if a.is_some() {
+            // A stop can still turn into a loss; nothing turns a loss back.
+            if matches!(&*a, Some(Alarm::Lost(_)))
+                || (a.is_some() && matches!(alarm, Alarm::Stop(_)))
+            {
                 return;
             }
             *a = Some(alarm.clone());
@@ -863,10 +888,10 @@ async fn heartbeat(inner: std::sync::Weak<Inner>, cancel: Cancel) {
                 return;
             }
             Err(e) => {
-                // A store that cannot be reached: keep trying; the lock
-                // stays ours until it expires, and nobody else can write it
-                // while the store is down.
-                tracing::debug!("lock heartbeat: {e}");
+                // Keep trying. The rollout writes its intent — a renewal
+                // that must succeed — before every change, so a holder that
+                // cannot reach the lock changes nothing more.
+                tracing::warn!("could not renew the deploy lock ({e}); retrying");
             }
         }
         if let Some(stop) = guard.pending_stop().await {

@@ -39,6 +39,7 @@ fn req(holder: Holder, wait: Duration) -> Request {
         holder,
         wait,
         preempt: None,
+        preempt_grace: Duration::from_secs(5),
         timing: fast(),
     }
 }
@@ -297,7 +298,11 @@ async fn the_post_stage_continues_as_the_holder() {
     let handle = a.handle().await;
     drop(a); // the main stage was killed
     let (post, previous) = Guard::resume(store.clone(), &handle, fast()).await.unwrap();
-    assert!(previous.is_none(), "still ours");
+    assert_eq!(
+        previous.unwrap().intent,
+        Some(serde_json::json!({"phase": "canary-watch"})),
+        "still ours, with its intent"
+    );
     post.release(None).await.unwrap();
     // Someone else's now: resuming is refused.
     let (_b, _) = Guard::acquire(

@@ -309,15 +309,19 @@ impl AppService {
             .arm
             .action(&path, API_VERSION, Some(&body), cancel)
             .await?;
-        self.arm
-            .wait(
-                &format!("swap of {source} into production"),
-                &op,
-                deadline,
-                cancel,
-            )
-            .await?;
-        Ok(())
+        let what = format!("swap of {source} into production");
+        match self.arm.wait(&what, &op, deadline, cancel).await {
+            Ok(_) => Ok(()),
+            // The operation itself reported failure: nothing was exchanged.
+            Err(e @ ArmError::OperationFailed { .. }) => Err(e),
+            Err(e @ (ArmError::Ambiguous { .. } | ArmError::Cancelled(_))) => Err(e),
+            // Accepted, then the polls went wrong (throttled, 409, a broken
+            // answer): the swap may have happened. Only reading state tells.
+            Err(other) => Err(ArmError::Ambiguous {
+                what,
+                detail: other.to_string(),
+            }),
+        }
     }
 
     /// Cancels a pending swap-with-preview on `slot`.

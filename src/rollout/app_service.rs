@@ -297,7 +297,9 @@ impl Target for AppServiceTarget {
                             " (there is no archive without a GitHub token and repository)".into(),
                     }
                 )),
-                Err(e) => R::Unavailable(e.to_string()),
+                // GitHub down or throttling: wait; anything else is final.
+                Err(e) if e.retryable() => R::Unavailable(e.to_string()),
+                Err(e) => R::Failed(e.to_string()),
             };
         }
         let Some(package) = &plan.package else {
@@ -415,14 +417,22 @@ impl Target for AppServiceTarget {
         match (expected, now.version.as_deref()) {
             (Some(want), Some(got)) if want == got => R::Swapped,
             (Some(_), Some(_)) => R::NotSwapped,
-            _ => {
-                // No version to compare: the swap status tells.
+            // The forward swap, with production's version unreadable: the
+            // swap status tells (it changes with every completed swap).
+            (Some(want), None) if want == plan.expected_version => {
                 if info.swap_status != f.swap_status_before {
                     R::Swapped
                 } else {
                     R::NotSwapped
                 }
             }
+            // A swap back to a version nobody could read: the status cannot
+            // tell one swap from two, and guessing could leave the new
+            // build serving. A human looks.
+            _ => R::Failed(format!(
+                "cannot tell whether the swap back happened: production answers {} and the version it served before is unknown",
+                now.describe()
+            )),
         }
     }
 

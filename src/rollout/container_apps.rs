@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::Result as R;
 use super::app_service::stale_routing;
-use super::driver::{DeployPlan, Facts, StalePolicy};
+use super::driver::{DeployPlan, Facts};
 use super::target::{Side, Target, arm_result};
 use crate::azure::arm::ArmError;
 use crate::cancel::Cancel;
@@ -46,8 +46,9 @@ impl ContainerAppsTarget {
     async fn set(&self, weights: Vec<TrafficWeight>, c: &Cancel) -> R {
         match self.app.set_traffic(&weights, c).await {
             Ok(()) => R::Ok,
-            // Unknown after the deadline: the traffic block tells.
-            Err(ArmError::Ambiguous { detail, .. }) => R::Ambiguous(detail),
+            // The whole traffic block is set and read back, so an unknown
+            // outcome is settled by setting it again.
+            Err(e @ ArmError::Ambiguous { .. }) => R::Unavailable(e.to_string()),
             Err(e) => arm_result(e),
         }
     }
@@ -112,6 +113,8 @@ impl Target for ContainerAppsTarget {
                 let Some(h) = heaviest else {
                     return R::Failed(split);
                 };
+                // Noted, not cleared first: routing everything to the
+                // heaviest revision could be routing it to the bad build.
                 f.stale_rules = vec![split];
                 (h, None)
             }
@@ -158,12 +161,12 @@ impl Target for ContainerAppsTarget {
             f.stale_rules = vec![format!("latestRevision → {name}")];
             return R::StaleRouting;
         }
-        let policy = if plan.rollback {
-            StalePolicy::Clear
-        } else {
-            plan.stale
-        };
-        stale_routing(policy, &f.stale_rules)
+        if plan.rollback {
+            // The rollback's own traffic change (100 % to the target) ends
+            // any split.
+            return R::Ok;
+        }
+        stale_routing(plan.stale, &f.stale_rules)
     }
 
     async fn busy(&self, c: &Cancel) -> Result<Option<String>, ArmError> {

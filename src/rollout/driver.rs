@@ -401,11 +401,6 @@ impl<T: Target> Rollout<T> {
     /// lock's intent) and what a sudden end would leave.
     async fn before(&self, phase: Phase, j: &mut Journal) {
         if let Some(lock) = &self.lock {
-            if changes(phase)
-                && let Err(e) = lock.write_intent(intent(j)).await
-            {
-                tracing::warn!("could not record this run's intent with the lock ({e})");
-            }
             j.lock = Some(lock.handle().await);
         }
         self.write_journal(j);
@@ -470,7 +465,27 @@ impl<T: Target> Rollout<T> {
         let mut said = false;
         // Bounded by the deadline and by the attempt count.
         for _ in 0..10_000 {
-            let r = self.perform(phase, j, watch, c).await;
+            // Before a change, the intent goes to the lock — a renewal that
+            // must succeed: a holder that cannot write it changes nothing.
+            let recorded = match (&self.lock, changes(phase)) {
+                (Some(lock), true) => match lock.write_intent(intent(j)).await {
+                    Ok(()) => {
+                        j.lock = Some(lock.handle().await);
+                        Ok(())
+                    }
+                    Err(crate::lock::LockError::Lost { holder, .. }) => {
+                        return R::LockLost(format!(
+                            "the lock is held by {holder}; nothing more was changed"
+                        ));
+                    }
+                    Err(e) => Err(format!("cannot record the intent with the lock: {e}")),
+                },
+                _ => Ok(()),
+            };
+            let r = match recorded {
+                Ok(()) => self.perform(phase, j, watch, c).await,
+                Err(why) => R::Unavailable(why),
+            };
             let R::Unavailable(why) = r else {
                 return r;
             };
@@ -483,7 +498,7 @@ impl<T: Target> Rollout<T> {
             }
             if !said {
                 tracing::warn!(
-                    "{}: Azure is throttling or failing ({why}); waiting it out — control-plane trouble is not a reason to roll back",
+                    "{}: {why}; waiting it out — trouble reaching Azure (or the lock) is not a reason to roll back",
                     phase_name(phase)
                 );
                 said = true;
@@ -527,7 +542,7 @@ impl<T: Target> Rollout<T> {
                 t.route_all(Side::Previous, &j.facts, c).await
             }
             Phase::VerifyCanaryAbort => {
-                let r = self.verify_previous(j, c).await;
+                let r = self.verify_previous(j, false).await;
                 if r == R::Ok {
                     t.retire(&j.facts, c).await;
                 }
@@ -558,7 +573,7 @@ impl<T: Target> Rollout<T> {
             }
             Phase::VerifyProduction => self.verify_production(j, c).await,
             Phase::VerifyRollback => {
-                let r = self.verify_previous(j, c).await;
+                let r = self.verify_previous(j, true).await;
                 if r == R::Ok {
                     t.retire(&j.facts, c).await;
                 }
@@ -734,26 +749,52 @@ impl<T: Target> Rollout<T> {
 
     /// Production serves the previous version again, healthy, on every one
     /// of `verify-requests` requests.
-    async fn verify_previous(&self, j: &mut Journal, _c: &Cancel) -> R {
-        let want = j.facts.previous_version.clone();
+    async fn verify_previous(&self, j: &mut Journal, after_swap: bool) -> R {
+        let unknown = j.facts.previous_version.is_none();
+        if unknown && !after_swap {
+            // A withdrawn canary: production's own build never changed (the
+            // routing was read back); its health is what is left to check.
+            let o = self
+                .probe
+                .observe(&j.facts.production_host, &self.plan.endpoints, None)
+                .await;
+            return if o.good(&self.plan.endpoints, None) {
+                R::Ok
+            } else {
+                R::Failed(format!(
+                    "after withdrawing the canary, production answers {}",
+                    o.describe()
+                ))
+            };
+        }
+        let Some(want) = j.facts.previous_version.clone() else {
+            // Health alone cannot tell the previous build from the new one.
+            let o = self
+                .probe
+                .observe(&j.facts.production_host, &self.plan.endpoints, None)
+                .await;
+            return R::Failed(format!(
+                "the previous version is unknown (production's version could not be read before the deploy), so putting it back cannot be verified: production answers {}",
+                o.describe()
+            ));
+        };
         let o = self
             .probe
             .observe(&j.facts.production_host, &self.plan.endpoints, None)
             .await;
-        if !o.good(&self.plan.endpoints, want.as_deref()) {
+        if !o.good(&self.plan.endpoints, Some(&want)) {
             return R::Failed(format!(
-                "after rolling back, production answers {} (expected {})",
+                "after rolling back, production answers {} (expected {want})",
                 o.describe(),
-                want.unwrap_or_else(|| "healthy".into())
             ));
         }
-        if let (Some(path), Some(want)) = (&self.plan.endpoints.version_path, &want) {
+        if let Some(path) = &self.plan.endpoints.version_path {
             let sample = self
                 .probe
                 .sample_versions(&j.facts.production_host, path, self.plan.verify_samples)
                 .await;
             j.facts.production_sample = sample.clone();
-            if sample.get(want).copied().unwrap_or(0) != self.plan.verify_samples {
+            if sample.get(&want).copied().unwrap_or(0) != self.plan.verify_samples {
                 return R::Failed(format!(
                     "after rolling back, production serves {} (expected all {want})",
                     show_sample(&sample)
