@@ -10,7 +10,9 @@
 //!   canary, against waiting the canary out (what a rollback without
 //!   preemption does);
 //! - **memory**: peak RSS of a normal deploy beside deploys that meet a
-//!   1 GiB answer from the token endpoint, ARM and the app.
+//!   1 GiB answer from the token endpoint, ARM and the app;
+//! - **lock cost**: the same deploy with the lock (and the package archive)
+//!   and with `lock: none`, alternating, wall time and GitHub requests.
 //!
 //! ```sh
 //! cargo build --release --bin expedite --example safety_sweep
@@ -67,6 +69,9 @@ async fn main() {
     }
     if only.as_deref().is_none_or(|o| o == "memory") {
         memory().await;
+    }
+    if only.as_deref().is_none_or(|o| o == "lockcost") {
+        lock_cost(arg("--lock-runs").and_then(|v| v.parse().ok()).unwrap_or(10)).await;
     }
 }
 
@@ -234,4 +239,51 @@ async fn memory() {
         );
         rig.shutdown().await;
     }
+}
+
+async fn lock_cost(n: usize) {
+    let rig = Rig::new().await;
+    let mut with: Vec<f64> = Vec::new();
+    let mut without: Vec<f64> = Vec::new();
+    let mut github_with = Vec::new();
+    let mut github_without = Vec::new();
+    for i in 0..n * 2 {
+        let version = if i % 2 == 0 { "2.4.1" } else { "2.4.2" };
+        let locked = (i / 2) % 2 == 0;
+        let mut job = rig.deploy(version);
+        if !locked {
+            job = job.input("lock", "none");
+        }
+        let before = rig.sb.handle().last_seq();
+        let started = Instant::now();
+        let r = tokio::task::spawn_blocking(move || job.run_main())
+            .await
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+        let github = rig
+            .sb
+            .handle()
+            .request_log_since(before)
+            .iter()
+            .filter(|x| x.host == "api.github.test" && x.path.contains("/git/"))
+            .count();
+        if locked {
+            with.push(wall);
+            github_with.push(github as f64);
+        } else {
+            without.push(wall);
+            github_without.push(github as f64);
+        }
+    }
+    rig.shutdown().await;
+    let med_with = quantile(&mut with.clone(), 0.5);
+    let med_without = quantile(&mut without.clone(), 0.5);
+    println!(
+        "\n### What the lock costs one deploy ({n} deploys each, alternating)\n\n| | median wall | git-database requests to GitHub |\n|---|---|---|\n| `lock: auto` (the lock; the package archive) | {med_with:.2} s | {:.0} |\n| `lock: none` (the package archive only) | {med_without:.2} s | {:.0} |\n| difference | {:+.2} s ({:.2}×) | |",
+        quantile(&mut github_with, 0.5),
+        quantile(&mut github_without, 0.5),
+        med_with - med_without,
+        med_with / med_without
+    );
 }
