@@ -1017,8 +1017,8 @@ pub const OUTPUTS: &[OutputSpec] = &[
          emergency rollback asked for the lock; restored, verified, handed over), or \
          needs-attention (production could not be restored, verified or read before the \
          deadline; the error says what is known and the command to run). With a manifest: \
-         promoted, rolled-back or failed. rollback: rolled-back, unchanged, failed (nothing \
-         changed), interrupted or needs-attention. cherry-pick: pull-request, pushed, \
+         promoted, rolled-back or failed. rollback: rolled-back, unchanged, failed (production \
+         still serves what it served), interrupted or needs-attention. cherry-pick: pull-request, pushed, \
          conflict, already-applied or existing (a re-run found its pull request). start, \
          tag: created or already-exists. incident: created, already-exists, updated, \
          resolved.",
