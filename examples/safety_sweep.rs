@@ -71,7 +71,12 @@ async fn main() {
         memory().await;
     }
     if only.as_deref().is_none_or(|o| o == "lockcost") {
-        lock_cost(arg("--lock-runs").and_then(|v| v.parse().ok()).unwrap_or(10)).await;
+        lock_cost(
+            arg("--lock-runs")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10),
+        )
+        .await;
     }
 }
 
