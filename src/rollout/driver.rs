@@ -467,7 +467,7 @@ impl<T: Target> Rollout<T> {
         for _ in 0..10_000 {
             // Before a change, the intent goes to the lock — a renewal that
             // must succeed: a holder that cannot write it changes nothing.
-            let recorded = match (&self.lock, changes(phase)) {
+            let recorded = match (&self.lock, writes_azure(phase)) {
                 (Some(lock), true) => match lock.write_intent(intent(j)).await {
                     Ok(()) => {
                         j.lock = Some(lock.handle().await);
@@ -906,6 +906,23 @@ pub fn journal_from_intent(v: &serde_json::Value) -> Option<Journal> {
             .get("restore")
             .and_then(|r| serde_json::from_value(r.clone()).ok()),
     })
+}
+
+/// True for phases that write to the platform: the lock gets the intent
+/// before each (the watch and the verifications only read; a run killed in
+/// one resumes from the write before it, to the same effect).
+fn writes_azure(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::ClearStaleRouting
+            | Phase::Upload
+            | Phase::CanaryShift
+            | Phase::CanaryAbort
+            | Phase::Swap
+            | Phase::ClearRouting
+            | Phase::SwapBack
+            | Phase::ClearRoutingAfterRollback
+    )
 }
 
 /// True for phases that change production (and so are not started after a
