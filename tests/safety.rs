@@ -146,6 +146,10 @@ async fn kill_sweep(platform: Platform) {
     rig.shutdown().await;
     assert!(changes >= 4, "{changes}");
     let mut points: Vec<Point> = (1..=changes).map(Point::AfterChange).collect();
+    eprintln!(
+        "{platform:?}: {changes} changes to Azure, {} kill points",
+        changes + 4
+    );
     let mut rng = StdRng::seed_from_u64(7);
     for _ in 0..4 {
         points.push(Point::At(Duration::from_millis(
