@@ -969,3 +969,46 @@ async fn azure_unreadable_past_the_deadline_needs_a_human_and_no_blind_swap() {
     assert_eq!(d.output("result"), Some("promoted"), "{}", d.all_text());
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_job_the_runners_later_signals_do_not_cut_the_restore_short() {
+    let rig = Rig::new().await;
+    // Slow routing writes: the canary's withdrawal takes 3 s.
+    let s = rig.sb.settings();
+    rig.sb
+        .handle()
+        .add_fault(
+            FaultSpec::new(FaultKind::Delay { ms: 3_000 })
+                .host("management.azure.test")
+                .method("PATCH")
+                .path_prefix(format!(
+                    "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/sites/{APP}/config/web",
+                    s.subscription_id, s.resource_group
+                )),
+        )
+        .unwrap();
+    let job = canary(rig.deploy("2.4.1"), "60s");
+    let running = job.start_main();
+    assert!(until(|| !rig.sb.handle().routing_rules(APP).is_empty()).await);
+    // The runner's escalation: SIGINT, then SIGTERM (7.5 s later on a real
+    // runner; here while the withdrawal is still running).
+    running.signal("INT");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    running.signal("TERM");
+    let r = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .unwrap();
+    assert_eq!(r.code, 1, "not 130: {}", r.all_text());
+    assert_eq!(r.output("result"), Some("interrupted"), "{}", r.all_text());
+    assert!(
+        r.all_text().contains("still restoring production"),
+        "{}",
+        r.all_text()
+    );
+    assert_eq!(
+        rig.one_version(Platform::AppService).await.unwrap(),
+        "2.4.0"
+    );
+    drop(job);
+    rig.shutdown().await;
+}
