@@ -776,7 +776,7 @@ const TRX_RESULTS: &str = r#"<Results>
 
 fn trx(body: &str) -> Vec<u8> {
     format!(
-        "<TestRun xmlns=\"http://microsoft.com/schemas/VisualStudio/TeamTest/2010\">{body}<ResultSummary outcome=\"Failed\"><Counters total=\"5\" failed=\"1\" /></ResultSummary></TestRun>"
+        "<TestRun xmlns=\"http://microsoft.com/schemas/VisualStudio/TeamTest/2010\">{body}<ResultSummary outcome=\"Failed\"><Counters total=\"5\" failed=\"1\" timeout=\"1\" /></ResultSummary></TestRun>"
     )
     .into_bytes()
 }
@@ -837,4 +837,265 @@ fn many_broken_files_keep_the_summary_small() {
     assert!(md.contains("…and 251 more reasons"), "{md}");
     assert!(md.contains("…and 200 more files."), "{md}");
     assert!(md.len() < 100_000, "{}", md.len());
+}
+
+// ---- every part of the filter must match something ----
+
+/// NUnit 3 results with categories and traits the sweep's filters name.
+fn generated_nunit(dir: &Path) -> PathBuf {
+    let tests = [
+        ("Shop.Payments.Charge", "Critical", "1", "team-a"),
+        ("Shop.Payments.Refund", "Payment", "1", "team-a"),
+        ("Shop.Orders.Place", "Critical", "2", "team-b"),
+        ("Shop.Orders.Slowly", "Slow", "2", "team-b"),
+    ];
+    let mut cases = String::new();
+    for (fqn, category, priority, owner) in tests {
+        let (class, name) = fqn.rsplit_once('.').unwrap();
+        cases.push_str(&format!(
+            r#"<test-case id="{fqn}" name="{name}" fullname="{fqn}" classname="{class}" result="Passed"><properties><property name="Category" value="{category}" /><property name="Priority" value="{priority}" /><property name="Owner" value="{owner}" /></properties></test-case>"#
+        ));
+    }
+    let xml = format!(
+        r#"<test-run id="2" testcasecount="4" total="4" passed="4" failed="0" inconclusive="0" skipped="0" result="Passed"><test-suite type="Assembly" name="Shop.Tests.dll" result="Passed">{cases}</test-suite></test-run>"#
+    );
+    let path = dir.join("generated-nunit.xml");
+    std::fs::write(&path, xml).unwrap();
+    path
+}
+
+/// A misspelling: two neighbouring letters swapped.
+fn misspell(word: &str) -> String {
+    let mut c: Vec<char> = word.chars().collect();
+    if c.len() < 2 {
+        return format!("{word}0");
+    }
+    let i = c.len() / 2;
+    c.swap(i - 1, i);
+    c.into_iter().collect()
+}
+
+#[test]
+fn a_misspelt_property_or_value_in_any_alternative_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated_nunit(dir.path());
+    let file = file.to_string_lossy().into_owned();
+    // Each alternative as (property, op, value) conditions joined by '&'.
+    let alternatives: Vec<Vec<(&str, &str, &str)>> = vec![
+        vec![("Category", "=", "Critical")],
+        vec![("Category", "=", "Payment"), ("Priority", "=", "1")],
+        vec![("Owner", "=", "team-b"), ("Category", "!=", "Slow")],
+        vec![("Name", "~", "Refund")],
+    ];
+    let render = |alts: &[Vec<(String, &str, String)>]| {
+        alts.iter()
+            .map(|a| {
+                a.iter()
+                    .map(|(p, o, v)| format!("{p}{o}{v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let owned: Vec<Vec<(String, &str, String)>> = alternatives
+        .iter()
+        .map(|a| {
+            a.iter()
+                .map(|(p, o, v)| (p.to_string(), *o, v.to_string()))
+                .collect()
+        })
+        .collect();
+    // The filter as meant passes, and says what each alternative selected.
+    let good = render(&owned);
+    let r = run(&GateSettings {
+        results: vec![file.clone()],
+        ..settings(&[], Some(&good))
+    });
+    assert_passes(&r);
+    assert_eq!(r.filter_alternatives.len(), 4);
+    assert!(
+        r.filter_alternatives.iter().all(|(_, n)| *n > 0),
+        "{:?}",
+        r.filter_alternatives
+    );
+    let mut tried = 0;
+    for (i, alt) in owned.iter().enumerate() {
+        for (j, (p, o, v)) in alt.iter().enumerate() {
+            // Name/FullyQualifiedName are built-in properties: only their
+            // values can be misspelt.
+            let mut kinds = vec![("value", p.clone(), misspell(v))];
+            if !matches!(
+                p.as_str(),
+                "Name" | "FullyQualifiedName" | "ClassName" | "Category"
+            ) {
+                kinds.push(("property", misspell(p), v.clone()));
+            }
+            for (kind, p2, v2) in kinds {
+                let mut bad = owned.clone();
+                bad[i][j] = (p2.clone(), *o, v2.clone());
+                let filter = render(&bad);
+                let r = run(&GateSettings {
+                    results: vec![file.clone()],
+                    ..settings(&[], Some(&filter))
+                });
+                tried += 1;
+                let part = format!("{p2}{o}{v2}");
+                assert_eq!(
+                    r.verdict,
+                    Verdict::Fail,
+                    "{kind} misspelt in `{part}` of {filter}: passed"
+                );
+                assert!(
+                    r.reasons.iter().any(|x| x.contains(&part)),
+                    "{kind} misspelt in `{part}` of {filter}: {:?}",
+                    r.reasons
+                );
+                // Marked optional, that part no longer fails the gate.
+                let r = run(&GateSettings {
+                    results: vec![file.clone()],
+                    filter_optional: vec![part.clone()],
+                    ..settings(&[], Some(&filter))
+                });
+                assert!(
+                    !r.reasons.iter().any(|x| x.contains(&format!("`{part}`"))),
+                    "{part} optional: {:?}",
+                    r.reasons
+                );
+            }
+        }
+    }
+    // Six conditions, two of them on traits whose names can be misspelt too.
+    assert_eq!(tried, 8);
+}
+
+#[test]
+fn the_issue_example_names_the_typo_and_its_nearest_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated_nunit(dir.path()).to_string_lossy().into_owned();
+    let r = run(&GateSettings {
+        results: vec![file],
+        ..settings(&[], Some("Categroy=Critical|Category=Payment"))
+    });
+    assert_fails_with(&r, "`Categroy=Critical`");
+    assert_fails_with(&r, "no test carries a property named 'Categroy'");
+    assert_fails_with(&r, "did you mean Category?");
+}
+
+#[test]
+fn an_optional_entry_must_be_part_of_the_filter() {
+    let e = evaluate(&GateSettings {
+        filter_optional: vec!["Category=Paymnet".into()],
+        ..settings(
+            &["trx-mstest-categories-failures.trx"],
+            Some("Category=Fail|Category=Payment"),
+        )
+    })
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "\"Category=Paymnet\" in critical-filter-optional is not an alternative or condition"
+        ) && text.contains("Category=Payment"),
+        "{text}"
+    );
+}
+
+#[test]
+fn trx_counters_that_disagree_with_the_listed_results_fail_either_way() {
+    // (listed passed, listed failed, counters total, counters failed)
+    let cases: [(u64, u64, u64, u64); 8] = [
+        (3, 0, 6, 3), // the issue's case: counters say 3 failed, only passes listed
+        (3, 0, 3, 1), // a failure counted, none listed
+        (2, 1, 3, 0), // a failure listed, none counted
+        (2, 1, 3, 2), // more counted than listed
+        (3, 0, 5, 0), // results missing: total counts more
+        (3, 0, 2, 0), // more listed than counted
+        (3, 0, 3, 0), // agreeing: passes
+        (2, 1, 3, 1), // agreeing, with a failure
+    ];
+    for (i, (passed, failed, total, counted_failed)) in cases.into_iter().enumerate() {
+        for summary in ["Completed", "Failed"] {
+            let mut results = String::new();
+            for n in 0..passed {
+                results.push_str(&format!(
+                    r#"<UnitTestResult testName="Ok{n}" outcome="Passed" />"#
+                ));
+            }
+            for n in 0..failed {
+                results.push_str(&format!(
+                    r#"<UnitTestResult testName="Bad{n}" outcome="Failed" />"#
+                ));
+            }
+            let xml = format!(
+                r#"<TestRun xmlns="http://microsoft.com/schemas/VisualStudio/TeamTest/2010"><Results>{results}</Results><ResultSummary outcome="{summary}"><Counters total="{total}" passed="{}" failed="{counted_failed}" /></ResultSummary></TestRun>"#,
+                total.saturating_sub(counted_failed)
+            );
+            let name = format!("c{i}.trx");
+            let dir = tempdir_with(&[(&name, xml.as_bytes())]);
+            // Only the passing tests are critical, so a listed failure alone
+            // never decides the verdict here.
+            let r = run(&in_dir(dir.path(), &[&name], Some("Name~Ok")));
+            let agree = total == passed + failed && counted_failed == failed;
+            let says = r
+                .reasons
+                .iter()
+                .any(|x| x.contains("the run's counters report"));
+            if agree {
+                assert!(!says, "case {i} ({summary}) agrees: {:?}", r.reasons);
+            } else {
+                assert!(says, "case {i} ({summary}) disagrees: {:?}", r.reasons);
+                assert_eq!(r.verdict, Verdict::Fail, "case {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_finding_is_suppressed_only_when_every_suppression_stands() {
+    // Every combination of up to two suppressions drawn from these statuses
+    // (None: no status, which SARIF reads as accepted).
+    let statuses: [Option<&str>; 4] = [
+        None,
+        Some("accepted"),
+        Some("rejected"),
+        Some("underReview"),
+    ];
+    let mut combos: Vec<Vec<Option<&str>>> = vec![vec![]];
+    for a in statuses {
+        combos.push(vec![a]);
+        for b in statuses {
+            combos.push(vec![a, b]);
+        }
+    }
+    for combo in combos {
+        let list: Vec<String> = combo
+            .iter()
+            .map(|s| match s {
+                Some(st) => format!(r#"{{"kind":"external","status":"{st}"}}"#),
+                None => r#"{"kind":"inSource"}"#.to_string(),
+            })
+            .collect();
+        let sarif = format!(
+            r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"S","rules":[{{"id":"R1","defaultConfiguration":{{"level":"error"}}}}]}}}},"results":[{{"ruleId":"R1","message":{{"text":"x"}},"suppressions":[{}]}}]}}]}}"#,
+            list.join(",")
+        );
+        let dir = tempdir_with(&[("s.sarif", sarif.as_bytes())]);
+        let mut s = with_sarif(&["s.sarif"], None);
+        s.results = vec![
+            fixture("trx-xunitv3-passed-blame-warning.trx")
+                .display()
+                .to_string(),
+        ];
+        s.base_dir = dir.path().to_path_buf();
+        let r = run(&s);
+        let stands =
+            !combo.is_empty() && combo.iter().all(|st| st.is_none_or(|st| st == "accepted"));
+        assert_eq!(
+            r.security_findings,
+            u64::from(!stands),
+            "suppressions {combo:?}: {:?}",
+            r.reasons
+        );
+    }
 }

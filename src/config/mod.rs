@@ -1690,9 +1690,31 @@ fn gate_config(r: &mut Resolver<'_>) -> GateConfig {
                 accepted: "prefix{}suffix, e.g. [{}] or @{}; none to turn it off".into(),
             })
     });
+    let filter_optional: Vec<String> = raw
+        .get("critical-filter-optional")
+        .map(values::parse_list)
+        .unwrap_or_default();
+    match (&filter, filter_optional.is_empty()) {
+        (_, true) => {}
+        (Some(f), false) => {
+            if let Err(problem) = crate::gate::check_optional(f, &filter_optional) {
+                r.error(
+                    "critical-filter-optional",
+                    problem,
+                    "list alternatives or conditions exactly as critical-filter has them",
+                );
+            }
+        }
+        (None, false) => r.error(
+            "critical-filter-optional",
+            "is set, but there is no critical-filter",
+            "leave it out, or set critical-filter",
+        ),
+    }
     GateConfig {
         settings: GateSettings {
             results,
+            filter_optional,
             filter,
             min_critical_tests: u32::try_from(min_critical_tests).unwrap_or(u32::MAX),
             sarif: raw.get("sarif").map(values::parse_list).unwrap_or_default(),

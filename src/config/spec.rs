@@ -338,6 +338,14 @@ pub const INPUTS: &[InputSpec] = &[
     )
     .only(GATE),
     input(
+        "critical-filter-optional",
+        "Parts of `critical-filter` (alternatives or conditions, as written there; comma- or \
+         line-separated) that may match no test in these results. Every other part must match \
+         at least one test: a misspelt alternative would otherwise drop its tests silently, and \
+         a misspelt exclusion would exclude nothing.",
+    )
+    .only(GATE),
+    input(
         "min-critical-tests",
         "Fewest critical tests that must run and pass; a filter typo that matches nothing \
          fails the gate.",
@@ -377,10 +385,11 @@ pub const INPUTS: &[InputSpec] = &[
     .only(GATE),
     input(
         "resource-group",
-        "The Azure resource group of the app (with a manifest: of services that name none).",
+        "The Azure resource group of the app (with a manifest: of services that name none). \
+         Required for a service on Azure; a manifest of `command` services alone needs none \
+         (nor any Azure sign-in).",
     )
     .only(WITH_RESOURCE_GROUP)
-    .required(AZURE)
     .env("EXPEDITE_RESOURCE_GROUP"),
     input(
         "app-name",

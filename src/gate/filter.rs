@@ -408,6 +408,297 @@ fn eval_condition(c: &Condition, case: &TestCase) -> bool {
     }
 }
 
+/// Renders a property as the filter grammar names it.
+fn property_name(p: &Property) -> &str {
+    match p {
+        Property::FullyQualifiedName => "FullyQualifiedName",
+        Property::Name => "Name",
+        Property::ClassName => "ClassName",
+        Property::Category => "Category",
+        Property::Trait(n) => n,
+    }
+}
+
+/// A value with the grammar's specials escaped.
+fn escaped(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if SPECIAL.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            Op::Equal => "=",
+            Op::NotEqual => "!=",
+            Op::Contains => "~",
+            Op::NotContains => "!~",
+        };
+        write!(
+            f,
+            "{}{op}{}",
+            escaped(property_name(&self.property)),
+            escaped(&self.value)
+        )
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |f: &mut fmt::Formatter<'_>, items: &[Expr], sep: &str, wrap_or: bool| {
+            for (i, e) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(sep)?;
+                }
+                match e {
+                    Expr::Or(_) if wrap_or => write!(f, "({e})")?,
+                    _ => write!(f, "{e}")?,
+                }
+            }
+            Ok(())
+        };
+        match self {
+            Expr::Or(items) => join(f, items, "|", false),
+            Expr::And(items) => join(f, items, "&", true),
+            Expr::Condition(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+/// The canonical text of a condition or alternative written on its own
+/// (what `critical-filter-optional` compares), or an error.
+pub fn canonical(text: &str) -> Result<String, FilterError> {
+    Filter::parse(text).map(|f| f.expr.to_string())
+}
+
+fn collect_conditions<'e>(e: &'e Expr, out: &mut Vec<&'e Condition>) {
+    match e {
+        Expr::Or(items) | Expr::And(items) => {
+            for i in items {
+                collect_conditions(i, out);
+            }
+        }
+        Expr::Condition(c) => out.push(c),
+    }
+}
+
+/// How many values of one property to keep for the "seen" list.
+const MAX_SEEN: usize = 200;
+
+/// What one part of the filter matched over every test of a run: each
+/// top-level alternative (the tests it selects) and each condition (the
+/// tests its positive form matches, so that a misspelt exclusion, which
+/// excludes nothing, shows as well as a misspelt inclusion).
+#[derive(Debug, Clone)]
+pub struct Coverage {
+    alternatives: Vec<(String, Expr, u64)>,
+    conditions: Vec<(String, Condition, u64)>,
+    /// Property names seen on tests (traits, and Category when any test has
+    /// one), and up to `MAX_SEEN` values of each property the filter uses.
+    properties_seen: std::collections::BTreeSet<String>,
+    values_seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+/// A part of the filter that matched no test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dead {
+    /// The part, canonical.
+    pub text: String,
+    /// An alternative (selects no test) or a condition (matches no test).
+    pub alternative: bool,
+    /// Why, with what was seen and the nearest name.
+    pub why: String,
+}
+
+impl Coverage {
+    /// Coverage of `filter`'s parts, none observed yet.
+    pub fn new(filter: &Filter) -> Coverage {
+        let alternatives = match &filter.expr {
+            Expr::Or(items) => items
+                .iter()
+                .map(|e| (e.to_string(), e.clone(), 0))
+                .collect(),
+            other => vec![(other.to_string(), other.clone(), 0)],
+        };
+        let mut conds = Vec::new();
+        collect_conditions(&filter.expr, &mut conds);
+        let mut conditions: Vec<(String, Condition, u64)> = Vec::new();
+        for c in conds {
+            let positive = Condition {
+                op: match c.op {
+                    Op::Equal | Op::NotEqual => Op::Equal,
+                    Op::Contains | Op::NotContains => Op::Contains,
+                },
+                ..c.clone()
+            };
+            let text = c.to_string();
+            if !conditions.iter().any(|(t, _, _)| eq_ci(t, &text)) {
+                conditions.push((text, positive, 0));
+            }
+        }
+        Coverage {
+            alternatives,
+            conditions,
+            properties_seen: Default::default(),
+            values_seen: Default::default(),
+        }
+    }
+
+    /// Counts `case` against every part.
+    pub fn observe(&mut self, case: &TestCase) {
+        for (_, e, n) in &mut self.alternatives {
+            if eval(e, case) {
+                *n += 1;
+            }
+        }
+        for (_, c, n) in &mut self.conditions {
+            if eval_condition(c, case) {
+                *n += 1;
+            }
+        }
+        if !case.categories.is_empty() {
+            self.properties_seen.insert("Category".into());
+        }
+        for (name, _) in &case.traits {
+            if self.properties_seen.len() < MAX_SEEN {
+                self.properties_seen.insert(name.clone());
+            }
+        }
+        for (_, c, _) in &self.conditions {
+            let key = property_name(&c.property).to_string();
+            let values: Vec<&str> = match &c.property {
+                Property::FullyQualifiedName | Property::Name | Property::ClassName => continue,
+                Property::Category => case
+                    .categories
+                    .iter()
+                    .map(String::as_str)
+                    .chain(case.traits.iter().filter_map(|(n, v)| {
+                        (eq_ci(n, "Category") || eq_ci(n, "TestCategory")).then_some(v.as_str())
+                    }))
+                    .collect(),
+                Property::Trait(name) => case
+                    .traits
+                    .iter()
+                    .filter(|(n, _)| eq_ci(n, name))
+                    .map(|(_, v)| v.as_str())
+                    .collect(),
+            };
+            let seen = self.values_seen.entry(key).or_default();
+            for v in values {
+                if seen.len() < MAX_SEEN {
+                    seen.insert(v.to_string());
+                }
+            }
+        }
+    }
+
+    /// Every alternative with the tests it selected.
+    pub fn alternatives(&self) -> Vec<(String, u64)> {
+        self.alternatives
+            .iter()
+            .map(|(t, _, n)| (t.clone(), *n))
+            .collect()
+    }
+
+    /// The canonical texts of every alternative and condition (what an
+    /// optional entry must be one of).
+    pub fn parts(&self) -> Vec<String> {
+        self.alternatives
+            .iter()
+            .map(|(t, _, _)| t.clone())
+            .chain(self.conditions.iter().map(|(t, _, _)| t.clone()))
+            .collect()
+    }
+
+    /// The parts that matched nothing, but for those in `optional`
+    /// (canonical texts): alternatives when there are several (a single one
+    /// is the minimum's business), then conditions.
+    pub fn dead(&self, optional: &[String]) -> Vec<Dead> {
+        let skip = |t: &str| optional.iter().any(|o| eq_ci(o, t));
+        let mut out = Vec::new();
+        // A filter of one condition selects nothing exactly when it is
+        // dead: the minimum's reason already says so, with what was seen.
+        if self.alternatives.len() == 1 && self.conditions.len() == 1 {
+            return out;
+        }
+        let mut dead_conditions = Vec::new();
+        for (text, c, n) in &self.conditions {
+            if *n == 0 && !skip(text) {
+                dead_conditions.push(Dead {
+                    text: text.clone(),
+                    alternative: false,
+                    why: self.why(c),
+                });
+            }
+        }
+        if self.alternatives.len() > 1 {
+            for (text, _, n) in &self.alternatives {
+                if *n == 0 && !skip(text) && !dead_conditions.iter().any(|d| eq_ci(&d.text, text)) {
+                    out.push(Dead {
+                        text: text.clone(),
+                        alternative: true,
+                        why: "no test meets all its conditions together".into(),
+                    });
+                }
+            }
+        }
+        out.extend(dead_conditions);
+        out
+    }
+
+    fn why(&self, c: &Condition) -> String {
+        let name = property_name(&c.property);
+        let verb = match c.op {
+            Op::Equal | Op::NotEqual => "is",
+            Op::Contains | Op::NotContains => "contains",
+        };
+        let nearest = |word: &str, among: &std::collections::BTreeSet<String>| {
+            let w = word.to_lowercase();
+            among
+                .iter()
+                .map(|c| (strsim::levenshtein(&w, &c.to_lowercase()), c))
+                .filter(|(d, c)| *d > 0 && *d <= 2.max(c.chars().count() / 4))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, n)| format!("; did you mean {n}?"))
+                .unwrap_or_default()
+        };
+        let list = |set: &std::collections::BTreeSet<String>| {
+            let mut v: Vec<&str> = set.iter().map(String::as_str).take(12).collect();
+            if set.len() > 12 {
+                v.push("…");
+            }
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        match &c.property {
+            Property::Trait(n) if !self.properties_seen.iter().any(|p| eq_ci(p, n)) => format!(
+                "no test carries a property named '{n}' (properties seen: {}{})",
+                list(&self.properties_seen),
+                nearest(n, &self.properties_seen)
+            ),
+            Property::Category | Property::Trait(_) => {
+                let empty = Default::default();
+                let seen = self.values_seen.get(name).unwrap_or(&empty);
+                format!(
+                    "no test's {name} {verb} '{}' ({name} values seen: {}{})",
+                    c.value,
+                    list(seen),
+                    nearest(&c.value, seen)
+                )
+            }
+            _ => format!("no test's {name} {verb} '{}'", c.value),
+        }
+    }
+}
+
 fn eq_ci(a: &str, b: &str) -> bool {
     if a.is_ascii() && b.is_ascii() {
         a.eq_ignore_ascii_case(b)

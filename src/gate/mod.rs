@@ -87,6 +87,9 @@ pub struct GateSettings {
     /// `dotnet test --filter` expression selecting the critical tests; `None` or blank means
     /// every test is critical.
     pub filter: Option<String>,
+    /// Parts of the filter (alternatives or conditions, as written) allowed to
+    /// match no test; every other part must match at least one.
+    pub filter_optional: Vec<String>,
     /// Critical tests that must have run (passed or failed); skipped ones do not count.
     pub min_critical_tests: u32,
     /// Glob patterns (or plain paths) of SARIF files from the security scan.
@@ -105,6 +108,7 @@ impl Default for GateSettings {
         GateSettings {
             results: Vec::new(),
             filter: None,
+            filter_optional: Vec::new(),
             min_critical_tests: 1,
             sarif: Vec::new(),
             security_threshold: SecurityThreshold::default(),
@@ -129,12 +133,39 @@ pub enum GateError {
         position: usize,
         message: String,
     },
+    #[error(
+        "\"{entry}\" in critical-filter-optional is not an alternative or condition of the filter (they are: {parts})"
+    )]
+    OptionalNotInFilter {
+        /// The entry.
+        entry: String,
+        /// What it could have been.
+        parts: String,
+    },
     #[error("{0}")]
     CategoryPattern(String),
     #[error(
         "the security waiver is empty: give the reason the scan is skipped (and who decided), or pass the SARIF file"
     )]
     EmptyWaiver,
+}
+
+/// Checks that every entry of `optional` is an alternative or condition of
+/// `filter` (compared in canonical form); the error names the first that is
+/// not, with what the parts are.
+pub fn check_optional(filter: &str, optional: &[String]) -> Result<(), String> {
+    let f = Filter::parse(filter).map_err(|e| e.to_string())?;
+    let parts = filter::Coverage::new(&f).parts();
+    for entry in optional {
+        let text = filter::canonical(entry).map_err(|e| e.to_string())?;
+        if !parts.iter().any(|p| p.eq_ignore_ascii_case(&text)) {
+            return Err(format!(
+                "\"{entry}\" is not an alternative or condition of the filter (they are: {})",
+                parts.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the gate.
@@ -145,6 +176,31 @@ pub fn evaluate(settings: &GateSettings) -> Result<GateReport, GateError> {
     let filter = match settings.filter.as_deref().map(str::trim) {
         Some(f) if !f.is_empty() => Some(Filter::parse(f)?),
         _ => None,
+    };
+    // Optional parts must be parts of the filter: a typo there would
+    // silence the check it exists to relax.
+    let optional: Vec<String> = match &filter {
+        Some(f) => {
+            let parts = filter::Coverage::new(f).parts();
+            let mut out = Vec::new();
+            for entry in settings
+                .filter_optional
+                .iter()
+                .map(|e| e.trim())
+                .filter(|e| !e.is_empty())
+            {
+                let text = filter::canonical(entry)?;
+                if !parts.iter().any(|p| p.eq_ignore_ascii_case(&text)) {
+                    return Err(GateError::OptionalNotInFilter {
+                        entry: entry.to_owned(),
+                        parts: parts.join(", "),
+                    });
+                }
+                out.push(text);
+            }
+            out
+        }
+        None => Vec::new(),
     };
     let category_pattern = match settings.junit_category_pattern.as_deref() {
         None => Some(CategoryPattern::default_brackets()),
@@ -330,6 +386,29 @@ pub fn evaluate(settings: &GateSettings) -> Result<GateReport, GateError> {
             plural(critical.not_run())
         ));
     }
+    // Every part of the filter must match something: an alternative or
+    // condition that matches nothing is a typo that silently drops tests
+    // (or, in an exclusion, excludes nothing).
+    let mut filter_alternatives = Vec::new();
+    if let Some(coverage) = &agg.coverage {
+        filter_alternatives = coverage.alternatives();
+        if tests_total > 0 {
+            for dead in coverage.dead(&optional) {
+                reasons.push(format!(
+                    "the filter's {} `{}` {} in these results: {} (if it is expected to match nothing here, list it in critical-filter-optional)",
+                    if dead.alternative { "alternative" } else { "condition" },
+                    dead.text,
+                    if dead.alternative { "selects no test" } else { "matches no test" },
+                    dead.why
+                ));
+            }
+        }
+        for o in &optional {
+            notes.push(format!(
+                "`{o}` may match no test (critical-filter-optional)"
+            ));
+        }
+    }
     if settings.min_critical_tests == 0 {
         notes.push(
             "min_critical_tests is 0: the gate passes even if no critical test ran".to_owned(),
@@ -351,6 +430,7 @@ pub fn evaluate(settings: &GateSettings) -> Result<GateReport, GateError> {
         reasons,
         notes,
         filter: filter.as_ref().map(|f| f.as_str().to_owned()),
+        filter_alternatives,
         min_critical_tests: settings.min_critical_tests,
         tests_total,
         critical_total: critical.total(),

@@ -74,6 +74,8 @@ pub struct GateReport {
     pub notes: Vec<String>,
     /// The filter used; `None` means every test is critical.
     pub filter: Option<String>,
+    /// Each top-level alternative of the filter and the tests it selected.
+    pub filter_alternatives: Vec<(String, u64)>,
     pub min_critical_tests: u32,
     /// Test cases in all files.
     pub tests_total: u64,
@@ -130,11 +132,14 @@ pub(crate) struct Aggregator<'f> {
     other_kept: usize,
     pub(crate) failures_omitted: u64,
     pub(crate) categories_seen: BTreeSet<String>,
+    /// What each part of the filter matched.
+    pub(crate) coverage: Option<super::filter::Coverage>,
 }
 
 impl<'f> Aggregator<'f> {
     pub(crate) fn new(filter: Option<&'f Filter>) -> Self {
         Aggregator {
+            coverage: filter.map(super::filter::Coverage::new),
             filter,
             critical: OutcomeCounts::default(),
             other: OutcomeCounts::default(),
@@ -157,6 +162,9 @@ impl<'f> Aggregator<'f> {
 
 impl TestSink for Aggregator<'_> {
     fn test_case(&mut self, case: &TestCase) {
+        if let Some(c) = self.coverage.as_mut() {
+            c.observe(case);
+        }
         let critical = self.filter.is_none_or(|f| f.matches(case));
         if critical {
             self.critical.add(case.outcome);
@@ -300,6 +308,13 @@ impl GateReport {
             "Selected by {filter}; at least {} must run.\n",
             self.min_critical_tests
         );
+        if self.filter_alternatives.len() > 1 {
+            md.push_str("| filter alternative | tests selected |\n|---|---:|\n");
+            for (alt, n) in &self.filter_alternatives {
+                let _ = writeln!(md, "| {} | {n} |", code(alt));
+            }
+            md.push('\n');
+        }
         md.push_str("| | Tests |\n|---|---:|\n");
         for (label, n) in [
             ("Critical", self.critical_total),

@@ -241,13 +241,15 @@ fn read_run(run_index: usize, run: Run, path: &str, out: &mut ParsedFile) {
             out.suppressed_findings += 1;
             continue;
         }
-        // Suppressed in source or dismissed, unless the suppression was rejected or is
-        // still under review.
-        if result
-            .suppressions
-            .iter()
-            .flatten()
-            .any(|s| s.status.as_deref().is_none_or(|st| st == "accepted"))
+        // Suppressed only when every suppression stands (accepted, or no
+        // status, which SARIF reads as accepted): one rejected or under
+        // review leaves the finding open, as Microsoft's SARIF SDK and
+        // GitLab read it. An empty list suppresses nothing.
+        let suppressions = result.suppressions.as_deref().unwrap_or_default();
+        if !suppressions.is_empty()
+            && suppressions
+                .iter()
+                .all(|s| s.status.as_deref().is_none_or(|st| st == "accepted"))
         {
             out.suppressed_findings += 1;
             continue;

@@ -139,6 +139,8 @@ struct Parser {
     message_bytes: usize,
     summary_outcome: Option<String>,
     counted_failures: u64,
+    /// `Counters total`, when the file has it.
+    counted_total: Option<u64>,
     run_info: Option<RunInfo>,
     host_problems: Vec<String>,
     run_errors: Vec<String>,
@@ -285,6 +287,11 @@ impl Parser {
                     {
                         self.counted_failures = self.counted_failures.saturating_add(n);
                     }
+                }
+                if let Some(n) = xml.attr(start, "total")?
+                    && let Ok(n) = n.trim().parse::<u64>()
+                {
+                    self.counted_total = Some(n);
                 }
             }
             b"RunInfo" => {
@@ -501,6 +508,26 @@ impl Parser {
         }
 
         out.problems.append(&mut self.host_problems);
+        // The run's own counters against the results the file lists: a
+        // disagreement either way means results are missing (or invented),
+        // whatever the summary's outcome says.
+        let listed_failures = out.tests.failures();
+        if self.summary_outcome.is_some() && self.counted_failures != listed_failures {
+            out.problems.push(format!(
+                "the run's counters report {} failed test{} (failed, error, timeout, aborted), but the file lists {listed_failures}: results are missing or do not match the run",
+                self.counted_failures,
+                if self.counted_failures == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(total) = self.counted_total
+            && total != out.tests.total()
+        {
+            out.problems.push(format!(
+                "the run's counters report {total} test{}, but the file lists {}: results are missing or do not match the run",
+                if total == 1 { "" } else { "s" },
+                out.tests.total()
+            ));
+        }
         if self.passed_but_run_aborted > 0 {
             out.problems.push(format!(
                 "the test run was aborted ({} tests are marked PassedButRunAborted)",
