@@ -345,6 +345,11 @@ async fn post_stage(console: Console, sinks: Sinks, env: Env, config: Config) ->
         (None, Some(r)) => (r.azure.clone(), None),
         (None, None) => return 0,
     };
+    // Only rollouts on Azure keep journals; a run of command services
+    // alone has nothing for the post stage to restore.
+    let Some(azure) = azure else {
+        return 0;
+    };
     let identity = RunIdentity::from_env(&env);
     crate::http::set_run_tag(&identity.id);
     let ctx = Ctx {

@@ -428,3 +428,62 @@ services:
     assert!(web_first_change > payments_verified);
     sb.shutdown().await;
 }
+
+/// A manifest of `command` services only: no Azure sign-in, no resource
+/// group. The second service's deploy runs and its verify fails; by policy
+/// its `rollback:` undoes what the deploy did (it left a change), and
+/// `stop` leaves it and says so.
+const COMMANDS_ONLY: &str = r#"
+version: 1
+services:
+  - name: schema
+    platform: command
+    deploy: 'echo "$EXPEDITE_VERSION" > schema.txt'
+    verify: 'test -s schema.txt'
+    rollback: 'rm -f schema.txt'
+  - name: cache
+    platform: command
+    deploy: 'echo warm > cache.txt'
+    verify: 'false'
+    rollback: 'rm -f cache.txt'
+    depends_on: [schema]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_of_commands_needs_no_azure_and_undoes_a_failed_deploy() {
+    for (policy, schema_left, cache_left, cache_outcome) in [
+        ("rollback-all", false, false, "rolled-back"),
+        ("rollback-failed", true, false, "rolled-back"),
+        ("stop", true, true, "needs-attention"),
+    ] {
+        let job = Job::new();
+        let ws = job.workspace();
+        std::fs::create_dir_all(ws.join(".github")).unwrap();
+        std::fs::write(ws.join(".github/expedite.yml"), COMMANDS_ONLY).unwrap();
+        let job = job
+            .input("command", "deploy")
+            .input("manifest", ".github/expedite.yml")
+            .input("expected-version", "2.4.1")
+            .input("check-interval", "50ms")
+            .input("check-attempts", "2")
+            .input("on-failure", policy);
+        let (job, r) = run(job).await;
+        assert_eq!(r.code, 1, "{policy}: {}", r.all_text());
+        let text = r.all_text();
+        assert!(!text.contains("resource-group"), "{policy}: {text}");
+        assert!(!text.contains("azure-credentials"), "{policy}: {text}");
+        let outcome = services(&r);
+        assert_eq!(outcome["cache"], cache_outcome, "{policy}: {text}");
+        let ws = job.workspace();
+        assert_eq!(ws.join("schema.txt").exists(), schema_left, "{policy}");
+        assert_eq!(ws.join("cache.txt").exists(), cache_left, "{policy}");
+
+        if policy == "stop" {
+            // The same job rolls everything back, still without Azure.
+            let (job, r) = run(as_rollback(job)).await;
+            assert_eq!(r.code, 0, "{}", r.all_text());
+            assert!(!job.workspace().join("schema.txt").exists());
+            assert!(!job.workspace().join("cache.txt").exists());
+        }
+    }
+}

@@ -54,7 +54,13 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         return Ok(report);
     }
     let started = Instant::now();
-    let clients = azure_clients(&ctx.console, &config.azure)?;
+    let azure = config.azure.as_ref().ok_or_else(|| {
+        CommandError::Failed(
+            "deploying an app needs the Azure inputs (client-id, tenant-id, subscription-id)"
+                .into(),
+        )
+    })?;
+    let clients = azure_clients(&ctx.console, azure)?;
     let mut plan = config.plan.clone();
     if let Some(path) = &config.package {
         plan.package = Some(tokio::fs::read(path).await.map_err(|e| {

@@ -28,7 +28,8 @@ struct Runner {
     ctx: Ctx,
     config: DeployConfig,
     multi: MultiConfig,
-    clients: AzureClients,
+    /// `None` for a manifest of `command` services only.
+    clients: Option<AzureClients>,
     keeper: Keeper,
     journals: Mutex<BTreeMap<String, Journal>>,
 }
@@ -38,6 +39,8 @@ fn step_of(j: &Journal) -> Step {
         .outcome()
         .unwrap_or(crate::rollout::Outcome::NeedsAttention);
     Step {
+        // A rollout restores itself when it fails.
+        undo: false,
         result: outcome.as_str().to_string(),
         verified: outcome.success(),
         detail: j.state.failure.clone().unwrap_or_else(|| {
@@ -78,10 +81,27 @@ fn failed(detail: impl Into<String>) -> Step {
         result: "failed".into(),
         verified: false,
         detail: detail.into(),
+        undo: false,
     }
 }
 
 impl Runner {
+    fn subscription(&self) -> String {
+        self.config
+            .azure
+            .as_ref()
+            .map(|a| a.subscription_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The Azure clients, for services on Azure (config asks for the
+    /// sign-in whenever the manifest has one).
+    fn clients(&self) -> Result<&AzureClients, Step> {
+        self.clients.as_ref().ok_or_else(|| {
+            failed("this service runs on Azure, but no Azure sign-in was configured")
+        })
+    }
+
     fn version(&self, s: &Service) -> String {
         s.version
             .clone()
@@ -133,7 +153,7 @@ impl Runner {
             None => None,
         };
         let site = SiteRef {
-            subscription: self.config.azure.subscription_id.clone(),
+            subscription: self.subscription(),
             resource_group: resource_group.to_string(),
             app: app.to_string(),
         };
@@ -158,7 +178,7 @@ impl Runner {
         };
         plan.image = Some(image.replace("${version}", &self.version(s)));
         let app_ref = ContainerAppRef {
-            subscription: self.config.azure.subscription_id.clone(),
+            subscription: self.subscription(),
             resource_group: resource_group.to_string(),
             app: app.to_string(),
         };
@@ -172,6 +192,10 @@ impl Runner {
     /// The same verified rollout as a single deploy; the journal is kept
     /// for a later rollback.
     async fn rollout(&self, s: &Service, place: Place, plan: DeployPlan) -> Step {
+        let clients = match self.clients() {
+            Ok(c) => c,
+            Err(step) => return step,
+        };
         let cancel = self.ctx.cancel.child();
         let ask = LockAsk {
             command: format!(
@@ -184,38 +208,30 @@ impl Runner {
             wait: plan.lock_wait,
             journal: plan.journal.clone(),
         };
-        let journal = match service::take(
-            &self.ctx,
-            &self.clients,
-            &self.keeper,
-            &place,
-            &ask,
-            &cancel,
-        )
-        .await
-        {
-            Err(why) => service::refused(&plan.expected_version, why),
-            Ok(held) => {
-                for n in &held.notes {
-                    self.ctx.console.info(&format!("{}: {n}", s.name));
+        let journal =
+            match service::take(&self.ctx, clients, &self.keeper, &place, &ask, &cancel).await {
+                Err(why) => service::refused(&plan.expected_version, why),
+                Ok(held) => {
+                    for n in &held.notes {
+                        self.ctx.console.info(&format!("{}: {n}", s.name));
+                    }
+                    let j = service::drive(
+                        &self.ctx,
+                        clients,
+                        &self.keeper,
+                        &place,
+                        plan,
+                        service::Start {
+                            lock: held.guard(),
+                            cancel,
+                            from: None,
+                        },
+                    )
+                    .await;
+                    held.release(Some(&j)).await;
+                    j
                 }
-                let j = service::drive(
-                    &self.ctx,
-                    &self.clients,
-                    &self.keeper,
-                    &place,
-                    plan,
-                    service::Start {
-                        lock: held.guard(),
-                        cancel,
-                        from: None,
-                    },
-                )
-                .await;
-                held.release(Some(&j)).await;
-                j
-            }
-        };
+            };
         let step = step_of(&journal);
         self.remember(s, journal);
         step
@@ -250,6 +266,10 @@ impl Runner {
             return Step {
                 result: "failed".into(),
                 verified: false,
+                // A deploy command that ran may have changed things half-way
+                // (a migration): its rollback undoes them. One that never
+                // started changed nothing.
+                undo: !e.starts_with("cannot run"),
                 detail: e,
             };
         }
@@ -264,6 +284,7 @@ impl Runner {
                         result: "promoted".into(),
                         verified: true,
                         detail: format!("deployed {}; verify passed", self.version(s)),
+                        undo: false,
                     };
                 }
                 Err(e) => last = e,
@@ -281,6 +302,7 @@ impl Runner {
             result: "needs-attention".into(),
             verified: false,
             detail: format!("deployed, but verify kept failing: {last}"),
+            undo: true,
         }
     }
 
@@ -314,16 +336,13 @@ impl Runner {
                 .map(std::path::Path::to_path_buf),
             preempt: false,
         };
-        let (r, _) = rollback_one(
-            &self.ctx,
-            &self.clients,
-            &self.keeper,
-            &place,
-            &settings,
-            None,
-        )
-        .await;
+        let clients = match self.clients() {
+            Ok(c) => c,
+            Err(step) => return step,
+        };
+        let (r, _) = rollback_one(&self.ctx, clients, &self.keeper, &place, &settings, None).await;
         Step {
+            undo: false,
             verified: r.error.is_none(),
             result: r.result.to_string(),
             detail: r.error.unwrap_or_else(|| {
@@ -381,7 +400,7 @@ impl ServiceRunner for Runner {
             } => {
                 let place = Place::AppService {
                     site: SiteRef {
-                        subscription: self.config.azure.subscription_id.clone(),
+                        subscription: self.subscription(),
                         resource_group: resource_group.clone(),
                         app: app.clone(),
                     },
@@ -397,7 +416,7 @@ impl ServiceRunner for Runner {
             } => {
                 let place = Place::ContainerApps {
                     app: ContainerAppRef {
-                        subscription: self.config.azure.subscription_id.clone(),
+                        subscription: self.subscription(),
                         resource_group: resource_group.clone(),
                         app: app.clone(),
                     },
@@ -411,6 +430,7 @@ impl ServiceRunner for Runner {
                         result: "rolled-back".into(),
                         verified: true,
                         detail: "rollback command succeeded".into(),
+                        undo: false,
                     },
                     Err(e) => failed(e),
                 },
@@ -428,7 +448,10 @@ pub async fn run(
     keeper: &Keeper,
 ) -> Result<Report, CommandError> {
     let started = Instant::now();
-    let clients = azure_clients(&ctx.console, &config.azure)?;
+    let clients = match &config.azure {
+        Some(azure) => Some(azure_clients(&ctx.console, azure)?),
+        None => None,
+    };
     // The post stage finishes every service's journal.
     let paths: Vec<std::path::PathBuf> = multi
         .manifest

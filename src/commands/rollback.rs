@@ -40,7 +40,17 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
     let started = Instant::now();
     ctx.console.untrusted("rollback reason", &config.reason);
     let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
-    let clients = azure_clients(&ctx.console, &config.azure)?;
+    // A manifest of command services only rolls back without an Azure
+    // sign-in; config asks for it whenever a service needs it.
+    let clients = match &config.azure {
+        Some(azure) => Some(azure_clients(&ctx.console, azure)?),
+        None => None,
+    };
+    let subscription = config
+        .azure
+        .as_ref()
+        .map(|a| a.subscription_id.clone())
+        .unwrap_or_default();
     let keeper = Keeper::connect(ctx).await?;
     // The post stage finishes any rollback this run leaves half-done.
     if let Some(dir) = config.audit_log.parent() {
@@ -70,13 +80,22 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
         let _group = ctx.console.group(&format!("roll back {app_name}"));
         let r = match config.manifest.as_ref().and_then(|m| m.service(app_name)) {
             Some(service) => {
-                from_manifest(ctx, config, &clients, &keeper, service, &mut journals).await
+                from_manifest(
+                    ctx,
+                    config,
+                    clients.as_ref(),
+                    &subscription,
+                    &keeper,
+                    service,
+                    &mut journals,
+                )
+                .await
             }
             None => {
                 let place = match config.platform {
                     PlatformKind::AppService => Place::AppService {
                         site: SiteRef {
-                            subscription: config.azure.subscription_id.clone(),
+                            subscription: subscription.clone(),
                             resource_group: config.resource_group.clone(),
                             app: app_name.clone(),
                         },
@@ -84,7 +103,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                     },
                     PlatformKind::ContainerApps => Place::ContainerApps {
                         app: ContainerAppRef {
-                            subscription: config.azure.subscription_id.clone(),
+                            subscription: subscription.clone(),
                             resource_group: config.resource_group.clone(),
                             app: app_name.clone(),
                         },
@@ -97,9 +116,13 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                 } else {
                     None
                 };
+                let Some(clients) = clients.as_ref() else {
+                    results.push(no_sign_in(app_name));
+                    continue;
+                };
                 let (r, j) = rollback_one(
                     ctx,
-                    &clients,
+                    clients,
                     &keeper,
                     &place,
                     &RollbackSettings::of(config),
@@ -207,7 +230,8 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
 async fn from_manifest(
     ctx: &Ctx,
     config: &RollbackConfig,
-    clients: &AzureClients,
+    clients: Option<&AzureClients>,
+    subscription: &str,
     keeper: &Keeper,
     service: &crate::manifest::Service,
     journals: &mut Vec<Journal>,
@@ -224,7 +248,7 @@ async fn from_manifest(
             ..
         } => Place::AppService {
             site: SiteRef {
-                subscription: config.azure.subscription_id.clone(),
+                subscription: subscription.to_string(),
                 resource_group: resource_group.clone(),
                 app: app.clone(),
             },
@@ -237,7 +261,7 @@ async fn from_manifest(
             ..
         } => Place::ContainerApps {
             app: ContainerAppRef {
-                subscription: config.azure.subscription_id.clone(),
+                subscription: subscription.to_string(),
                 resource_group: resource_group.clone(),
                 app: app.clone(),
             },
@@ -265,9 +289,20 @@ async fn from_manifest(
             return r;
         }
     };
+    let Some(clients) = clients else {
+        return no_sign_in(&service.name);
+    };
     let (mut r, j) = rollback_one(ctx, clients, keeper, &place, &settings, None).await;
     journals.extend(j);
     r.app = format!("{} ({})", service.name, place.name());
+    r
+}
+
+/// A service on Azure when no Azure sign-in was configured: config asks
+/// for one whenever a service needs it, so this is a guard, not a path.
+fn no_sign_in(name: &str) -> ServiceResult {
+    let mut r = ServiceResult::new(name, None);
+    r.error = Some("it runs on Azure, but no Azure sign-in was configured".into());
     r
 }
 

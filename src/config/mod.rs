@@ -389,8 +389,8 @@ pub struct DeployConfig {
     pub container: Option<String>,
     /// Several services from the manifest instead of `app-name`.
     pub multi: Option<MultiConfig>,
-    /// Azure access.
-    pub azure: AzureConfig,
+    /// Azure access; `None` for a manifest of `command` services only.
+    pub azure: Option<AzureConfig>,
     /// The app.
     pub site: crate::platform::app_service::SiteRef,
     /// What to do, validated.
@@ -410,8 +410,8 @@ pub struct RollbackConfig {
     /// `services: all`: the manifest, whose services are rolled back in
     /// reverse dependency order (`services` holds that order).
     pub manifest: Option<crate::manifest::Manifest>,
-    /// Azure access.
-    pub azure: AzureConfig,
+    /// Azure access; `None` for a manifest of `command` services only.
+    pub azure: Option<AzureConfig>,
     /// Resource group of the apps.
     pub resource_group: String,
     /// Apps to roll back, in order.
@@ -583,7 +583,11 @@ impl Config {
         });
         let lock = if matches!(raw.command, Command::Deploy | Command::Rollback) {
             let has_github = records.as_ref().is_some_and(|r| r.github.is_some());
-            lock_config(&mut r, has_github)
+            // Only rollouts on Azure take the lock: a manifest of `command`
+            // services runs what it says, one service at a time.
+            let on_azure = deploy.as_ref().is_some_and(|d| d.azure.is_some())
+                || rollback.as_ref().is_some_and(|d| d.azure.is_some());
+            lock_config(&mut r, has_github, on_azure)
         } else {
             None
         };
@@ -619,8 +623,9 @@ impl Config {
 }
 
 /// The `lock` and `lock-ttl` inputs, for the commands that change
-/// production; `has_github`: a token and repository are known.
-fn lock_config(r: &mut Resolver<'_>, has_github: bool) -> Option<LockConfig> {
+/// production; `has_github`: a token and repository are known;
+/// `on_azure`: the run changes a service on Azure (what the lock guards).
+fn lock_config(r: &mut Resolver<'_>, has_github: bool, on_azure: bool) -> Option<LockConfig> {
     let ttl = duration_at_least(r, "lock-ttl", Duration::from_secs(5));
     let mode = r.parse("lock", |v| match v {
         "auto" | "github" | "none" => Ok(v.to_string()),
@@ -634,6 +639,7 @@ fn lock_config(r: &mut Resolver<'_>, has_github: bool) -> Option<LockConfig> {
     let github = match mode.as_deref() {
         Some("none") => false,
         Some("github" | "auto") | None if has_github => true,
+        Some("auto") | None if !on_azure => false,
         Some(m) => {
             r.error(
                 "lock",
@@ -793,8 +799,25 @@ fn duration_at_least(r: &mut Resolver<'_>, name: &str, min: Duration) -> Option<
 fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
     use crate::probe::{Endpoints, Schedule};
     use crate::rollout::driver::{DeployPlan, StalePolicy};
-    let azure = azure_config(r, env);
     let raw = r.raw;
+    // A manifest of `command` services only needs no Azure sign-in.
+    let multi = multi_config(r);
+    let azure_needed = match &multi {
+        Some(Some(m)) => m.manifest.needs_azure(),
+        _ => true,
+    };
+    let azure = if azure_needed {
+        azure_config(r, env).map(Some)
+    } else {
+        Some(None)
+    };
+    if !raw.given("manifest") && raw.get("resource-group").is_none() {
+        r.error(
+            "resource-group",
+            "is required by `deploy`",
+            "the Azure resource group of the app, e.g. rg-contoso-prod",
+        );
+    }
     let path = |name: &str, v: &str| -> Result<String, ValueError> {
         if v.starts_with('/') && !v.contains(char::is_whitespace) {
             Ok(v.to_string())
@@ -896,8 +919,11 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
     let journal = dir.join(format!("expedite-journal-{app}.json"));
     let azure = azure?;
     let site = crate::platform::app_service::SiteRef {
-        subscription: azure.subscription_id.clone(),
-        resource_group: raw.get("resource-group")?.to_string(),
+        subscription: azure
+            .as_ref()
+            .map(|a| a.subscription_id.clone())
+            .unwrap_or_default(),
+        resource_group: raw.get("resource-group").unwrap_or_default().to_string(),
         app,
     };
     let staging = Schedule {
@@ -948,7 +974,6 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
     }
     let canary = canary_config(r);
     let container = raw.get("container").map(str::to_string);
-    let multi = multi_config(r);
     if raw.get("app-name").is_none() && !raw.given("manifest") {
         r.error(
             "app-name",
@@ -1466,7 +1491,6 @@ fn resource_name_ok(v: &str) -> bool {
 }
 
 fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
-    let azure = azure_config(r, env);
     let raw = r.raw;
     let services = r.parse("services", |v| {
         let list = values::parse_list(v);
@@ -1528,10 +1552,29 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
         .get("audit-log")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.join("expedite-rollback.json"));
+    let all = services
+        .as_ref()
+        .is_some_and(|s| s.len() == 1 && s[0].eq_ignore_ascii_case("all"));
+    if !all && raw.get("resource-group").is_none() {
+        r.error(
+            "resource-group",
+            "is required by `rollback` (unless `services: all` reads the manifest)",
+            "the Azure resource group of the apps, e.g. rg-contoso-prod",
+        );
+    }
+    // Read before the Azure inputs: a manifest of `command` services only
+    // needs no Azure sign-in.
+    let loaded = if all { load_manifest(r) } else { None };
+    let azure_needed = loaded.as_ref().is_none_or(|(_, m)| m.needs_azure());
+    let azure = if azure_needed {
+        azure_config(r, env).map(Some)
+    } else {
+        Some(None)
+    };
     let mut services = services?;
     let mut manifest = None;
-    if services.len() == 1 && services[0].eq_ignore_ascii_case("all") {
-        let (_, m) = load_manifest(r)?;
+    if all {
+        let (_, m) = loaded?;
         // Dependents first: the reverse of the deploy order.
         services = m.order().into_iter().rev().collect();
         if to_version.is_some() {
@@ -1554,7 +1597,7 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
         platform: platform?,
         manifest,
         azure: azure?,
-        resource_group: raw.get("resource-group")?.to_string(),
+        resource_group: raw.get("resource-group").unwrap_or_default().to_string(),
         services,
         slot: slot?,
         reason: reason?,

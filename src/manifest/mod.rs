@@ -490,6 +490,14 @@ fn find_cycle(services: &[Service]) -> Option<Vec<String>> {
 }
 
 impl Manifest {
+    /// True when a service runs on Azure (and so needs an Azure sign-in);
+    /// a manifest of `command` services only does not.
+    pub fn needs_azure(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| !matches!(s.platform, Platform::Command { .. }))
+    }
+
     /// Reads and validates the manifest at `path`.
     pub fn load(
         path: &std::path::Path,

@@ -9,8 +9,10 @@
 //! - independent services run at the same time, at most `max_parallel`;
 //! - after a failure nothing new starts; what is running finishes;
 //! - then, by policy: `rollback-all` rolls back every service this run
-//!   promoted, in reverse dependency order (dependents first);
-//!   `rollback-failed` leaves the others (the failed one already restored
+//!   promoted and every failed one whose failure left a change behind
+//!   (`Step::undo`: a `command` service whose deploy ran), in reverse
+//!   dependency order (dependents first); `rollback-failed` rolls back only
+//!   those failed ones (an App Service or Container Apps rollout restores
 //!   itself); `stop` rolls nothing back.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +31,8 @@ use crate::manifest::Manifest;
 pub enum OnFailure {
     /// Roll back everything this run promoted, in reverse order.
     RollbackAll,
-    /// Only the failed service is restored (it does that itself).
+    /// Only the failed services are restored (a rollout restores itself; a
+    /// `command` service's `rollback:` runs).
     RollbackFailed,
     /// Start nothing more; roll nothing back.
     Stop,
@@ -46,6 +49,11 @@ pub struct Step {
     pub verified: bool,
     /// One line for the summary.
     pub detail: String,
+    /// A failed deploy that left a change behind, which the service's own
+    /// rollback undoes (a `command` service whose deploy command ran); a
+    /// rollout that failed restored itself and says false.
+    #[serde(default)]
+    pub undo: bool,
 }
 
 /// Deploys and rolls back single services.
@@ -188,17 +196,28 @@ pub async fn run<R: ServiceRunner>(
     }
     let cancelled = cancel.is_cancelled();
     let mut rollback_order = Vec::new();
-    if (failure.is_some() || cancelled) && policy == OnFailure::RollbackAll {
+    if (failure.is_some() || cancelled) && policy != OnFailure::Stop {
         // Dependents first: the reverse of the deploy order.
         for name in order.iter().rev() {
-            let promoted = records
-                .get(name)
-                .and_then(|r| r.deploy.as_ref())
-                .is_some_and(|s| s.result == "promoted");
-            if !promoted {
+            let deploy = records.get(name).and_then(|r| r.deploy.as_ref());
+            let promoted = deploy.is_some_and(|s| s.result == "promoted");
+            let left_a_change = deploy.is_some_and(|s| !s.verified && s.undo);
+            let roll = match policy {
+                OnFailure::RollbackAll => promoted || left_a_change,
+                OnFailure::RollbackFailed => left_a_change,
+                OnFailure::Stop => false,
+            };
+            if !roll {
                 continue;
             }
-            tracing::info!("{name}: rolling back (policy rollback-all)");
+            tracing::info!(
+                "{name}: rolling back ({})",
+                if left_a_change {
+                    "its own deploy failed after changing it"
+                } else {
+                    "policy rollback-all"
+                }
+            );
             let step = runner.rollback(name.clone()).await;
             rollback_order.push(name.clone());
             if let Some(r) = records.get_mut(name) {
@@ -251,6 +270,8 @@ services:
     #[derive(Default)]
     struct Fake {
         fail: Option<&'static str>,
+        /// The failing deploy left a change behind (a command service).
+        undo: bool,
         log: Mutex<Vec<String>>,
         live: Mutex<usize>,
         peak: Mutex<usize>,
@@ -276,7 +297,9 @@ services:
             self.log.lock().unwrap().push(format!("end {service}"));
             let bad = Some(service.as_str()) == self.fail;
             Step {
-                result: if bad {
+                result: if bad && self.undo {
+                    "failed"
+                } else if bad {
                     "failed-before-change"
                 } else {
                     "promoted"
@@ -284,6 +307,7 @@ services:
                 .into(),
                 verified: !bad,
                 detail: String::new(),
+                undo: bad && self.undo,
             }
         }
 
@@ -293,6 +317,7 @@ services:
                 result: "rolled-back".into(),
                 verified: true,
                 detail: String::new(),
+                undo: false,
             }
         }
     }
@@ -391,6 +416,37 @@ services:
                     .iter()
                     .any(|l| l.starts_with("rollback"))
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_deploy_that_left_a_change_is_undone_unless_stop() {
+        for (policy, expected) in [
+            (
+                OnFailure::RollbackAll,
+                vec!["notifications", "payments", "core"],
+            ),
+            (OnFailure::RollbackFailed, vec!["notifications"]),
+            (OnFailure::Stop, vec![]),
+        ] {
+            let fake = Arc::new(Fake {
+                fail: Some("notifications"),
+                undo: true,
+                ..Fake::default()
+            });
+            let r = run(&manifest(), fake.clone(), 4, policy, &Cancel::new()).await;
+            assert_eq!(r.rollback_order, expected, "{policy:?}");
+            let failed = r
+                .services
+                .iter()
+                .find(|s| s.service == "notifications")
+                .unwrap();
+            if policy == OnFailure::Stop {
+                // Left as the failed deploy left it, and said so.
+                assert_eq!(failed.outcome(), "failed");
+            } else {
+                assert_eq!(failed.outcome(), "rolled-back", "{policy:?}");
+            }
         }
     }
 
