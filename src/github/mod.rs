@@ -62,6 +62,19 @@ impl GithubError {
         }
     }
 
+    /// True when the request may or may not have been acted on: GitHub
+    /// answered 5xx, the answer was lost on the way (sent, then the
+    /// connection failed or timed out), or it could not be read. Read the
+    /// state before sending it again.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            GithubError::Api { status, .. } => *status >= 500,
+            GithubError::Http(HttpError::Transport { maybe_applied, .. }) => *maybe_applied,
+            GithubError::Http(_) => false,
+            GithubError::Decode { .. } => true,
+        }
+    }
+
     /// True when GitHub's message or errors contain `text`.
     pub fn mentions(&self, text: &str) -> bool {
         match self {
@@ -240,6 +253,17 @@ pub struct Pull {
     pub draft: bool,
     /// `open`, `closed`.
     pub state: String,
+    /// The branch it merges into.
+    #[serde(default)]
+    pub base: PullBranch,
+}
+
+/// One side of a pull request (`base`, `head`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PullBranch {
+    /// The branch name (`main`).
+    #[serde(rename = "ref", default)]
+    pub name: String,
 }
 
 /// What a new pull request holds.
