@@ -728,3 +728,68 @@ async fn pulls_issues_and_deployments() {
         && r.path == "/repos/contoso/payments/pulls"
         && r.status == 201));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_answers_apply_the_request_then_close_the_connection() {
+    let env = start().await;
+    let work = tempfile::tempdir().unwrap();
+    seed(&env, work.path());
+    let g = gh(&env, &format!("Bearer {}", env.sb.github_token()));
+    let base = "/repos/contoso/payments";
+    let arm = |body: Value| {
+        env.client
+            .post(env.control("/_sandbox/github/drop-answers"))
+            .json(&body)
+            .send()
+    };
+    // Bad rules are refused.
+    for bad in [
+        json!({"method": "POST"}),
+        json!({"method": "POST", "path_prefix": "/x", "times": 0}),
+    ] {
+        assert_eq!(arm(bad).await.unwrap().status(), 400);
+    }
+    let r = arm(json!({"method": "POST", "path_prefix": format!("{base}/pulls"), "times": 1}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    // The creation is applied; its answer never comes.
+    let sent = env
+        .client
+        .post(format!("{API}{base}/pulls"))
+        .header("authorization", format!("Bearer {}", env.sb.github_token()))
+        .header("user-agent", "expedite-test")
+        .json(&json!({"title": "Feature", "head": "feature", "base": "main"}))
+        .send()
+        .await;
+    assert!(sent.is_err(), "answered: {:?}", sent.map(|r| r.status()));
+    let (s, list) = g.get(&format!("{base}/pulls?state=all")).await;
+    assert_eq!(s, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["head"]["ref"], "feature");
+    let log: Vec<_> = env
+        .sb
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == format!("{base}/pulls"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(log, [0]);
+
+    // Spent after `times`: the next one is answered (422: it exists).
+    let (s, v) = g
+        .post(
+            &format!("{base}/pulls"),
+            json!({"title": "Again", "head": "feature", "base": "main"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let cleared = env
+        .client
+        .delete(env.control("/_sandbox/github/drop-answers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 204);
+}

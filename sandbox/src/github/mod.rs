@@ -93,6 +93,39 @@ pub(crate) struct State {
     pub installations: BTreeMap<String, Installation>,
     pub tokens: HashMap<String, Token>,
     pub next_id: u64,
+    /// Requests whose answer is withheld after they were applied (set with
+    /// `POST /_sandbox/github/drop-answers`).
+    pub drop_answers: Vec<DropAnswer>,
+}
+
+/// "Apply the next `remaining` matching REST requests, then close the
+/// connection instead of answering": a lost answer to a write that took
+/// effect (the front door's `drop_connection` fault drops before applying).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DropAnswer {
+    /// HTTP method, case-insensitive.
+    pub method: String,
+    /// Path prefix on `api.github.test` (`/repos/o/r/pulls`).
+    pub path_prefix: String,
+    /// Matches left.
+    pub remaining: u32,
+}
+
+impl State {
+    /// Whether the answer to this (already applied) request is to be
+    /// dropped; counts the rule down.
+    pub fn take_drop_answer(&mut self, method: &str, path: &str) -> bool {
+        let Some(rule) = self.drop_answers.iter_mut().find(|r| {
+            r.remaining > 0
+                && r.method.eq_ignore_ascii_case(method)
+                && path.starts_with(r.path_prefix.as_str())
+        }) else {
+            return false;
+        };
+        rule.remaining -= 1;
+        self.drop_answers.retain(|r| r.remaining > 0);
+        true
+    }
 }
 
 impl State {
@@ -931,6 +964,36 @@ pub(crate) fn handle_control(shared: &Arc<Shared>, req: &Req) -> Resp {
                 }
                 Err(e) => control_error(StatusCode::BAD_REQUEST, e),
             }
+        }
+        ("POST", ["_sandbox", "github", "drop-answers"]) => {
+            let (Some(method), Some(prefix)) = (s("method"), s("path_prefix")) else {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "send {\"method\", \"path_prefix\", \"times\"}",
+                );
+            };
+            let times = match body.get("times") {
+                None => 1,
+                Some(v) => match v.as_u64().and_then(|t| u32::try_from(t).ok()) {
+                    Some(t) if t > 0 => t,
+                    _ => {
+                        return control_error(
+                            StatusCode::BAD_REQUEST,
+                            "times must be a whole number of at least 1",
+                        );
+                    }
+                },
+            };
+            gh.state().drop_answers.push(DropAnswer {
+                method: method.to_owned(),
+                path_prefix: prefix.to_owned(),
+                remaining: times,
+            });
+            respond::empty(StatusCode::NO_CONTENT)
+        }
+        ("DELETE", ["_sandbox", "github", "drop-answers"]) => {
+            gh.state().drop_answers.clear();
+            respond::empty(StatusCode::NO_CONTENT)
         }
         ("PUT", ["_sandbox", "github", "installations", owner, "permissions"]) => {
             let perms: BTreeMap<String, String> = match serde_json::from_value(body) {

@@ -37,6 +37,14 @@ pub(crate) async fn handle_api(shared: &Shared, req: &Req) -> Outcome {
     })
     .await
     .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "Server Error", DOCS));
+    // Applied, and the answer lost on the way (`/_sandbox/github/drop-answers`).
+    if shared
+        .github
+        .state()
+        .take_drop_answer(req.method.as_str(), &req.path)
+    {
+        return Outcome::Drop;
+    }
     conditional(req, resp).await.into()
 }
 
