@@ -229,3 +229,158 @@ pub fn github_writes(sb: &Sandbox) -> Vec<String> {
         .map(|r| format!("{} {}", r.method, r.path))
         .collect()
 }
+
+/// Plain git in `dir` as a person runs it against the sandbox's
+/// `github.test` with their own credentials (the personal token) and the
+/// sandbox's transport recipe; nothing of the user's own configuration, and
+/// no editor (a command that needs one fails instead of waiting).
+pub async fn user_git(sb: &Sandbox, dir: &Path, args: &[&str]) -> std::process::Output {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("x-access-token:{}", sb.settings().github_token));
+    let mut cmd = tokio::process::Command::new("git");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "false")
+        .args(sb.git_config_args())
+        .args([
+            "-c",
+            "user.name=Oncall Lead",
+            "-c",
+            "user.email=lead@contoso.test",
+        ])
+        .args([
+            "-c",
+            &format!("http.extraHeader=Authorization: Basic {basic}"),
+        ])
+        .args(args)
+        .kill_on_drop(true);
+    tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("git took over 120 s")
+        .unwrap()
+}
+
+/// A clone of `contoso/payments` over the sandbox's smart HTTP, in `parent/clone`.
+pub async fn user_clone(sb: &Sandbox, parent: &Path) -> PathBuf {
+    let url = sb.handle().github_clone_url(OWNER, REPO);
+    let out = user_git(sb, parent, &["clone", "-q", &url, "clone"]).await;
+    assert!(
+        out.status.success(),
+        "clone: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parent.join("clone")
+}
+
+/// The commands of the first ```sh block of a pull request body, comments
+/// and blank lines left out, each split into words the way sh would
+/// (single quotes, `'\''`).
+pub fn resolution_commands(body: &str) -> Vec<Vec<String>> {
+    let start = body.find("```sh\n").expect("a ```sh block in the body") + "```sh\n".len();
+    let end = start + body[start..].find("```").expect("the block ends");
+    body[start..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(shell_words)
+        .collect()
+}
+
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                assert!(
+                    quoted || !matches!(c, '"' | '$' | '`' | '\\' | ';' | '&' | '|'),
+                    "the test runs plain commands only: {line}"
+                );
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    assert!(!quoted, "unbalanced quote: {line}");
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// Runs `commands` literally in `dir` (each must be `git …` and succeed),
+/// calling `resolve` just before the first `git add` (the step where a
+/// person edits the conflicted files). Returns what each printed.
+pub async fn follow(
+    sb: &Sandbox,
+    dir: &Path,
+    commands: &[Vec<String>],
+    mut resolve: impl FnMut(&Path),
+) -> Vec<String> {
+    let mut resolved = false;
+    let mut printed = Vec::new();
+    for cmd in commands {
+        assert_eq!(cmd[0], "git", "{cmd:?}");
+        if cmd.get(1).map(String::as_str) == Some("add") && !resolved {
+            resolve(dir);
+            resolved = true;
+        }
+        let args: Vec<&str> = cmd[1..].iter().map(String::as_str).collect();
+        let out = user_git(sb, dir, &args).await;
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        printed.push(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    assert!(resolved, "the commands never add the resolved files");
+    printed
+}
+
+/// Every pull request of `contoso/payments`, any state.
+pub async fn all_pulls(sb: &Sandbox) -> Vec<serde_json::Value> {
+    api_get(sb, "/repos/contoso/payments/pulls?state=all")
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A POST to the sandbox's control API; panics unless it succeeds.
+pub async fn control_post(sb: &Sandbox, path: &str, body: serde_json::Value) {
+    let http = expedite::http::client(&expedite::http::HttpSettings::default()).unwrap();
+    let r = http
+        .post(format!("{}{path}", sb.settings().control_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "POST {path}: {}", r.status());
+}
