@@ -3,14 +3,15 @@
 //! container, against the sandbox GitHub (real bare repositories, git
 //! smart-HTTP): clean picks, push mode, protection, renames, conflicts
 //! (text and binary), re-runs, several commits, App auth, the `workflows`
-//! permission and untrusted text.
+//! permission and untrusted text; one hotfix to two targets; the draft pull
+//! request's own resolution commands run by plain git.
 
 mod common;
 #[path = "common/github.rs"]
 mod gh;
 
 use common::processed_lines;
-use gh::{Fixture, ORDERS, api_get, github_writes, job, run};
+use gh::{Fixture, ORDERS, all_pulls, api_get, github_writes, job, run};
 
 async fn sandbox() -> expedite_sandbox::Sandbox {
     expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
@@ -26,8 +27,41 @@ fn main_moves_on(f: &Fixture) {
     f.push_all();
 }
 
+/// The auto branch of a hotfix ending in `sha`, carried to `main`.
 fn branch_for(sha: &str) -> String {
-    format!("auto/cherry-pick-{}", &sha[..7])
+    format!("auto/cherry-pick-{}-to-main", &sha[..7])
+}
+
+/// `main`'s own change to the line the hotfix fixes: the pick conflicts.
+fn main_changes_the_same_line(f: &Fixture) {
+    f.switch("main", None);
+    f.write(
+        "src/Orders.cs",
+        &ORDERS.replace(
+            "total < Limit; // BUG: drops large orders",
+            "total <= Limit && total > 0m; // main's own attempt",
+        ),
+    );
+    f.commit("orders: validate totals");
+    f.push_all();
+}
+
+/// Orders.cs as the person resolving the conflict leaves it.
+fn resolve_orders(dir: &std::path::Path) {
+    let path = dir.join("src/Orders.cs");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("<<<<<<< "),
+        "the markers are committed: {text}"
+    );
+    std::fs::write(
+        &path,
+        ORDERS.replace(
+            "total < Limit; // BUG: drops large orders",
+            "total > 0m; // large orders are valid",
+        ),
+    )
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,4 +490,231 @@ async fn untrusted_commit_text_stays_inert() {
     let n = r.output("pull-request-number").unwrap();
     let pr = api_get(&sb, &format!("/repos/contoso/payments/pulls/{n}")).await;
     assert!(pr["title"].as_str().unwrap().contains("::set-output"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hotfix_to_two_targets_opens_a_pull_request_into_each_and_reruns_find_their_own() {
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    let fix = f.hotfix();
+    f.switch("release/2.5", Some("release/2.4.0"));
+    f.write("VERSION", "2.5\n");
+    f.commit("release 2.5");
+    main_moves_on(&f);
+    let main_before = f.remote_rev("refs/heads/main");
+    let release_before = f.remote_rev("refs/heads/release/2.5");
+
+    let to_main = job(&sb, "cherry-pick").input("commits", &fix);
+    let (to_main, r1) = run(to_main).await;
+    assert_eq!(r1.code, 0, "{}", r1.all_text());
+    assert_eq!(r1.output("result"), Some("pull-request"));
+    let b1 = r1.output("branch").unwrap().to_string();
+    assert_eq!(b1, branch_for(&fix));
+
+    let to_release = job(&sb, "cherry-pick")
+        .input("commits", &fix)
+        .input("target-branch", "release/2.5");
+    let (to_release, r2) = run(to_release).await;
+    assert_eq!(r2.code, 0, "{}", r2.all_text());
+    assert_eq!(r2.output("result"), Some("pull-request"), "not `existing`");
+    let b2 = r2.output("branch").unwrap().to_string();
+    assert!(
+        b2.starts_with(&format!("auto/cherry-pick-{}-to-release-2.5", &fix[..7])),
+        "{b2}"
+    );
+    assert_ne!(r1.output("pull-request-url"), r2.output("pull-request-url"));
+
+    // Two pull requests, each from its own branch into its own target, and
+    // each branch one picked commit on top of its target.
+    let pulls = all_pulls(&sb).await;
+    assert_eq!(pulls.len(), 2, "{pulls:#?}");
+    let mut pairs: Vec<(String, String)> = pulls
+        .iter()
+        .map(|p| {
+            (
+                p["head"]["ref"].as_str().unwrap().to_string(),
+                p["base"]["ref"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let mut want = vec![
+        (b1.clone(), "main".to_string()),
+        (b2.clone(), "release/2.5".to_string()),
+    ];
+    want.sort();
+    assert_eq!(pairs, want);
+    assert_eq!(f.remote_rev(&format!("{b1}~1")), main_before);
+    assert_eq!(f.remote_rev(&format!("{b2}~1")), release_before);
+    for b in [&b1, &b2] {
+        let file = f.remote_git(&["show", &format!("{b}:src/Orders.cs")]);
+        assert!(file.contains("total > 0m"), "{b}: {file}");
+        let msg = f.remote_git(&["log", "-1", "--format=%B", b]);
+        assert!(msg.contains(&format!("(cherry picked from commit {fix})")));
+    }
+    assert_eq!(f.remote_rev("refs/heads/main"), main_before);
+    assert_eq!(f.remote_rev("refs/heads/release/2.5"), release_before);
+
+    // A re-run per target finds its own pull request and creates nothing.
+    for (job, first) in [(to_main, &r1), (to_release, &r2)] {
+        let writes = github_writes(&sb).len();
+        let again = tokio::task::spawn_blocking(move || job.run_main())
+            .await
+            .unwrap();
+        assert_eq!(again.code, 0, "{}", again.all_text());
+        assert_eq!(again.output("result"), Some("existing"));
+        assert_eq!(
+            again.output("pull-request-url"),
+            first.output("pull-request-url")
+        );
+        assert_eq!(again.output("branch"), first.output("branch"));
+        assert_eq!(github_writes(&sb).len(), writes, "{:?}", github_writes(&sb));
+    }
+    assert_eq!(all_pulls(&sb).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conflict_pull_requests_own_commands_finish_it_with_a_clean_message() {
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    let fix = f.hotfix();
+    main_changes_the_same_line(&f);
+    let main_before = f.remote_rev("refs/heads/main").unwrap();
+    let (_, r) = run(job(&sb, "cherry-pick").input("commits", &fix)).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("conflict"));
+    let branch = branch_for(&fix);
+    // The committed conflict carries the message `git cherry-pick -x`
+    // writes, nothing that would have to be cleaned up.
+    let msg = f.remote_git(&["log", "-1", "--format=%B", &branch]);
+    assert!(!msg.lines().any(|l| l.starts_with('#')), "{msg}");
+
+    // A person follows the draft pull request's instructions literally.
+    let n = r.output("pull-request-number").unwrap();
+    let pr = api_get(&sb, &format!("/repos/contoso/payments/pulls/{n}")).await;
+    let commands = gh::resolution_commands(pr["body"].as_str().unwrap());
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.join(" ") == "git commit --amend --no-edit"),
+        "{commands:?}"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let clone = gh::user_clone(&sb, home.path()).await;
+    gh::follow(&sb, &clone, &commands, resolve_orders).await;
+
+    // The finished pick: one commit on main, resolved, with the original
+    // message and -x's line, no comment or conflict lines.
+    let msg = f.remote_git(&["log", "-1", "--format=%B", &branch]);
+    assert!(
+        msg.starts_with("fix: accept orders over $10,000 (INC-4521)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("(cherry picked from commit {fix})")),
+        "{msg}"
+    );
+    assert!(
+        !msg.lines().any(|l| l.trim_start().starts_with('#')),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("Conflicts") && !msg.contains("markers"),
+        "{msg}"
+    );
+    assert_eq!(f.remote_rev(&format!("{branch}~1")).unwrap(), main_before);
+    let file = f.remote_git(&["show", &format!("{branch}:src/Orders.cs")]);
+    assert!(
+        file.contains("total > 0m") && !file.contains("<<<<<<<"),
+        "{file}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_commits_with_the_second_conflicting_list_all_three_and_the_commands_pick_the_third()
+{
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    f.switch("hotfix/INC-4600", Some("release/2.4.0"));
+    f.write(
+        "src/Limits.cs",
+        "namespace Contoso.Payments;\n\npublic static class Limits { }\n",
+    );
+    let first = f.commit("fix: limits in one place");
+    f.write(
+        "src/Orders.cs",
+        &ORDERS.replace(
+            "total < Limit; // BUG: drops large orders",
+            "total > 0m; // large orders are valid",
+        ),
+    );
+    let second = f.commit("fix: accept orders over $10,000 (INC-4600)");
+    f.write(
+        "src/Audit.cs",
+        "namespace Contoso.Payments;\n\npublic static class Audit { }\n",
+    );
+    let third = f.commit("fix: audit large orders");
+    f.push_all();
+    main_changes_the_same_line(&f);
+    let main_before = f.remote_rev("refs/heads/main").unwrap();
+
+    let (_, r) = run(job(&sb, "cherry-pick")
+        .input("commits", &format!("{first},{second},{third}"))
+        .input("fail-on-conflict", "false"))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("conflict"));
+    assert_eq!(r.output("conflicted-files"), Some("src/Orders.cs"));
+    let branch = branch_for(&third);
+    assert_eq!(r.output("branch"), Some(branch.as_str()));
+
+    // The body names every commit of the hotfix with its state.
+    let n = r.output("pull-request-number").unwrap();
+    let pr = api_get(&sb, &format!("/repos/contoso/payments/pulls/{n}")).await;
+    let title = pr["title"].as_str().unwrap();
+    assert_eq!(
+        title,
+        "[conflict] Cherry-pick to main: fix: limits in one place (+2 more)"
+    );
+    let body = pr["body"].as_str().unwrap();
+    let row = |sha: &str| {
+        body.lines()
+            .find(|l| l.starts_with(&format!("| {} |", &sha[..12])))
+            .unwrap_or_else(|| panic!("no row for {sha} in:\n{body}"))
+            .to_string()
+    };
+    assert!(row(&first).contains("limits in one place") && row(&first).ends_with("| picked |"));
+    assert!(row(&second).contains("INC-4600") && row(&second).ends_with("| conflict |"));
+    let third_row = row(&third);
+    assert!(
+        third_row.contains("audit large orders") && third_row.contains("not picked"),
+        "{third_row}"
+    );
+    let commands = gh::resolution_commands(body);
+    let pick_third = format!("git cherry-pick -x {third}");
+    assert!(
+        commands.iter().any(|c| c.join(" ") == pick_third),
+        "{commands:?}"
+    );
+    // The step summary lists them too.
+    assert!(r.summary.contains(&third[..12]), "{}", r.summary);
+
+    // Following the commands literally finishes the whole hotfix.
+    let home = tempfile::tempdir().unwrap();
+    let clone = gh::user_clone(&sb, home.path()).await;
+    gh::follow(&sb, &clone, &commands, resolve_orders).await;
+    assert_eq!(f.remote_rev(&format!("{branch}~3")).unwrap(), main_before);
+    let log = f.remote_git(&["log", "--format=%B%x00", "-3", &branch]);
+    for sha in [&first, &second, &third] {
+        assert!(
+            log.contains(&format!("(cherry picked from commit {sha})")),
+            "{log}"
+        );
+    }
+    assert!(!log.lines().any(|l| l.starts_with('#')), "{log}");
+    let tree = f.remote_git(&["ls-tree", "-r", "--name-only", &branch]);
+    assert!(
+        tree.contains("src/Audit.cs") && tree.contains("src/Limits.cs"),
+        "{tree}"
+    );
 }

@@ -8,16 +8,20 @@
 //!
 //! - All already on the target (each merge leaves the target's tree as it
 //!   is) → `already-applied`, nothing created.
-//! - Clean → a branch `auto/cherry-pick-<sha>` and a pull request, or with
-//!   `mode: push` straight onto the target — unless the target is protected
-//!   (GitHub says so, or refuses the push with GH006): then a pull request,
-//!   with a notice.
+//! - Clean → a branch `auto/cherry-pick-<sha>-to-<target>` (see
+//!   [`auto_branch`]: one branch per hotfix and target) and a pull request
+//!   into the target, or with `mode: push` straight onto the target — unless
+//!   the target is protected (GitHub says so, or refuses the push with
+//!   GH006): then a pull request, with a notice.
 //! - A conflict → the conflicted merge is committed with its markers on the
-//!   branch, a **draft** pull request lists the files and the commands to
-//!   resolve them, the hotfix author (or `assignees`) is assigned, and the
-//!   step fails with the link (`fail-on-conflict`).
-//! - A re-run finds the open pull request from its branch and reports it;
-//!   nothing is created twice.
+//!   branch (the commit message is the one `git cherry-pick -x` writes,
+//!   nothing more, so finishing it with `--amend --no-edit` leaves nothing to
+//!   clean up), a **draft** pull request lists every hotfix commit with its
+//!   state, the files, and the commands to resolve them and pick the commits
+//!   after the conflict; the hotfix author (or `assignees`) is assigned, and
+//!   the step fails with the link (`fail-on-conflict`).
+//! - A re-run finds the open pull request from its branch into the same
+//!   target and reports it; nothing is created twice.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,20 @@ use crate::report::md_cell;
 
 /// Bound on each git operation (a fetch of a huge repository included).
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Longest target slug in an auto branch name (a longer one is cut and
+/// told apart by a hash).
+const MAX_TARGET_SLUG: usize = 40;
+
+/// A commit's state in the table: picked.
+const PICKED: &str = "picked";
+/// A commit's state in the table: its change is on the target already.
+const ON_TARGET: &str = "already on target";
+/// A commit's state in the table: the one that conflicts.
+const CONFLICT: &str = "conflict";
+/// A commit's state in the table: after the conflict, left for the person
+/// resolving it (the resolution commands pick it).
+const NOT_PICKED: &str = "not picked: after the conflict — pick it after resolving";
 
 /// Why the pick could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +77,21 @@ pub enum PickError {
     /// The HTTP client could not be built.
     #[error("{0}")]
     Client(String),
+    /// The auto branch is the head of an open pull request into another
+    /// branch (someone changed its base): it is not this run's to replace.
+    #[error(
+        "the branch {branch} is the head of open pull request {url} into {base}, not into {target}; change that pull request's base back to {target} or close it, then run the step again"
+    )]
+    BranchTaken {
+        /// The auto branch.
+        branch: String,
+        /// The pull request.
+        url: String,
+        /// Its base.
+        base: String,
+        /// The target of this run.
+        target: String,
+    },
 }
 
 impl From<PickError> for CommandError {
@@ -265,7 +298,7 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
     let (api, token) = client_and_api(ctx, config).await?;
     let commits = resolve_commits(&api, config).await?;
     let head = commits.last().cloned().unwrap_or_default();
-    let branch = format!("auto/cherry-pick-{}", &head[..head.len().min(7)]);
+    let branch = auto_branch(&head, &config.target_branch);
     let mut o = Outcome {
         commits: commits.clone(),
         branch: branch.clone(),
@@ -278,13 +311,16 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         api.repo
     ));
 
-    // A re-run: the pull request from an earlier run is the answer.
-    if let Some(pr) = api
+    // A re-run: the pull request an earlier run opened from this branch
+    // into this target is the answer. One into another base (someone
+    // changed it) is not, and keeps its branch (checked before the push).
+    let (mine, others): (Vec<Pull>, Vec<Pull>) = api
         .pulls_from(&branch)
         .await?
         .into_iter()
-        .find(|p| p.state == "open")
-    {
+        .filter(|p| p.state == "open")
+        .partition(|p| p.base.name == config.target_branch);
+    if let Some(pr) = mine.into_iter().next() {
         ctx.console.info(&format!(
             "an earlier run opened {}; nothing new to do",
             pr.html_url
@@ -323,7 +359,7 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         o.branch.clear();
         o.picked = commits
             .iter()
-            .map(|c| (c.clone(), String::new(), "already on target"))
+            .map(|c| (c.clone(), String::new(), ON_TARGET))
             .collect();
         ctx.console.info(&format!(
             "every hotfix commit is already on {}; nothing to do",
@@ -371,16 +407,14 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         ctx.cancel
             .check()
             .map_err(|e| PickError::Commits(e.to_string()))?;
+        let meta = scratch.commit(sha).await?;
         if on_target.contains(sha) {
             o.picked
-                .push((sha.clone(), String::new(), "already on target"));
+                .push((sha.clone(), meta.subject().to_string(), ON_TARGET));
             continue;
         }
-        let meta = scratch.commit(sha).await?;
-        ctx.console.untrusted(
-            &format!("commit {}", &sha[..sha.len().min(12)]),
-            meta.subject(),
-        );
+        ctx.console
+            .untrusted(&format!("commit {}", short(sha)), meta.subject());
         if meta.parents.len() != 1 {
             return Err(PickError::Commits(format!(
                 "{sha} has {} parents; only ordinary commits can be picked",
@@ -392,19 +426,15 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
             .await?;
         if merge.conflicts.is_empty() && merge.tree == current_tree {
             o.picked
-                .push((sha.clone(), meta.subject().to_string(), "already on target"));
+                .push((sha.clone(), meta.subject().to_string(), ON_TARGET));
             metas.push(meta);
             continue;
         }
-        let mut message = git::cherry_pick_message(&meta.message, sha);
-        if !merge.conflicts.is_empty() {
-            message.push_str(
-                "\n# Conflicts (committed with their markers; resolve before merging):\n",
-            );
-            for f in &merge.conflicts {
-                message.push_str(&format!("#\t{f}\n"));
-            }
-        }
+        // Exactly what `git cherry-pick -x` writes, even on a conflict: the
+        // commit is finished with `git commit --amend --no-edit`, which
+        // keeps the message as it is, so a note about the conflict here
+        // would land on the target. The pull request says it instead.
+        let message = git::cherry_pick_message(&meta.message, sha);
         current = scratch
             .write_commit(&merge.tree, &current, &meta, &message)
             .await?;
@@ -413,7 +443,7 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         o.picked.push((
             sha.clone(),
             meta.subject().to_string(),
-            if conflicted { "conflict" } else { "picked" },
+            if conflicted { CONFLICT } else { PICKED },
         ));
         metas.push(meta);
         if conflicted {
@@ -421,6 +451,19 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
             conflict_messages = merge.messages;
             conflict_at = Some(i);
             break;
+        }
+    }
+    // The commits after a conflict are not picked here: the person resolving
+    // it picks them (the pull request lists them and the commands).
+    if let Some(i) = conflict_at {
+        for sha in commits.iter().skip(i + 1) {
+            let subject = scratch.commit(sha).await?.subject().to_string();
+            let state = if on_target.contains(sha) {
+                ON_TARGET
+            } else {
+                NOT_PICKED
+            };
+            o.picked.push((sha.clone(), subject, state));
         }
     }
     o.bytes = scratch.bytes_fetched().await;
@@ -475,6 +518,14 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         }
     }
 
+    if let Some(pr) = others.first() {
+        return Err(PickError::BranchTaken {
+            branch,
+            url: pr.html_url.clone(),
+            base: pr.base.name.clone(),
+            target: config.target_branch.clone(),
+        });
+    }
     scratch
         .push_lease(
             &current,
@@ -483,35 +534,24 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         )
         .await?;
     let conflicted = conflict_at.is_some();
-    let title = pr_title(&metas, conflicted, &config.target_branch);
-    let body = pr_body(
-        config,
-        &o,
-        &metas,
-        &commits,
-        conflict_at,
-        &conflict_messages,
-        &branch,
-    );
-    let pr = match api
-        .create_pull(&NewPull {
-            title: &title,
-            head: &branch,
-            base: &config.target_branch,
-            body: &body,
-            draft: conflicted,
-            maintainer_can_modify: true,
-        })
-        .await
-    {
+    let title = pr_title(&o, conflicted, &config.target_branch);
+    let body = pr_body(config, &o, &metas, &conflict_messages, &branch);
+    let new = NewPull {
+        title: &title,
+        head: &branch,
+        base: &config.target_branch,
+        body: &body,
+        draft: conflicted,
+        maintainer_can_modify: true,
+    };
+    let pr = match api.create_pull(&new).await {
         Ok(pr) => pr,
         // A concurrent run opened it first: report that one.
-        Err(e) if e.status() == Some(422) && e.mentions("already exists") => api
-            .pulls_from(&branch)
-            .await?
-            .into_iter()
-            .find(|p| p.state == "open")
-            .ok_or(PickError::Api(e))?,
+        Err(e) if e.status() == Some(422) && e.mentions("already exists") => {
+            open_pull_from(&api, &branch, &config.target_branch)
+                .await?
+                .ok_or(PickError::Api(e))?
+        }
         Err(e) => return Err(e.into()),
     };
     ctx.console.info(&format!("opened {}", pr.html_url));
@@ -544,6 +584,60 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
     }
     o.pull = Some(pr);
     Ok(o)
+}
+
+/// The auto branch for the hotfix whose last commit is `head`, carried to
+/// `target`: `auto/cherry-pick-<sha7>-to-<target-slug>`. The slug is the
+/// target with `/` written as `-`; when that loses something (a `/`, or a
+/// target longer than [`MAX_TARGET_SLUG`], cut) a hash of the exact target
+/// follows, so `release/2.5` and `release-2.5` never share a branch. Always
+/// a valid ref name (one component below `auto/`, at most 80 characters).
+fn auto_branch(head: &str, target: &str) -> String {
+    let sha: String = head
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(7)
+        .collect();
+    let mapped: String = target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut slug: String = mapped.chars().take(MAX_TARGET_SLUG).collect();
+    // A cut may end in `.` (or `.lock`): the hash follows then anyway.
+    while slug.ends_with(['.', '-']) {
+        slug.pop();
+    }
+    if slug != target {
+        format!("auto/cherry-pick-{sha}-to-{slug}-{:08x}", fnv1a32(target))
+    } else {
+        format!("auto/cherry-pick-{sha}-to-{slug}")
+    }
+}
+
+/// FNV-1a, 32 bits: a short, stable tag for a name.
+fn fnv1a32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The open pull request from `branch` into `target`, if there is one.
+async fn open_pull_from(
+    api: &Api,
+    branch: &str,
+    target: &str,
+) -> Result<Option<Pull>, GithubError> {
+    Ok(api
+        .pulls_from(branch)
+        .await?
+        .into_iter()
+        .find(|p| p.state == "open" && p.base.name == target))
 }
 
 async fn assign(
@@ -587,10 +681,18 @@ async fn assign(
     }
 }
 
-fn pr_title(metas: &[CommitMeta], conflicted: bool, target: &str) -> String {
-    let first = metas.first().map(|m| m.subject()).unwrap_or("hotfix");
-    let more = if metas.len() > 1 {
-        format!(" (+{} more)", metas.len() - 1)
+/// `[conflict] Cherry-pick to main: <first subject> (+N more)`, counting
+/// every hotfix commit the pull request carries or leaves to pick.
+fn pr_title(o: &Outcome, conflicted: bool, target: &str) -> String {
+    let carried: Vec<&str> = o
+        .picked
+        .iter()
+        .filter(|(_, _, r)| *r != ON_TARGET)
+        .map(|(_, subject, _)| subject.as_str())
+        .collect();
+    let first = carried.first().copied().unwrap_or("hotfix");
+    let more = if carried.len() > 1 {
+        format!(" (+{} more)", carried.len() - 1)
     } else {
         String::new()
     };
@@ -599,18 +701,25 @@ fn pr_title(metas: &[CommitMeta], conflicted: bool, target: &str) -> String {
     t.chars().take(250).collect()
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the parts are the body
+/// The pull request's text: every hotfix commit with its state, and on a
+/// conflict the files and the commands that finish the pick (resolve,
+/// amend, pick the commits after the conflict, push).
 fn pr_body(
     config: &CherryPickConfig,
     o: &Outcome,
     metas: &[CommitMeta],
-    commits: &[String],
-    conflict_at: Option<usize>,
     messages: &[String],
     branch: &str,
 ) -> String {
+    let conflicted = o.picked.iter().any(|(_, _, r)| *r == CONFLICT);
+    let pending: Vec<&str> = o
+        .picked
+        .iter()
+        .filter(|(_, _, r)| *r == NOT_PICKED)
+        .map(|(sha, _, _)| sha.as_str())
+        .collect();
     let mut b = String::new();
-    if conflict_at.is_some() {
+    if conflicted {
         b.push_str(&format!(
             "⚠️ The hotfix does **not** apply cleanly to `{}`. The conflict is committed **with its markers** so you can see it here; do not merge this pull request as it is.\n\n",
             md_cell(&config.target_branch)
@@ -625,11 +734,17 @@ fn pr_body(
     for (sha, subject, r) in &o.picked {
         b.push_str(&format!(
             "| {} | {} | {r} |\n",
-            &sha[..sha.len().min(12)],
+            short(sha),
             md_cell(subject)
         ));
     }
-    if let Some(i) = conflict_at {
+    if !pending.is_empty() {
+        b.push_str(&format!(
+            "\n{} commit(s) after the conflict are **not** on this branch yet; the commands below pick them once the conflict is resolved.\n",
+            pending.len()
+        ));
+    }
+    if conflicted {
         b.push_str("\n**Conflicted files**\n\n");
         for f in &o.conflicts {
             b.push_str(&format!("- `{}`\n", md_cell(f)));
@@ -642,8 +757,9 @@ fn pr_body(
             }
             b.push_str("```\n</details>\n");
         }
+        let fetch_more: String = pending.iter().map(|s| format!(" {s}")).collect();
         b.push_str(&format!(
-            "\n**To resolve**\n\n```sh\ngit fetch origin {branch}\ngit switch {branch}\n# edit the files above: keep the right lines, remove the <<<<<<< ======= >>>>>>> markers\n# (a binary file holds the {target} version; take the hotfix's with: git checkout {sha} -- <file>)\ngit add -- {files}\ngit commit --amend --no-edit\n",
+            "\n**To resolve**\n\n```sh\ngit fetch origin {branch}{fetch_more}\ngit switch {branch}\n# edit the files above: keep the right lines, remove the <<<<<<< ======= >>>>>>> markers\n# (a binary file holds the {target} version; take the hotfix's with: git checkout {sha} -- <file>)\ngit add -- {files}\ngit commit --amend --no-edit\n",
             target = config.target_branch,
             sha = &metas.last().map(|m| m.sha.clone()).unwrap_or_default(),
             files = o
@@ -653,7 +769,12 @@ fn pr_body(
                 .collect::<Vec<_>>()
                 .join(" "),
         ));
-        for rest in commits.iter().skip(i + 1) {
+        if !pending.is_empty() {
+            b.push_str(
+                "# the commits after the conflict (if one stops on a conflict: resolve it, git add, git cherry-pick --continue)\n",
+            );
+        }
+        for rest in &pending {
             b.push_str(&format!("git cherry-pick -x {rest}\n"));
         }
         b.push_str(
@@ -661,6 +782,11 @@ fn pr_body(
         );
     }
     b
+}
+
+/// The first 12 characters of a SHA, for people.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// Quotes a path for the resolution commands shown to people.
@@ -696,7 +822,7 @@ fn summary(config: &CherryPickConfig, o: &Outcome, elapsed: Duration) -> String 
         for (sha, subject, r) in &o.picked {
             s.push_str(&format!(
                 "| {} | {} | {r} |\n",
-                &sha[..sha.len().min(12)],
+                short(sha),
                 md_cell(subject)
             ));
         }
@@ -713,4 +839,54 @@ fn summary(config: &CherryPickConfig, o: &Outcome, elapsed: Duration) -> String 
         elapsed.as_secs_f64()
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::github::ref_name_ok;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn auto_branches_carry_the_target_and_stay_ref_safe() {
+        assert_eq!(auto_branch(SHA, "main"), "auto/cherry-pick-0123456-to-main");
+        assert_eq!(
+            auto_branch(SHA, "release-2.5"),
+            "auto/cherry-pick-0123456-to-release-2.5"
+        );
+        let slashed = auto_branch(SHA, "release/2.5");
+        assert!(
+            slashed.starts_with("auto/cherry-pick-0123456-to-release-2.5-"),
+            "{slashed}"
+        );
+        assert_ne!(slashed, auto_branch(SHA, "release-2.5"));
+        assert_ne!(auto_branch(SHA, "main"), auto_branch(SHA, "develop"));
+        let long = format!("releases/{}", "x".repeat(240));
+        let cut = [
+            long.as_str(),
+            "a/b",
+            "foo-",
+            "v1.",
+            "team/x.lock-free",
+            &format!("{}.lock/y", "z".repeat(35)),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for t in ["main", "release/2.5", "release-2.5"]
+            .iter()
+            .chain(cut.iter())
+        {
+            let b = auto_branch(SHA, t);
+            assert!(ref_name_ok(&b), "{t} → {b}");
+            assert!(b.len() <= 80, "{t} → {b} ({} chars)", b.len());
+            assert!(seen.insert(b.clone()), "{t} → {b} twice");
+        }
+        // Stable across runs (a re-run must find the same branch).
+        assert_eq!(
+            auto_branch(SHA, "release/2.5"),
+            auto_branch(SHA, "release/2.5")
+        );
+        assert_eq!(fnv1a32(""), 0x811c_9dc5);
+        assert_eq!(fnv1a32("a"), 0xe40c_292c);
+    }
 }
