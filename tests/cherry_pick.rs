@@ -4,13 +4,15 @@
 //! smart-HTTP): clean picks, push mode, protection, renames, conflicts
 //! (text and binary), re-runs, several commits, App auth, the `workflows`
 //! permission and untrusted text; one hotfix to two targets; the draft pull
-//! request's own resolution commands run by plain git.
+//! request's own resolution commands run by plain git; GitHub failing (5xx,
+//! a lost answer) to the pull request's creation.
 
 mod common;
 #[path = "common/github.rs"]
 mod gh;
 
 use common::processed_lines;
+use expedite_sandbox::{FaultKind, FaultSpec};
 use gh::{Fixture, ORDERS, all_pulls, api_get, github_writes, job, run};
 
 async fn sandbox() -> expedite_sandbox::Sandbox {
@@ -717,4 +719,123 @@ async fn three_commits_with_the_second_conflicting_list_all_three_and_the_comman
         tree.contains("src/Audit.cs") && tree.contains("src/Limits.cs"),
         "{tree}"
     );
+}
+
+/// Fails the next `times` pull request creations with 502.
+fn pulls_answer_502(sb: &expedite_sandbox::Sandbox, times: u32) {
+    sb.handle()
+        .add_fault(
+            FaultSpec::new(FaultKind::Status { status: 502 })
+                .host("api.github.test")
+                .method("POST")
+                .path_prefix("/repos/contoso/payments/pulls")
+                .times(times),
+        )
+        .unwrap();
+}
+
+/// The statuses the sandbox answered the pull request creations with, in
+/// order (0: no answer, the connection was closed).
+fn creations(sb: &expedite_sandbox::Sandbox) -> Vec<u16> {
+    sb.handle()
+        .request_log()
+        .into_iter()
+        .filter(|r| {
+            r.host == "api.github.test"
+                && r.method == "POST"
+                && r.path == "/repos/contoso/payments/pulls"
+        })
+        .map(|r| r.status)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_502_to_the_pull_request_creation_is_read_back_and_sent_once_more() {
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    let fix = f.hotfix();
+    main_moves_on(&f);
+    pulls_answer_502(&sb, 1);
+    let (_, r) = run(job(&sb, "cherry-pick").input("commits", &fix)).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("pull-request"));
+    assert_eq!(creations(&sb), [502, 201], "{:?}", github_writes(&sb));
+    let pulls = all_pulls(&sb).await;
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(pulls[0]["head"]["ref"], branch_for(&fix).as_str());
+    assert_eq!(pulls[0]["html_url"].as_str(), r.output("pull-request-url"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_502s_say_the_branch_is_pushed_and_a_rerun_opens_exactly_one_pull_request() {
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    let fix = f.hotfix();
+    main_moves_on(&f);
+    pulls_answer_502(&sb, 2);
+    let job = job(&sb, "cherry-pick").input("commits", &fix);
+    let (job, r) = run(job).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    let branch = branch_for(&fix);
+    let e = r.output("error").unwrap();
+    let first_line = e.lines().next().unwrap();
+    assert!(
+        first_line.contains("did not open the pull request")
+            && first_line.contains(&format!("the branch {branch} is pushed"))
+            && first_line.contains("running the step again is safe")
+            && first_line.contains("502"),
+        "{e}"
+    );
+    assert_eq!(creations(&sb), [502, 502]);
+    assert!(all_pulls(&sb).await.is_empty());
+    assert!(f.remote_rev(&branch).is_some(), "the branch is pushed");
+    assert!(sb.handle().faults().is_empty(), "both faults fired");
+
+    let again = tokio::task::spawn_blocking(move || job.run_main())
+        .await
+        .unwrap();
+    assert_eq!(again.code, 0, "{}", again.all_text());
+    assert_eq!(again.output("result"), Some("pull-request"));
+    assert_eq!(creations(&sb), [502, 502, 201]);
+    let pulls = all_pulls(&sb).await;
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(pulls[0]["head"]["ref"], branch.as_str());
+    assert_eq!(pulls[0]["base"]["ref"], "main");
+    assert_eq!(
+        f.remote_rev(&format!("{branch}~1")),
+        f.remote_rev("refs/heads/main")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_applied_whose_answer_is_lost_is_found_not_sent_again() {
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    let fix = f.hotfix();
+    main_moves_on(&f);
+    gh::control_post(
+        &sb,
+        "/_sandbox/github/drop-answers",
+        serde_json::json!({
+            "method": "POST",
+            "path_prefix": "/repos/contoso/payments/pulls",
+            "times": 1,
+        }),
+    )
+    .await;
+    let (_, r) = run(job(&sb, "cherry-pick").input("commits", &fix)).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("pull-request"));
+    // Sent once, applied, never answered: read back, not sent again.
+    assert_eq!(creations(&sb), [0], "{:?}", github_writes(&sb));
+    assert!(
+        r.all_text().contains("although its answer failed"),
+        "{}",
+        r.all_text()
+    );
+    let pulls = all_pulls(&sb).await;
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(pulls[0]["html_url"].as_str(), r.output("pull-request-url"));
+    // The labels went to the pull request GitHub did open.
+    assert_eq!(pulls[0]["labels"].as_array().unwrap().len(), 2);
 }

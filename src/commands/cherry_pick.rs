@@ -22,6 +22,10 @@
 //!   the step fails with the link (`fail-on-conflict`).
 //! - A re-run finds the open pull request from its branch into the same
 //!   target and reports it; nothing is created twice.
+//! - GitHub failing to answer the pull request's creation (5xx, or the
+//!   answer lost) after the push: the state is read back (did it open?), the
+//!   creation is sent once more if not, and if that fails too the error says
+//!   the branch is pushed and a re-run is safe.
 
 use std::time::{Duration, Instant};
 
@@ -32,10 +36,14 @@ use crate::action::escape::{Annotation, Level};
 use crate::config::github::{CherryPickConfig, CommitSource, PickMode};
 use crate::git::{self, CommitMeta, PushError, Remote, Scratch};
 use crate::github::{Api, GithubError, NewPull, Pull, auth};
+use crate::http::HttpError;
 use crate::report::md_cell;
 
 /// Bound on each git operation (a fetch of a huge repository included).
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Pause before sending a failed pull request creation once more.
+const CREATE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Longest target slug in an auto branch name (a longer one is cut and
 /// told apart by a hash).
@@ -91,6 +99,19 @@ pub enum PickError {
         base: String,
         /// The target of this run.
         target: String,
+    },
+    /// The branch is pushed but GitHub did not open the pull request (it
+    /// failed twice, or its answer was lost and it is not there).
+    #[error(
+        "GitHub did not open the pull request from {branch} into {target} ({cause}); the branch {branch} is pushed, so running the step again is safe: it finds the pull request if GitHub opened it after all, or opens it"
+    )]
+    PullNotOpened {
+        /// The pushed branch.
+        branch: String,
+        /// The base.
+        target: String,
+        /// What GitHub answered, or what happened.
+        cause: String,
     },
 }
 
@@ -544,16 +565,7 @@ async fn pick(ctx: &Ctx, config: &CherryPickConfig) -> Result<Outcome, PickError
         draft: conflicted,
         maintainer_can_modify: true,
     };
-    let pr = match api.create_pull(&new).await {
-        Ok(pr) => pr,
-        // A concurrent run opened it first: report that one.
-        Err(e) if e.status() == Some(422) && e.mentions("already exists") => {
-            open_pull_from(&api, &branch, &config.target_branch)
-                .await?
-                .ok_or(PickError::Api(e))?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let pr = open_pull(ctx, &api, &new).await?;
     ctx.console.info(&format!("opened {}", pr.html_url));
     if !config.labels.is_empty()
         && let Err(e) = api.add_labels(pr.number, &config.labels).await
@@ -638,6 +650,79 @@ async fn open_pull_from(
         .await?
         .into_iter()
         .find(|p| p.state == "open" && p.base.name == target))
+}
+
+/// True when sending the creation again may be the answer: GitHub answered
+/// 5xx, the answer was lost or unreadable, or the request never left.
+fn worth_another_try(e: &GithubError) -> bool {
+    e.outcome_unknown() || matches!(e, GithubError::Http(HttpError::Transport { .. }))
+}
+
+/// Opens the pull request after its branch was pushed. A creation whose
+/// outcome is unknown (5xx, the answer lost) is read back — did GitHub open
+/// it? — and sent once more if not; GitHub's "already exists" means a
+/// concurrent run (or the lost first try) opened it: that one is reported.
+/// When it still is not open, the error says the branch is pushed and that
+/// a re-run is safe (the re-run finds the pull request, or opens it).
+async fn open_pull(ctx: &Ctx, api: &Api, new: &NewPull<'_>) -> Result<Pull, PickError> {
+    let (branch, target) = (new.head, new.base);
+    let not_opened = |cause: String| PickError::PullNotOpened {
+        branch: branch.to_string(),
+        target: target.to_string(),
+        cause,
+    };
+    let mut first_error = None;
+    for attempt in 1..=2 {
+        match api.create_pull(new).await {
+            Ok(pr) => return Ok(pr),
+            Err(e) if e.status() == Some(422) && e.mentions("already exists") => {
+                return match open_pull_from(api, branch, target).await {
+                    Ok(Some(pr)) => Ok(pr),
+                    Ok(None) => Err(PickError::Api(e)),
+                    Err(read) => Err(not_opened(format!("{e}; reading it back failed: {read}"))),
+                };
+            }
+            Err(e) if worth_another_try(&e) => {
+                tracing::warn!(
+                    "opening the pull request from {branch} into {target} failed ({e}); reading back whether it opened"
+                );
+                match open_pull_from(api, branch, target).await {
+                    Ok(Some(pr)) => {
+                        ctx.console.info(&format!(
+                            "GitHub opened {} although its answer failed",
+                            pr.html_url
+                        ));
+                        return Ok(pr);
+                    }
+                    Ok(None) => {}
+                    Err(read) => {
+                        return Err(not_opened(format!("{e}; reading it back failed: {read}")));
+                    }
+                }
+                if attempt == 1 {
+                    first_error = Some(e);
+                    ctx.cancel
+                        .sleep(CREATE_RETRY_PAUSE)
+                        .await
+                        .map_err(|c| not_opened(c.to_string()))?;
+                    ctx.console
+                        .info("the pull request is not open; asking GitHub once more");
+                } else {
+                    let cause = match first_error.take() {
+                        Some(f) if f.to_string() == e.to_string() => format!("twice: {e}"),
+                        Some(f) => format!("first: {f}; then: {e}"),
+                        None => e.to_string(),
+                    };
+                    return Err(not_opened(cause));
+                }
+            }
+            Err(e) if attempt == 1 => return Err(e.into()),
+            // The second try answered differently (403, 422…): GitHub's
+            // reason, and what is left behind.
+            Err(e) => return Err(not_opened(e.to_string())),
+        }
+    }
+    Err(not_opened("no answer".into()))
 }
 
 async fn assign(
