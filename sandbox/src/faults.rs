@@ -24,6 +24,11 @@ pub enum FaultKind {
     },
     /// A bare server error (500, 502, 503, 504) in the host's error shape.
     Status { status: u16 },
+    /// An error answer (400..=599) carrying `message` in the host's error
+    /// shape (ARM's `{"error":{"code","message"}}`, Entra's, else text): what
+    /// the server says reaches the caller's error report verbatim, the way
+    /// tests feed markup and odd text through every place that shows it.
+    Error { status: u16, message: String },
     /// Answer normally, but only after `ms` milliseconds.
     Delay { ms: u64 },
     /// Close the connection without answering.
@@ -69,6 +74,7 @@ impl FaultKind {
         match self {
             FaultKind::Throttle { .. } => "throttle",
             FaultKind::Status { .. } => "status",
+            FaultKind::Error { .. } => "error",
             FaultKind::Delay { .. } => "delay",
             FaultKind::DropConnection => "drop_connection",
             FaultKind::SwapWarmupFailure => "swap_warmup_failure",
@@ -169,6 +175,17 @@ impl FaultSpec {
             && !(500..=599).contains(&status)
         {
             return Err(format!("status must be 500..=599, got {status}"));
+        }
+        if let FaultKind::Error { status, message } = &self.kind {
+            if !(400..=599).contains(status) {
+                return Err(format!("status must be 400..=599, got {status}"));
+            }
+            if message.len() > 64 * 1024 {
+                return Err(format!(
+                    "the message is at most 64 KiB, got {} bytes",
+                    message.len()
+                ));
+            }
         }
         if let Some(p) = self.probability
             && !(0.0..=1.0).contains(&p)

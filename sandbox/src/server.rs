@@ -455,6 +455,17 @@ async fn front_fault(shared: &Shared, req: &Req, kind: &FaultKind) -> Option<Out
                 respond::text(code, code.canonical_reason().unwrap_or("Server Error"))
             }
         }
+        FaultKind::Error { status, message } => {
+            let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            if host == hosts::ARM {
+                let c = code.canonical_reason().unwrap_or("Error").replace(' ', "");
+                respond::arm_error(code, &c, message.clone())
+            } else if host == hosts::LOGIN {
+                respond::entra_error(code, "invalid_request", 90014, message, &shared.authority)
+            } else {
+                respond::text(code, message.clone())
+            }
+        }
         FaultKind::TokenEndpointDown => respond::entra_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
