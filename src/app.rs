@@ -211,8 +211,8 @@ fn reject_inputs(console: &Console, sinks: &Sinks, errors: &[InputError]) -> u8 
     );
     for e in errors {
         md.push_str(&format!(
-            "| `{}` | {} |\n",
-            e.input,
+            "| {} | {} |\n",
+            crate::report::md_cell(&e.input),
             crate::report::md_cell(&format!("{}; {}", e.problem, e.fix))
         ));
     }

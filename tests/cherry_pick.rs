@@ -230,7 +230,7 @@ async fn same_lines_changed_on_main_give_a_failing_step_and_a_draft_pr_and_a_rer
     let pr = api_get(&sb, &format!("/repos/contoso/payments/pulls/{n}")).await;
     assert_eq!(pr["draft"], true);
     let body = pr["body"].as_str().unwrap();
-    assert!(body.contains("`src/Orders.cs`") && body.contains(&format!("git switch {branch}")));
+    assert!(body.contains("src/Orders.cs") && body.contains(&format!("git switch {branch}")));
     let issue = api_get(&sb, &format!("/repos/contoso/payments/issues/{n}")).await;
     assert_eq!(issue["assignees"][0]["login"], "oncall-lead");
     assert!(

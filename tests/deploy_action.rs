@@ -329,7 +329,10 @@ async fn rollback_twice_stays_on_the_good_version_and_the_reason_is_inert() {
             );
         }
         assert!(
-            r.summary.contains("&#96;touch pwned2&#96;") && r.summary.contains("&lt;b&gt;"),
+            // Shown as written, inside code spans (ADR 9).
+            r.summary
+                .contains("`` payments down $(touch pwned) `touch pwned2` ``")
+                && r.summary.contains("`::error::fake \\| <b>x</b>`"),
             "{}",
             r.summary
         );

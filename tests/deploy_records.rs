@@ -237,7 +237,7 @@ async fn a_deploy_records_a_deployment_the_timeline_and_notifies_then_rollback_f
         .to_string();
     assert!(c.contains("Rollback: rolled-back"), "{c}");
     assert!(
-        c.contains("@\u{200D}org/team &lt;!channel&gt;") && !c.contains("<!channel>"),
+        c.contains("```text\nstill dropping @org/team <!channel>\n::set-output name=x::1\n```"),
         "{c}"
     );
     assert!(

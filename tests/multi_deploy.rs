@@ -171,7 +171,7 @@ async fn the_contoso_graph_deploys_in_dependency_order() {
         .unwrap();
     assert!(web_first_change > notifications_verified);
     assert!(
-        r.summary.contains("| 3 | `frontend` | app-service |") && r.summary.contains("gantt"),
+        r.summary.contains("| 3 | frontend | app-service |") && r.summary.contains("gantt"),
         "{}",
         r.summary
     );

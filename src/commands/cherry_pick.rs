@@ -37,7 +37,7 @@ use crate::config::github::{CherryPickConfig, CommitSource, PickMode};
 use crate::git::{self, CommitMeta, PushError, Remote, Scratch};
 use crate::github::{Api, GithubError, NewPull, Pull, auth};
 use crate::http::HttpError;
-use crate::report::md_cell;
+use crate::report::{md_block, md_cell, md_code, md_fenced, md_link};
 
 /// Bound on each git operation (a fetch of a huge repository included).
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -806,12 +806,12 @@ fn pr_body(
     let mut b = String::new();
     if conflicted {
         b.push_str(&format!(
-            "⚠️ The hotfix does **not** apply cleanly to `{}`. The conflict is committed **with its markers** so you can see it here; do not merge this pull request as it is.\n\n",
+            "⚠️ The hotfix does **not** apply cleanly to {}. The conflict is committed **with its markers** so you can see it here; do not merge this pull request as it is.\n\n",
             md_cell(&config.target_branch)
         ));
     } else {
         b.push_str(&format!(
-            "Carries the hotfix to `{}` (picked with the `-x` trailer).\n\n",
+            "Carries the hotfix to {} (picked with the `-x` trailer).\n\n",
             md_cell(&config.target_branch)
         ));
     }
@@ -832,19 +832,18 @@ fn pr_body(
     if conflicted {
         b.push_str("\n**Conflicted files**\n\n");
         for f in &o.conflicts {
-            b.push_str(&format!("- `{}`\n", md_cell(f)));
+            b.push_str(&format!("- {}\n", md_code(f)));
         }
         if !messages.is_empty() {
-            b.push_str("\n<details><summary>git's messages</summary>\n\n```\n");
-            for m in messages {
-                b.push_str(&m.replace("```", "'''"));
-                b.push('\n');
-            }
-            b.push_str("```\n</details>\n");
+            b.push_str("\n<details><summary>git's messages</summary>\n\n");
+            b.push_str(&md_block(&messages.join("\n")));
+            b.push_str("</details>\n");
         }
         let fetch_more: String = pending.iter().map(|s| format!(" {s}")).collect();
-        b.push_str(&format!(
-            "\n**To resolve**\n\n```sh\ngit fetch origin {branch}{fetch_more}\ngit switch {branch}\n# edit the files above: keep the right lines, remove the <<<<<<< ======= >>>>>>> markers\n# (a binary file holds the {target} version; take the hotfix's with: git checkout {sha} -- <file>)\ngit add -- {files}\ngit commit --amend --no-edit\n",
+        // The commands hold file names (anything but NUL): one fenced
+        // block whose fence no line can close.
+        let mut sh = format!(
+            "git fetch origin {branch}{fetch_more}\ngit switch {branch}\n# edit the files above: keep the right lines, remove the <<<<<<< ======= >>>>>>> markers\n# (a binary file holds the {target} version; take the hotfix's with: git checkout {sha} -- <file>)\ngit add -- {files}\ngit commit --amend --no-edit\n",
             target = config.target_branch,
             sha = &metas.last().map(|m| m.sha.clone()).unwrap_or_default(),
             files = o
@@ -853,18 +852,19 @@ fn pr_body(
                 .map(|f| shell_quote(f))
                 .collect::<Vec<_>>()
                 .join(" "),
-        ));
+        );
         if !pending.is_empty() {
-            b.push_str(
+            sh.push_str(
                 "# the commits after the conflict (if one stops on a conflict: resolve it, git add, git cherry-pick --continue)\n",
             );
         }
         for rest in &pending {
-            b.push_str(&format!("git cherry-pick -x {rest}\n"));
+            sh.push_str(&format!("git cherry-pick -x {rest}\n"));
         }
-        b.push_str(
-            "git push --force-with-lease\n```\n\nThen mark this pull request ready for review.\n",
-        );
+        sh.push_str("git push --force-with-lease\n");
+        b.push_str("\n**To resolve**\n\n");
+        b.push_str(&md_fenced("sh", &sh));
+        b.push_str("\nThen mark this pull request ready for review.\n");
     }
     b
 }
@@ -887,20 +887,19 @@ fn shell_quote(s: &str) -> String {
 
 fn summary(config: &CherryPickConfig, o: &Outcome, elapsed: Duration) -> String {
     let mut s = format!(
-        "## Cherry-pick to `{}`: {}\n\n",
+        "## Cherry-pick to {}: {}\n\n",
         md_cell(&config.target_branch),
         o.result
     );
     if let Some(pr) = &o.pull {
         s.push_str(&format!(
-            "Pull request: [#{}]({}){}\n\n",
-            pr.number,
-            pr.html_url,
+            "Pull request: {}{}\n\n",
+            md_link(&format!("#{}", pr.number), &pr.html_url),
             if pr.draft { " (draft)" } else { "" }
         ));
     }
     for n in &o.notes {
-        s.push_str(&format!("> {}\n\n", md_cell(n)));
+        s.push_str(&format!("> {}\n\n", md_code(n)));
     }
     if !o.picked.is_empty() {
         s.push_str("| commit | subject | result |\n|---|---|---|\n");
@@ -915,7 +914,7 @@ fn summary(config: &CherryPickConfig, o: &Outcome, elapsed: Duration) -> String 
     if !o.conflicts.is_empty() {
         s.push_str("\nConflicted files:\n");
         for f in &o.conflicts {
-            s.push_str(&format!("- `{}`\n", md_cell(f)));
+            s.push_str(&format!("- {}\n", md_code(f)));
         }
     }
     s.push_str(&format!(

@@ -19,7 +19,7 @@ use crate::config::{DeployConfig, PlatformKind};
 use crate::platform::app_service::AppService;
 use crate::platform::container_apps::ContainerAppRef;
 use crate::probe::Probe;
-use crate::report::md_cell;
+use crate::report::{md_cell, md_code};
 use crate::rollout::canary::StepRecord;
 use crate::rollout::driver::{Journal, Place, phase_name, show_sample};
 use crate::rollout::{Outcome, Phase, StopKind};
@@ -364,7 +364,7 @@ fn summary(
     notes: &[String],
 ) -> String {
     let mut md = format!(
-        "## {} — `{}` {}\n\n",
+        "## {} — {} {}\n\n",
         title(outcome),
         md_cell(&config.site.app),
         md_cell(&config.plan.expected_version)
@@ -391,10 +391,10 @@ fn summary(
         (
             "staged in",
             match (&j.facts.new_revision, config.platform) {
-                (Some(rev), _) => format!("revision `{}`", md_cell(rev)),
+                (Some(rev), _) => format!("revision {}", md_cell(rev)),
                 (None, PlatformKind::ContainerApps) => "a new revision".into(),
                 (None, PlatformKind::AppService) => {
-                    format!("slot `{}`", md_cell(&config.plan.slot))
+                    format!("slot {}", md_cell(&config.plan.slot))
                 }
             },
         ),
@@ -441,7 +441,7 @@ fn summary(
     }
     md.push_str(&phases_md(j));
     for note in &j.state.notes {
-        md.push_str(&format!("\n> {}\n", md_cell(note)));
+        md.push_str(&format!("\n> {}\n", md_code(note)));
     }
     md
 }
@@ -551,8 +551,8 @@ fn canary_summary(steps: &[StepRecord]) -> String {
             md.push_str(&format!(
                 "\n> {} % step: {} — {}\n",
                 s.percent,
-                md_cell(&s.decision),
-                md_cell(&s.detail)
+                md_code(&s.decision),
+                md_code(&s.detail)
             ));
         }
     }

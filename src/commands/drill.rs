@@ -868,7 +868,10 @@ mod imp {
             if !summary.trim().is_empty() {
                 md.push_str(&format!(
                     "\n<details><summary>{}</summary>\n\n{}\n</details>\n",
-                    md_cell(name),
+                    // Raw HTML: markdown (a code span) does not render here.
+                    name.replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;"),
                     summary
                 ));
             }

@@ -83,7 +83,7 @@ pub async fn run(ctx: &Ctx, config: &GateConfig) -> Result<Report, CommandError>
     ));
     let mut summary = report.summary_markdown();
     for n in &notes {
-        summary.push_str(&format!("\n> {}\n", crate::report::md_cell(n)));
+        summary.push_str(&format!("\n> {}\n", crate::report::md_code(n)));
     }
     Ok(Report {
         success: pass,

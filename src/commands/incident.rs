@@ -14,16 +14,16 @@
 //!
 //! The issue is found by listing issues labelled `incident` (open and
 //! closed) and matching the `[ID] ` title prefix. Titles, messages and root
-//! causes are untrusted: they go into the issue through
-//! [`records::inert`] (HTML escaped, `@mentions` broken by a zero-width
-//! joiner) and are printed through [`Console::untrusted`](crate::action::console::Console::untrusted).
+//! causes are untrusted: they go into the issue as code
+//! ([`md_block`], [`md_code`]: no link, image, HTML or `@mention` in them
+//! renders) and are printed through [`Console::untrusted`](crate::action::console::Console::untrusted).
 
 use super::records::{self, INCIDENT_LABEL, Records};
 use super::{CommandError, Ctx, Report};
 use crate::config::github::{IncidentAction, IncidentConfig};
 use crate::github::{GithubError, Issue};
 use crate::notify::EventKind;
-use crate::report::md_cell;
+use crate::report::{md_block, md_cell, md_code, md_link};
 
 /// Why the incident could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +83,10 @@ pub async fn run(ctx: &Ctx, config: &IncidentConfig) -> Result<Report, CommandEr
                     let body = format!(
                         "## Incident {id}\n\n| | |\n|---|---|\n| severity | {} |\n| opened by | {} |\n| run | {} |\n| time | {} |\n\n### What is broken\n\n{}\n---\nThe timeline follows in the comments (expedite adds deploys, rollbacks and cherry-picks).\n",
                         severity.label(),
-                        records::md(&records::actor(ctx)),
+                        md_cell(&records::actor(ctx)),
                         records::run_url(ctx).unwrap_or_else(|| "(terminal)".into()),
                         chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
-                        records::quoted(title),
+                        md_block(title),
                     );
                     let i = api
                         .create_issue(
@@ -114,7 +114,7 @@ pub async fn run(ctx: &Ctx, config: &IncidentConfig) -> Result<Report, CommandEr
         IncidentAction::Update { message } => {
             ctx.console.untrusted("incident update", message);
             let issue = must_exist(existing, id, &api.repo)?;
-            let body = Records::entry(ctx, "Update", &[String::new(), records::quoted(message)]);
+            let body = Records::entry(ctx, "Update", &[String::new(), md_block(message)]);
             api.comment(issue.number, &body)
                 .await
                 .map_err(IncidentError::from)?;
@@ -140,15 +140,15 @@ pub async fn run(ctx: &Ctx, config: &IncidentConfig) -> Result<Report, CommandEr
             let issue = must_exist(existing, id, &api.repo)?;
             let mut lines = vec![String::new(), "**Root cause**".to_string(), String::new()];
             lines.push(match root_cause {
-                Some(rc) => records::quoted(rc),
-                None => "> (not given)\n".into(),
+                Some(rc) => md_block(rc),
+                None => "(not given)\n".into(),
             });
             lines.push("**Action items**\n".into());
             if action_items.is_empty() {
                 lines.push("(none given)".into());
             }
             for item in action_items {
-                lines.push(format!("- [ ] {}", records::inert(item)));
+                lines.push(format!("- [ ] {}", md_code(item)));
             }
             let body = Records::entry(ctx, "Resolved", &lines);
             if issue.state == "open" {
@@ -183,15 +183,23 @@ pub async fn run(ctx: &Ctx, config: &IncidentConfig) -> Result<Report, CommandEr
         }
     };
     rec.notify(ctx, &event).await;
+    // What this run recorded, as the engineer wrote it.
+    let said = match &config.action {
+        IncidentAction::Create { title, .. } => format!("| title | {} |\n", md_cell(title)),
+        IncidentAction::Update { message } => format!("| update | {} |\n", md_cell(message)),
+        IncidentAction::Resolve { root_cause, .. } => format!(
+            "| root cause | {} |\n",
+            md_cell(root_cause.as_deref().unwrap_or("(not given)"))
+        ),
+    };
     let summary = format!(
-        "## Incident {} — {result}\n\n| | |\n|---|---|\n| issue | [#{}]({}) |\n| state | {} |\n{}",
+        "## Incident {} — {result}\n\n| | |\n|---|---|\n| issue | {} |\n| state | {} |\n{said}{}",
         md_cell(id),
-        issue.number,
-        issue.html_url,
+        md_link(&format!("#{}", issue.number), &issue.html_url),
         if result == "resolved" {
-            "closed"
+            "closed".to_string()
         } else {
-            issue.state.as_str()
+            md_cell(&issue.state)
         },
         rec.summary()
     );

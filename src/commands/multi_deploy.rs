@@ -19,7 +19,7 @@ use crate::manifest::{Platform, Service};
 use crate::platform::app_service::SiteRef;
 use crate::platform::container_apps::ContainerAppRef;
 use crate::probe::Endpoints;
-use crate::report::md_cell;
+use crate::report::{md_cell, md_code};
 use crate::rollout::driver::{DeployPlan, Journal, Place};
 use crate::rollout::multi::{self, ServiceRecord, ServiceRunner, Step};
 
@@ -598,7 +598,7 @@ fn summary(
         .iter()
         .all(|s| s.deploy.as_ref().is_some_and(|d| d.verified));
     let mut md = format!(
-        "## {} — {} services from `{}`\n\n{} · {:.1} s\n\n| stage | service | platform | before | result | duration | detail |\n|---|---|---|---|---|---|---|\n",
+        "## {} — {} services from {}\n\n{} · {:.1} s\n\n| stage | service | platform | before | result | duration | detail |\n|---|---|---|---|---|---|---|\n",
         if ok {
             "✅ Deployed"
         } else {
@@ -639,7 +639,7 @@ fn summary(
             detail.push_str(&format!("; rollback: {} ({})", rb.result, rb.detail));
         }
         md.push_str(&format!(
-            "| {} | `{}` | {platform} | {} | **{}** | {duration} | {} |\n",
+            "| {} | {} | {platform} | {} | **{}** | {duration} | {} |\n",
             stage_of(&r.service),
             md_cell(&r.service),
             md_cell(&before),
@@ -650,7 +650,7 @@ fn summary(
     if !rollback_order.is_empty() {
         md.push_str(&format!(
             "\nRolled back in reverse dependency order: {}\n",
-            md_cell(&rollback_order.join(" → "))
+            md_code(&rollback_order.join(" → "))
         ));
     }
     md.push_str("\n```mermaid\ngantt\n  dateFormat x\n  axisFormat %M:%S\n");

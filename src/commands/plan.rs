@@ -18,7 +18,7 @@ pub async fn run(ctx: &Ctx, config: &PlanConfig) -> Result<Report, CommandError>
             .info(&format!("stage {}: {}", i + 1, stage.join(", ")));
     }
     let mut md = format!(
-        "## 🗺️ Deploy plan — `{}`\n\n{} services in {} stages; a service starts only after every service it depends on is verified healthy in production.\n\n| stage | service | platform | depends on |\n|---|---|---|---|\n",
+        "## 🗺️ Deploy plan — {}\n\n{} services in {} stages; a service starts only after every service it depends on is verified healthy in production.\n\n| stage | service | platform | depends on |\n|---|---|---|---|\n",
         md_cell(&config.path.to_string_lossy()),
         m.services.len(),
         stages.len()
@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, config: &PlanConfig) -> Result<Report, CommandError>
         for name in stage {
             let Some(s) = m.service(name) else { continue };
             md.push_str(&format!(
-                "| {} | `{}` | {} | {} |\n",
+                "| {} | {} | {} | {} |\n",
                 i + 1,
                 md_cell(name),
                 s.platform.name(),

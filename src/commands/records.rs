@@ -5,7 +5,8 @@
 //! None of it can fail the command: the Azure deploy or the pick is what
 //! matters, so every failure here becomes a warning (logged, and listed in
 //! the summary's "Records" section). Untrusted text (titles, messages, root
-//! causes, rollback reasons) goes into issues through [`inert`].
+//! causes, rollback reasons) goes into issues as code (`crate::report`):
+//! no link, image, HTML or mention in it renders.
 
 use secrecy::SecretString;
 use serde_json::json;
@@ -14,39 +15,10 @@ use super::Ctx;
 use crate::config::github::{GithubAccess, RecordsConfig};
 use crate::github::{Api, GithubError, Issue, auth};
 use crate::notify::{Event, EventKind, Notifier, NotifyPolicy};
+use crate::report::{md_block, md_cell, md_code};
 
 /// The label every incident issue carries.
 pub const INCIDENT_LABEL: &str = "incident";
-
-/// Makes untrusted text safe to put in an issue or comment body: HTML is
-/// escaped (`<!channel>`, `<img>`, comments stay text) and a zero-width
-/// joiner after every `@` keeps `@org/team` and `@user` from notifying
-/// anyone (GitHub only links a mention that follows `@` directly; the text
-/// reads the same). Workflow commands are no concern here: issue bodies
-/// are never read by the runner.
-pub fn inert(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '@' => out.push_str("@\u{200D}"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Untrusted text as a markdown blockquote (each line quoted, so nothing in
-/// it can close a list or start a heading of ours).
-pub fn quoted(text: &str) -> String {
-    inert(text)
-        .lines()
-        .map(|l| format!("> {l}\n"))
-        .collect::<String>()
-}
 
 /// `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`, when
 /// the run is a workflow run.
@@ -241,7 +213,7 @@ impl Records {
             "### {heading}\n\n| | |\n|---|---|\n| time | {} |\n| run | {} |\n| actor | {} |\n",
             chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
             run_url(ctx).unwrap_or_else(|| "(terminal)".into()),
-            md(&actor(ctx)),
+            md_cell(&actor(ctx)),
         );
         for l in lines {
             body.push_str(l);
@@ -372,12 +344,12 @@ impl Records {
         }
         let mut md = String::from("\n### Records\n\n");
         for d in &self.done {
-            md.push_str(&format!("- {}\n", crate::report::md_cell(d)));
+            md.push_str(&format!("- {}\n", md_code(d)));
         }
         for w in &self.warnings {
             md.push_str(&format!(
                 "- ⚠️ {} (a warning: the command's result stands)\n",
-                crate::report::md_cell(w)
+                md_code(w)
             ));
         }
         md
@@ -404,7 +376,7 @@ fn error_lines(report: &super::Report) -> Vec<String> {
         String::new(),
         "**Errors**".into(),
         String::new(),
-        quoted(&text),
+        md_block(&text),
     ]
 }
 
@@ -433,17 +405,21 @@ pub async fn after_deploy(
             .await;
     }
     let mut lines = vec![
-        format!("| result | {} |", md(&result)),
-        format!("| app | {} |", md(app)),
-        format!("| version | {} |", md(version)),
-        format!("| previous version | {} |", md(&previous)),
-        format!("| production serves | {} |", md(&deployed)),
+        format!("| result | {} |", md_cell(&result)),
+        format!("| app | {} |", md_cell(app)),
+        format!("| version | {} |", md_cell(version)),
+        format!("| previous version | {} |", md_cell(&previous)),
+        format!("| production serves | {} |", md_cell(&deployed)),
     ];
     if !url.is_empty() {
-        lines.push(format!("| production | {} |", md(&url)));
+        lines.push(format!("| production | {} |", md_cell(&url)));
     }
     lines.extend(error_lines(report));
-    let body = Records::entry(ctx, &format!("Deploy of {version}: {result}"), &lines);
+    let body = Records::entry(
+        ctx,
+        &format!("Deploy of {}: {result}", md_code(version)),
+        &lines,
+    );
     rec.timeline(&body).await;
     let mut kinds = Vec::new();
     if report.success {
@@ -486,14 +462,14 @@ pub async fn after_rollback(
     let deployed = output(report, "deployed-version").to_string();
     let apps = services.join(", ");
     let mut lines = vec![
-        format!("| result | {} |", md(&result)),
-        format!("| services | {} |", md(&apps)),
-        format!("| before | {} |", md(&previous)),
-        format!("| production serves | {} |", md(&deployed)),
+        format!("| result | {} |", md_cell(&result)),
+        format!("| services | {} |", md_cell(&apps)),
+        format!("| before | {} |", md_cell(&previous)),
+        format!("| production serves | {} |", md_cell(&deployed)),
         String::new(),
         "**Reason**".into(),
         String::new(),
-        quoted(reason),
+        md_block(reason),
     ];
     lines.extend(error_lines(report));
     let body = Records::entry(ctx, &format!("Rollback: {result}"), &lines);
@@ -519,16 +495,16 @@ pub async fn after_cherry_pick(ctx: &Ctx, rec: &mut Records, report: &mut super:
     let pr = output(report, "pull-request-url").to_string();
     let branch = output(report, "branch").to_string();
     let mut lines = vec![
-        format!("| result | {} |", md(&result)),
-        format!("| branch | {} |", md(&branch)),
-        format!("| commits | {} |", md(output(report, "commits"))),
+        format!("| result | {} |", md_cell(&result)),
+        format!("| branch | {} |", md_cell(&branch)),
+        format!("| commits | {} |", md_cell(output(report, "commits"))),
     ];
     if !pr.is_empty() {
-        lines.push(format!("| pull request | {} |", md(&pr)));
+        lines.push(format!("| pull request | {} |", md_cell(&pr)));
     }
     let conflicts = output(report, "conflicted-files").to_string();
     if !conflicts.is_empty() {
-        lines.push(format!("| conflicts | {} |", md(&conflicts)));
+        lines.push(format!("| conflicts | {} |", md_cell(&conflicts)));
     }
     lines.extend(error_lines(report));
     let body = Records::entry(ctx, &format!("Cherry-pick: {result}"), &lines);
@@ -552,24 +528,4 @@ pub async fn after_cherry_pick(ctx: &Ctx, rec: &mut Records, report: &mut super:
         rec.notify(ctx, &e).await;
     }
     report.summary.push_str(&rec.summary());
-}
-
-/// A table cell of untrusted text: `md_cell` escapes HTML and pipes; the
-/// mentions are broken as in [`inert`].
-pub fn md(text: &str) -> String {
-    crate::report::md_cell(&text.replace('@', "@\u{200D}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn untrusted_text_is_inert() {
-        assert_eq!(
-            inert("@org/team <!channel> a&b"),
-            "@\u{200D}org/team &lt;!channel&gt; a&amp;b"
-        );
-        assert_eq!(quoted("a\n## b"), "> a\n> ## b\n");
-    }
 }

@@ -32,7 +32,7 @@ use super::{CommandError, Ctx, Report};
 use crate::config::{PlatformKind, RollbackConfig};
 use crate::platform::app_service::SiteRef;
 use crate::platform::container_apps::ContainerAppRef;
-use crate::report::md_cell;
+use crate::report::{md_cell, md_code};
 use crate::rollout::driver::{Journal, Place, show_sample};
 
 /// Runs the rollback of every service, in order.
@@ -333,7 +333,7 @@ fn summary(
             None => r.result.to_string(),
         };
         md.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} |\n",
             md_cell(&r.app),
             md_cell(r.before.as_deref().unwrap_or("unknown")),
             md_cell(r.target.as_deref().unwrap_or("unknown")),
@@ -343,7 +343,7 @@ fn summary(
     }
     for r in results {
         for n in &r.notes {
-            md.push_str(&format!("\n> {}: {}\n", md_cell(&r.app), md_cell(n)));
+            md.push_str(&format!("\n> {}: {}\n", md_code(&r.app), md_code(n)));
         }
     }
     md

@@ -981,10 +981,20 @@ pub async fn manifest_command(
             .untrusted(&format!("{} {what}", s.name), text.trim_end());
     }
     if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("the {what} command exited with {}", out.status))
+        return Ok(());
     }
+    // The last thing it printed usually says why; the log has the rest.
+    let last = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| format!(": {}", crate::report::clip(l, 300)))
+        .unwrap_or_default();
+    Err(format!(
+        "the {what} command exited with {}{last}",
+        out.status
+    ))
 }
 
 /// State entry pointing the post stage at the journals (a JSON list of
@@ -1095,8 +1105,10 @@ pub async fn post(
     Ok(Report {
         success: errors.is_empty(),
         summary: format!(
-            "### ⏹️ Interrupted deploy finished by the post stage\n\n{}\n",
-            crate::report::md_cell(&done.join("\n"))
+            "### ⏹️ Interrupted deploy finished by the post stage\n\n{}",
+            done.iter()
+                .map(|d| format!("- {}\n", crate::report::md_code(d)))
+                .collect::<String>()
         ),
         errors,
         ..Report::default()

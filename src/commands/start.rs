@@ -208,11 +208,11 @@ pub async fn run(ctx: &Ctx, config: &StartConfig) -> Result<Report, CommandError
         })
         .unwrap_or_default();
     let summary = format!(
-        "## Hotfix branch {}\n\n| | |\n|---|---|\n| branch | `{}` |\n| from | `{}` ({}) |\n| next version | {} |\n",
+        "## Hotfix branch {}\n\n| | |\n|---|---|\n| branch | {} |\n| from | {} ({}) |\n| next version | {} |\n",
         result,
         md_cell(&branch),
         md_cell(&base_tag),
-        &commit[..commit.len().min(12)],
+        md_cell(&commit.chars().take(12).collect::<String>()),
         if next.is_empty() {
             "(not a semantic version)"
         } else {

@@ -117,9 +117,9 @@ async fn tag(ctx: &Ctx, config: &TagConfig) -> Result<Report, TagError> {
             ("commit", commit.clone()),
         ],
         summary: format!(
-            "## Release tag `{}`: {result}\n\nAt commit `{}`.\n",
+            "## Release tag {}: {result}\n\nAt commit {}.\n",
             md_cell(&name),
-            commit
+            md_cell(&commit)
         ),
         ..Report::default()
     })

@@ -227,32 +227,15 @@ fn failure_label(case: &TestCase) -> String {
     }
 }
 
-/// Makes untrusted text (test names, messages) safe inside a Markdown table cell: no pipes,
-/// no line breaks, no HTML.
+/// Untrusted text (test names, messages, paths) in a table cell: code
+/// (`crate::report`), cut at `CELL_CAP` characters.
 fn cell(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(CELL_CAP) + 8);
-    for (count, c) in text.chars().enumerate() {
-        if count >= CELL_CAP {
-            out.push('…');
-            break;
-        }
-        match c {
-            '|' => out.push_str("\\|"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '`' => out.push('\''),
-            '\r' => {}
-            '\n' | '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::report::md_cell(&crate::report::clip(text, CELL_CAP))
 }
 
-/// Inline code that cannot be broken out of.
-fn code(text: &str) -> String {
-    format!("<code>{}</code>", cell(text))
+/// Untrusted text in a list item or a sentence: code, cut likewise.
+fn line(text: &str) -> String {
+    crate::report::md_code(&crate::report::clip(text, CELL_CAP))
 }
 
 fn location(file: Option<&str>, line: Option<u32>) -> String {
@@ -279,7 +262,7 @@ impl GateReport {
         if !self.reasons.is_empty() {
             md.push_str("**Why it failed**\n\n");
             for reason in self.reasons.iter().take(MAX_REASON_ROWS) {
-                let _ = writeln!(md, "- {}", cell(reason));
+                let _ = writeln!(md, "- {}", line(reason));
             }
             if self.reasons.len() > MAX_REASON_ROWS {
                 let _ = writeln!(
@@ -293,13 +276,13 @@ impl GateReport {
         if !self.notes.is_empty() {
             md.push_str("**Notes**\n\n");
             for note in &self.notes {
-                let _ = writeln!(md, "- {}", cell(note));
+                let _ = writeln!(md, "- {}", line(note));
             }
             md.push('\n');
         }
 
         let filter = match &self.filter {
-            Some(f) => format!("filter {}", code(f)),
+            Some(f) => format!("filter {}", line(f)),
             None => "no filter: every test is critical".to_owned(),
         };
         md.push_str("### Critical tests\n\n");
@@ -311,7 +294,7 @@ impl GateReport {
         if self.filter_alternatives.len() > 1 {
             md.push_str("| filter alternative | tests selected |\n|---|---:|\n");
             for (alt, n) in &self.filter_alternatives {
-                let _ = writeln!(md, "| {} | {n} |", code(alt));
+                let _ = writeln!(md, "| {} | {n} |", cell(alt));
             }
             md.push('\n');
         }
@@ -332,10 +315,10 @@ impl GateReport {
         let _ = writeln!(
             md,
             "Threshold: {}.\n",
-            cell(&self.security_threshold.to_string())
+            line(&self.security_threshold.to_string())
         );
         if let Some(reason) = &self.security_waiver {
-            let _ = writeln!(md, "**Waived**: {}\n", cell(reason));
+            let _ = writeln!(md, "**Waived**: {}\n", line(reason));
         }
         let _ = writeln!(
             md,
@@ -524,10 +507,11 @@ mod tests {
 
     #[test]
     fn cells_cannot_break_the_table_or_inject_html() {
-        assert_eq!(cell("a|b\nc<script>`x`"), "a\\|b c&lt;script&gt;'x'");
+        assert_eq!(cell("a|b\nc<script>`x`"), "`a\\|b`<br>`` c<script>`x` ``");
         let long = "x".repeat(1000);
-        assert_eq!(cell(&long).chars().count(), CELL_CAP + 1);
-        assert_eq!(code("a<b"), "<code>a&lt;b</code>");
+        // The cap, its ellipsis and the span's two backticks.
+        assert_eq!(cell(&long).chars().count(), CELL_CAP + 3);
+        assert_eq!(line("a<b"), "`a<b`");
     }
 
     #[test]
