@@ -789,7 +789,9 @@ pub const INPUTS: &[InputSpec] = &[
     .only(&[Command::CherryPick]),
     input(
         "target-branch",
-        "cherry-pick: the branch the hotfix is carried to.",
+        "cherry-pick: the branch the hotfix is carried to. Each target gets its own branch \
+         (`auto/cherry-pick-<sha>-to-<target>`) and pull request; carry a hotfix to several \
+         branches with one step per target.",
     )
     .default("main")
     .only(&[Command::CherryPick]),
@@ -1028,7 +1030,7 @@ pub const OUTPUTS: &[OutputSpec] = &[
          deadline; the error says what is known and the command to run). With a manifest: \
          promoted, rolled-back or failed. rollback: rolled-back, unchanged, failed (production \
          still serves what it served), interrupted or needs-attention. cherry-pick: pull-request, pushed, \
-         conflict, already-applied or existing (a re-run found its pull request). start, \
+         conflict, already-applied or existing (a re-run found its pull request into target-branch). start, \
          tag: created or already-exists. incident: created, already-exists, updated, \
          resolved.",
         Scope::Only(&[
@@ -1106,8 +1108,8 @@ pub const OUTPUTS: &[OutputSpec] = &[
     ),
     output(
         "branch",
-        "cherry-pick: the branch holding the pick (or the target, when pushed). start: the \
-         hotfix branch.",
+        "cherry-pick: the branch holding the pick, `auto/cherry-pick-<sha>-to-<target>` (or \
+         the target, when pushed). start: the hotfix branch.",
         Scope::Only(&[Command::CherryPick, Command::Start]),
     ),
     output(
