@@ -78,3 +78,44 @@ fn every_input_in_action_yml_is_documented_with_its_default() {
         }
     }
 }
+
+/// Every test the README names as the proof of a claim (`` [`name`](tests/x.rs) ``)
+/// exists in that file: a claim whose test was renamed or removed fails here.
+#[test]
+fn every_test_the_readme_names_exists() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for (i, _) in readme.match_indices("[`") {
+        let rest = &readme[i + 2..];
+        let Some(end) = rest.find("`](") else {
+            continue;
+        };
+        let name = &rest[..end];
+        let after = &rest[end + 3..];
+        let Some(close) = after.find(')') else {
+            continue;
+        };
+        let path = after[..close].split('#').next().unwrap_or_default();
+        let is_fn = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !is_fn || !path.ends_with(".rs") {
+            continue;
+        }
+        named += 1;
+        let source = std::fs::read_to_string(root().join(path)).unwrap_or_default();
+        if !source.contains(&format!("fn {name}(")) {
+            missing.push(format!("{name} in {path}"));
+        }
+    }
+    assert!(
+        named >= 20,
+        "only {named} tests named; the pattern no longer matches"
+    );
+    assert!(
+        missing.is_empty(),
+        "the README names tests that do not exist: {missing:#?}"
+    );
+}
