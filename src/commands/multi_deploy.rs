@@ -126,7 +126,7 @@ impl Runner {
                     s.name
                 ));
             };
-            canary.steps = crate::config::parse_canary_steps(steps)?;
+            canary.steps = steps.clone();
         }
         Ok(plan)
     }

@@ -205,9 +205,9 @@ fn restore_plan(base: Option<&DeployPlan>, j: &Journal) -> DeployPlan {
         .map(|s| s.endpoints.clone())
         .or_else(|| base.map(|b| b.endpoints.clone()))
         .unwrap_or(Endpoints {
-            health_path: "/health".into(),
+            health_path: crate::probe::HEALTH_PATH.into(),
             health_status: 200,
-            version_path: Some("/api/version".into()),
+            version_path: Some(crate::probe::VERSION_PATH.into()),
         });
     let swap_timeout = s
         .map(|s| Duration::from_secs(s.swap_timeout_secs.max(10)))

@@ -8,6 +8,7 @@
 
 pub mod docs;
 pub mod github;
+pub mod service;
 pub mod spec;
 pub mod values;
 
@@ -231,24 +232,10 @@ fn action_commands() -> String {
 /// The closest candidate within a small edit distance, for "did you mean".
 pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
-        .map(|c| (levenshtein(word, c), c))
+        .map(|c| (strsim::levenshtein(word, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Settings every command shares.
@@ -818,18 +805,8 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
             "the Azure resource group of the app, e.g. rg-contoso-prod",
         );
     }
-    let path = |name: &str, v: &str| -> Result<String, ValueError> {
-        if v.starts_with('/') && !v.contains(char::is_whitespace) {
-            Ok(v.to_string())
-        } else {
-            Err(ValueError {
-                problem: format!("{} is not a URL path", shown(v)),
-                accepted: format!("a path starting with /, e.g. the default of {name}"),
-            })
-        }
-    };
-    let health_path = r.parse("health-path", |v| path("health-path", v));
-    let version_path = r.parse("version-path", |v| path("version-path", v));
+    let health_path = r.parse("health-path", |v| service::url_path("health-path", v));
+    let version_path = r.parse("version-path", |v| service::url_path("version-path", v));
     let health_status = r.parse("health-status", |v| {
         values::parse_uint(v, 100, 599).map(|n| n as u16)
     });
@@ -854,19 +831,7 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
             accepted: "clear or fail".into(),
         }),
     });
-    let slot = r.parse("slot", |v| {
-        if v == crate::platform::app_service::PRODUCTION
-            || v.is_empty()
-            || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            Err(ValueError {
-                problem: format!("{} is not a deployment slot", shown(v)),
-                accepted: "the name of a slot other than production, e.g. staging".into(),
-            })
-        } else {
-            Ok(v.to_string())
-        }
-    });
+    let slot = r.parse("slot", service::slot);
     let package = r.parse("package", |v| {
         let p = std::path::PathBuf::from(v);
         let mut magic = [0u8; 4];
@@ -888,21 +853,8 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
             Ok(p)
         }
     });
-    let name_ok = |v: &str| {
-        !v.is_empty()
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
-    };
     for name in ["resource-group", "app-name"] {
-        if let Some(v) = raw.get(name)
-            && !name_ok(v)
-        {
-            r.error(
-                name,
-                format!("{} is not an Azure resource name", shown(v)),
-                "letters, digits, - _ . ( )",
-            );
-        }
+        r.parse(name, service::resource_name);
     }
     let run_id = format!(
         "{}#{}.{}",
@@ -917,11 +869,10 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.join(format!("expedite-deploy-{app}.json")));
     let journal = dir.join(format!("expedite-journal-{app}.json"));
-    let azure = azure?;
     let site = crate::platform::app_service::SiteRef {
         subscription: azure
             .as_ref()
-            .map(|a| a.subscription_id.clone())
+            .and_then(|a| a.as_ref().map(|a| a.subscription_id.clone()))
             .unwrap_or_default(),
         resource_group: raw.get("resource-group").unwrap_or_default().to_string(),
         app,
@@ -933,15 +884,7 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
     };
     let platform = r.parse("platform", parse_platform);
     let image = raw.get("image").map(str::to_string);
-    if let Some(v) = &image
-        && (v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.len() > 512)
-    {
-        r.error(
-            "image",
-            format!("{} is not a container image reference", shown(v)),
-            "registry/repository:tag or @sha256:digest",
-        );
-    }
+    r.parse("image", service::image);
     match platform {
         Some(PlatformKind::ContainerApps) => {
             if image.is_none() {
@@ -974,6 +917,7 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
     }
     let canary = canary_config(r);
     let container = raw.get("container").map(str::to_string);
+    r.parse("container", service::container);
     if raw.get("app-name").is_none() && !raw.given("manifest") {
         r.error(
             "app-name",
@@ -1010,7 +954,7 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
             revision: None,
             patience: Duration::from_secs(900),
         },
-        azure,
+        azure: azure?,
         site,
         package,
         audit_log,
@@ -1229,43 +1173,6 @@ fn prometheus_spec(
     Some(spec)
 }
 
-/// Canary steps as the manifest gives them (`10,50`).
-pub fn parse_canary_steps(v: &str) -> Result<Vec<u8>, String> {
-    parse_steps(v).map_err(|e| format!("canary '{v}': {}; {}", e.problem, e.accepted))
-}
-
-/// Canary steps: increasing whole percentages in 1–99.
-fn parse_steps(v: &str) -> Result<Vec<u8>, ValueError> {
-    let accepted = "increasing percentages from 1 to 99, comma-separated, e.g. 10,50";
-    let mut steps: Vec<u8> = Vec::new();
-    for item in values::parse_list(v) {
-        let n: u8 = item
-            .trim_end_matches('%')
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| (1..=99).contains(n))
-            .ok_or_else(|| ValueError {
-                problem: format!("{} is not a step", shown(&item)),
-                accepted: accepted.into(),
-            })?;
-        if steps.last().is_some_and(|last| *last >= n) {
-            return Err(ValueError {
-                problem: format!("{n} does not increase on the step before it"),
-                accepted: accepted.into(),
-            });
-        }
-        steps.push(n);
-    }
-    if steps.is_empty() {
-        return Err(ValueError {
-            problem: "no step given".into(),
-            accepted: accepted.into(),
-        });
-    }
-    Ok(steps)
-}
-
 /// The canary part of `deploy`: `Some(None)` when there is no canary,
 /// `None` when an input was wrong (the error is recorded).
 fn canary_config(r: &mut Resolver<'_>) -> Option<Option<crate::rollout::canary::CanaryPlan>> {
@@ -1313,7 +1220,7 @@ fn canary_config(r: &mut Resolver<'_>) -> Option<Option<crate::rollout::canary::
         }
         return Some(None);
     };
-    let steps = r.parse("canary", |_| parse_steps(steps_text));
+    let steps = r.parse("canary", |_| service::canary_steps(steps_text));
     let window = duration_at_least(r, "canary-window", Duration::from_secs(1));
     let interval = duration_at_least(r, "evidence-interval", Duration::from_millis(100));
     let rate = r.parse("probe-rate", |v| {
@@ -1330,7 +1237,10 @@ fn canary_config(r: &mut Resolver<'_>) -> Option<Option<crate::rollout::canary::
             })
         }
     });
-    let health = raw.get("health-path").unwrap_or("/health").to_string();
+    let health = raw
+        .get("health-path")
+        .unwrap_or(crate::probe::HEALTH_PATH)
+        .to_string();
     let requests = match raw.get("probe-requests") {
         Some(text) => r.parse("probe-requests", |_| {
             parse_requests(text).map_err(|e| ValueError {
@@ -1472,24 +1382,6 @@ fn canary_config(r: &mut Resolver<'_>) -> Option<Option<crate::rollout::canary::
     }))
 }
 
-fn url_path(name: &str, v: &str) -> Result<String, ValueError> {
-    if v.starts_with('/') && !v.contains(char::is_whitespace) {
-        Ok(v.to_string())
-    } else {
-        Err(ValueError {
-            problem: format!("{} is not a URL path", shown(v)),
-            accepted: format!("a path starting with /, like the default of {name}"),
-        })
-    }
-}
-
-fn resource_name_ok(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 90
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
-}
-
 fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
     let raw = r.raw;
     let services = r.parse("services", |v| {
@@ -1503,7 +1395,7 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
             }
             return Ok(list);
         }
-        match list.iter().find(|s| !resource_name_ok(s)) {
+        match list.iter().find(|s| service::resource_name(s).is_err()) {
             Some(bad) => Err(ValueError {
                 problem: format!("{} is not an app name", shown(bad)),
                 accepted: "app names, comma-separated".into(),
@@ -1518,8 +1410,8 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
     let reason = raw.get("reason").map(str::to_string);
     let platform = r.parse("platform", parse_platform);
     let to_version = r.parse("to-version", values::parse_version);
-    let health_path = r.parse("health-path", |v| url_path("health-path", v));
-    let version_path = r.parse("version-path", |v| url_path("version-path", v));
+    let health_path = r.parse("health-path", |v| service::url_path("health-path", v));
+    let version_path = r.parse("version-path", |v| service::url_path("version-path", v));
     let health_status = r.parse("health-status", |v| {
         values::parse_uint(v, 100, 599).map(|n| n as u16)
     });
@@ -1528,25 +1420,8 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
     });
     let swap_timeout = duration_at_least(r, "swap-timeout", Duration::from_secs(10));
     let lock_wait = r.parse("lock-wait", values::parse_duration);
-    let slot = r.parse("slot", |v| {
-        if v == crate::platform::app_service::PRODUCTION || !resource_name_ok(v) {
-            Err(ValueError {
-                problem: format!("{} is not a deployment slot", shown(v)),
-                accepted: "a slot other than production, e.g. staging".into(),
-            })
-        } else {
-            Ok(v.to_string())
-        }
-    });
-    if let Some(v) = raw.get("resource-group")
-        && !resource_name_ok(v)
-    {
-        r.error(
-            "resource-group",
-            format!("{} is not an Azure resource name", shown(v)),
-            "letters, digits, - _ . ( )",
-        );
-    }
+    let slot = r.parse("slot", service::slot);
+    r.parse("resource-group", service::resource_name);
     let dir = env.path("RUNNER_TEMP").unwrap_or_else(std::env::temp_dir);
     let audit_log = raw
         .get("audit-log")

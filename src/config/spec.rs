@@ -557,10 +557,10 @@ pub const INPUTS: &[InputSpec] = &[
         "version-path",
         "Path of the app's version endpoint (JSON `version`, or plain text).",
     )
-    .default("/api/version")
+    .default(crate::probe::VERSION_PATH)
     .only(AZURE),
     input("health-path", "Path of the app's health endpoint.")
-        .default("/health")
+        .default(crate::probe::HEALTH_PATH)
         .only(AZURE),
     input("health-status", "Status the health endpoint must answer.")
         .default("200")

@@ -26,6 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::service;
+use crate::config::values::ValueError;
+
 /// Where the manifest is read from when no path is given.
 pub const DEFAULT_PATH: &str = ".github/expedite.yml";
 
@@ -139,8 +142,8 @@ pub struct Service {
     pub health_path: String,
     /// Version endpoint path.
     pub version_path: String,
-    /// Canary steps (`10,50`), if any.
-    pub canary: Option<String>,
+    /// Canary steps (percentages, increasing), if any.
+    pub canary: Option<Vec<u8>>,
     /// Services that must be verified in production first.
     pub depends_on: Vec<String>,
 }
@@ -176,27 +179,24 @@ fn safe_name(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn resource_name(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 90
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
-}
-
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+/// A setting checked by the validator the inputs use too, so a value is
+/// refused in the same words either way; the problem is recorded with
+/// where it is (`service 'web': slot: …`).
+fn checked<T>(
+    problems: &mut Vec<String>,
+    here: &str,
+    field: &str,
+    value: Option<&str>,
+    check: impl FnOnce(&str) -> Result<T, ValueError>,
+) -> Result<Option<T>, ()> {
+    match value.map(check) {
+        None => Ok(None),
+        Some(Ok(t)) => Ok(Some(t)),
+        Some(Err(e)) => {
+            problems.push(format!("{here}: {field}: {}; {}", e.problem, e.accepted));
+            Err(())
         }
     }
-    row[b.len()]
 }
 
 /// Where the manifest is, for messages.
@@ -259,106 +259,179 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
             ));
             continue;
         }
-        let mut missing = |what: &str, why: &str| problems.push(format!("{here}: {what} {why}"));
-        let rg = s
-            .resource_group
-            .clone()
-            .or_else(|| d.resource_group.clone())
-            .or_else(|| default_resource_group.map(str::to_string));
-        let platform = match s.platform.as_deref().unwrap_or("app-service") {
-            "app-service" => {
-                for (field, v) in [("image", &s.image), ("deploy", &s.deploy)] {
-                    if v.is_some() {
+        // Every setting is checked, each problem recorded; `bad` remembers
+        // that one was, so the service is left out of the plan.
+        let mut bad = false;
+        let mut check = |field: &str,
+                         v: Option<&str>,
+                         f: fn(&str) -> Result<String, ValueError>|
+         -> Option<String> {
+            checked(&mut problems, &here, field, v, f).unwrap_or_else(|()| {
+                bad = true;
+                None
+            })
+        };
+        let rg = check(
+            "resource-group",
+            s.resource_group
+                .as_deref()
+                .or(d.resource_group.as_deref())
+                .or(default_resource_group),
+            service::resource_name,
+        );
+        let app = check("app", s.app.as_deref(), service::resource_name);
+        let slot = check(
+            "slot",
+            s.slot.as_deref().or(d.slot.as_deref()),
+            service::slot,
+        );
+        let image = check("image", s.image.as_deref(), service::image);
+        let container = check("container", s.container.as_deref(), service::container);
+        let health_path = check(
+            "health-path",
+            s.health_path.as_deref().or(d.health_path.as_deref()),
+            |v| service::url_path("health-path", v),
+        );
+        let version_path = check(
+            "version-path",
+            s.version_path.as_deref().or(d.version_path.as_deref()),
+            |v| service::url_path("version-path", v),
+        );
+        let version = check("version", s.version.as_deref(), service::version);
+        let canary = checked(
+            &mut problems,
+            &here,
+            "canary",
+            s.canary.as_deref(),
+            service::canary_steps,
+        )
+        .unwrap_or_else(|()| {
+            bad = true;
+            None
+        });
+        let mut missing = |what: &str, why: &str| {
+            problems.push(format!("{here}: {what} {why}"));
+            bad = true;
+        };
+        // Settings of another platform are refused, not ignored: a `slot`
+        // on a container app would otherwise look honoured.
+        let not_for =
+            |platform: &str, fields: &[(&str, bool)], missing: &mut dyn FnMut(&str, &str)| {
+                for (field, given) in fields {
+                    if *given {
                         missing(
                             &format!("`{field}`"),
-                            "is not an App Service setting (use platform: container-apps or command)",
+                            &format!("is not a setting of {platform}"),
                         );
                     }
                 }
-                match (&s.app, &rg) {
-                    (Some(app), Some(rg)) if resource_name(app) && resource_name(rg) => {
-                        Some(Platform::AppService {
-                            app: app.clone(),
-                            resource_group: rg.clone(),
-                            slot: s
-                                .slot
-                                .clone()
-                                .or_else(|| d.slot.clone())
-                                .unwrap_or_else(|| "staging".into()),
-                            package: s.package.clone(),
-                        })
-                    }
-                    (None, _) => {
-                        missing("`app`", "is missing (the App Service web app's name)");
-                        None
-                    }
-                    (_, None) => {
-                        missing(
-                            "`resource-group`",
-                            "is missing (here, in `defaults`, or the resource-group input)",
-                        );
-                        None
-                    }
-                    _ => {
-                        missing("`app` or `resource-group`", "is not an Azure resource name");
-                        None
-                    }
+            };
+        let no_group = s.resource_group.is_none()
+            && d.resource_group.is_none()
+            && default_resource_group.is_none();
+        let platform = match s.platform.as_deref().unwrap_or("app-service") {
+            "app-service" => {
+                not_for(
+                    "platform app-service (use platform: container-apps or command)",
+                    &[
+                        ("image", s.image.is_some()),
+                        ("container", s.container.is_some()),
+                        ("deploy", s.deploy.is_some()),
+                        ("verify", s.verify.is_some()),
+                        ("rollback", s.rollback.is_some()),
+                    ],
+                    &mut missing,
+                );
+                if s.app.is_none() {
+                    missing("`app`", "is missing (the App Service web app's name)");
+                }
+                if no_group {
+                    missing(
+                        "`resource-group`",
+                        "is missing (here, in `defaults`, or the resource-group input)",
+                    );
+                }
+                match (app, rg) {
+                    (Some(app), Some(resource_group)) => Some(Platform::AppService {
+                        app,
+                        resource_group,
+                        slot: slot.unwrap_or_else(|| "staging".into()),
+                        package: s.package.clone(),
+                    }),
+                    _ => None,
                 }
             }
-            "container-apps" => match (&s.app, &rg, &s.image) {
-                (Some(app), Some(rg), Some(image))
-                    if resource_name(app)
-                        && resource_name(rg)
-                        && !image.contains(char::is_whitespace) =>
-                {
-                    Some(Platform::ContainerApps {
-                        app: app.clone(),
-                        resource_group: rg.clone(),
-                        image: image.clone(),
-                        container: s.container.clone(),
-                    })
-                }
-                (None, _, _) => {
+            "container-apps" => {
+                not_for(
+                    "platform container-apps (use platform: app-service or command)",
+                    &[
+                        ("slot", s.slot.is_some()),
+                        ("package", s.package.is_some()),
+                        ("deploy", s.deploy.is_some()),
+                        ("verify", s.verify.is_some()),
+                        ("rollback", s.rollback.is_some()),
+                    ],
+                    &mut missing,
+                );
+                if s.app.is_none() {
                     missing("`app`", "is missing (the container app's name)");
-                    None
                 }
-                (_, None, _) => {
-                    missing("`resource-group`", "is missing");
-                    None
+                if no_group {
+                    missing(
+                        "`resource-group`",
+                        "is missing (here, in `defaults`, or the resource-group input)",
+                    );
                 }
-                (_, _, None) => {
+                if s.image.is_none() {
                     missing(
                         "`image`",
                         "is missing (e.g. contoso.azurecr.io/notify:${version})",
                     );
-                    None
                 }
-                _ => {
-                    missing(
-                        "a setting",
-                        "is malformed (resource names, an image without spaces)",
-                    );
-                    None
+                match (app, rg, image) {
+                    (Some(app), Some(resource_group), Some(image)) => {
+                        Some(Platform::ContainerApps {
+                            app,
+                            resource_group,
+                            image,
+                            container,
+                        })
+                    }
+                    _ => None,
                 }
-            },
-            "command" => match (&s.deploy, &s.verify) {
-                (Some(deploy), Some(verify)) => Some(Platform::Command {
-                    deploy: deploy.clone(),
-                    verify: verify.clone(),
-                    rollback: s.rollback.clone(),
-                }),
-                (None, _) => {
-                    missing("`deploy`", "is missing (the command that deploys it)");
-                    None
+            }
+            "command" => {
+                not_for(
+                    "platform command (its commands deploy it; use platform: app-service or container-apps)",
+                    &[
+                        ("app", s.app.is_some()),
+                        ("slot", s.slot.is_some()),
+                        ("package", s.package.is_some()),
+                        ("image", s.image.is_some()),
+                        ("container", s.container.is_some()),
+                        ("canary", s.canary.is_some()),
+                    ],
+                    &mut missing,
+                );
+                match (&s.deploy, &s.verify) {
+                    (Some(deploy), Some(verify)) => Some(Platform::Command {
+                        deploy: deploy.clone(),
+                        verify: verify.clone(),
+                        rollback: s.rollback.clone(),
+                    }),
+                    (None, _) => {
+                        missing("`deploy`", "is missing (the command that deploys it)");
+                        None
+                    }
+                    (_, None) => {
+                        missing(
+                            "`verify`",
+                            "is missing (a command that exits 0 when it is healthy in production)",
+                        );
+                        None
+                    }
                 }
-                (_, None) => {
-                    missing(
-                        "`verify`",
-                        "is missing (a command that exits 0 when it is healthy in production)",
-                    );
-                    None
-                }
-            },
+            }
             other => {
                 missing(
                     &format!("platform '{other}'"),
@@ -367,20 +440,6 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
                 None
             }
         };
-        let path_ok = |p: &Option<String>| {
-            p.as_ref()
-                .is_none_or(|v| v.starts_with('/') && !v.contains(char::is_whitespace))
-        };
-        if !path_ok(&s.health_path) || !path_ok(&s.version_path) {
-            problems.push(format!(
-                "{here}: health-path and version-path must be paths starting with /"
-            ));
-        }
-        if let Some(v) = &s.version
-            && crate::config::values::parse_version(v).is_err()
-        {
-            problems.push(format!("{here}: version '{v}' is not a version"));
-        }
         let mut deps = Vec::new();
         for dep in &s.depends_on {
             if deps.contains(dep) {
@@ -389,22 +448,16 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
                 deps.push(dep.clone());
             }
         }
-        if let Some(platform) = platform {
+        if let Some(platform) = platform
+            && !bad
+        {
             services.push(Service {
                 name,
                 platform,
-                version: s.version.clone(),
-                health_path: s
-                    .health_path
-                    .clone()
-                    .or_else(|| d.health_path.clone())
-                    .unwrap_or_else(|| "/health".into()),
-                version_path: s
-                    .version_path
-                    .clone()
-                    .or_else(|| d.version_path.clone())
-                    .unwrap_or_else(|| "/api/version".into()),
-                canary: s.canary.clone(),
+                version,
+                health_path: health_path.unwrap_or_else(|| crate::probe::HEALTH_PATH.into()),
+                version_path: version_path.unwrap_or_else(|| crate::probe::VERSION_PATH.into()),
+                canary,
                 depends_on: deps,
             });
         }
@@ -418,8 +471,8 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
             } else if !names.contains(dep.as_str()) {
                 let near = names
                     .iter()
-                    .min_by_key(|n| distance(n, dep))
-                    .filter(|n| distance(n, dep) <= 3)
+                    .min_by_key(|n| strsim::levenshtein(n, dep))
+                    .filter(|n| strsim::levenshtein(n, dep) <= 3)
                     .map(|n| format!(" (did you mean '{n}'?)"))
                     .unwrap_or_default();
                 problems.push(format!(

@@ -17,6 +17,11 @@ use crate::http::error_chain;
 
 pub mod evidence;
 
+/// Where an app answers health checks unless told otherwise.
+pub const HEALTH_PATH: &str = "/health";
+/// Where an app reports its version unless told otherwise.
+pub const VERSION_PATH: &str = "/api/version";
+
 /// What to check on a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Endpoints {

@@ -1,0 +1,207 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+//! A service's settings are checked one way, whether they come from the
+//! inputs of a single-app deploy or from a manifest entry: one table of
+//! bad values goes through `deploy`'s inputs and through `plan` and
+//! `deploy` with a manifest, and each is refused — in the same words —
+//! before anything runs. And every bad input is reported at once, whatever
+//! section of the configuration it belongs to.
+
+mod common;
+
+use common::{Job, StepResult};
+
+/// (input name, manifest field, platform, bad value).
+const BAD: &[(&str, &str, &str, &str)] = &[
+    ("slot", "slot", "app-service", "production"),
+    ("slot", "slot", "app-service", "Production"),
+    ("slot", "slot", "app-service", "bad slot!"),
+    ("slot", "slot", "app-service", "a/b"),
+    ("app-name", "app", "app-service", "a/b"),
+    ("app-name", "app", "app-service", "x y"),
+    ("resource-group", "resource-group", "app-service", "rg/../x"),
+    ("health-path", "health-path", "app-service", "health"),
+    ("health-path", "health-path", "app-service", "/a b"),
+    ("version-path", "version-path", "app-service", "version"),
+    (
+        "expected-version",
+        "version",
+        "app-service",
+        "two point four",
+    ),
+    ("canary", "canary", "app-service", "banana"),
+    ("canary", "canary", "app-service", "50,10"),
+    ("canary", "canary", "app-service", "0,100"),
+    (
+        "image",
+        "image",
+        "container-apps",
+        "contoso.azurecr.io/p 2.4.1",
+    ),
+    ("container", "container", "container-apps", "Api_1"),
+];
+
+/// A deploy job whose Azure sign-in is complete (never used: validation
+/// fails first) for one app on `platform`.
+fn deploy_inputs(platform: &str) -> Job {
+    let j = Job::new()
+        .input("command", "deploy")
+        .input("client-id", "00000000-0000-0000-0000-000000000001")
+        .input("tenant-id", "00000000-0000-0000-0000-000000000002")
+        .input("subscription-id", "00000000-0000-0000-0000-000000000003")
+        .input("client-secret", "not-used")
+        .input("lock", "none")
+        .input("app-name", "app-contoso-payments")
+        .input("resource-group", "rg-contoso-prod")
+        .input("expected-version", "2.4.1")
+        .input("platform", platform);
+    if platform == "container-apps" {
+        j.input("image", "contoso.azurecr.io/p:2.4.1")
+    } else {
+        j
+    }
+}
+
+/// A manifest with one good service and one whose `field` is `value`.
+fn manifest(field: &str, platform: &str, value: &str) -> String {
+    let target = if platform == "container-apps" {
+        "    platform: container-apps\n    app: ca-contoso-notify\n    image: contoso.azurecr.io/n:${version}\n"
+    } else {
+        "    app: app-contoso-payments\n"
+    };
+    // A YAML double-quoted scalar holds any of the table's values.
+    let quoted = serde_json::to_string(value).unwrap();
+    let target: String = target
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(&format!("{field}:")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!(
+        "version: 1\ndefaults:\n  resource-group: rg-contoso-prod\nservices:\n  - name: core\n    platform: command\n    deploy: 'true'\n    verify: 'true'\n  - name: web\n{target}    {field}: {quoted}\n    depends_on: [core]\n"
+    )
+}
+
+/// The one error line naming `what`, with the prefix up to `what` removed.
+fn refusal<'a>(r: &'a StepResult, what: &str) -> Option<&'a str> {
+    r.error_lines()
+        .into_iter()
+        .find_map(|l| l.find(what).map(|i| &l[i + what.len()..]))
+}
+
+#[test]
+fn one_table_of_bad_values_is_refused_the_same_way_by_inputs_and_manifests() {
+    for (input, field, platform, value) in BAD {
+        let by_input = deploy_inputs(platform).input(input, value).run_main();
+        assert_eq!(
+            by_input.code,
+            1,
+            "{input}={value:?}: {}",
+            by_input.all_text()
+        );
+        let said = refusal(&by_input, &format!("input '{input}': "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{input}={value:?} was not refused:\n{}",
+                    by_input.all_text()
+                )
+            })
+            .to_string();
+        // The manifest says the same after naming the service and field.
+        for command in ["plan", "deploy"] {
+            let job = if command == "plan" {
+                Job::new().input("command", "plan")
+            } else {
+                deploy_inputs("app-service")
+                    .input("app-name", "")
+                    .input("platform", "")
+                    .input("image", "")
+                    .input("expected-version", "2.4.1")
+            };
+            std::fs::create_dir_all(job.workspace().join(".github")).unwrap();
+            std::fs::write(
+                job.workspace().join(".github/expedite.yml"),
+                manifest(field, platform, value),
+            )
+            .unwrap();
+            let r = job.input("manifest", ".github/expedite.yml").run_main();
+            assert_eq!(r.code, 1, "{command}, {field}: {value:?}: {}", r.all_text());
+            let in_manifest =
+                refusal(&r, &format!("service 'web': {field}: ")).unwrap_or_else(|| {
+                    panic!(
+                        "{command}: {field}: {value:?} was not refused:\n{}",
+                        r.all_text()
+                    )
+                });
+            assert!(
+                in_manifest.starts_with(said.trim_end()),
+                "{command}: {field}: {value:?}\n  inputs say:   {said}\n  manifest says: {in_manifest}"
+            );
+            assert_eq!(r.output("stages"), None, "{command}: a plan was printed");
+        }
+    }
+}
+
+#[test]
+fn a_manifest_setting_of_another_platform_is_refused() {
+    for (platform, field, value) in [
+        ("app-service", "image", "contoso.azurecr.io/p:1"),
+        ("app-service", "deploy", "./deploy.sh"),
+        ("container-apps", "slot", "staging"),
+        ("container-apps", "package", "app.zip"),
+        ("command", "canary", "10,50"),
+        ("command", "app", "app-contoso-payments"),
+    ] {
+        let service = match platform {
+            "command" => "    platform: command\n    deploy: 'true'\n    verify: 'true'\n",
+            "container-apps" => {
+                "    platform: container-apps\n    app: ca-n\n    image: contoso.azurecr.io/n:1\n"
+            }
+            _ => "    app: app-contoso-payments\n",
+        };
+        let job = Job::new().input("command", "plan");
+        std::fs::create_dir_all(job.workspace().join(".github")).unwrap();
+        std::fs::write(
+            job.workspace().join(".github/expedite.yml"),
+            format!(
+                "version: 1\ndefaults:\n  resource-group: rg\nservices:\n  - name: web\n{service}    {field}: '{value}'\n"
+            ),
+        )
+        .unwrap();
+        let r = job.input("manifest", ".github/expedite.yml").run_main();
+        assert_eq!(r.code, 1, "{platform} with {field}: {}", r.all_text());
+        assert!(
+            refusal(
+                &r,
+                &format!("service 'web': `{field}` is not a setting of platform {platform}")
+            )
+            .is_some(),
+            "{platform} with {field}: {}",
+            r.all_text()
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_in_five_sections_are_all_reported_at_once() {
+    // No Azure sign-in at all (one section), and one bad value in each of
+    // four others: the deploy, the canary, the lock, the common settings.
+    let r = Job::new()
+        .input("command", "deploy")
+        .input("app-name", "app-contoso-payments")
+        .input("resource-group", "rg-contoso-prod")
+        .input("expected-version", "2.4.1")
+        .input("platform", "k8s")
+        .input("canary", "banana")
+        .input("lock", "maybe")
+        .input("timeout", "soon")
+        .run_main();
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    let errors = r.error_lines();
+    for input in ["client-id", "platform", "canary", "lock", "timeout"] {
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains(&format!("input '{input}'"))),
+            "{input} not reported: {errors:#?}"
+        );
+    }
+}
