@@ -278,3 +278,48 @@ fn test_command_output_cannot_issue_workflow_commands() {
     assert!(r.outputs.iter().all(|(k, _)| k != "x"));
     assert!(r.summary.contains("exited with 3"), "{}", r.summary);
 }
+
+/// The runner's variables are read in one place (`src/action/runner.rs`,
+/// with the runner contract beside it in `src/action/`), so every part of
+/// expedite names a run the same way and falls back the same way. A read
+/// anywhere else fails here.
+#[test]
+fn runner_variables_are_read_only_by_the_runner_contract() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    walk(&root.join("src"), &mut files);
+    assert!(files.len() > 40, "{} files", files.len());
+    let mut reads = Vec::new();
+    for f in files {
+        if f.starts_with(root.join("src/action")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for call in ["get(\"", "path(\"", "var(\"", "var_os(\""] {
+                for prefix in ["GITHUB_", "RUNNER_", "ACTIONS_"] {
+                    if line.contains(&format!("{call}{prefix}")) {
+                        reads.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    // OIDC's request URL and token are credentials read where the Azure
+    // sign-in is configured; they are not the run's description.
+    reads.retain(|r| !r.contains("ACTIONS_ID_TOKEN_REQUEST_"));
+    assert!(
+        reads.is_empty(),
+        "runner variables read outside src/action/: {reads:#?}"
+    );
+}

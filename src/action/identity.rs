@@ -50,19 +50,16 @@ impl RunIdentity {
     pub fn from_env(env: &Env) -> RunIdentity {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());
         let nonce = nonce();
-        match (get("GITHUB_REPOSITORY"), get("GITHUB_RUN_ID")) {
-            (Some(repo), Some(run)) if env.in_actions() => {
-                let attempt = get("GITHUB_RUN_ATTEMPT").unwrap_or("1");
-                let job = get("GITHUB_JOB").unwrap_or("job");
-                let actor = get("GITHUB_ACTOR").unwrap_or("someone");
-                let server = get("GITHUB_SERVER_URL").unwrap_or("https://github.com");
+        let runner = env.runner();
+        match (runner.repository.as_deref(), runner.run_id.as_deref()) {
+            (Some(repo), Some(run)) if runner.in_actions => {
+                let attempt = runner.attempt.as_str();
+                let job = runner.job.as_deref().unwrap_or("job");
+                let actor = runner.actor.as_deref().unwrap_or("someone");
                 RunIdentity {
                     id: format!("{repo}#{run}.{attempt}/{job}/{nonce}"),
                     who: format!("{actor} in run {run} (attempt {attempt}), job {job}"),
-                    url: Some(format!(
-                        "{}/{repo}/actions/runs/{run}",
-                        server.trim_end_matches('/')
-                    )),
+                    url: runner.run_url(),
                     run: run.parse().ok().map(|run_id| ActionsRun {
                         repository: repo.to_string(),
                         run_id,

@@ -6,6 +6,8 @@
 //! - [`Stage`]: main or post. The runner passes the same arguments to both,
 //!   so the post stage is told apart by its entrypoint's name
 //!   (`expedite-post`, see `action.yml`).
+//! - [`runner::Runner`]: the run as the runner describes it (`GITHUB_*`,
+//!   `RUNNER_TEMP`), each variable read there once.
 //! - [`Sinks`]: outputs, state and summary — files in a job, stdout/nothing
 //!   on a terminal.
 //! - [`console`]: everything a person sees; [`escape`]: workflow commands;
@@ -16,6 +18,7 @@ pub mod escape;
 pub mod files;
 pub mod identity;
 pub mod log;
+pub mod runner;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,11 @@ impl Env {
     /// True inside a GitHub Actions job.
     pub fn in_actions(&self) -> bool {
         self.get("GITHUB_ACTIONS") == Some("true")
+    }
+
+    /// The runner's variables, read the one way ([`runner::Runner`]).
+    pub fn runner(&self) -> runner::Runner {
+        runner::Runner::from_env(self)
     }
 
     /// True when the run has debug logging on (`RUNNER_DEBUG=1`) or the

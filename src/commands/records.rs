@@ -20,43 +20,19 @@ use crate::report::{md_block, md_cell, md_code};
 /// The label every incident issue carries.
 pub const INCIDENT_LABEL: &str = "incident";
 
-/// `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`, when
-/// the run is a workflow run.
+/// The run's page, when the run is a workflow run.
 pub fn run_url(ctx: &Ctx) -> Option<String> {
-    let server = ctx
-        .env
-        .get("GITHUB_SERVER_URL")
-        .filter(|s| !s.is_empty())
-        .unwrap_or("https://github.com");
-    let repo = ctx.env.get("GITHUB_REPOSITORY").filter(|s| !s.is_empty())?;
-    let id = ctx.env.get("GITHUB_RUN_ID").filter(|s| !s.is_empty())?;
-    Some(format!(
-        "{}/{repo}/actions/runs/{id}",
-        server.trim_end_matches('/')
-    ))
+    ctx.env.runner().run_url()
 }
 
 /// Who ran it: the workflow's actor, or `(terminal)`.
 pub fn actor(ctx: &Ctx) -> String {
-    ctx.env
-        .get("GITHUB_ACTOR")
-        .filter(|a| !a.is_empty())
-        .unwrap_or("(terminal)")
-        .to_string()
+    ctx.env.runner().actor().to_string()
 }
 
 /// `owner/repo#run.attempt` (or `local`), for notifications.
 fn run_name(ctx: &Ctx) -> String {
-    match (
-        ctx.env.get("GITHUB_REPOSITORY"),
-        ctx.env.get("GITHUB_RUN_ID"),
-    ) {
-        (Some(r), Some(id)) => format!(
-            "{r}#{id}.{}",
-            ctx.env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1")
-        ),
-        _ => "local".into(),
-    }
+    ctx.env.runner().run_name()
 }
 
 /// The `[ID] ` prefix of an incident issue's title.
@@ -232,10 +208,10 @@ impl Records {
         previous: Option<&str>,
     ) -> Option<u64> {
         let api = self.api.as_ref()?;
-        let git_ref = ["GITHUB_SHA", "GITHUB_REF"]
-            .iter()
-            .find_map(|k| ctx.env.get(k).filter(|v| !v.is_empty()))
-            .map(str::to_string)
+        let runner = ctx.env.runner();
+        let git_ref = runner
+            .sha
+            .or(runner.git_ref)
             .unwrap_or_else(|| format!("release/{version}"));
         let mut description = format!("expedite: {app} {version}");
         if let Some(p) = previous {

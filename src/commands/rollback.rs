@@ -162,11 +162,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
     };
     let failed = result != "rolled-back" && result != "unchanged";
     let elapsed = started.elapsed();
-    let actor = ctx
-        .env
-        .get("GITHUB_ACTOR")
-        .unwrap_or("(terminal)")
-        .to_string();
+    let actor = ctx.env.runner().actor().to_string();
     let audit = json!({
         "command": "rollback",
         "reason": config.reason,

@@ -78,11 +78,10 @@ async fn tag(ctx: &Ctx, config: &TagConfig) -> Result<Report, TagError> {
             });
         }
         None => {
-            let run = format!(
-                "{}/actions/runs/{}",
-                ctx.env.get("GITHUB_REPOSITORY").unwrap_or(&api.repo),
-                ctx.env.get("GITHUB_RUN_ID").unwrap_or("0")
-            );
+            let runner = ctx.env.runner();
+            let run = runner.run_url().unwrap_or_else(|| {
+                format!("by {} on a terminal, for {}", runner.actor(), api.repo)
+            });
             let message = format!(
                 "Release {} (hotfix)\n\nTagged by expedite ({run}).\n",
                 config.version

@@ -231,11 +231,13 @@ fn access(
     common_token: Option<&SecretString>,
 ) -> Option<GithubAccess> {
     let raw = r.raw;
-    let url_env = |name: &str, default: &str| -> Result<url::Url, ValueError> {
-        let v = env.get(name).filter(|v| !v.is_empty()).unwrap_or(default);
-        values::parse_url(v)
-    };
-    let api_url = match url_env("GITHUB_API_URL", "https://api.github.com") {
+    let runner = env.runner();
+    let api_url = match values::parse_url(
+        runner
+            .api_url
+            .as_deref()
+            .unwrap_or("https://api.github.com"),
+    ) {
         Ok(u) => Some(u),
         Err(e) => {
             r.error(
@@ -246,7 +248,7 @@ fn access(
             None
         }
     };
-    let server_url = match url_env("GITHUB_SERVER_URL", "https://github.com") {
+    let server_url = match values::parse_url(&runner.server_url) {
         Ok(u) => Some(u),
         Err(e) => {
             r.error(
@@ -257,10 +259,7 @@ fn access(
             None
         }
     };
-    let repository = match raw
-        .get("repository")
-        .or_else(|| env.get("GITHUB_REPOSITORY"))
-    {
+    let repository = match raw.get("repository").or(runner.repository.as_deref()) {
         Some(v) => match parse_repository(v) {
             Ok(x) => Some(x),
             Err(e) => {
@@ -357,7 +356,7 @@ fn tag_prefix(r: &mut Resolver<'_>) -> Option<String> {
 
 /// The push event's commits, when the run was started by a push.
 fn push_event(env: &Env) -> Option<CommitSource> {
-    let path = env.path("GITHUB_EVENT_PATH")?;
+    let path = env.runner().event_path?;
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let id_ok = |s: &&str| s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit());
@@ -482,7 +481,7 @@ pub(super) fn cherry_pick_config(
         .unwrap_or_default();
     let fail_on_conflict = r.parse("fail-on-conflict", values::parse_bool);
     let prefix = tag_prefix(r);
-    let work_dir = env.path("RUNNER_TEMP").unwrap_or_else(std::env::temp_dir);
+    let work_dir = env.runner().temp;
     Some(CherryPickConfig {
         github: github?,
         source: source?,
@@ -552,7 +551,7 @@ pub(super) fn tag_config(
         }
         Ok(v)
     });
-    let git_ref = match r.raw.get("ref").or_else(|| env.get("GITHUB_SHA")) {
+    let git_ref = match r.raw.get("ref").or(env.runner().sha.as_deref()) {
         Some(v) => {
             let v = v.strip_prefix("refs/heads/").unwrap_or(v);
             if commit_token_ok(v) && !v.contains("..") {
@@ -711,7 +710,7 @@ pub(super) fn records_config(
         .unwrap_or_else(|| "production".into());
     let targets = notify_targets(r);
     let has_auth = token.is_some() || raw.get("app-id").is_some();
-    let has_repo = raw.get("repository").is_some() || env.get("GITHUB_REPOSITORY").is_some();
+    let has_repo = raw.get("repository").is_some() || env.runner().repository.is_some();
     let github = if matches!(raw.command, Command::CherryPick | Command::Incident) {
         own_access.cloned()
     } else if has_auth && has_repo {

@@ -856,19 +856,21 @@ fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployConfig> {
     for name in ["resource-group", "app-name"] {
         r.parse(name, service::resource_name);
     }
-    let run_id = format!(
-        "{}#{}.{}",
-        env.get("GITHUB_REPOSITORY").unwrap_or("local"),
-        env.get("GITHUB_RUN_ID").unwrap_or("0"),
-        env.get("GITHUB_RUN_ATTEMPT").unwrap_or("1")
-    );
+    let runner = env.runner();
+    let run_id = runner.run_name();
     let app = raw.get("app-name").unwrap_or_default().to_string();
-    let dir = env.path("RUNNER_TEMP").unwrap_or_else(std::env::temp_dir);
+    // Files are named after the app, or after the manifest for several.
+    let stem = if app.is_empty() {
+        "manifest"
+    } else {
+        app.as_str()
+    };
+    let dir = runner.temp;
     let audit_log = raw
         .get("audit-log")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.join(format!("expedite-deploy-{app}.json")));
-    let journal = dir.join(format!("expedite-journal-{app}.json"));
+        .unwrap_or_else(|| dir.join(format!("expedite-deploy-{stem}.json")));
+    let journal = dir.join(format!("expedite-journal-{stem}.json"));
     let site = crate::platform::app_service::SiteRef {
         subscription: azure
             .as_ref()
@@ -1422,7 +1424,7 @@ fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
     let lock_wait = r.parse("lock-wait", values::parse_duration);
     let slot = r.parse("slot", service::slot);
     r.parse("resource-group", service::resource_name);
-    let dir = env.path("RUNNER_TEMP").unwrap_or_else(std::env::temp_dir);
+    let dir = env.runner().temp;
     let audit_log = raw
         .get("audit-log")
         .map(std::path::PathBuf::from)
