@@ -411,6 +411,11 @@ pub struct Breaker {
     step_start: f64,
     step_requests: u64,
     last_canary: f64,
+    /// When a batch last carried the baseline's series (`None`: never).
+    last_baseline: Option<f64>,
+    /// The longest stretch in this step without the baseline's series,
+    /// once it had been seen.
+    step_baseline_gap: f64,
 }
 
 impl Breaker {
@@ -458,6 +463,8 @@ impl Breaker {
             step_start: 0.0,
             step_requests: 0,
             last_canary: 0.0,
+            last_baseline: None,
+            step_baseline_gap: 0.0,
         })
     }
 
@@ -483,6 +490,16 @@ impl Breaker {
             return Verdict::Continue;
         }
         let base = b.baseline.map(|a| (a.requests, a.failures.min(a.requests)));
+        // A baseline that was there and went missing (an empty or stale
+        // series) is a hole in the comparison the trip needs, not a quiet
+        // baseline: `judge` never passes a step across a long one.
+        match (b.baseline.is_some(), self.last_baseline) {
+            (true, _) => self.last_baseline = Some(b.end),
+            (false, Some(last)) => {
+                self.step_baseline_gap = self.step_baseline_gap.max(b.end - last);
+            }
+            (false, None) => {}
+        }
         add(&mut self.canary, &b.canary);
         if let Some(a) = &b.baseline {
             add(self.baseline.get_or_insert_with(Totals::default), a);
@@ -605,16 +622,34 @@ impl Breaker {
     pub fn begin_step(&mut self, at: f64) {
         self.step_start = at;
         self.step_requests = 0;
+        self.step_baseline_gap = match self.last_baseline {
+            Some(last) if last < at => at - last,
+            _ => 0.0,
+        };
     }
 
     /// PASS iff not tripped, the window has elapsed since the step started and
     /// the step saw `min_requests` canary requests; INCONCLUSIVE after
     /// `max_silence` seconds without canary requests, or when the window
-    /// elapsed with too few requests; else CONTINUE (also when tripped: the
-    /// trip is `observe`'s answer).
+    /// elapsed with too few requests; INCONCLUSIVE too once a baseline that
+    /// was seen has been missing for `max_silence` in this step (the
+    /// two-sample test the trip needs learns nothing from batches without
+    /// it, so a failing canary could otherwise pass on the one-sided
+    /// evidence); else CONTINUE (also when tripped: the trip is `observe`'s
+    /// answer).
     pub fn judge(&self, now: f64, window: f64) -> Judgement {
         if self.tripped.is_some() {
             return Judgement::Continue;
+        }
+        if let Some(last) = self.last_baseline {
+            let gap = self.step_baseline_gap.max(now - last);
+            if gap >= self.settings.max_silence - SLACK {
+                return Judgement::Inconclusive(format!(
+                    "the baseline's series was missing for {gap:.0} s (max silence {:.0} s): \
+                     without it the canary cannot be compared, so this step cannot pass",
+                    self.settings.max_silence
+                ));
+            }
         }
         let silent = now - self.last_canary;
         if silent >= self.settings.max_silence - SLACK {

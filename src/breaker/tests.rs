@@ -435,3 +435,97 @@ fn poisson_sampler_has_the_right_mean() {
         );
     }
 }
+
+/// A baseline whose series vanishes mid-watch (an empty or stale query)
+/// must never let a failing canary pass: 100 seeded trials, each with a bad
+/// canary (50–99 % failing from the dropout on), a dropout at a random time,
+/// random traffic, and the window and `min-requests` met. None passes; once
+/// the gap reaches `max_silence` the step is inconclusive and says why.
+#[test]
+fn a_baseline_that_vanishes_never_lets_a_failing_canary_pass() {
+    let mut seed: u64 = 0xba5e_d20b;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let settings = Settings {
+        min_requests: 200,
+        ..Settings::default()
+    };
+    let window = 600.0;
+    let mut inconclusive = 0;
+    for trial in 0..100 {
+        let mut b = Breaker::new(settings.clone()).unwrap();
+        b.begin_step(0.0);
+        let dropout = 5 + next(60) as usize;
+        let rate = 2 + next(20); // canary requests per second
+        let fail_pct = 50 + next(50);
+        let mut verdict = None;
+        for s in 0..900usize {
+            let t = s as f64;
+            let failures = if s >= dropout {
+                rate * fail_pct / 100
+            } else {
+                0
+            };
+            let base = (s < dropout).then(|| canary(rate * 9, 0));
+            if let Verdict::Trip(_) = b.observe(&batch(t, t + 1.0, canary(rate, failures), base)) {
+                verdict = Some("trip");
+                break;
+            }
+            match b.judge(t + 1.0, window) {
+                Judgement::Pass => panic!(
+                    "trial {trial}: a canary failing {fail_pct} % passed after the baseline vanished at {dropout} s"
+                ),
+                Judgement::Inconclusive(why) => {
+                    assert!(why.contains("baseline's series was missing"), "{why}");
+                    assert!(
+                        t + 1.0 - dropout as f64 >= settings.max_silence - 1.0,
+                        "{t}: {why}"
+                    );
+                    verdict = Some("inconclusive");
+                    inconclusive += 1;
+                    break;
+                }
+                Judgement::Continue => {}
+            }
+        }
+        assert!(verdict.is_some(), "trial {trial}: no verdict in 900 s");
+    }
+    // Without the baseline the two-sample test cannot trip: each trial
+    // ends inconclusive.
+    assert_eq!(inconclusive, 100);
+}
+
+/// Short scrape gaps (under `max_silence`) do not stop a good canary from
+/// passing.
+#[test]
+fn short_baseline_gaps_do_not_block_a_good_canary() {
+    let settings = Settings {
+        min_requests: 200,
+        ..Settings::default()
+    };
+    let mut b = Breaker::new(settings).unwrap();
+    b.begin_step(0.0);
+    let mut passed = false;
+    for s in 0..700usize {
+        let t = s as f64;
+        // Every 30 s the baseline is missing for 20 s.
+        let base = (s % 30 >= 20).then(|| canary(90, 0));
+        assert_eq!(
+            b.observe(&batch(t, t + 1.0, canary(10, 0), base)),
+            Verdict::Continue
+        );
+        match b.judge(t + 1.0, 600.0) {
+            Judgement::Pass => {
+                passed = true;
+                break;
+            }
+            Judgement::Inconclusive(why) => panic!("{t}: {why}"),
+            Judgement::Continue => {}
+        }
+    }
+    assert!(passed);
+}

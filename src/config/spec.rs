@@ -670,7 +670,7 @@ pub const INPUTS: &[InputSpec] = &[
     .only(DEPLOY),
     input(
         "max-silence",
-        "No canary requests for this long makes a step INCONCLUSIVE (never a trip, never a pass).",
+        "No canary requests for this long, or no baseline series for this long once it was seen, makes a step INCONCLUSIVE (never a trip, never a pass).",
     )
     .default("2m")
     .only(DEPLOY),
