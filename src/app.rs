@@ -360,7 +360,7 @@ async fn post_stage(console: Console, sinks: Sinks, env: Env, config: Config) ->
         config,
         identity,
     };
-    match crate::commands::service::post(&ctx, &azure, base.as_ref()).await {
+    match crate::commands::shared::service::post(&ctx, &azure, base.as_ref()).await {
         Ok(report) => {
             for e in &report.errors {
                 console.annotate(Level::Error, &Annotation::message(e.clone()));

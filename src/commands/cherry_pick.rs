@@ -168,8 +168,9 @@ pub async fn run(ctx: &Ctx, config: &CherryPickConfig) -> Result<Report, Command
         errors_annotated: false,
         interrupted: false,
     };
-    let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
-    super::records::after_cherry_pick(ctx, &mut rec, &mut report).await;
+    let mut rec =
+        super::shared::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
+    super::shared::records::after_cherry_pick(ctx, &mut rec, &mut report).await;
     Ok(report)
 }
 

@@ -18,7 +18,7 @@
 //! ([`md_block`], [`md_code`]: no link, image, HTML or `@mention` in them
 //! renders) and are printed through [`Console::untrusted`](crate::action::console::Console::untrusted).
 
-use super::records::{self, INCIDENT_LABEL, Records};
+use super::shared::records::{self, INCIDENT_LABEL, Records};
 use super::{CommandError, Ctx, Report};
 use crate::config::github::{IncidentAction, IncidentConfig};
 use crate::github::{GithubError, Issue};

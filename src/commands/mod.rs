@@ -7,12 +7,10 @@ pub mod deploy;
 pub mod drill;
 pub mod gate;
 pub mod incident;
-pub mod multi_deploy;
 pub mod plan;
-pub mod records;
 pub mod rollback;
 pub mod sandbox;
-pub mod service;
+pub mod shared;
 pub mod start;
 pub mod tag;
 

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::service::{
+use super::shared::service::{
     self, AzureClients, Keeper, RollbackSettings, ServiceResult, azure_clients, rollback_one,
     write_audit,
 };
@@ -39,7 +39,8 @@ use crate::rollout::driver::{Journal, Place, show_sample};
 pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandError> {
     let started = Instant::now();
     ctx.console.untrusted("rollback reason", &config.reason);
-    let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
+    let mut rec =
+        super::shared::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
     // A manifest of command services only rolls back without an Azure
     // sign-in; config asks for it whenever a service needs it.
     let clients = match &config.azure {
@@ -216,8 +217,14 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
         errors,
         interrupted: false,
     };
-    super::records::after_rollback(ctx, &mut rec, &config.services, &config.reason, &mut report)
-        .await;
+    super::shared::records::after_rollback(
+        ctx,
+        &mut rec,
+        &config.services,
+        &config.reason,
+        &mut report,
+    )
+    .await;
     Ok(report)
 }
 

@@ -104,18 +104,6 @@ pub(crate) fn nearest(wanted: &str, tags: &[(semver::Version, String)]) -> Vec<S
     scored.into_iter().take(5).map(|(_, n)| n).collect()
 }
 
-/// Peels a ref to the commit it names (annotated tags point at a tag object).
-pub(crate) async fn peel(api: &Api, r: &crate::github::GitRef) -> Result<String, GithubError> {
-    let mut obj = r.object.clone();
-    for _ in 0..4 {
-        if obj.kind != "tag" {
-            break;
-        }
-        obj = api.tag_object(&obj.sha).await?.object;
-    }
-    Ok(obj.sha)
-}
-
 /// Runs `start`.
 pub async fn run(ctx: &Ctx, config: &StartConfig) -> Result<Report, CommandError> {
     let http =
@@ -163,7 +151,7 @@ pub async fn run(ctx: &Ctx, config: &StartConfig) -> Result<Report, CommandError
         }
         .into());
     };
-    let commit = peel(&api, &tag_ref).await.map_err(StartError::from)?;
+    let commit = api.peel(&tag_ref).await.map_err(StartError::from)?;
     let branch = match &config.slug {
         Some(s) => format!("hotfix/{}-{s}", config.incident),
         None => format!("hotfix/{}", config.incident),

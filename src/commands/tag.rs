@@ -3,7 +3,6 @@
 //! the same commit is `already-exists` (a re-run), at another commit an
 //! error.
 
-use super::start::peel;
 use super::{CommandError, Ctx, Report};
 use crate::config::github::TagConfig;
 use crate::github::{Api, GithubError, auth};
@@ -47,7 +46,7 @@ impl From<TagError> for CommandError {
 /// The commit a release tag points at, if the tag exists.
 async fn existing(api: &Api, name: &str) -> Result<Option<String>, TagError> {
     match api.get_ref(&format!("tags/{name}")).await? {
-        Some(r) => Ok(Some(peel(api, &r).await?)),
+        Some(r) => Ok(Some(api.peel(&r).await?)),
         None => Ok(None),
     }
 }

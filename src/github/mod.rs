@@ -448,6 +448,20 @@ impl Api {
             .await
     }
 
+    /// The commit a ref names, through annotated tags (a ref to a tag
+    /// object points at the tag, which points at the commit; at most four
+    /// levels are followed).
+    pub async fn peel(&self, r: &GitRef) -> Result<String, GithubError> {
+        let mut obj = r.object.clone();
+        for _ in 0..4 {
+            if obj.kind != "tag" {
+                break;
+            }
+            obj = self.tag_object(&obj.sha).await?.object;
+        }
+        Ok(obj.sha)
+    }
+
     /// A commit by SHA or ref name; `None` when there is none.
     pub async fn commit(&self, rev: &str) -> Result<Option<Commit>, GithubError> {
         match self

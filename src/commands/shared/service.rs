@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Report;
-use super::{CommandError, Ctx};
 use crate::action::console::Console;
 use crate::archive::Archive;
 use crate::azure::arm::Arm;
 use crate::azure::auth::TokenProvider;
 use crate::cancel::Cancel;
+use crate::commands::Report;
+use crate::commands::{CommandError, Ctx};
 use crate::config::{AzureConfig, RollbackConfig};
 use crate::lock::{Guard, Holder, LockError, Request, Store, Timing};
 use crate::manifest::Service;

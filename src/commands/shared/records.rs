@@ -11,7 +11,7 @@
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::Ctx;
+use crate::commands::Ctx;
 use crate::config::github::{GithubAccess, RecordsConfig};
 use crate::github::{Api, GithubError, Issue, auth};
 use crate::notify::{Event, EventKind, Notifier, NotifyPolicy};
@@ -333,7 +333,7 @@ impl Records {
 }
 
 /// An output's value from a report.
-fn output<'a>(report: &'a super::Report, name: &str) -> &'a str {
+fn output<'a>(report: &'a crate::commands::Report, name: &str) -> &'a str {
     report
         .outputs
         .iter()
@@ -343,7 +343,7 @@ fn output<'a>(report: &'a super::Report, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-fn error_lines(report: &super::Report) -> Vec<String> {
+fn error_lines(report: &crate::commands::Report) -> Vec<String> {
     if report.errors.is_empty() {
         return Vec::new();
     }
@@ -364,7 +364,7 @@ pub async fn after_deploy(
     deployment: Option<u64>,
     app: &str,
     version: &str,
-    report: &mut super::Report,
+    report: &mut crate::commands::Report,
 ) {
     let result = output(report, "result").to_string();
     let previous = output(report, "previous-version").to_string();
@@ -431,7 +431,7 @@ pub async fn after_rollback(
     rec: &mut Records,
     services: &[String],
     reason: &str,
-    report: &mut super::Report,
+    report: &mut crate::commands::Report,
 ) {
     let result = output(report, "result").to_string();
     let previous = output(report, "previous-version").to_string();
@@ -466,7 +466,7 @@ pub async fn after_rollback(
 
 /// After `cherry-pick`: the timeline comment (with the pull request) and,
 /// on a conflict, the notification.
-pub async fn after_cherry_pick(ctx: &Ctx, rec: &mut Records, report: &mut super::Report) {
+pub async fn after_cherry_pick(ctx: &Ctx, rec: &mut Records, report: &mut crate::commands::Report) {
     let result = output(report, "result").to_string();
     let pr = output(report, "pull-request-url").to_string();
     let branch = output(report, "branch").to_string();

@@ -1,27 +1,31 @@
 //! `deploy`: the verified deploy of one service (or, with a manifest, of
 //! several), wired to the runner contract. The decisions live in
 //! [`crate::rollout`]; the lock and the restore of a dead holder in
-//! [`super::service`]; this module runs them and writes outputs, the
+//! [`crate::commands::shared::service`]; this module runs them and writes outputs, the
 //! summary (phases table and a mermaid timeline) and the JSON audit log.
 //! The post stage ([`post`]) finishes whatever the main stage's journals
 //! say is left.
+
+mod multi;
+mod summary;
+
+use summary::summary;
 
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::service::{
+use crate::commands::shared::service::{
     self, AzureClients, Keeper, LockAsk, azure_clients, save_journal_paths, serving_one,
     write_audit,
 };
-use super::{CommandError, Ctx, Report};
+use crate::commands::{CommandError, Ctx, Report};
 use crate::config::{DeployConfig, PlatformKind};
 use crate::platform::app_service::AppService;
 use crate::platform::container_apps::ContainerAppRef;
 use crate::probe::Probe;
-use crate::report::{md_cell, md_code};
-use crate::rollout::canary::StepRecord;
-use crate::rollout::driver::{Journal, Place, phase_name, show_sample};
+
+use crate::rollout::driver::{Journal, Place, show_sample};
 use crate::rollout::{Outcome, Phase, StopKind};
 
 /// Where the single-service deploy runs.
@@ -44,13 +48,23 @@ pub fn place_of(config: &DeployConfig) -> Place {
 
 /// Runs a deploy.
 pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandError> {
-    let mut rec = super::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
+    let mut rec =
+        crate::commands::shared::records::Records::connect(ctx, ctx.config.records.as_deref())
+            .await;
     let keeper = Keeper::connect(ctx).await?;
     if let Some(multi) = &config.multi {
-        let mut report = super::multi_deploy::run(ctx, config, multi, &keeper).await?;
+        let mut report = multi::run(ctx, config, multi, &keeper).await?;
         let services = multi.manifest.order().join(", ");
         let version = config.plan.expected_version.clone();
-        super::records::after_deploy(ctx, &mut rec, None, &services, &version, &mut report).await;
+        crate::commands::shared::records::after_deploy(
+            ctx,
+            &mut rec,
+            None,
+            &services,
+            &version,
+            &mut report,
+        )
+        .await;
         return Ok(report);
     }
     let started = Instant::now();
@@ -135,7 +149,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         ctx.console.info(n);
     }
     let mut report = report(ctx, config, &journal, &clients, started.elapsed(), &notes);
-    super::records::after_deploy(
+    crate::commands::shared::records::after_deploy(
         ctx,
         &mut rec,
         deployment,
@@ -338,255 +352,4 @@ fn report(
         // serve an unverified build (the restore did not finish).
         interrupted: j.state.at_risk(),
     }
-}
-
-/// The summary's title for an outcome.
-pub fn title(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Promoted => "✅ Deployed",
-        Outcome::Unchanged => "✅ Already deployed",
-        Outcome::RolledBack => "↩️ Rolled back",
-        Outcome::FailedBeforeChange => "❌ Failed before any change to production",
-        Outcome::NeedsAttention => "⚠️ Needs attention",
-        Outcome::Interrupted => "⏹️ Interrupted, production restored",
-        Outcome::Preempted => "⏹️ Stopped for an emergency rollback, production restored",
-        Outcome::Inconclusive => "❔ Canary inconclusive, withdrawn",
-    }
-}
-
-fn summary(
-    config: &DeployConfig,
-    j: &Journal,
-    outcome: Outcome,
-    deployed: &str,
-    url: &str,
-    elapsed: std::time::Duration,
-    notes: &[String],
-) -> String {
-    let mut md = format!(
-        "## {} — {} {}\n\n",
-        title(outcome),
-        md_cell(&config.site.app),
-        md_cell(&config.plan.expected_version)
-    );
-    md.push_str("| | |\n|---|---|\n");
-    let rows = [
-        ("result", format!("`{}`", outcome.as_str())),
-        (
-            "previous version (last known good)",
-            md_cell(j.facts.previous_version.as_deref().unwrap_or("unknown")),
-        ),
-        (
-            "production serves now",
-            if deployed.is_empty() {
-                format!(
-                    "unknown or mixed ({})",
-                    md_cell(&show_sample(&j.facts.serving_at_end))
-                )
-            } else {
-                md_cell(deployed)
-            },
-        ),
-        ("production", md_cell(url)),
-        (
-            "staged in",
-            match (&j.facts.new_revision, config.platform) {
-                (Some(rev), _) => format!("revision {}", md_cell(rev)),
-                (None, PlatformKind::ContainerApps) => "a new revision".into(),
-                (None, PlatformKind::AppService) => {
-                    format!("slot {}", md_cell(&config.plan.slot))
-                }
-            },
-        ),
-        ("duration", format!("{:.1} s", elapsed.as_secs_f64())),
-    ];
-    for (k, v) in rows {
-        md.push_str(&format!("| {k} | {v} |\n"));
-    }
-    if let Some(f) = &j.state.failure {
-        md.push_str(&format!("| why | {} |\n", md_cell(f)));
-    }
-    if let Some(f) = &j.state.rollback_failure {
-        md.push_str(&format!("| rollback problem | {} |\n", md_cell(f)));
-    }
-    if !j.facts.stale_rules.is_empty() {
-        md.push_str(&format!(
-            "| leftover routing cleared | {} |\n",
-            md_cell(&j.facts.stale_rules.join("; "))
-        ));
-    }
-    if let Some(answer) = &j.facts.staging_answer {
-        md.push_str(&format!("| staging answered | {} |\n", md_cell(answer)));
-    }
-    if !j.facts.production_sample.is_empty() {
-        let sample: Vec<String> = j
-            .facts
-            .production_sample
-            .iter()
-            .map(|(v, n)| format!("{n} × {v}"))
-            .collect();
-        md.push_str(&format!(
-            "| production sample | {} |\n",
-            md_cell(&sample.join(", "))
-        ));
-    }
-    for kept in &j.facts.kept {
-        md.push_str(&format!("| kept for rollback | {} |\n", md_cell(kept)));
-    }
-    for note in notes {
-        md.push_str(&format!("| lock | {} |\n", md_cell(note)));
-    }
-    if !j.facts.canary_steps.is_empty() {
-        md.push_str(&canary_summary(&j.facts.canary_steps));
-    }
-    md.push_str(&phases_md(j));
-    for note in &j.state.notes {
-        md.push_str(&format!("\n> {}\n", md_code(note)));
-    }
-    md
-}
-
-/// The phases as a table and a mermaid timeline.
-pub fn phases_md(j: &Journal) -> String {
-    if j.phases.is_empty() {
-        return String::new();
-    }
-    let mut md =
-        String::from("\n### Phases\n\n| phase | start | duration | result |\n|---|---|---|---|\n");
-    for p in &j.phases {
-        md.push_str(&format!(
-            "| {} | +{:.1} s | {:.1} s | {} |\n",
-            phase_name(p.phase),
-            p.started_ms as f64 / 1000.0,
-            p.duration_ms as f64 / 1000.0,
-            md_cell(&p.result)
-        ));
-    }
-    md.push_str("\n```mermaid\ngantt\n  dateFormat x\n  axisFormat %M:%S\n  section deploy\n");
-    for (i, p) in j.phases.iter().enumerate() {
-        let state = if p.result.starts_with("failed") {
-            "crit"
-        } else {
-            "done"
-        };
-        let end = p.started_ms + p.duration_ms.max(1);
-        md.push_str(&format!(
-            "  {} :{state}, p{i}, {}, {}\n",
-            phase_name(p.phase).replace(':', " "),
-            p.started_ms,
-            end
-        ));
-    }
-    md.push_str("```\n");
-    md
-}
-
-fn fmt_latency(c: &crate::probe::evidence::Counters) -> String {
-    let Some(q) = c.latency else {
-        return "–".into();
-    };
-    let ms = |v: Option<f64>| v.map_or_else(|| "–".into(), |s| format!("{:.0}", s * 1000.0));
-    format!("{} / {} / {}", ms(q.p50), ms(q.p95), ms(q.p99))
-}
-
-fn rate(c: &crate::probe::evidence::Counters) -> String {
-    if c.requests == 0 {
-        return "–".into();
-    }
-    format!("{:.2} %", 100.0 * c.failures as f64 / c.requests as f64)
-}
-
-/// The canary section: per step and source, the traffic each arm saw, the
-/// test statistics against their thresholds, and the decision; then a
-/// mermaid chart of the steps.
-fn canary_summary(steps: &[StepRecord]) -> String {
-    let mut md = String::from(
-        "\n### Canary\n\n| step | source | arm | requests | failures | error rate | slow | latency p50/p95/p99 (ms) | tests (statistic / threshold, nats) | decision |\n|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for s in steps {
-        for f in &s.sources {
-            let tests = f
-                .tests
-                .iter()
-                .map(|t| format!("{} {:.2} / {:.2}", t.test, t.statistic, t.threshold))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let arms = std::iter::once(("canary", Some(&f.canary)))
-                .chain(std::iter::once(("baseline", f.baseline.as_ref())));
-            for (i, (arm, c)) in arms.enumerate() {
-                let Some(c) = c else { continue };
-                md.push_str(&format!(
-                    "| {} | {} | {arm} | {} | {} | {} | {} | {} | {} | {} |\n",
-                    if i == 0 {
-                        format!("{} %", s.percent)
-                    } else {
-                        String::new()
-                    },
-                    if i == 0 {
-                        md_cell(&f.source)
-                    } else {
-                        String::new()
-                    },
-                    c.requests,
-                    c.failures,
-                    rate(c),
-                    c.slow.map_or_else(|| "–".into(), |n| n.to_string()),
-                    fmt_latency(c),
-                    if i == 0 {
-                        md_cell(&tests)
-                    } else {
-                        String::new()
-                    },
-                    if i == 0 {
-                        format!("**{}**", md_cell(&s.decision))
-                    } else {
-                        String::new()
-                    },
-                ));
-            }
-        }
-    }
-    for s in steps {
-        if s.decision != "pass" {
-            md.push_str(&format!(
-                "\n> {} % step: {} — {}\n",
-                s.percent,
-                md_code(&s.decision),
-                md_code(&s.detail)
-            ));
-        }
-    }
-    md.push_str("\n```mermaid\nflowchart LR\n  start([staged])");
-    for (i, s) in steps.iter().enumerate() {
-        let requests: u64 = s.sources.first().map_or(0, |f| f.canary.requests);
-        let failures: u64 = s.sources.first().map_or(0, |f| f.canary.failures);
-        // Mermaid labels: quotes and brackets would end the node.
-        let label = format!(
-            "{} %: {} req, {} failed, {:.0} s: {}",
-            s.percent,
-            requests,
-            failures,
-            s.duration_ms as f64 / 1000.0,
-            s.decision
-        )
-        .replace(['"', '[', ']', '(', ')'], "");
-        md.push_str(&format!(" --> s{i}[\"{label}\"]"));
-    }
-    let last = steps.last().map(|s| s.decision.as_str()).unwrap_or("");
-    let end = match last {
-        "pass" | "promoted-inconclusive" => "promote([promote])",
-        "trip" => "back([withdrawn: production restored])",
-        _ => "stop([withdrawn])",
-    };
-    md.push_str(&format!(" --> {end}\n"));
-    for (i, s) in steps.iter().enumerate() {
-        let class = match s.decision.as_str() {
-            "pass" => "pass",
-            "promoted-inconclusive" | "inconclusive" => "warn",
-            _ => "fail",
-        };
-        md.push_str(&format!("  class s{i} {class}\n"));
-    }
-    md.push_str("  classDef pass fill:#d4f7d4\n  classDef warn fill:#fff3c4\n  classDef fail fill:#ffd6d6\n```\n");
-    md
 }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::service::{
+use crate::commands::shared::service::{
     self, AzureClients, Keeper, LockAsk, RollbackSettings, azure_clients, manifest_command,
     rollback_one, write_audit,
 };
-use super::{CommandError, Ctx, Report};
+use crate::commands::{CommandError, Ctx, Report};
 use crate::config::{DeployConfig, MultiConfig};
 use crate::manifest::{Platform, Service};
 use crate::platform::app_service::SiteRef;
@@ -470,7 +470,7 @@ pub async fn run(
     for p in &paths {
         let _ = std::fs::remove_file(p);
     }
-    super::service::save_journal_paths(ctx, &paths);
+    crate::commands::shared::service::save_journal_paths(ctx, &paths);
     let stages = multi.manifest.stages();
     ctx.console.info(&format!(
         "deploying {} services in {} stages from {}",

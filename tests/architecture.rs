@@ -1,0 +1,58 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+//! The module layout ARCHITECTURE.md describes, checked: no command imports
+//! another command (what several share lives in `commands/shared/`).
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn no_command_imports_another_command() {
+    let commands_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+    // The commands: every module of src/commands but its mod.rs and shared/.
+    let commands: Vec<String> = std::fs::read_dir(&commands_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?.to_string();
+            (stem != "mod" && stem != "shared").then_some(stem)
+        })
+        .collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let mut found = Vec::new();
+    for own in &commands {
+        let mut files = Vec::new();
+        let dir = commands_dir.join(own);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        } else {
+            files.push(commands_dir.join(format!("{own}.rs")));
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for other in commands.iter().filter(|c| *c != own) {
+                for path in [
+                    format!("commands::{other}::"),
+                    format!("commands::{other};"),
+                    format!("super::{other}::"),
+                    format!("super::{other};"),
+                    format!("super::{{{other}"),
+                ] {
+                    if let Some(n) = text.lines().position(|l| l.contains(&path)) {
+                        found.push(format!("{}:{}: {own} uses {other}", f.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "a command imports another: {found:#?}");
+}
