@@ -56,3 +56,39 @@ fn no_command_imports_another_command() {
     }
     assert!(found.is_empty(), "a command imports another: {found:#?}");
 }
+
+/// Evidence sources are chosen in one place: the configuration names them
+/// (`config/`), `SourceSpec::build` and `SourceSpec::name` in
+/// `rollout/canary.rs` are the only code that tells them apart. A new source
+/// is its own file under `probe/evidence/` plus a line in each.
+#[test]
+fn evidence_sources_are_told_apart_only_where_they_are_registered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("src/config/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            if line.contains("SourceSpec::Probes")
+                || line.contains("SourceSpec::Prometheus")
+                || line.contains("SourceSpec::AzureMonitor")
+            {
+                found.push((rel.clone(), n + 1));
+            }
+        }
+    }
+    // build() and name(): three arms each, in one file.
+    assert!(
+        found.iter().all(|(f, _)| f == "src/rollout/canary.rs"),
+        "evidence kinds matched outside the registration: {found:?}"
+    );
+    assert_eq!(found.len(), 6, "{found:?}");
+}

@@ -17,7 +17,7 @@ use crate::cancel::Cancel;
 use crate::probe::evidence::azure_monitor::AzureMonitorSource;
 use crate::probe::evidence::probes::{ProbeSettings, ProbeSource};
 use crate::probe::evidence::prometheus::PrometheusSource;
-use crate::probe::evidence::{Arms, Counters, EvidenceError, EvidenceSource, Reading};
+use crate::probe::evidence::{AnySource, Arms, Counters, EvidenceError, Reading};
 
 /// What to do when the evidence stays inconclusive (no or too little
 /// traffic).
@@ -44,6 +44,21 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
+    /// The source this spec describes, ready to start: the one place
+    /// sources are registered.
+    pub fn build(&self, clients: &SourceClients) -> Box<dyn AnySource> {
+        match self {
+            SourceSpec::Probes(p) => Box::new(ProbeSource::new(clients.http.clone(), p.clone())),
+            SourceSpec::Prometheus(p) => {
+                Box::new(PrometheusSource::new(clients.http.clone(), (**p).clone()))
+            }
+            SourceSpec::AzureMonitor => Box::new(AzureMonitorSource::new(
+                clients.arm.clone(),
+                clients.monitor.clone(),
+            )),
+        }
+    }
+
     /// The source's name as the `evidence` input spells it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -115,39 +130,6 @@ pub struct StepRecord {
     pub detail: String,
 }
 
-/// A source, started.
-enum Source {
-    Probes(ProbeSource),
-    Prometheus(PrometheusSource),
-    AzureMonitor(AzureMonitorSource),
-}
-
-impl Source {
-    fn name(&self) -> String {
-        match self {
-            Source::Probes(s) => s.name().to_string(),
-            Source::Prometheus(s) => s.name().to_string(),
-            Source::AzureMonitor(s) => s.name().to_string(),
-        }
-    }
-
-    async fn start(&mut self, arms: &Arms, c: &Cancel) -> Result<(), EvidenceError> {
-        match self {
-            Source::Probes(s) => s.start(arms, c).await,
-            Source::Prometheus(s) => s.start(arms, c).await,
-            Source::AzureMonitor(s) => s.start(arms, c).await,
-        }
-    }
-
-    async fn read(&mut self, c: &Cancel) -> Result<Reading, EvidenceError> {
-        match self {
-            Source::Probes(s) => s.read(c).await,
-            Source::Prometheus(s) => s.read(c).await,
-            Source::AzureMonitor(s) => s.read(c).await,
-        }
-    }
-}
-
 /// What the watch needs to build its sources.
 pub struct SourceClients {
     /// The shared HTTP client.
@@ -159,7 +141,7 @@ pub struct SourceClients {
 }
 
 struct Feed {
-    source: Source,
+    source: Box<dyn AnySource>,
     breaker: Breaker,
     last: Option<Reading>,
     at_step_start: Option<Reading>,
@@ -207,18 +189,7 @@ impl Watch {
         let share = plan.sources.len().max(1) as f64;
         let mut feeds = Vec::new();
         for spec in &plan.sources {
-            let mut source = match spec {
-                SourceSpec::Probes(p) => {
-                    Source::Probes(ProbeSource::new(clients.http.clone(), p.clone()))
-                }
-                SourceSpec::Prometheus(p) => {
-                    Source::Prometheus(PrometheusSource::new(clients.http.clone(), (**p).clone()))
-                }
-                SourceSpec::AzureMonitor => Source::AzureMonitor(AzureMonitorSource::new(
-                    clients.arm.clone(),
-                    clients.monitor.clone(),
-                )),
-            };
+            let mut source = spec.build(clients);
             source
                 .start(arms, c)
                 .await
@@ -372,7 +343,7 @@ impl Watch {
                     .and_then(|n| n.baseline.as_ref())
                     .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
                 SourceFigures {
-                    source: f.source.name(),
+                    source: f.source.name().to_string(),
                     canary,
                     baseline,
                     tests: f

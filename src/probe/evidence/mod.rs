@@ -143,3 +143,31 @@ pub trait EvidenceSource: Send {
         cancel: &Cancel,
     ) -> impl std::future::Future<Output = Result<Reading, EvidenceError>> + Send;
 }
+
+/// A future an [`AnySource`] returns.
+pub type SourceFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, EvidenceError>> + Send + 'a>>;
+
+/// Any [`EvidenceSource`], behind a pointer: what the canary watch holds, so
+/// the sources it runs are built in one place (`SourceSpec::build`) and a new
+/// source is its own file plus one line there.
+pub trait AnySource: Send {
+    /// [`EvidenceSource::name`].
+    fn name(&self) -> &str;
+    /// [`EvidenceSource::start`].
+    fn start<'a>(&'a mut self, arms: &'a Arms, cancel: &'a Cancel) -> SourceFuture<'a, ()>;
+    /// [`EvidenceSource::read`].
+    fn read<'a>(&'a mut self, cancel: &'a Cancel) -> SourceFuture<'a, Reading>;
+}
+
+impl<T: EvidenceSource> AnySource for T {
+    fn name(&self) -> &str {
+        EvidenceSource::name(self)
+    }
+    fn start<'a>(&'a mut self, arms: &'a Arms, cancel: &'a Cancel) -> SourceFuture<'a, ()> {
+        Box::pin(EvidenceSource::start(self, arms, cancel))
+    }
+    fn read<'a>(&'a mut self, cancel: &'a Cancel) -> SourceFuture<'a, Reading> {
+        Box::pin(EvidenceSource::read(self, cancel))
+    }
+}
