@@ -92,3 +92,59 @@ fn evidence_sources_are_told_apart_only_where_they_are_registered() {
     );
     assert_eq!(found.len(), 6, "{found:?}");
 }
+
+/// Platforms are told apart in one place: `commands/shared/platforms.rs`
+/// (the factory: a service's place, its target and evidence clients, what a
+/// rollback aims at), beside the types that name them — the journal's
+/// `Place` (`rollout/driver.rs`), the inputs and the manifest that parse
+/// them (`config/`, `manifest/`), and Azure Monitor's table of which metrics
+/// each resource type has. No command, rollout or post stage matches on a
+/// platform.
+#[test]
+fn platforms_are_told_apart_only_in_the_factory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let allowed = [
+        "src/commands/shared/platforms.rs",
+        "src/rollout/driver.rs",
+        "src/probe/evidence/azure_monitor.rs",
+    ];
+    let patterns = [
+        "Place::AppService",
+        "Place::ContainerApps",
+        "PlatformKind::AppService",
+        "PlatformKind::ContainerApps",
+        "Platform::AppService",
+        "Platform::ContainerApps",
+        "MonitorTarget::AppService",
+        "MonitorTarget::ContainerApp",
+    ];
+    let mut found = Vec::new();
+    let mut in_factory = 0;
+    for f in files {
+        let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("src/config/") || rel.starts_with("src/manifest/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") || !patterns.iter().any(|p| line.contains(p)) {
+                continue;
+            }
+            if allowed.contains(&rel.as_str()) {
+                in_factory += 1;
+            } else {
+                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        in_factory >= 10,
+        "the factory names platforms {in_factory} times: has it moved?"
+    );
+    assert!(
+        found.is_empty(),
+        "platforms told apart outside the factory: {found:#?}"
+    );
+}

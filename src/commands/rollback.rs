@@ -29,11 +29,10 @@ use super::shared::service::{
     write_audit,
 };
 use super::{CommandError, Ctx, Report};
-use crate::config::{PlatformKind, RollbackConfig};
-use crate::platform::app_service::SiteRef;
-use crate::platform::container_apps::ContainerAppRef;
+use crate::commands::shared::platforms;
+use crate::config::RollbackConfig;
 use crate::report::{md_cell, md_code};
-use crate::rollout::driver::{Journal, Place, show_sample};
+use crate::rollout::driver::{Journal, show_sample};
 
 /// Runs the rollback of every service, in order.
 pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandError> {
@@ -60,11 +59,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
             .iter()
             .map(|name| {
                 let app = match config.manifest.as_ref().and_then(|m| m.service(name)) {
-                    Some(s) => match &s.platform {
-                        crate::manifest::Platform::AppService { app, .. }
-                        | crate::manifest::Platform::ContainerApps { app, .. } => app.clone(),
-                        crate::manifest::Platform::Command { .. } => name.clone(),
-                    },
+                    Some(s) => s.resource_name().to_string(),
                     None => name.clone(),
                 };
                 dir.join(format!("expedite-journal-rollback-{app}.json"))
@@ -93,24 +88,14 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                 .await
             }
             None => {
-                let place = match config.platform {
-                    PlatformKind::AppService => Place::AppService {
-                        site: SiteRef {
-                            subscription: subscription.clone(),
-                            resource_group: config.resource_group.clone(),
-                            app: app_name.clone(),
-                        },
-                        slot: config.slot.clone(),
-                    },
-                    PlatformKind::ContainerApps => Place::ContainerApps {
-                        app: ContainerAppRef {
-                            subscription: subscription.clone(),
-                            resource_group: config.resource_group.clone(),
-                            app: app_name.clone(),
-                        },
-                        container: None,
-                    },
-                };
+                let place = platforms::place(
+                    config.platform,
+                    &subscription,
+                    &config.resource_group,
+                    app_name,
+                    &config.slot,
+                    None,
+                );
                 // Only asked of GitHub when nothing closer names a target.
                 let recorded = if config.to_version.is_none() {
                     rec.recorded_previous(app_name).await
@@ -243,54 +228,31 @@ async fn from_manifest(
     let mut settings = RollbackSettings::of(config);
     settings.endpoints.health_path = service.health_path.clone();
     settings.endpoints.version_path = Some(service.version_path.clone());
-    let place = match &service.platform {
-        Platform::AppService {
-            app,
-            resource_group,
-            slot,
-            ..
-        } => Place::AppService {
-            site: SiteRef {
-                subscription: subscription.to_string(),
-                resource_group: resource_group.clone(),
-                app: app.clone(),
-            },
-            slot: slot.clone(),
-        },
-        Platform::ContainerApps {
-            app,
-            resource_group,
-            container,
-            ..
-        } => Place::ContainerApps {
-            app: ContainerAppRef {
-                subscription: subscription.to_string(),
-                resource_group: resource_group.clone(),
-                app: app.clone(),
-            },
-            container: container.clone(),
-        },
-        Platform::Command { rollback, .. } => {
-            let mut r = ServiceResult::new(&service.name, service.version.clone());
-            let Some(cmd) = rollback else {
-                r.error = Some("the manifest gives no rollback command for it".into());
-                return r;
-            };
-            match service::manifest_command(
-                ctx,
-                service,
-                service.version.as_deref().unwrap_or(""),
-                "rollback",
-                cmd,
-                config.swap_timeout,
-            )
-            .await
-            {
-                Ok(()) => r.result = "rolled-back",
-                Err(e) => r.error = Some(e),
-            }
+    if let Platform::Command { rollback, .. } = &service.platform {
+        let mut r = ServiceResult::new(&service.name, service.version.clone());
+        let Some(cmd) = rollback else {
+            r.error = Some("the manifest gives no rollback command for it".into());
             return r;
+        };
+        match service::manifest_command(
+            ctx,
+            service,
+            service.version.as_deref().unwrap_or(""),
+            "rollback",
+            cmd,
+            config.swap_timeout,
+        )
+        .await
+        {
+            Ok(()) => r.result = "rolled-back",
+            Err(e) => r.error = Some(e),
         }
+        return r;
+    }
+    let Some(place) = platforms::place_of_service(service, subscription) else {
+        let mut r = ServiceResult::new(&service.name, service.version.clone());
+        r.error = Some("no platform to roll it back on".into());
+        return r;
     };
     let Some(clients) = clients else {
         return no_sign_in(&service.name);

@@ -116,6 +116,18 @@ pub enum Platform {
     },
 }
 
+impl Service {
+    /// What names the service's resource: its app, or (a `command`
+    /// service) its own name — unique per resource, so journals and locks
+    /// can be named after it.
+    pub fn resource_name(&self) -> &str {
+        match &self.platform {
+            Platform::AppService { app, .. } | Platform::ContainerApps { app, .. } => app,
+            Platform::Command { .. } => &self.name,
+        }
+    }
+}
+
 impl Platform {
     /// The platform's name as the manifest spells it.
     pub fn name(&self) -> &'static str {

@@ -184,6 +184,14 @@ impl Place {
         }
     }
 
+    /// The slot builds are staged in, where the platform has one.
+    pub fn staging_slot(&self) -> Option<&str> {
+        match self {
+            Place::AppService { slot, .. } => Some(slot),
+            Place::ContainerApps { .. } => None,
+        }
+    }
+
     /// The app's name.
     pub fn name(&self) -> &str {
         match self {

@@ -15,35 +15,27 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::commands::shared::platforms;
 use crate::commands::shared::service::{
     self, AzureClients, Keeper, LockAsk, azure_clients, save_journal_paths, serving_one,
     write_audit,
 };
 use crate::commands::{CommandError, Ctx, Report};
-use crate::config::{DeployConfig, PlatformKind};
-use crate::platform::app_service::AppService;
-use crate::platform::container_apps::ContainerAppRef;
-use crate::probe::Probe;
+use crate::config::DeployConfig;
 
 use crate::rollout::driver::{Journal, Place, show_sample};
 use crate::rollout::{Outcome, Phase, StopKind};
 
 /// Where the single-service deploy runs.
 pub fn place_of(config: &DeployConfig) -> Place {
-    match config.platform {
-        PlatformKind::AppService => Place::AppService {
-            site: config.site.clone(),
-            slot: config.plan.slot.clone(),
-        },
-        PlatformKind::ContainerApps => Place::ContainerApps {
-            app: ContainerAppRef {
-                subscription: config.site.subscription.clone(),
-                resource_group: config.site.resource_group.clone(),
-                app: config.site.app.clone(),
-            },
-            container: config.container.clone(),
-        },
-    }
+    platforms::place(
+        config.platform,
+        &config.site.subscription,
+        &config.site.resource_group,
+        &config.site.app,
+        &config.plan.slot,
+        config.container.clone(),
+    )
 }
 
 /// Runs a deploy.
@@ -112,10 +104,13 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
                 // Read under the lock: the GitHub deployment names the
                 // version production serves now as the last known good.
                 let deployment = if rec.api.is_some() {
-                    let previous = match config.platform {
-                        PlatformKind::AppService => live_version(ctx, &clients, config).await,
-                        PlatformKind::ContainerApps => None,
-                    };
+                    let previous = platforms::live_version(
+                        &clients,
+                        &place,
+                        &config.plan.endpoints,
+                        &ctx.cancel,
+                    )
+                    .await;
                     rec.deployment_start(
                         ctx,
                         &config.site.app,
@@ -127,7 +122,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
                     None
                 };
                 let notes = held.notes.clone();
-                let journal = service::drive(
+                let journal = platforms::drive(
                     ctx,
                     &clients,
                     &keeper,
@@ -159,24 +154,6 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
     )
     .await;
     Ok(report)
-}
-
-/// The version production serves now, for the deployment record (`None`
-/// when it cannot be read: the record then names no previous version).
-async fn live_version(ctx: &Ctx, clients: &AzureClients, config: &DeployConfig) -> Option<String> {
-    let app = AppService::new(clients.arm.clone(), config.site.clone());
-    let prod = app
-        .slot(crate::platform::app_service::PRODUCTION, &ctx.cancel)
-        .await
-        .ok()?;
-    Probe::new(clients.http.clone())
-        .observe(
-            &prod.default_host_name,
-            &config.plan.endpoints,
-            Some("self"),
-        )
-        .await
-        .version
 }
 
 /// The first line a person reads about a deploy that did not promote.
@@ -289,11 +266,7 @@ fn report(
             "to put production back on {previous}: expedite rollback --services {} --resource-group {} --to-version {previous} --reason \"…\"{}",
             config.site.app,
             config.site.resource_group,
-            if config.platform == PlatformKind::ContainerApps {
-                " --platform container-apps"
-            } else {
-                ""
-            }
+            platforms::rollback_flags(&place_of(config))
         ));
     }
     for note in &j.state.notes {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::commands::shared::platforms;
 use crate::commands::shared::service::{
     self, AzureClients, Keeper, LockAsk, RollbackSettings, azure_clients, manifest_command,
     rollback_one, write_audit,
@@ -16,8 +17,6 @@ use crate::commands::shared::service::{
 use crate::commands::{CommandError, Ctx, Report};
 use crate::config::{DeployConfig, MultiConfig};
 use crate::manifest::{Platform, Service};
-use crate::platform::app_service::SiteRef;
-use crate::platform::container_apps::ContainerAppRef;
 use crate::probe::Endpoints;
 use crate::report::{md_cell, md_code};
 use crate::rollout::driver::{DeployPlan, Journal, Place};
@@ -70,10 +69,7 @@ fn journal_path(config: &DeployConfig, name: &str) -> Option<std::path::PathBuf>
 
 /// A service's journal name: its app (unique per resource), else its name.
 fn journal_name(s: &Service) -> String {
-    match &s.platform {
-        Platform::AppService { app, .. } | Platform::ContainerApps { app, .. } => app.clone(),
-        Platform::Command { .. } => s.name.clone(),
-    }
+    s.resource_name().to_string()
 }
 
 fn failed(detail: impl Into<String>) -> Step {
@@ -131,61 +127,17 @@ impl Runner {
         Ok(plan)
     }
 
-    async fn deploy_app_service(
-        &self,
-        s: &Service,
-        app: &str,
-        resource_group: &str,
-        slot: &str,
-        package: Option<&str>,
-    ) -> Step {
+    /// A service on a platform with a target: its plan, its build (the
+    /// package or the image), then the same verified rollout as a single
+    /// deploy.
+    async fn deploy_on(&self, s: &Service, place: Place) -> Step {
         let mut plan = match self.plan(s, &journal_name(s)) {
             Ok(p) => p,
             Err(e) => return failed(e),
         };
-        plan.slot = slot.to_string();
-        plan.package = match package {
-            Some(p) => match tokio::fs::read(p).await {
-                Ok(bytes) if bytes.starts_with(b"PK\x03\x04") => Some(bytes),
-                Ok(_) => return failed(format!("the package {p} is not a zip file")),
-                Err(e) => return failed(format!("cannot read the package {p}: {e}")),
-            },
-            None => None,
-        };
-        let site = SiteRef {
-            subscription: self.subscription(),
-            resource_group: resource_group.to_string(),
-            app: app.to_string(),
-        };
-        let place = Place::AppService {
-            site,
-            slot: slot.to_string(),
-        };
-        self.rollout(s, place, plan).await
-    }
-
-    async fn deploy_container_app(
-        &self,
-        s: &Service,
-        app: &str,
-        resource_group: &str,
-        image: &str,
-        container: Option<&str>,
-    ) -> Step {
-        let mut plan = match self.plan(s, &journal_name(s)) {
-            Ok(p) => p,
-            Err(e) => return failed(e),
-        };
-        plan.image = Some(image.replace("${version}", &self.version(s)));
-        let app_ref = ContainerAppRef {
-            subscription: self.subscription(),
-            resource_group: resource_group.to_string(),
-            app: app.to_string(),
-        };
-        let place = Place::ContainerApps {
-            app: app_ref,
-            container: container.map(str::to_string),
-        };
+        if let Err(e) = platforms::stage_service(s, &self.version(s), &mut plan).await {
+            return failed(e);
+        }
         self.rollout(s, place, plan).await
     }
 
@@ -215,7 +167,7 @@ impl Runner {
                     for n in &held.notes {
                         self.ctx.console.info(&format!("{}: {n}", s.name));
                     }
-                    let j = service::drive(
+                    let j = platforms::drive(
                         &self.ctx,
                         clients,
                         &self.keeper,
@@ -361,28 +313,12 @@ impl ServiceRunner for Runner {
             return failed("not in the manifest");
         };
         let _group = self.ctx.console.group(&format!("deploy {service}"));
-        match &s.platform {
-            Platform::AppService {
-                app,
-                resource_group,
-                slot,
-                package,
-            } => {
-                self.deploy_app_service(&s, app, resource_group, slot, package.as_deref())
-                    .await
-            }
-            Platform::ContainerApps {
-                app,
-                resource_group,
-                image,
-                container,
-            } => {
-                self.deploy_container_app(&s, app, resource_group, image, container.as_deref())
-                    .await
-            }
-            Platform::Command { deploy, verify, .. } => {
-                self.deploy_command(&s, deploy, verify).await
-            }
+        if let Platform::Command { deploy, verify, .. } = &s.platform {
+            return self.deploy_command(&s, deploy, verify).await;
+        }
+        match platforms::place_of_service(&s, &self.subscription()) {
+            Some(place) => self.deploy_on(&s, place).await,
+            None => failed("no platform to deploy it to"),
         }
     }
 
@@ -391,40 +327,8 @@ impl ServiceRunner for Runner {
             return failed("not in the manifest");
         };
         let _group = self.ctx.console.group(&format!("roll back {service}"));
-        match &s.platform {
-            Platform::AppService {
-                app,
-                resource_group,
-                slot,
-                ..
-            } => {
-                let place = Place::AppService {
-                    site: SiteRef {
-                        subscription: self.subscription(),
-                        resource_group: resource_group.clone(),
-                        app: app.clone(),
-                    },
-                    slot: slot.clone(),
-                };
-                self.rollback_to_previous(&s, place).await
-            }
-            Platform::ContainerApps {
-                app,
-                resource_group,
-                container,
-                ..
-            } => {
-                let place = Place::ContainerApps {
-                    app: ContainerAppRef {
-                        subscription: self.subscription(),
-                        resource_group: resource_group.clone(),
-                        app: app.clone(),
-                    },
-                    container: container.clone(),
-                };
-                self.rollback_to_previous(&s, place).await
-            }
-            Platform::Command { rollback, .. } => match rollback {
+        if let Platform::Command { rollback, .. } = &s.platform {
+            return match rollback {
                 Some(cmd) => match self.command(&s, "rollback", cmd).await {
                     Ok(()) => Step {
                         result: "rolled-back".into(),
@@ -435,7 +339,11 @@ impl ServiceRunner for Runner {
                     Err(e) => failed(e),
                 },
                 None => failed("the manifest gives no rollback command for it"),
-            },
+            };
+        }
+        match platforms::place_of_service(&s, &self.subscription()) {
+            Some(place) => self.rollback_to_previous(&s, place).await,
+            None => failed("no platform to roll it back on"),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! flow), and the phases (a table and a gantt timeline). Untrusted text goes
 //! through [`crate::report`] (ADR 9).
 
-use crate::config::{DeployConfig, PlatformKind};
+use crate::config::DeployConfig;
 use crate::report::{md_cell, md_code};
 use crate::rollout::Outcome;
 use crate::rollout::canary::StepRecord;
@@ -59,13 +59,10 @@ pub(super) fn summary(
         ("production", md_cell(url)),
         (
             "staged in",
-            match (&j.facts.new_revision, config.platform) {
-                (Some(rev), _) => format!("revision {}", md_cell(rev)),
-                (None, PlatformKind::ContainerApps) => "a new revision".into(),
-                (None, PlatformKind::AppService) => {
-                    format!("slot {}", md_cell(&config.plan.slot))
-                }
-            },
+            crate::commands::shared::platforms::staged_in(
+                &super::place_of(config),
+                j.facts.new_revision.as_deref(),
+            ),
         ),
         ("duration", format!("{:.1} s", elapsed.as_secs_f64())),
     ];

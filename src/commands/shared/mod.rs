@@ -3,7 +3,8 @@
 //! after a deploy, rollback or cherry-pick) and [`service`] (the lock, the
 //! journals, restoring a dead holder's change, the post stage, and the
 //! verified deploy and rollback of one service that `deploy` and `rollback`
-//! both run).
+//! both run), and [`platforms`] (the one place platforms are told apart).
 
+pub mod platforms;
 pub mod records;
 pub mod service;

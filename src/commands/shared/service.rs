@@ -28,16 +28,11 @@ use crate::commands::{CommandError, Ctx};
 use crate::config::{AzureConfig, RollbackConfig};
 use crate::lock::{Guard, Holder, LockError, Request, Store, Timing};
 use crate::manifest::Service;
-use crate::platform::app_service::{AppService, PRODUCTION};
-use crate::platform::container_apps::{ContainerApps, revision_suffix};
-use crate::probe::evidence::azure_monitor::{MonitorTarget, container_app_id, web_site_id};
 use crate::probe::{Endpoints, Probe, Schedule};
-use crate::rollout::app_service::AppServiceTarget;
 use crate::rollout::canary::SourceClients;
-use crate::rollout::container_apps::ContainerAppsTarget;
 use crate::rollout::driver::{
-    DeployPlan, Facts, Journal, PREVIOUS_REVISION_TAG, PREVIOUS_VERSION_TAG, Place, Rollout,
-    StalePolicy, intent, journal_from_intent, show_sample,
+    DeployPlan, Facts, Journal, Place, Rollout, StalePolicy, intent, journal_from_intent,
+    show_sample,
 };
 use crate::rollout::{Outcome, State, Stop, StopKind};
 
@@ -214,9 +209,9 @@ fn restore_plan(base: Option<&DeployPlan>, j: &Journal) -> DeployPlan {
         .or_else(|| base.map(|b| b.swap_timeout))
         .unwrap_or(Duration::from_secs(300));
     DeployPlan {
-        slot: match s.map(|s| &s.place) {
-            Some(Place::AppService { slot, .. }) => slot.clone(),
-            _ => base
+        slot: match s.and_then(|s| s.place.staging_slot()) {
+            Some(slot) => slot.to_string(),
+            None => base
                 .map(|b| b.slot.clone())
                 .unwrap_or_else(|| "staging".into()),
         },
@@ -258,60 +253,9 @@ pub struct Start {
     pub from: Option<Journal>,
 }
 
-/// Builds the platform's target and evidence clients and runs the rollout.
-pub async fn drive(
-    ctx: &Ctx,
-    clients: &AzureClients,
-    keeper: &Keeper,
-    place: &Place,
-    plan: DeployPlan,
-    start: Start,
-) -> Journal {
-    let probe = Probe::new(clients.http.clone());
-    let sources = |monitor: MonitorTarget| {
-        plan.canary.as_ref().map(|_| SourceClients {
-            http: clients.http.clone(),
-            arm: clients.arm.clone(),
-            monitor,
-        })
-    };
-    match place {
-        Place::AppService { site, slot } => {
-            let sources = sources(MonitorTarget::AppService {
-                site_id: web_site_id(&site.subscription, &site.resource_group, &site.app),
-            });
-            let target = AppServiceTarget {
-                app: AppService::new(clients.arm.clone(), site.clone()),
-                tokens: clients.tokens.clone(),
-                http: clients.http.clone(),
-                slot: slot.clone(),
-                archive: keeper.archive.clone(),
-            };
-            Box::pin(roll(target, probe, plan, sources, place, start)).await
-        }
-        Place::ContainerApps { app, container } => {
-            let sources = sources(MonitorTarget::ContainerApp {
-                app_id: container_app_id(&app.subscription, &app.resource_group, &app.app),
-            });
-            // Unique per run and per process: two runs never name the same
-            // revision.
-            let (run, attempt) = ctx.identity.run_and_attempt();
-            let nonce: String = ctx.identity.nonce().chars().take(4).collect();
-            let suffix =
-                revision_suffix(&plan.expected_version, &format!("{run}-{nonce}"), &attempt);
-            let target = ContainerAppsTarget {
-                app: ContainerApps::new(clients.arm.clone(), app.clone()),
-                container: container.clone(),
-                suffix,
-            };
-            Box::pin(roll(target, probe, plan, sources, place, start)).await
-        }
-    }
-}
-
 /// Runs a rollout on `target` (from `start.from` when resuming). Callers box
 /// it: a rollout's future is large, and every command awaits one.
-async fn roll<T: crate::rollout::target::Target>(
+pub(super) async fn roll<T: crate::rollout::target::Target>(
     target: T,
     probe: Probe,
     plan: DeployPlan,
@@ -457,7 +401,7 @@ pub async fn take(
             detail: format!("taken over from {}", previous.holder.who),
         },
     );
-    let out = drive(
+    let out = super::platforms::drive(
         ctx,
         clients,
         keeper,
@@ -568,7 +512,7 @@ pub async fn finish_interrupted(
             detail: "the post stage, after the main stage stopped".into(),
         },
     );
-    let out = drive(
+    let out = super::platforms::drive(
         ctx,
         clients,
         keeper,
@@ -598,107 +542,6 @@ pub struct Aim {
     pub revision: Option<String>,
     /// Where the version came from (for people).
     pub from: String,
-}
-
-/// Finds the version (and revision) a rollback of `place` goes to:
-/// `to_version`, else the version production served before expedite's last
-/// promotion (the app's tag), else `recorded` (the last successful GitHub
-/// deployment).
-pub async fn aim(
-    clients: &AzureClients,
-    place: &Place,
-    to_version: Option<&str>,
-    recorded: Option<String>,
-    c: &Cancel,
-) -> Result<Aim, String> {
-    let (tags, revisions) = match place {
-        Place::AppService { site, .. } => {
-            let app = AppService::new(clients.arm.clone(), site.clone());
-            match app.slot(PRODUCTION, c).await {
-                Ok(p) => (p.tags, Vec::new()),
-                Err(crate::azure::arm::ArmError::NotFound { .. }) => {
-                    return Err(format!(
-                        "the web app '{}' was not found in resource group '{}' (a container app? give platform: container-apps)",
-                        site.app, site.resource_group
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Place::ContainerApps { app, .. } => {
-            let ca = ContainerApps::new(clients.arm.clone(), app.clone());
-            let info = match ca.get(c).await {
-                Ok(i) => i,
-                Err(crate::azure::arm::ArmError::NotFound { .. }) => {
-                    return Err(format!(
-                        "the container app '{}' was not found in resource group '{}'",
-                        app.app, app.resource_group
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            };
-            let revisions = ca.revisions(c).await.map_err(|e| e.to_string())?;
-            (info.tags, revisions)
-        }
-    };
-    let tagged = tags.get(PREVIOUS_VERSION_TAG).cloned();
-    let (version, from) = match (to_version, &tagged, recorded) {
-        (Some(v), _, _) => (v.to_string(), "to-version".to_string()),
-        (None, Some(v), _) => (
-            v.clone(),
-            format!(
-                "the version production served before expedite's last promotion ({PREVIOUS_VERSION_TAG})"
-            ),
-        ),
-        (None, None, Some(v)) => {
-            let from = format!(
-                "the app carries no {PREVIOUS_VERSION_TAG} tag; the last successful GitHub deployment names {v} as the last known good version"
-            );
-            (v, from)
-        }
-        (None, None, None) => {
-            return Err(format!(
-                "no previous version is recorded on '{}' (expedite records one when it promotes a deploy) nor in a successful GitHub deployment; give to-version",
-                place.name()
-            ));
-        }
-    };
-    let revision = match place {
-        Place::AppService { .. } => None,
-        Place::ContainerApps { app, .. } => {
-            let tagged_revision = tags.get(PREVIOUS_REVISION_TAG).cloned();
-            if tagged.as_deref() == Some(version.as_str()) && tagged_revision.is_some() {
-                tagged_revision
-            } else {
-                // A revision expedite created for that version carries it in
-                // its name; the newest one wins. Its identity is checked
-                // before any traffic moves.
-                let slug = revision_suffix(&version, "", "");
-                let bare = slug.replace('-', "");
-                let mut found: Vec<_> = revisions
-                    .iter()
-                    .filter(|r| {
-                        r.name
-                            .strip_prefix(&format!("{}--", app.app))
-                            .is_some_and(|s| {
-                                s == slug
-                                    || s.starts_with(&format!("{slug}-"))
-                                    || s.replace('-', "") == bare
-                            })
-                    })
-                    .collect();
-                found.sort_by(|a, b| b.created_time.cmp(&a.created_time));
-                // None: production may already serve it (nothing to do);
-                // otherwise staging says no revision is known to serve it.
-                found.first().map(|r| r.name.clone())
-            }
-        }
-    };
-    Ok(Aim {
-        version,
-        revision,
-        from,
-    })
 }
 
 /// What production serves at the end, as one version, when it serves
@@ -844,7 +687,7 @@ pub async fn rollback_one(
     for n in &held.notes {
         ctx.console.info(&format!("{}: {n}", place.name()));
     }
-    let aim = match aim(
+    let aim = match super::platforms::aim(
         clients,
         place,
         settings.to_version.as_deref(),
@@ -868,10 +711,7 @@ pub async fn rollback_one(
     ));
     r.target = Some(aim.version.clone());
     let plan = DeployPlan {
-        slot: match place {
-            Place::AppService { slot, .. } => slot.clone(),
-            Place::ContainerApps { .. } => String::new(),
-        },
+        slot: place.staging_slot().unwrap_or_default().to_string(),
         package: None,
         endpoints: settings.endpoints.clone(),
         expected_version: aim.version.clone(),
@@ -894,7 +734,7 @@ pub async fn rollback_one(
         revision: aim.revision.clone(),
         patience: Duration::from_secs(900),
     };
-    let journal = drive(
+    let journal = super::platforms::drive(
         ctx,
         clients,
         keeper,
