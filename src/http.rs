@@ -625,11 +625,7 @@ fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &s[..end], s.len())
+    format!("{}… ({} bytes)", &s[..s.floor_char_boundary(max)], s.len())
 }
 
 #[cfg(test)]

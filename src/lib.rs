@@ -30,3 +30,4 @@ pub mod platform;
 pub mod probe;
 pub mod report;
 pub mod rollout;
+pub mod text;

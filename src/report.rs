@@ -149,15 +149,6 @@ pub fn md_link(label: &str, url: &str) -> String {
     }
 }
 
-/// `text` cut to at most `max` characters, with an ellipsis when cut (for
-/// cells that hold what a tool printed, a whole stack trace say).
-pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((i, _)) => format!("{}…", &text[..i]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,11 +298,5 @@ mod tests {
             md_link("#2", "javascript:alert(1)"),
             "#2 `javascript:alert(1)`"
         );
-    }
-
-    #[test]
-    fn clip_cuts_on_characters() {
-        assert_eq!(clip("äöü", 2), "äö…");
-        assert_eq!(clip("abc", 3), "abc");
     }
 }

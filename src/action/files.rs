@@ -99,21 +99,11 @@ pub fn append_summary(path: &Path, markdown: &str) -> Result<usize, FileCommandE
     }
     let note =
         "\n\n> **Summary truncated** at the runner's 1 MiB limit; the audit log has everything.\n";
-    let keep = floor_char_boundary(markdown, room.saturating_sub(note.len()));
+    let keep = markdown.floor_char_boundary(room.saturating_sub(note.len()));
     let mut text = markdown[..keep].to_string();
     text.push_str(note);
     append("step summary", path, text.as_bytes())?;
     Ok(markdown.len() - keep)
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 /// Parses a key/value file exactly as the runner does (`EnvFileKeyValuePairs`

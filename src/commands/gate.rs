@@ -146,10 +146,7 @@ async fn run_test_command(ctx: &Ctx, command: &str) -> Result<TestCommand, Comma
     };
     let text = String::from_utf8_lossy(&output);
     let tail = if text.len() > OUTPUT_LIMIT {
-        let mut cut = text.len() - OUTPUT_LIMIT;
-        while !text.is_char_boundary(cut) {
-            cut += 1;
-        }
+        let cut = text.ceil_char_boundary(text.len() - OUTPUT_LIMIT);
         format!(
             "[… {cut} bytes of earlier output omitted]\n{}",
             &text[cut..]

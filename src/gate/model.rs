@@ -320,11 +320,7 @@ pub(crate) fn push_capped(dst: &mut String, text: &str, cap: usize) {
         dst.push_str(text);
         return;
     }
-    let mut end = room;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    dst.push_str(&text[..end]);
+    dst.push_str(&text[..text.floor_char_boundary(room)]);
     dst.push('…');
 }
 

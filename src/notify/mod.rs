@@ -685,7 +685,7 @@ impl Notifier {
                             Some(status.as_u16()),
                             format!(
                                 "POST {shown}: HTTP {status}: {}",
-                                truncate(text.trim(), 300)
+                                crate::text::clip(text.trim(), 300)
                             ),
                         );
                     }
@@ -739,16 +739,6 @@ fn scrub(text: &str, secrets: &[String]) -> String {
     for s in sorted {
         out = out.replace(s.as_str(), "***");
     }
-    out
-}
-
-/// At most `max` characters, with `…` when cut.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
     out
 }
 

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 use url::Url;
 
-use super::{Event, EventKind, truncate};
+use super::{Event, EventKind};
+use crate::text::clip;
 
 /// PagerDuty's Events API (US service region). The EU region is
 /// `https://events.eu.pagerduty.com`.
@@ -54,7 +55,7 @@ fn summary(event: &Event) -> String {
         .as_deref()
         .map(|v| format!(" {v}"))
         .unwrap_or_default();
-    truncate(
+    clip(
         &format!(
             "{}: {}{version} — {}",
             event.kind.label(),
@@ -72,7 +73,7 @@ fn details(event: &Event) -> Value {
         "version": event.version,
         "incident": event.incident,
         "run": event.run,
-        "text": truncate(&event.text, 4000),
+        "text": clip(&event.text, 4000),
         "at": event.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }

@@ -10,7 +10,8 @@
 
 use serde_json::{Value, json};
 
-use super::{Event, truncate};
+use super::Event;
+use crate::text::clip;
 
 /// Escapes the three characters Slack treats as control characters.
 pub fn escape(s: &str) -> String {
@@ -93,7 +94,7 @@ pub fn payload(event: &Event) -> Value {
             "elements": [{
                 "type": "button",
                 "action_id": "expedite-open",
-                "text": plain(truncate("Open", 75)),
+                "text": plain(clip("Open", 75)),
                 "url": link.as_str(),
             }]
         }));

@@ -10,7 +10,8 @@
 
 use serde_json::{Value, json};
 
-use super::{Event, Tone, truncate};
+use super::{Event, Tone};
+use crate::text::clip;
 
 /// The `contentType` of an Adaptive Card attachment.
 pub const ADAPTIVE_CARD: &str = "application/vnd.microsoft.card.adaptive";
@@ -25,7 +26,7 @@ fn fact(label: &str, value: &str) -> Value {
         "spacing": "None",
         "inlines": [
             {"type": "TextRun", "text": format!("{label}: "), "weight": "Bolder"},
-            run(truncate(value, 500)),
+            run(clip(value, 500)),
         ]
     })
 }
@@ -51,7 +52,7 @@ pub fn payload(event: &Event) -> Value {
             "type": "RichTextBlock",
             "inlines": [{
                 "type": "TextRun",
-                "text": truncate(&event.title, 300),
+                "text": clip(&event.title, 300),
                 "weight": "Bolder",
                 "size": "Large",
             }]
@@ -60,7 +61,7 @@ pub fn payload(event: &Event) -> Value {
     if !event.text.trim().is_empty() {
         body.push(json!({
             "type": "RichTextBlock",
-            "inlines": [run(truncate(&event.text, 4000))],
+            "inlines": [run(clip(&event.text, 4000))],
         }));
     }
     body.push(fact("Service", &event.service));

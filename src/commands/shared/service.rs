@@ -829,7 +829,7 @@ pub async fn manifest_command(
         .rev()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .map(|l| format!(": {}", crate::report::clip(l, 300)))
+        .map(|l| format!(": {}", crate::text::clip(l, 300)))
         .unwrap_or_default();
     Err(format!(
         "the {what} command exited with {}{last}",
