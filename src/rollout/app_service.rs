@@ -220,20 +220,13 @@ impl Target for AppServiceTarget {
         stale_routing(policy, &f.stale_rules)
     }
 
-    async fn busy(&self, c: &Cancel) -> Result<Option<String>, ArmError> {
-        Ok(self.app.slot(PRODUCTION, c).await?.in_progress_operation)
+    async fn busy(&self, c: &Cancel) -> Result<Option<String>, R> {
+        let prod = self.app.slot(PRODUCTION, c).await.map_err(arm_result)?;
+        Ok(prod.in_progress_operation)
     }
 
-    async fn tags(&self, c: &Cancel) -> Result<BTreeMap<String, String>, ArmError> {
-        Ok(self.app.slot(PRODUCTION, c).await?.tags)
-    }
-
-    async fn merge_tags(
-        &self,
-        tags: &BTreeMap<String, String>,
-        c: &Cancel,
-    ) -> Result<(), ArmError> {
-        self.app.merge_tags(tags, c).await
+    async fn merge_tags(&self, tags: &BTreeMap<String, String>, c: &Cancel) -> Result<(), R> {
+        self.app.merge_tags(tags, c).await.map_err(arm_result)
     }
 
     async fn route_all(&self, _to: Side, f: &Facts, c: &Cancel) -> R {

@@ -169,8 +169,8 @@ impl Target for ContainerAppsTarget {
         stale_routing(plan.stale, &f.stale_rules)
     }
 
-    async fn busy(&self, c: &Cancel) -> Result<Option<String>, ArmError> {
-        let info = self.app.get(c).await?;
+    async fn busy(&self, c: &Cancel) -> Result<Option<String>, R> {
+        let info = self.app.get(c).await.map_err(arm_result)?;
         Ok(match info.provisioning_state.as_str() {
             "InProgress" | "Updating" | "Creating" | "Deleting" => {
                 Some(format!("provisioning {}", info.provisioning_state))
@@ -179,16 +179,8 @@ impl Target for ContainerAppsTarget {
         })
     }
 
-    async fn tags(&self, c: &Cancel) -> Result<BTreeMap<String, String>, ArmError> {
-        Ok(self.app.get(c).await?.tags)
-    }
-
-    async fn merge_tags(
-        &self,
-        tags: &BTreeMap<String, String>,
-        c: &Cancel,
-    ) -> Result<(), ArmError> {
-        self.app.merge_tags(tags, c).await
+    async fn merge_tags(&self, tags: &BTreeMap<String, String>, c: &Cancel) -> Result<(), R> {
+        self.app.merge_tags(tags, c).await.map_err(arm_result)
     }
 
     async fn route_all(&self, to: Side, f: &Facts, c: &Cancel) -> R {

@@ -618,10 +618,7 @@ impl<T: Target> Rollout<T> {
     async fn wait_for_other_operations(&self, c: &Cancel) -> std::result::Result<(), R> {
         let started = Instant::now();
         for _ in 0..10_000 {
-            let busy = match self.target.busy(c).await {
-                Ok(b) => b,
-                Err(e) => return Err(super::target::arm_result(e)),
-            };
+            let busy = self.target.busy(c).await?;
             let Some(op) = busy else {
                 return Ok(());
             };
@@ -657,7 +654,8 @@ impl<T: Target> Rollout<T> {
                 }
                 if let Err(e) = self.target.merge_tags(&tag, c).await {
                     tracing::warn!(
-                        "could not record the previous version {previous} for rollback ({e}); rollback will need to-version"
+                        "could not record the previous version {previous} for rollback ({}); rollback will need to-version",
+                        e.detail()
                     );
                 }
             }

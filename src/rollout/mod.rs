@@ -201,6 +201,28 @@ pub enum Result {
     Stopped(Stop),
 }
 
+impl Result {
+    /// What the result says, in words (for a warning or an error line).
+    pub fn detail(&self) -> String {
+        match self {
+            Result::Ok => "ok".into(),
+            Result::AlreadyDeployed => "production already serves it".into(),
+            Result::StaleRouting => "routing rules were left behind".into(),
+            Result::Swapped => "the swap happened".into(),
+            Result::NotSwapped => "the swap did not happen".into(),
+            Result::Cancelled => "stopped".into(),
+            Result::Stopped(s) => format!("stopped: {}", s.detail),
+            Result::Ambiguous(d)
+            | Result::Tripped(d)
+            | Result::Inconclusive(d)
+            | Result::Failed(d)
+            | Result::Unavailable(d)
+            | Result::Unknown(d)
+            | Result::LockLost(d) => d.clone(),
+        }
+    }
+}
+
 /// What the rollout knows, enough to resume or to restore safety.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {

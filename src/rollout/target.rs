@@ -65,21 +65,18 @@ pub trait Target: Send + Sync {
     ) -> impl Future<Output = R> + Send;
 
     /// A platform operation in progress that a deploy must wait for (a
-    /// swap started elsewhere), if any.
-    fn busy(&self, c: &Cancel) -> impl Future<Output = Result<Option<String>, ArmError>> + Send;
+    /// swap started elsewhere), if any. Errors are [`R`]s like every other
+    /// answer here ([`R::Unavailable`]: ask again; [`R::Failed`]: stop).
+    fn busy(&self, c: &Cancel) -> impl Future<Output = Result<Option<String>, R>> + Send;
 
-    /// The resource's tags (the version to roll back to lives there).
-    fn tags(
-        &self,
-        c: &Cancel,
-    ) -> impl Future<Output = Result<BTreeMap<String, String>, ArmError>> + Send;
-
-    /// Adds or replaces the given tags, leaving the others.
+    /// Records small facts on the resource for a later rollback (the
+    /// version, the revision to go back to), adding or replacing those
+    /// given and leaving the others (Azure: the resource's tags).
     fn merge_tags(
         &self,
         tags: &BTreeMap<String, String>,
         c: &Cancel,
-    ) -> impl Future<Output = Result<(), ArmError>> + Send;
+    ) -> impl Future<Output = Result<(), R>> + Send;
 
     /// Sends all of production's traffic to one side, by name, and reads it
     /// back (App Service: no routing rule; Container Apps: 100 % to one
