@@ -385,6 +385,20 @@ async fn a_tripped_canary_exits_1_with_the_evidence_in_the_summary() {
         "{}",
         r.summary
     );
+    // The verdict comes first, in one plain sentence, before any table.
+    let verdict = r.summary.lines().nth(2).unwrap_or_default();
+    assert!(
+        verdict.starts_with("**canary 10 %: ")
+            && verdict.contains(" requests failed vs ")
+            && verdict.contains(" on production → rolled back in "),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.find(verdict) < r.summary.find("| result |"),
+        "{}",
+        r.summary
+    );
     assert!(
         r.stdout.contains("::error") && r.stdout.contains("the canary was rolled back"),
         "{}",

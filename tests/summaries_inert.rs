@@ -141,6 +141,21 @@ fn assert_inert(writer: &str, plain: &[String], attacked: &[(&str, Vec<String>)]
         return false;
     };
     let (plain_html, rest) = html.split_at(plain.len());
+    // Every table has a header a person can read: GitHub renders `| | |`
+    // as an empty header row above a key/value table.
+    for (i, h) in plain_html.iter().enumerate() {
+        let mut at = 0;
+        while let Some(start) = h[at..].find("<thead>") {
+            let start = at + start;
+            let end = start + h[start..].find("</thead>").unwrap();
+            assert!(
+                !visible(&h[start..end]).trim().is_empty(),
+                "{writer}, document {i}: a table with an empty header row\n{}",
+                plain[i]
+            );
+            at = end;
+        }
+    }
     let mut rest = rest.iter();
     for (marker, d) in attacked {
         for (i, doc) in d.iter().enumerate() {

@@ -81,7 +81,7 @@ pub async fn run(ctx: &Ctx, config: &IncidentConfig) -> Result<Report, CommandEr
                 None => {
                     let full_title = format!("{}{}", records::title_prefix(id), title);
                     let body = format!(
-                        "## Incident {id}\n\n| | |\n|---|---|\n| severity | {} |\n| opened by | {} |\n| run | {} |\n| time | {} |\n\n### What is broken\n\n{}\n---\nThe timeline follows in the comments (expedite adds deploys, rollbacks and cherry-picks).\n",
+                        "## Incident {id}\n\n| severity | {} |\n|---|---|\n| opened by | {} |\n| run | {} |\n| time | {} |\n\n### What is broken\n\n{}\n---\nThe timeline follows in the comments (expedite adds deploys, rollbacks and cherry-picks).\n",
                         severity.label(),
                         md_cell(&records::actor(ctx)),
                         records::run_url(ctx).unwrap_or_else(|| "(terminal)".into()),
@@ -193,7 +193,7 @@ pub async fn run(ctx: &Ctx, config: &IncidentConfig) -> Result<Report, CommandEr
         ),
     };
     let summary = format!(
-        "## Incident {} — {result}\n\n| | |\n|---|---|\n| issue | {} |\n| state | {} |\n{said}{}",
+        "## Incident {} — {result}\n\n| issue | {} |\n|---|---|\n| state | {} |\n{said}{}",
         md_cell(id),
         md_link(&format!("#{}", issue.number), &issue.html_url),
         if result == "resolved" {

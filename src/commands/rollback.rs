@@ -285,8 +285,12 @@ fn summary(
         "needs-attention" => "⚠️ Rollback needs attention",
         _ => "❌ Rollback failed",
     };
-    let mut md = format!("## {icon}\n\n| | |\n|---|---|\n");
-    md.push_str(&format!("| reason | {} |\n", md_cell(&config.reason)));
+    // The first row is the table's header: `| | |` would render an empty one.
+    let mut md = format!("## {icon}\n\n");
+    md.push_str(&format!(
+        "| reason | {} |\n|---|---|\n",
+        md_cell(&config.reason)
+    ));
     md.push_str(&format!("| by | {} |\n", md_cell(actor)));
     md.push_str(&format!("| duration | {:.1} s |\n", elapsed.as_secs_f64()));
     md.push_str(

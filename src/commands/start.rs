@@ -196,7 +196,7 @@ pub async fn run(ctx: &Ctx, config: &StartConfig) -> Result<Report, CommandError
         })
         .unwrap_or_default();
     let summary = format!(
-        "## Hotfix branch {}\n\n| | |\n|---|---|\n| branch | {} |\n| from | {} ({}) |\n| next version | {} |\n",
+        "## Hotfix branch {}\n\n| branch | {} |\n|---|---|\n| from | {} ({}) |\n| next version | {} |\n",
         result,
         md_cell(&branch),
         md_cell(&base_tag),

@@ -38,7 +38,9 @@ pub(super) fn summary(
         md_cell(&config.site.app),
         md_cell(&config.plan.expected_version)
     );
-    md.push_str("| | |\n|---|---|\n");
+    if let Some(line) = verdict(j, outcome, elapsed) {
+        md.push_str(&format!("**{line}**\n\n"));
+    }
     let rows = [
         ("result", format!("`{}`", outcome.as_str())),
         (
@@ -66,8 +68,12 @@ pub(super) fn summary(
         ),
         ("duration", format!("{:.1} s", elapsed.as_secs_f64())),
     ];
-    for (k, v) in rows {
+    // The first row is the table's header: `| | |` would render an empty one.
+    for (i, (k, v)) in rows.into_iter().enumerate() {
         md.push_str(&format!("| {k} | {v} |\n"));
+        if i == 0 {
+            md.push_str("|---|---|\n");
+        }
     }
     if let Some(f) = &j.state.failure {
         md.push_str(&format!("| why | {} |\n", md_cell(f)));
@@ -145,6 +151,40 @@ pub fn phases_md(j: &Journal) -> String {
     }
     md.push_str("```\n");
     md
+}
+
+/// The canary's verdict in one sentence, before any table: the last step,
+/// what its canary and production saw, and what expedite did
+/// (`canary 10 %: 8 of 25 requests failed vs 0 of 25 on production → rolled
+/// back in 2.1 s`). `None` without a canary. The figures are the source that
+/// saw the most canary failures (the one that decided, when one tripped).
+pub fn verdict(j: &Journal, outcome: Outcome, elapsed: std::time::Duration) -> Option<String> {
+    let step = j.facts.canary_steps.last()?;
+    let f = step
+        .sources
+        .iter()
+        .max_by_key(|f| (f.canary.failures, f.canary.requests))?;
+    let production = match &f.baseline {
+        Some(b) => format!("{} of {} on production", b.failures, b.requests),
+        None => "no baseline figures".into(),
+    };
+    let did = match outcome {
+        Outcome::Promoted => "promoted",
+        Outcome::RolledBack => "rolled back",
+        Outcome::Inconclusive => "withdrawn, inconclusive",
+        Outcome::Interrupted => "interrupted, production restored",
+        Outcome::Preempted => "stopped for a rollback, production restored",
+        Outcome::NeedsAttention => "needs attention",
+        Outcome::Unchanged => "unchanged",
+        Outcome::FailedBeforeChange => "failed before any change",
+    };
+    Some(format!(
+        "canary {} %: {} of {} requests failed vs {production} → {did} in {:.1} s",
+        step.percent,
+        f.canary.failures,
+        f.canary.requests,
+        elapsed.as_secs_f64()
+    ))
 }
 
 fn fmt_latency(c: &crate::probe::evidence::Counters) -> String {

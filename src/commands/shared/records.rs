@@ -186,7 +186,7 @@ impl Records {
     /// A timeline entry: UTC time, run link, actor, then `lines`.
     pub fn entry(ctx: &Ctx, heading: &str, lines: &[String]) -> String {
         let mut body = format!(
-            "### {heading}\n\n| | |\n|---|---|\n| time | {} |\n| run | {} |\n| actor | {} |\n",
+            "### {heading}\n\n| time | {} |\n|---|---|\n| run | {} |\n| actor | {} |\n",
             chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
             run_url(ctx).unwrap_or_else(|| "(terminal)".into()),
             md_cell(&actor(ctx)),
