@@ -298,6 +298,13 @@ async fn good_build_promotes(platform: Platform) {
     assert_eq!(decisions, [(10, "pass"), (50, "pass")]);
     for s in &journal.facts.canary_steps {
         assert!(s.sources[0].canary.requests >= 30, "{s:#?}");
+        // A pass says what it passed on, in figures.
+        let f = &s.sources[0];
+        let seen = format!(
+            "probes: canary {} of {} failed",
+            f.canary.failures, f.canary.requests
+        );
+        assert!(s.detail.starts_with(&seen), "{}", s.detail);
     }
     let versions = production_versions(&sandbox, platform).await;
     assert_eq!(versions.get("2.4.1"), Some(&40), "{versions:?}");

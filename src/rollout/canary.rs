@@ -364,10 +364,29 @@ impl Watch {
             })
             .collect();
         let (decision, detail) = match &result {
-            R::Ok if record.decision.is_empty() => (
-                "pass",
-                "no test tripped; the step's window and minimum exposure were met".to_string(),
-            ),
+            R::Ok if record.decision.is_empty() => {
+                // The figures a person checks the pass against.
+                let seen: Vec<String> = record
+                    .sources
+                    .iter()
+                    .map(|f| {
+                        let production = f.baseline.as_ref().map_or_else(String::new, |b| {
+                            format!(", production {} of {}", b.failures, b.requests)
+                        });
+                        format!(
+                            "{}: canary {} of {} failed{production}",
+                            f.source, f.canary.failures, f.canary.requests
+                        )
+                    })
+                    .collect();
+                (
+                    "pass",
+                    format!(
+                        "{}; no test tripped, and the window and minimum exposure were met",
+                        seen.join("; ")
+                    ),
+                )
+            }
             R::Ok => (
                 "promoted-inconclusive",
                 "inconclusive, promoted by policy".into(),

@@ -382,7 +382,7 @@ impl<T: Target> Rollout<T> {
                     R::Unknown(w) => format!("state unknown: {w}"),
                     R::LockLost(w) => format!("lock lost: {w}"),
                     R::Stopped(s) => format!("stopped: {}", s.detail),
-                    other => format!("{other:?}").to_lowercase(),
+                    other => other.detail(),
                 },
             });
             match &result {
