@@ -71,10 +71,14 @@ fn arg_for(spec: &InputSpec) -> Arg {
 pub fn clap_command() -> clap::Command {
     let mut root = clap::Command::new("expedite")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("The expedited hotfix path for services on Azure")
         .subcommand_required(true)
         .arg_required_else_help(true);
-    root = GlobalArgs::augment_args(root);
+    // After the global flags: their struct's doc comment would otherwise
+    // become the program's description.
+    root = GlobalArgs::augment_args(root).about(
+        "The expedited hotfix path for services on Azure: gate, deploy behind a canary, \
+         roll back, carry the fix to main",
+    );
     for c in Command::ALL {
         let mut sub = clap::Command::new(c.name()).about(c.about());
         for spec in INPUTS

@@ -28,13 +28,11 @@ pub enum Command {
     Sandbox,
     /// Play the Contoso incident end to end on the sandbox (CLI only).
     Drill,
-    /// Benchmarks (CLI only).
-    Bench,
 }
 
 impl Command {
     /// Every command, in help order.
-    pub const ALL: [Command; 11] = [
+    pub const ALL: [Command; 10] = [
         Command::Gate,
         Command::Deploy,
         Command::Rollback,
@@ -45,7 +43,6 @@ impl Command {
         Command::Plan,
         Command::Sandbox,
         Command::Drill,
-        Command::Bench,
     ];
 
     /// The commands the action's `command` input accepts.
@@ -73,7 +70,6 @@ impl Command {
             Command::Plan => "plan",
             Command::Sandbox => "sandbox",
             Command::Drill => "drill",
-            Command::Bench => "bench",
         }
     }
 
@@ -103,7 +99,6 @@ impl Command {
                 "Run the local emulation of Azure (and GitHub's OIDC tokens) until Ctrl-C"
             }
             Command::Drill => "Play the Contoso incident end to end on the built-in sandbox",
-            Command::Bench => "Run expedite's benchmarks",
         }
     }
 
@@ -140,7 +135,6 @@ impl Command {
             Command::Sandbox => {
                 "builds with the `sandbox` feature (the release binaries and `cargo install` have it; the action's image does not)"
             }
-            Command::Bench => "the benchmark work",
         }
     }
 }
@@ -269,7 +263,6 @@ const BOUNDED: &[Command] = &[
     Command::Incident,
     Command::Plan,
     Command::Drill,
-    Command::Bench,
 ];
 const INCIDENT: &[Command] = &[Command::Incident];
 /// Commands that read `incident` (and write to its timeline).
