@@ -66,9 +66,13 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     } else {
         None
     };
-    let debug = env.debug() || invocation.as_ref().is_some_and(|i| i.global.verbose);
-    let console = Console::stdio(style, debug, Secrets::default());
-    action::log::install(&console);
+    let verbose = invocation.as_ref().map_or(0, |i| i.global.verbose);
+    let debug = env.debug() || verbose >= 1;
+    // Libraries' own logs (connection pools, TLS) drown expedite's: only on
+    // request.
+    let libraries = verbose >= 2 || env.get("EXPEDITE_DEBUG") == Some("2");
+    let console = Console::stdio(style, debug || libraries, Secrets::default());
+    action::log::install(&console, libraries);
     mask_secret_inputs(&console, &env);
 
     let mut sinks = Sinks::from_env(&env);

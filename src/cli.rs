@@ -20,9 +20,10 @@ pub struct GlobalArgs {
     /// Also write the job summary (markdown) to this file.
     #[arg(long, global = true, value_name = "PATH")]
     pub summary_file: Option<PathBuf>,
-    /// Show debug output (same as RUNNER_DEBUG=1).
-    #[arg(long, short = 'v', global = true)]
-    pub verbose: bool,
+    /// Show expedite's debug output (same as RUNNER_DEBUG=1); twice (-vv)
+    /// also the HTTP and TLS libraries' (same as EXPEDITE_DEBUG=2).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// A parsed command line.

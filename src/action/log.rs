@@ -4,8 +4,10 @@
 //! In a job, `error!`/`warn!` become `::error::`/`::warning::` annotations
 //! (fields `title`, `file`, `line` become their properties) and `debug!`
 //! becomes `::debug::`; on a terminal they are plain lines on stderr.
-//! Events from dependencies (HTTP, TLS) are shown only when debugging, and
-//! never as annotations: a retry a library logs is not a failure of the run.
+//! Events from dependencies (HTTP, TLS) are shown only when asked for
+//! (`-vv`, `EXPEDITE_DEBUG=2`), as debug lines, never as annotations: a
+//! retry a library logs is not a failure of the run, and a connection pool's
+//! chatter would bury expedite's own debug lines (`-v`).
 
 use std::fmt::Write as _;
 
@@ -21,12 +23,22 @@ use super::escape::{Annotation, Level};
 /// Forwards events to a [`Console`].
 pub struct ConsoleLayer {
     console: Console,
+    libraries: bool,
 }
 
 impl ConsoleLayer {
-    /// A layer writing to `console`.
+    /// A layer writing expedite's events to `console`.
     pub fn new(console: Console) -> Self {
-        ConsoleLayer { console }
+        ConsoleLayer {
+            console,
+            libraries: false,
+        }
+    }
+
+    /// Also the dependencies' debug events (when the console shows debug).
+    pub fn with_libraries(mut self, on: bool) -> Self {
+        self.libraries = on;
+        self
     }
 }
 
@@ -87,7 +99,7 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
         let ours = meta.target().starts_with("expedite");
         let level = *meta.level();
         if !ours {
-            if self.console.debug_enabled() && level <= TLevel::DEBUG {
+            if self.libraries && self.console.debug_enabled() && level <= TLevel::DEBUG {
                 let mut f = Fields::default();
                 event.record(&mut f);
                 self.console
@@ -122,9 +134,9 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
 
 /// Installs the console layer as the process's subscriber. Returns false if
 /// one was already installed (in-process tests), which is harmless.
-pub fn install(console: &Console) -> bool {
+pub fn install(console: &Console, libraries: bool) -> bool {
     tracing_subscriber::registry()
-        .with(ConsoleLayer::new(console.clone()))
+        .with(ConsoleLayer::new(console.clone()).with_libraries(libraries))
         .try_init()
         .is_ok()
 }
@@ -137,7 +149,8 @@ mod tests {
     #[test]
     fn events_become_annotations_in_action_style() {
         let (console, out, _) = capture(Style::Action);
-        let sub = tracing_subscriber::registry().with(ConsoleLayer::new(console));
+        let sub =
+            tracing_subscriber::registry().with(ConsoleLayer::new(console).with_libraries(true));
         tracing::subscriber::with_default(sub, || {
             tracing::error!(
                 title = "Gate failed",
@@ -182,5 +195,19 @@ mod tests {
             tracing::debug!("detail");
         });
         assert_eq!(out.text(), "");
+    }
+
+    #[test]
+    fn dependency_events_need_the_second_v() {
+        // -v: expedite's debug lines, not the libraries'.
+        let (console, out, _) = capture(Style::Action);
+        let sub = tracing_subscriber::registry().with(ConsoleLayer::new(console));
+        tracing::subscriber::with_default(sub, || {
+            tracing::debug!(target: "hyper_util::client::legacy::pool", "pooling idle connection");
+            tracing::debug!("detail");
+        });
+        let text = out.text();
+        assert!(text.contains("::debug::detail\n"), "{text}");
+        assert!(!text.contains("pool"), "{text}");
     }
 }

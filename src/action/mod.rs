@@ -95,7 +95,8 @@ impl Env {
     /// True when the run has debug logging on (`RUNNER_DEBUG=1`) or the
     /// user asked for it (`EXPEDITE_DEBUG=1`).
     pub fn debug(&self) -> bool {
-        self.get("RUNNER_DEBUG") == Some("1") || self.get("EXPEDITE_DEBUG") == Some("1")
+        self.get("RUNNER_DEBUG") == Some("1")
+            || matches!(self.get("EXPEDITE_DEBUG"), Some("1" | "2"))
     }
 }
 
