@@ -51,7 +51,13 @@ fn arg_for(spec: &InputSpec) -> Arg {
     if let Some(var) = spec.cli_env {
         help.push_str(&format!(" [default: ${var}]"));
     }
-    let mut arg = Arg::new(spec.name).long(spec.name).help(help);
+    // A secret is read from its environment variable only: on the command
+    // line `ps` and shell history would show it. The flag exists, hidden,
+    // so that giving it gets that explanation rather than "unknown input".
+    let mut arg = Arg::new(spec.name)
+        .long(spec.name)
+        .help(help)
+        .hide(spec.secret);
     if spec.boolean {
         arg = arg
             .num_args(0..=1)
@@ -82,11 +88,21 @@ pub fn clap_command() -> clap::Command {
     );
     for c in Command::ALL {
         let mut sub = clap::Command::new(c.name()).about(c.about());
+        let mut secrets = Vec::new();
         for spec in INPUTS
             .iter()
             .filter(|s| s.name != COMMAND_INPUT && s.scope.includes(c))
         {
             sub = sub.arg(arg_for(spec));
+            if let (true, Some(var)) = (spec.secret, spec.cli_env) {
+                secrets.push(format!("  {var:<32} {}", spec.name));
+            }
+        }
+        if !secrets.is_empty() {
+            sub = sub.after_help(format!(
+                "Secrets are read from the environment only (never from flags):\n{}",
+                secrets.join("\n")
+            ));
         }
         root = root.subcommand(sub);
     }
@@ -113,6 +129,13 @@ pub fn parse(argv: &[OsString]) -> Result<Invocation, Exit> {
         if sub.value_source(spec.name) == Some(clap::parser::ValueSource::CommandLine)
             && let Some(v) = sub.get_one::<String>(spec.name)
         {
+            if spec.secret {
+                return Err(Exit::Error(format!(
+                    "--{} is a secret, and a flag's value is visible to `ps` and in shell history; export {} instead",
+                    spec.name,
+                    spec.cli_env.unwrap_or("the variable its help names")
+                )));
+            }
             flags.insert(spec.name.to_string(), v.clone());
         }
     }

@@ -119,3 +119,16 @@ fn every_test_the_readme_names_exists() {
         "the README names tests that do not exist: {missing:#?}"
     );
 }
+
+/// A secret must be reachable on a terminal without a flag (flags are
+/// refused for secrets): each has its environment variable.
+#[test]
+fn every_secret_input_has_an_environment_variable() {
+    for spec in expedite::config::INPUTS.iter().filter(|s| s.secret) {
+        assert!(
+            spec.cli_env.is_some(),
+            "{} has no environment variable",
+            spec.name
+        );
+    }
+}

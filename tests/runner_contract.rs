@@ -349,3 +349,46 @@ fn runner_variables_are_read_only_by_the_runner_contract() {
         "runner variables read outside src/action/: {reads:#?}"
     );
 }
+
+#[test]
+fn a_secret_is_never_taken_from_a_flag_and_help_names_its_variable() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_expedite"))
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    for (command, flag, var) in [
+        ("deploy", "client-secret", "AZURE_CLIENT_SECRET"),
+        ("cherry-pick", "github-token", "GITHUB_TOKEN"),
+        ("start", "app-private-key", "GITHUB_APP_PRIVATE_KEY"),
+        ("deploy", "prometheus-token", "EXPEDITE_PROMETHEUS_TOKEN"),
+    ] {
+        let (code, text) = run(&[command, &format!("--{flag}"), "s3cr3t-value"]);
+        assert_eq!(code, Some(1), "{command} --{flag}: {text}");
+        assert!(text.contains(&format!("export {var} instead")), "{text}");
+        assert!(
+            !text.contains("s3cr3t-value"),
+            "the secret was echoed: {text}"
+        );
+        let (code, help) = run(&[command, "--help"]);
+        assert_eq!(code, Some(0));
+        assert!(
+            !help.contains(&format!("--{flag}")),
+            "{command} --help shows --{flag}"
+        );
+        assert!(
+            help.contains("Secrets are read from the environment only") && help.contains(var),
+            "{help}"
+        );
+    }
+}

@@ -485,7 +485,8 @@ pub const INPUTS: &[InputSpec] = &[
          tenantId), instead of the three ids and a secret.",
     )
     .only(AZURE)
-    .secret(),
+    .secret()
+    .env("AZURE_CREDENTIALS"),
     input(
         "oidc-audience",
         "Audience of the GitHub OIDC token exchanged with Entra ID.",
@@ -705,7 +706,8 @@ pub const INPUTS: &[InputSpec] = &[
         "Bearer token for the Prometheus server, if it needs one.",
     )
     .only(DEPLOY)
-    .secret(),
+    .secret()
+    .env("EXPEDITE_PROMETHEUS_TOKEN"),
     input(
         "on-stale-routing",
         "Routing rules left by an earlier canary: `clear` them (with a warning) or `fail`.",
