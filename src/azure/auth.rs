@@ -141,9 +141,33 @@ pub enum AuthError {
         /// What to check.
         hint: Option<&'static str>,
     },
+    /// Entra ID answered 200 with something that is not a token.
+    #[error(
+        "Microsoft Entra ID answered without a usable access token ({0}); check authority-host points at Entra ID"
+    )]
+    BadAnswer(String),
+    /// The token endpoint's URL cannot be formed from the settings.
+    #[error("cannot form the token endpoint's URL from authority-host and tenant-id: {0}")]
+    Endpoint(String),
     /// The token endpoint could not be reached or answered nonsense.
     #[error("token endpoint: {0}")]
     Http(#[from] HttpError),
+}
+
+/// A token's lifetime from `expires_in`: seconds as a number or (older
+/// endpoints) a string; missing, zero, negative or malformed means the
+/// usual hour rather than an error — the token itself is good.
+fn lifetime_of(expires_in: Option<&serde_json::Value>) -> Duration {
+    Duration::from_secs(
+        expires_in
+            .and_then(|v| match v {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .filter(|s| *s > 0)
+            .unwrap_or(3599),
+    )
 }
 
 /// Hints for the Entra errors people actually hit.
@@ -191,8 +215,10 @@ fn hint_for(description: &str) -> Option<&'static str> {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+    /// Seconds, as a number or (older endpoints) a string; anything else —
+    /// missing, zero, negative — means the usual hour.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -312,7 +338,7 @@ impl TokenProvider {
         let url = self
             .authority
             .join(&format!("{}/oauth2/v2.0/token", self.identity.tenant_id))
-            .map_err(|e| AuthError::Oidc(format!("bad authority host: {e}")))?;
+            .map_err(|e| AuthError::Endpoint(e.to_string()))?;
         let result = http::send(
             || self.http.post(url.clone()).form(&form),
             Idempotency::Idempotent,
@@ -338,11 +364,14 @@ impl TokenProvider {
             }
             Err(e) => return Err(e.into()),
         };
-        let parsed: TokenResponse = serde_json::from_slice(&response.bytes)
-            .map_err(|e| AuthError::Oidc(format!("Entra answered 200 without a token ({e})")))?;
+        let parsed: TokenResponse = serde_json::from_slice(&response.bytes).map_err(|e| {
+            // The parser's words are for debugging, not for the first line.
+            tracing::debug!("token response: {e}");
+            AuthError::BadAnswer("no `access_token` string in its JSON".into())
+        })?;
         // Mask before anything else can print it.
         self.console.add_mask(&parsed.access_token);
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3599));
+        let lifetime = lifetime_of(parsed.expires_in.as_ref());
         Ok((SecretString::from(parsed.access_token), lifetime))
     }
 
@@ -385,6 +414,31 @@ impl TokenProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_lifetime_in_any_shape_is_read_or_defaults_to_an_hour() {
+        let v = |j: &str| serde_json::from_str::<serde_json::Value>(j).unwrap();
+        assert_eq!(lifetime_of(Some(&v("3599"))), Duration::from_secs(3599));
+        assert_eq!(lifetime_of(Some(&v("\"600\""))), Duration::from_secs(600));
+        for odd in ["-3600", "0", "null", "\"soon\"", "1.5"] {
+            assert_eq!(
+                lifetime_of(Some(&v(odd))),
+                Duration::from_secs(3599),
+                "{odd}"
+            );
+        }
+        assert_eq!(lifetime_of(None), Duration::from_secs(3599));
+    }
+
+    #[test]
+    fn a_token_error_names_what_failed_without_library_words() {
+        let e = AuthError::BadAnswer("no `access_token` string in its JSON".into()).to_string();
+        assert!(
+            e.starts_with("Microsoft Entra ID answered without a usable access token"),
+            "{e}"
+        );
+        assert!(!e.contains("OIDC") && !e.contains("expected"), "{e}");
+    }
 
     #[test]
     fn credentials_json_errors_name_keys_not_values() {
