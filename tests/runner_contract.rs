@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
-use common::{Job, processed_lines};
+use common::{Job, cli, processed_lines};
 
 #[test]
 fn missing_required_input_is_exactly_one_error_naming_it() {
@@ -117,20 +117,7 @@ fn every_command_the_help_lists_is_built() {
     // No placeholder commands: each command `--help` lists answers its own
     // `--help`, and none says it is not available. Benchmarks are
     // `cargo run --release --example …` (BENCHMARKS.md), not a command.
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_expedite"))
-            .args(args)
-            .env_clear()
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
-    let (code, help) = run(&["--help"]);
+    let (code, help) = cli(&["--help"]);
     assert_eq!(code, Some(0), "{help}");
     assert!(
         help.lines()
@@ -152,7 +139,7 @@ fn every_command_the_help_lists_is_built() {
     assert!(commands.len() >= 10, "{commands:?}");
     assert!(!commands.iter().any(|c| c == "bench"), "{commands:?}");
     for c in &commands {
-        let (code, text) = run(&[c, "--help"]);
+        let (code, text) = cli(&[c, "--help"]);
         assert_eq!(code, Some(0), "{c} --help: {text}");
         assert!(!text.contains("not available"), "{c}: {text}");
     }
@@ -352,35 +339,27 @@ fn runner_variables_are_read_only_by_the_runner_contract() {
 
 #[test]
 fn a_secret_is_never_taken_from_a_flag_and_help_names_its_variable() {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_expedite"))
-            .args(args)
-            .env_clear()
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
-    for (command, flag, var) in [
-        ("deploy", "client-secret", "AZURE_CLIENT_SECRET"),
-        ("cherry-pick", "github-token", "GITHUB_TOKEN"),
-        ("start", "app-private-key", "GITHUB_APP_PRIVATE_KEY"),
-        ("deploy", "prometheus-token", "EXPEDITE_PROMETHEUS_TOKEN"),
-    ] {
-        let (code, text) = run(&[command, &format!("--{flag}"), "s3cr3t-value"]);
+    use expedite::config::{Command, INPUTS};
+    // Every secret input, on every command that takes it.
+    let mut cases = Vec::new();
+    for spec in INPUTS.iter().filter(|s| s.secret) {
+        let var = spec
+            .cli_env
+            .expect("every secret has a variable (tests/metadata.rs)");
+        for c in Command::ALL.iter().filter(|c| spec.scope.includes(**c)) {
+            cases.push((c.name(), spec.name, var));
+        }
+    }
+    assert!(cases.len() >= 15, "{cases:?}");
+    for (command, flag, var) in cases {
+        let (code, text) = cli(&[command, &format!("--{flag}"), "s3cr3t-value"]);
         assert_eq!(code, Some(1), "{command} --{flag}: {text}");
         assert!(text.contains(&format!("export {var} instead")), "{text}");
         assert!(
             !text.contains("s3cr3t-value"),
             "the secret was echoed: {text}"
         );
-        let (code, help) = run(&[command, "--help"]);
+        let (code, help) = cli(&[command, "--help"]);
         assert_eq!(code, Some(0));
         assert!(
             !help.contains(&format!("--{flag}")),

@@ -428,6 +428,13 @@ mod tests {
             );
         }
         assert_eq!(lifetime_of(None), Duration::from_secs(3599));
+        // The whole answer parses whatever shape `expires_in` has: a good
+        // token is never refused for it.
+        for odd in ["-3600", "\"3599\"", "null", "1.5", "{}"] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{odd}}}"#);
+            let parsed: TokenResponse = serde_json::from_str(&body).unwrap();
+            assert_eq!(parsed.access_token, "t", "{odd}");
+        }
     }
 
     #[test]

@@ -25,6 +25,22 @@ pub fn exe() -> PathBuf {
     }
 }
 
+/// Runs the binary as a person does on a terminal (no runner variables, a
+/// cleared environment): its exit code and everything it printed.
+pub fn cli(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(exe())
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run expedite");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 pub struct Job {
     pub root: tempfile::TempDir,
     pub inputs: BTreeMap<String, String>,
