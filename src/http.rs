@@ -10,8 +10,9 @@
 //! - [`send`]: retries with exponential backoff and jitter, honouring
 //!   `Retry-After` (seconds or HTTP date) and Azure's `retry-after-ms`, on
 //!   429, 5xx and connection failures — **only for idempotent requests**.
-//!   A non-idempotent request (a swap) is sent once; when its outcome is
-//!   unknown the error says so, and the caller reads state before deciding.
+//!   A non-idempotent request (a swap) is sent once — again only after a
+//!   429, which is refused before any work; when its outcome is unknown the
+//!   error says so, and the caller reads state before deciding.
 //! - Bounded bodies: every answer is read in chunks up to a cap suited to
 //!   its kind ([`API_BODY_LIMIT`], [`PROBE_BODY_LIMIT`], …); past the cap the
 //!   read stops with [`HttpError::TooLarge`] naming the endpoint, so a
@@ -576,7 +577,13 @@ pub async fn send_limited(
                         attempts: attempt,
                     });
                 }
-                if retryable_status(status) && may_retry {
+                // A 429 is refused at the front door, before any work (ARM
+                // and GitHub throttle there), so even a request sent once —
+                // a swap, a deployment — is sent again once the server says.
+                let throttled = status == StatusCode::TOO_MANY_REQUESTS
+                    && attempt < policy.max_attempts
+                    && started.elapsed() < policy.budget;
+                if retryable_status(status) && (may_retry || throttled) {
                     let wait = retry_after(&headers)
                         .unwrap_or_else(|| backoff(policy, attempt))
                         .min(policy.max_delay);
@@ -758,6 +765,27 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_once_request_refused_with_429_is_sent_again_and_only_then() {
+        // Throttled: refused before any work, so sent again …
+        let (addr, count) = serve(vec![BUSY, OK]).await;
+        let c = plain_client();
+        let url = format!("http://{addr}/swap");
+        let r = send(|| c.post(&url), Idempotency::Once, &fast(), &Cancel::new())
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.attempts), (StatusCode::OK, 2));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        // … but a 503 after it may have been applied: never repeated.
+        let (addr, count) = serve(vec![BUSY, DOWN, OK]).await;
+        let url = format!("http://{addr}/swap");
+        let e = send(|| c.post(&url), Idempotency::Once, &fast(), &Cancel::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

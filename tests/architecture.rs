@@ -93,58 +93,88 @@ fn evidence_sources_are_told_apart_only_where_they_are_registered() {
     assert_eq!(found.len(), 6, "{found:?}");
 }
 
-/// Platforms are told apart in one place: `commands/shared/platforms.rs`
-/// (the factory: a service's place, its target and evidence clients, what a
-/// rollback aims at), beside the types that name them — the journal's
-/// `Place` (`rollout/driver.rs`), the inputs and the manifest that parse
-/// them (`config/`, `manifest/`), and Azure Monitor's table of which metrics
-/// each resource type has. No command, rollout or post stage matches on a
-/// platform.
+/// A platform is its own files and one line in the registry: outside a
+/// platform's client (`src/platform/{name}.rs`) and its target
+/// (`src/rollout/{name}.rs`), no code names its module — except the
+/// registry's line in `src/rollout/platforms.rs`, the `mod` lines, and
+/// Azure Monitor's table of which metrics each resource type has. Commands,
+/// config, the manifest and the driver hold a `&dyn Platform` and never
+/// tell platforms apart; nothing matches on a platform's name.
 #[test]
-fn platforms_are_told_apart_only_in_the_factory() {
+fn a_platform_is_named_only_in_its_own_files_and_the_registry() {
+    // Left, each on purpose (ADR 10, "Left"): the inputs' default platform,
+    // and the journal's facts, which still carry App Service's swap status
+    // beside the other platforms' facts.
+    const LEFT: &[(&str, &str)] = &[
+        ("src/config/spec.rs", ".default(\"app-service\")"),
+        (
+            "src/rollout/driver.rs",
+            "use crate::platform::app_service::SwapStatus;",
+        ),
+    ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
-    let allowed = [
-        "src/commands/shared/platforms.rs",
-        "src/rollout/driver.rs",
-        "src/probe/evidence/azure_monitor.rs",
-    ];
-    let patterns = [
-        "Place::AppService",
-        "Place::ContainerApps",
-        "PlatformKind::AppService",
-        "PlatformKind::ContainerApps",
-        "Platform::AppService",
-        "Platform::ContainerApps",
-        "MonitorTarget::AppService",
-        "MonitorTarget::ContainerApp",
-    ];
+    let platforms: Vec<String> = std::fs::read_dir(root.join("src/platform"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs")
+                .filter(|n| *n != "mod")
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(platforms.len() >= 2, "{platforms:?}");
     let mut found = Vec::new();
-    let mut in_factory = 0;
-    for f in files {
+    let mut registered = 0;
+    for f in &files {
         let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        if rel.starts_with("src/config/") || rel.starts_with("src/manifest/") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&f).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            if line.trim_start().starts_with("//") || !patterns.iter().any(|p| line.contains(p)) {
+        let text = std::fs::read_to_string(f).unwrap();
+        // A file's unit tests may name platforms to exercise them.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for p in &platforms {
+            let own = [
+                format!("src/platform/{p}.rs"),
+                format!("src/rollout/{p}.rs"),
+            ];
+            if own.contains(&rel) {
                 continue;
             }
-            if allowed.contains(&rel.as_str()) {
-                in_factory += 1;
-            } else {
-                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            // Its Rust name, and (a string) its name as users spell it.
+            let spelled = format!("\"{}\"", p.replace('_', "-"));
+            for (n, line) in text.lines().enumerate() {
+                let t = line.trim_start();
+                if t.starts_with("//") || t == format!("pub mod {p};") {
+                    continue;
+                }
+                let named = line.contains(&format!("::{p}::"))
+                    || line.contains(&format!("::{p};"))
+                    || line.contains(&format!("{p}::"))
+                    || line.contains(&spelled);
+                if !named {
+                    continue;
+                }
+                if rel == "src/rollout/platforms.rs" && t == format!("&super::{p}::PLATFORM,") {
+                    registered += 1;
+                } else if rel == "src/probe/evidence/azure_monitor.rs"
+                    || (rel == "src/commands/drill.rs" && t.starts_with("(\"platform\", "))
+                    || LEFT.contains(&(rel.as_str(), line.trim()))
+                {
+                    // Which metrics each resource type has; the drill, which
+                    // writes a step's inputs as a workflow does; what is left.
+                } else {
+                    found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+                }
             }
         }
     }
-    assert!(
-        in_factory >= 10,
-        "the factory names platforms {in_factory} times: has it moved?"
+    assert_eq!(
+        registered,
+        platforms.len(),
+        "every platform has one registration line"
     );
     assert!(
         found.is_empty(),
-        "platforms told apart outside the factory: {found:#?}"
+        "platforms named outside their own files: {found:#?}"
     );
 }

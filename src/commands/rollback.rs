@@ -93,8 +93,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                     &subscription,
                     &config.resource_group,
                     app_name,
-                    &config.slot,
-                    None,
+                    config.settings.clone(),
                 );
                 // Only asked of GitHub when nothing closer names a target.
                 let recorded = if config.to_version.is_none() {

@@ -8,28 +8,20 @@ use super::values::{self, ValueError, shown};
 use super::*;
 use crate::action::Env;
 
-/// Which platform a deploy drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlatformKind {
-    /// App Service: slot, routing rules, swap.
-    AppService,
-    /// Container Apps: revisions, traffic weights.
-    ContainerApps,
-}
-
 /// Settings of `deploy`.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
     /// The platform.
-    pub platform: PlatformKind,
-    /// Container Apps: which container gets the image.
-    pub container: Option<String>,
+    pub platform: &'static dyn crate::rollout::platforms::Platform,
+    /// The platform's settings (`slot`, `container`, `package`…), checked,
+    /// defaults filled in.
+    pub settings: std::collections::BTreeMap<String, String>,
     /// Several services from the manifest instead of `app-name`.
     pub multi: Option<MultiConfig>,
     /// Azure access; `None` for a manifest of `command` services only.
     pub azure: Option<AzureConfig>,
     /// The app.
-    pub site: crate::platform::app_service::SiteRef,
+    pub resource: crate::rollout::platforms::Resource,
     /// What to do, validated.
     pub plan: crate::rollout::driver::DeployPlan,
     /// The package file, if any (read when the deploy starts).
@@ -108,28 +100,6 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
             accepted: "clear or fail".into(),
         }),
     });
-    let slot = r.parse("slot", service::slot);
-    let package = r.parse("package", |v| {
-        let p = std::path::PathBuf::from(v);
-        let mut magic = [0u8; 4];
-        let ok = std::fs::File::open(&p)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-            .is_ok();
-        if !ok {
-            Err(ValueError {
-                problem: format!("{} cannot be read", shown(v)),
-                accepted: "the path of a zip file".into(),
-            })
-        } else if &magic != b"PK\x03\x04" {
-            Err(ValueError {
-                problem: format!("{} is not a zip file", shown(v)),
-                accepted: "a zip file (zip a directory first: `cd publish && zip -r ../app.zip .`)"
-                    .into(),
-            })
-        } else {
-            Ok(p)
-        }
-    });
     for name in ["resource-group", "app-name"] {
         r.parse(name, service::resource_name);
     }
@@ -148,7 +118,7 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.join(format!("expedite-deploy-{stem}.json")));
     let journal = dir.join(format!("expedite-journal-{stem}.json"));
-    let site = crate::platform::app_service::SiteRef {
+    let resource = crate::rollout::platforms::Resource {
         subscription: azure
             .as_ref()
             .and_then(|a| a.as_ref().map(|a| a.subscription_id.clone()))
@@ -162,41 +132,42 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         timeout: check_timeout?,
     };
     let platform = r.parse("platform", parse_platform);
-    let image = raw.get("image").map(str::to_string);
-    r.parse("image", service::image);
-    match platform {
-        Some(PlatformKind::ContainerApps) => {
-            if image.is_none() {
-                r.error(
-                    "image",
-                    "is required by `platform: container-apps`",
-                    "the image of the new build, e.g. contoso.azurecr.io/payments:2.4.1",
-                );
+    // The platform's settings, checked as a manifest entry's are; a
+    // setting of another platform is refused, not ignored.
+    let (settings, package, image) = match platform {
+        Some(p) => {
+            let given = |key: &str| raw.given(key).then(|| raw.get(key)).flatten();
+            let (settings, refusals) = service::platform_settings(p, false, given);
+            for f in refusals {
+                r.error(f.key, &f.problem, &f.accepted);
             }
-            if raw.get("package").is_some() {
-                r.error(
-                    "package",
-                    "is for App Service; Container Apps deploys an image",
-                    "set `image` instead, or `platform: app-service`",
-                );
-            }
+            let package = settings
+                .get("package")
+                .filter(|_| {
+                    p.takes()
+                        .iter()
+                        .any(|t| t.setting == crate::rollout::platforms::Setting::Package)
+                })
+                .and_then(|v| package_file(r, v));
+            let image = settings.get("image").cloned();
+            (Some(settings), package, image)
         }
-        Some(PlatformKind::AppService) => {
-            for name in ["image", "container"] {
-                if raw.get(name).is_some() {
-                    r.error(
-                        name,
-                        "is for Container Apps",
-                        "set `platform: container-apps`, or leave it out",
-                    );
-                }
-            }
-        }
-        None => {}
+        None => (None, None, None),
+    };
+    if let Some(p) = platform
+        && r.raw.get("canary").is_some_and(|c| !c.trim().is_empty())
+        && !p.canary()
+    {
+        r.error(
+            "canary",
+            format!(
+                "cannot run on platform {}: it has no way to send a share of production's traffic to the new build",
+                p.name()
+            ),
+            "leave it out (the new build is checked in its staging place, then promoted and verified)",
+        );
     }
     let canary = canary_config(r);
-    let container = raw.get("container").map(str::to_string);
-    r.parse("container", service::container);
     if raw.get("app-name").is_none() && !raw.given("manifest") {
         r.error(
             "app-name",
@@ -205,14 +176,16 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         );
     }
     let multi = multi?;
+    let settings = settings?;
+    let settings_slot = settings.get("slot").cloned().unwrap_or_default();
     Some(DeployConfig {
         platform: platform?,
-        container,
+        settings,
         multi,
         plan: DeployPlan {
             image,
             canary: canary?,
-            slot: slot?,
+            slot: settings_slot,
             package: None,
             endpoints: Endpoints {
                 health_path: health_path?,
@@ -234,21 +207,45 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
             patience: Duration::from_secs(900),
         },
         azure: azure?,
-        site,
+        resource,
         package,
         audit_log,
     })
 }
 
-/// The `platform` input.
-pub(super) fn parse_platform(v: &str) -> Result<PlatformKind, ValueError> {
-    match v {
-        "app-service" => Ok(PlatformKind::AppService),
-        "container-apps" => Ok(PlatformKind::ContainerApps),
-        other => Err(ValueError {
-            problem: format!("{} is not a platform", shown(other)),
-            accepted: "app-service or container-apps".into(),
-        }),
+/// The `platform` input: a registered platform's name.
+pub(super) fn parse_platform(
+    v: &str,
+) -> Result<&'static dyn crate::rollout::platforms::Platform, ValueError> {
+    crate::rollout::platforms::find(v).ok_or_else(|| ValueError {
+        problem: format!("{} is not a platform", shown(v)),
+        accepted: crate::rollout::platforms::names(),
+    })
+}
+
+/// The `package` input of a platform that takes a zip file: a readable zip.
+fn package_file(r: &mut Resolver<'_>, v: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::PathBuf::from(v);
+    let mut magic = [0u8; 4];
+    let ok = std::fs::File::open(&p)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok();
+    if !ok {
+        r.error(
+            "package",
+            format!("{} cannot be read", shown(v)),
+            "the path of a zip file",
+        );
+        None
+    } else if &magic != b"PK\x03\x04" {
+        r.error(
+            "package",
+            format!("{} is not a zip file", shown(v)),
+            "a zip file (zip a directory first: `cd publish && zip -r ../app.zip .`)",
+        );
+        None
+    } else {
+        Some(p)
     }
 }
 

@@ -26,7 +26,7 @@ pub mod values;
 
 pub use azure::AzureConfig;
 use azure::{azure_config, http_inputs};
-pub use deploy::{DeployConfig, MultiConfig, PlanConfig, PlatformKind};
+pub use deploy::{DeployConfig, MultiConfig, PlanConfig};
 use deploy::{deploy_config, load_manifest, parse_platform, plan_config};
 pub use gate::GateConfig;
 use gate::gate_config;

@@ -11,7 +11,7 @@ use crate::action::Env;
 pub struct RollbackConfig {
     /// The platform of the apps named in `services` (a manifest names each
     /// service's own).
-    pub platform: PlatformKind,
+    pub platform: &'static dyn crate::rollout::platforms::Platform,
     /// `services: all`: the manifest, whose services are rolled back in
     /// reverse dependency order (`services` holds that order).
     pub manifest: Option<crate::manifest::Manifest>,
@@ -21,8 +21,9 @@ pub struct RollbackConfig {
     pub resource_group: String,
     /// Apps to roll back, in order.
     pub services: Vec<String>,
-    /// The slot holding the previous build.
-    pub slot: String,
+    /// The platform's settings for the apps in `services` (the slot
+    /// holding the previous build…), checked, defaults filled in.
+    pub settings: std::collections::BTreeMap<String, String>,
     /// Why (data, never interpreted).
     pub reason: String,
     /// Explicit target version.
@@ -77,7 +78,14 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
     });
     let swap_timeout = duration_at_least(r, "swap-timeout", Duration::from_secs(10));
     let lock_wait = r.parse("lock-wait", values::parse_duration);
-    let slot = r.parse("slot", service::slot);
+    let settings = platform.map(|p| {
+        let given = |key: &str| raw.given(key).then(|| raw.get(key)).flatten();
+        let (settings, refusals) = service::platform_settings(p, true, given);
+        for f in refusals {
+            r.error(f.key, &f.problem, &f.accepted);
+        }
+        settings
+    });
     r.parse("resource-group", service::resource_name);
     let dir = env.runner().temp;
     let audit_log = raw
@@ -131,7 +139,7 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
         azure: azure?,
         resource_group: raw.get("resource-group").unwrap_or_default().to_string(),
         services,
-        slot: slot?,
+        settings: settings?,
         reason: reason?,
         to_version,
         endpoints: crate::probe::Endpoints {

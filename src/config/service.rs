@@ -8,7 +8,11 @@
 //! values through both.
 
 use super::values::{self, ValueError, shown};
-use crate::platform::app_service::PRODUCTION;
+
+/// What no staging place may be called: the live site itself (App
+/// Service's production slot; a Static Web Apps environment of that name
+/// would read as production to every person on call).
+const PRODUCTION: &str = "production";
 
 /// An Azure resource's name (an app, a resource group): 1–90 letters,
 /// digits, `- _ . ( )` — the characters every resource type we deploy to
@@ -131,6 +135,151 @@ pub fn container(v: &str) -> Result<String, ValueError> {
             accepted: "lower-case letters, digits and -, starting with a letter (up to 63)".into(),
         })
     }
+}
+
+/// A zip the platform downloads: an absolute `https://` URL with a host and
+/// no user name or password in it (a SAS token goes in the query, which
+/// expedite never prints), naming `${version}` where the version goes.
+pub fn package_url(v: &str) -> Result<String, ValueError> {
+    let accepted = "an https:// URL of the build's zip that Azure can read (e.g. a blob URL with a SAS token); ${version} is replaced by the version";
+    let probe = v.replace("${version}", "0.0.0");
+    let bad = |problem: String| ValueError {
+        problem,
+        accepted: accepted.into(),
+    };
+    let url = reqwest::Url::parse(&probe)
+        .map_err(|_| bad(format!("{} is not a URL", shown(&redacted_url(v)))))?;
+    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!(
+            "{} is not an https:// URL",
+            shown(&redacted_url(v))
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("carries a user name or password".into()));
+    }
+    if !v.contains("${version}") {
+        // A rollback finds the previous build's zip by its version.
+        return Err(bad(format!(
+            "{} names no ${{version}}, so the previous build's zip could not be found for a rollback",
+            shown(&redacted_url(v))
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// A URL as expedite prints it: without its query (where a SAS token
+/// lives) or credentials.
+pub fn redacted_url(v: &str) -> String {
+    let head = v.split(['?', '#']).next().unwrap_or(v);
+    let query = if head.len() < v.len() { "?…" } else { "" };
+    match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let slash = if rest.contains('/') { "/" } else { "" };
+            format!("{scheme}://{host}{slash}{path}{query}")
+        }
+        None => format!("{head}{query}"),
+    }
+}
+
+/// A refusal of one platform setting, where it came from left to the
+/// caller (`input 'image'`, `` service 'web': `image` ``).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The setting's key (input name and manifest field).
+    pub key: &'static str,
+    /// What is wrong.
+    pub problem: String,
+    /// What is accepted.
+    pub accepted: String,
+    /// The value is wrong (not: missing, or not a setting of the
+    /// platform) — the manifest words the two differently.
+    pub bad_value: bool,
+}
+
+/// The platform settings a service gave (`given(key)`: the value as
+/// written, `None` when not given), checked against what `platform` takes:
+/// each value by its validator above, a required one that is missing, and
+/// one the platform does not take (refused, never ignored: a `slot` on a
+/// container app would otherwise look honoured). Returns the settings by
+/// key, defaults filled in, and every refusal (`rollback`: for a
+/// rollback, which needs no new build). The inputs and the manifest
+/// both call this, so they refuse the same things in the same words.
+pub fn platform_settings<'g>(
+    platform: &dyn crate::rollout::platforms::Platform,
+    rollback: bool,
+    given: impl Fn(&str) -> Option<&'g str>,
+) -> (std::collections::BTreeMap<String, String>, Vec<Refusal>) {
+    use crate::rollout::platforms::{Need, Setting};
+    let mut settings = std::collections::BTreeMap::new();
+    let mut refusals = Vec::new();
+    let takes = platform.takes();
+    let its: Vec<&str> = takes.iter().map(|t| t.setting.key()).collect();
+    let mut seen = Vec::new();
+    for setting in Setting::ALL {
+        let key = setting.key();
+        if seen.contains(&key) {
+            continue;
+        }
+        let taken = takes.iter().find(|t| t.setting.key() == key);
+        let value = given(key);
+        let Some(t) = taken else {
+            seen.push(key);
+            if value.is_some() {
+                refusals.push(Refusal {
+                    key,
+                    problem: format!("is not a setting of platform {}", platform.name()),
+                    bad_value: false,
+                    accepted: if its.is_empty() {
+                        format!("leave it out ({} takes none of these)", platform.name())
+                    } else {
+                        format!(
+                            "leave it out, or another platform (settings of {}: {})",
+                            platform.name(),
+                            its.join(", ")
+                        )
+                    },
+                });
+            }
+            continue;
+        };
+        if t.setting != setting {
+            continue;
+        }
+        seen.push(key);
+        let checked = value.map(|v| match setting {
+            Setting::Slot => slot(v),
+            Setting::Package => Ok(v.to_string()),
+            Setting::PackageUrl => package_url(v),
+            Setting::Image => image(v),
+            Setting::Container => container(v),
+        });
+        match (checked, t.need) {
+            (Some(Ok(v)), _) => {
+                settings.insert(key.to_string(), v);
+            }
+            (Some(Err(e)), _) => refusals.push(Refusal {
+                key,
+                problem: e.problem,
+                accepted: e.accepted,
+                bad_value: true,
+            }),
+            (None, Need::ForDeploy(_)) if rollback => {}
+            (None, Need::Required(example) | Need::ForDeploy(example)) => refusals.push(Refusal {
+                key,
+                problem: format!("is required by `platform: {}`", platform.name()),
+                accepted: example.to_string(),
+                bad_value: false,
+            }),
+            (None, Need::Default(d)) => {
+                settings.insert(key.to_string(), d.to_string());
+            }
+            (None, Need::Optional) => {}
+        }
+    }
+    (settings, refusals)
 }
 
 #[cfg(test)]

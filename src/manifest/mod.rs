@@ -78,34 +78,24 @@ struct RawService {
 }
 
 /// How a service is deployed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "platform", rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Platform {
-    /// An App Service web app: staging slot, routing rules, swap.
-    AppService {
-        /// The web app.
+    /// A registered platform ([`crate::rollout::platforms`]): an Azure
+    /// resource and the platform's settings.
+    Target {
+        /// The platform.
+        platform: &'static dyn crate::rollout::platforms::Platform,
+        /// The resource's name.
         app: String,
         /// Its resource group.
         resource_group: String,
-        /// The staging slot.
-        slot: String,
-        /// The zip package to upload, if any (relative to the workspace).
-        package: Option<String>,
+        /// The platform's settings by key (`slot`, `package`, `image`,
+        /// `container`), checked, defaults filled in.
+        settings: BTreeMap<String, String>,
     },
-    /// A container app: a new revision, traffic weights.
-    ContainerApps {
-        /// The container app.
-        app: String,
-        /// Its resource group.
-        resource_group: String,
-        /// The new image; `${version}` is replaced by the version.
-        image: String,
-        /// Which container gets the image.
-        container: Option<String>,
-    },
-    /// Anything else (a static web app, a package publish): shell
-    /// commands the manifest's author wrote, run with `sh -c` and the
-    /// service's name and version in the environment.
+    /// Anything else (a package publish, a front end hosted elsewhere):
+    /// shell commands the manifest's author wrote, run with `sh -c` and
+    /// the service's name and version in the environment.
     Command {
         /// Deploys the service.
         deploy: String,
@@ -116,13 +106,45 @@ pub enum Platform {
     },
 }
 
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("platform", self.name())?;
+        match self {
+            Platform::Target {
+                app,
+                resource_group,
+                settings,
+                ..
+            } => {
+                m.serialize_entry("app", app)?;
+                m.serialize_entry("resource_group", resource_group)?;
+                for (k, v) in settings {
+                    m.serialize_entry(k, v)?;
+                }
+            }
+            Platform::Command {
+                deploy,
+                verify,
+                rollback,
+            } => {
+                m.serialize_entry("deploy", deploy)?;
+                m.serialize_entry("verify", verify)?;
+                m.serialize_entry("rollback", rollback)?;
+            }
+        }
+        m.end()
+    }
+}
+
 impl Service {
     /// What names the service's resource: its app, or (a `command`
     /// service) its own name — unique per resource, so journals and locks
     /// can be named after it.
     pub fn resource_name(&self) -> &str {
         match &self.platform {
-            Platform::AppService { app, .. } | Platform::ContainerApps { app, .. } => app,
+            Platform::Target { app, .. } => app,
             Platform::Command { .. } => &self.name,
         }
     }
@@ -132,8 +154,7 @@ impl Platform {
     /// The platform's name as the manifest spells it.
     pub fn name(&self) -> &'static str {
         match self {
-            Platform::AppService { .. } => "app-service",
-            Platform::ContainerApps { .. } => "container-apps",
+            Platform::Target { platform, .. } => platform.name(),
             Platform::Command { .. } => "command",
         }
     }
@@ -292,13 +313,6 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
             service::resource_name,
         );
         let app = check("app", s.app.as_deref(), service::resource_name);
-        let slot = check(
-            "slot",
-            s.slot.as_deref().or(d.slot.as_deref()),
-            service::slot,
-        );
-        let image = check("image", s.image.as_deref(), service::image);
-        let container = check("container", s.container.as_deref(), service::container);
         let health_path = check(
             "health-path",
             s.health_path.as_deref().or(d.health_path.as_deref()),
@@ -341,116 +355,115 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
         let no_group = s.resource_group.is_none()
             && d.resource_group.is_none()
             && default_resource_group.is_none();
-        let platform = match s.platform.as_deref().unwrap_or("app-service") {
-            "app-service" => {
-                not_for(
-                    "platform app-service (use platform: container-apps or command)",
-                    &[
-                        ("image", s.image.is_some()),
-                        ("container", s.container.is_some()),
-                        ("deploy", s.deploy.is_some()),
-                        ("verify", s.verify.is_some()),
-                        ("rollback", s.rollback.is_some()),
-                    ],
-                    &mut missing,
-                );
-                if s.app.is_none() {
-                    missing("`app`", "is missing (the App Service web app's name)");
+        let named = s
+            .platform
+            .as_deref()
+            .unwrap_or(crate::rollout::platforms::default().name());
+        let platform = if named == "command" {
+            not_for(
+                &format!(
+                    "platform command (its commands deploy it; use platform: {})",
+                    crate::rollout::platforms::names()
+                ),
+                &[
+                    ("app", s.app.is_some()),
+                    ("slot", s.slot.is_some()),
+                    ("package", s.package.is_some()),
+                    ("image", s.image.is_some()),
+                    ("container", s.container.is_some()),
+                    ("canary", s.canary.is_some()),
+                ],
+                &mut missing,
+            );
+            match (&s.deploy, &s.verify) {
+                (Some(deploy), Some(verify)) => Some(Platform::Command {
+                    deploy: deploy.clone(),
+                    verify: verify.clone(),
+                    rollback: s.rollback.clone(),
+                }),
+                (None, _) => {
+                    missing("`deploy`", "is missing (the command that deploys it)");
+                    None
                 }
-                if no_group {
+                (_, None) => {
                     missing(
-                        "`resource-group`",
-                        "is missing (here, in `defaults`, or the resource-group input)",
+                        "`verify`",
+                        "is missing (a command that exits 0 when it is healthy in production)",
                     );
-                }
-                match (app, rg) {
-                    (Some(app), Some(resource_group)) => Some(Platform::AppService {
-                        app,
-                        resource_group,
-                        slot: slot.unwrap_or_else(|| "staging".into()),
-                        package: s.package.clone(),
-                    }),
-                    _ => None,
+                    None
                 }
             }
-            "container-apps" => {
-                not_for(
-                    "platform container-apps (use platform: app-service or command)",
-                    &[
-                        ("slot", s.slot.is_some()),
-                        ("package", s.package.is_some()),
-                        ("deploy", s.deploy.is_some()),
-                        ("verify", s.verify.is_some()),
-                        ("rollback", s.rollback.is_some()),
-                    ],
-                    &mut missing,
-                );
-                if s.app.is_none() {
-                    missing("`app`", "is missing (the container app's name)");
-                }
-                if no_group {
-                    missing(
-                        "`resource-group`",
-                        "is missing (here, in `defaults`, or the resource-group input)",
-                    );
-                }
-                if s.image.is_none() {
-                    missing(
-                        "`image`",
-                        "is missing (e.g. contoso.azurecr.io/notify:${version})",
-                    );
-                }
-                match (app, rg, image) {
-                    (Some(app), Some(resource_group), Some(image)) => {
-                        Some(Platform::ContainerApps {
-                            app,
-                            resource_group,
-                            image,
-                            container,
-                        })
-                    }
-                    _ => None,
-                }
-            }
-            "command" => {
-                not_for(
-                    "platform command (its commands deploy it; use platform: app-service or container-apps)",
-                    &[
-                        ("app", s.app.is_some()),
-                        ("slot", s.slot.is_some()),
-                        ("package", s.package.is_some()),
-                        ("image", s.image.is_some()),
-                        ("container", s.container.is_some()),
-                        ("canary", s.canary.is_some()),
-                    ],
-                    &mut missing,
-                );
-                match (&s.deploy, &s.verify) {
-                    (Some(deploy), Some(verify)) => Some(Platform::Command {
-                        deploy: deploy.clone(),
-                        verify: verify.clone(),
-                        rollback: s.rollback.clone(),
-                    }),
-                    (None, _) => {
-                        missing("`deploy`", "is missing (the command that deploys it)");
-                        None
-                    }
-                    (_, None) => {
-                        missing(
-                            "`verify`",
-                            "is missing (a command that exits 0 when it is healthy in production)",
-                        );
-                        None
-                    }
-                }
-            }
-            other => {
+        } else if let Some(p) = crate::rollout::platforms::find(named) {
+            not_for(
+                &format!(
+                    "platform {} (use platform: command for a service its own commands deploy)",
+                    p.name()
+                ),
+                &[
+                    ("deploy", s.deploy.is_some()),
+                    ("verify", s.verify.is_some()),
+                    ("rollback", s.rollback.is_some()),
+                ],
+                &mut missing,
+            );
+            if s.canary.is_some() && !p.canary() {
                 missing(
-                    &format!("platform '{other}'"),
-                    "is not known (app-service, container-apps or command)",
+                    "`canary`",
+                    &format!(
+                        "cannot run on platform {}: it has no way to send a share of production's traffic to the new build",
+                        p.name()
+                    ),
                 );
-                None
             }
+            // The platform's settings, checked as the inputs' are.
+            let given = |key: &str| match key {
+                "slot" => s.slot.as_deref().or(d.slot.as_deref()),
+                "package" => s.package.as_deref(),
+                "image" => s.image.as_deref(),
+                "container" => s.container.as_deref(),
+                _ => None,
+            };
+            let (settings, refusals) = service::platform_settings(p, false, given);
+            for f in refusals {
+                if f.bad_value {
+                    missing(
+                        &format!("{}:", f.key),
+                        &format!("{}; {}", f.problem, f.accepted),
+                    );
+                } else {
+                    missing(
+                        &format!("`{}`", f.key),
+                        &format!("{} ({})", f.problem, f.accepted),
+                    );
+                }
+            }
+            if s.app.is_none() {
+                missing("`app`", &format!("is missing ({}'s name)", p.noun()));
+            }
+            if no_group {
+                missing(
+                    "`resource-group`",
+                    "is missing (here, in `defaults`, or the resource-group input)",
+                );
+            }
+            match (app, rg) {
+                (Some(app), Some(resource_group)) => Some(Platform::Target {
+                    platform: p,
+                    app,
+                    resource_group,
+                    settings,
+                }),
+                _ => None,
+            }
+        } else {
+            missing(
+                &format!("platform '{named}'"),
+                &format!(
+                    "is not known ({})",
+                    crate::rollout::platforms::names_with(&["command"])
+                ),
+            );
+            None
         };
         let mut deps = Vec::new();
         for dep in &s.depends_on {
@@ -560,7 +573,7 @@ impl Manifest {
     pub fn needs_azure(&self) -> bool {
         self.services
             .iter()
-            .any(|s| !matches!(s.platform, Platform::Command { .. }))
+            .any(|s| matches!(s.platform, Platform::Target { .. }))
     }
 
     /// Reads and validates the manifest at `path`.
@@ -784,7 +797,7 @@ services:
         let all = e.to_string();
         for want in [
             "service 'a': the name is used twice",
-            "service 'payment-api': `image` is missing",
+            "service 'payment-api': `image` is required by `platform: container-apps`",
             "service 'c': `verify` is missing",
             "service 'd': platform 'lambda' is not known",
             "services[5]: has no `name`",
@@ -825,14 +838,17 @@ services:
     fn the_resource_group_input_fills_in() {
         let m = parse("services:\n  - name: a\n    app: app-a\n", Some("rg-x")).unwrap();
         match &m.services[0].platform {
-            Platform::AppService {
+            Platform::Target {
                 resource_group,
-                slot,
+                settings,
                 ..
             } => {
                 assert_eq!(
-                    (resource_group.as_str(), slot.as_str()),
-                    ("rg-x", "staging")
+                    (
+                        resource_group.as_str(),
+                        settings.get("slot").map(String::as_str)
+                    ),
+                    ("rg-x", Some("staging"))
                 );
             }
             other => panic!("{other:?}"),

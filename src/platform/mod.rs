@@ -1,6 +1,7 @@
-//! Traffic and slot providers. [`app_service`]: App Service slots, routing
-//! rules, swap and Kudu deployment. (Container Apps revisions and weights
-//! join here with the canary work, behind a small shared trait.)
+//! The platforms' clients, one file each: their ARM operations and typed
+//! answers (App Service slots, routing rules, swap and Kudu; Container Apps
+//! revisions and traffic weights). What a rollout does with them is under
+//! `rollout/`, each registered once in [`crate::rollout::platforms`].
 
 pub mod app_service;
 pub mod container_apps;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::Result as R;
 use super::driver::{DeployPlan, Facts, StalePolicy};
-use super::target::{Side, Target, arm_result};
+use super::target::{Side, Target, arm_result, stale_routing};
 use crate::archive::{Archive, Source};
 use crate::azure::arm::ArmError;
 use crate::azure::auth::TokenProvider;
@@ -481,23 +481,121 @@ impl Target for AppServiceTarget {
     }
 }
 
-/// What preflight makes of routing left behind by an earlier run.
-pub(super) fn stale_routing(policy: StalePolicy, stale: &[String]) -> R {
-    if stale.is_empty() {
-        return R::Ok;
-    }
-    match policy {
-        StalePolicy::Clear => {
-            tracing::warn!(
-                title = "Leftover traffic routing",
-                "production still routes traffic by old rules ({}); they will be removed",
-                stale.join("; ")
-            );
-            R::StaleRouting
+/// App Service in the registry ([`super::platforms::PLATFORMS`]).
+pub struct AppServicePlatform;
+
+/// The registered App Service platform.
+pub static PLATFORM: AppServicePlatform = AppServicePlatform;
+
+impl AppServicePlatform {
+    fn site(place: &super::platforms::Place) -> app_service::SiteRef {
+        let r = &place.resource;
+        app_service::SiteRef {
+            subscription: r.subscription.clone(),
+            resource_group: r.resource_group.clone(),
+            app: r.app.clone(),
         }
-        StalePolicy::Fail => R::Failed(format!(
-            "production has leftover routing rules ({}); clear them or set on-stale-routing: clear",
-            stale.join("; ")
-        )),
+    }
+}
+
+impl super::platforms::Platform for AppServicePlatform {
+    fn name(&self) -> &'static str {
+        "app-service"
+    }
+
+    fn noun(&self) -> &'static str {
+        "the App Service web app"
+    }
+
+    fn takes(&self) -> &'static [super::platforms::Takes] {
+        use super::platforms::{Need, Setting, Takes};
+        &[
+            Takes {
+                setting: Setting::Slot,
+                need: Need::Default("staging"),
+            },
+            Takes {
+                setting: Setting::Package,
+                need: Need::Optional,
+            },
+        ]
+    }
+
+    fn target(
+        &self,
+        place: &super::platforms::Place,
+        _plan: &DeployPlan,
+        env: &super::platforms::TargetEnv,
+    ) -> Box<dyn super::target::AnyTarget> {
+        Box::new(AppServiceTarget {
+            app: AppService::new(env.arm.clone(), Self::site(place)),
+            tokens: env.tokens.clone(),
+            http: env.http.clone(),
+            slot: place.staging_slot().unwrap_or("staging").to_string(),
+            archive: env.archive.clone(),
+        })
+    }
+
+    fn monitor(
+        &self,
+        place: &super::platforms::Place,
+    ) -> Option<crate::probe::evidence::azure_monitor::MonitorTarget> {
+        let r = &place.resource;
+        Some(
+            crate::probe::evidence::azure_monitor::MonitorTarget::AppService {
+                site_id: crate::probe::evidence::azure_monitor::web_site_id(
+                    &r.subscription,
+                    &r.resource_group,
+                    &r.app,
+                ),
+            },
+        )
+    }
+
+    fn staged_in(&self, place: &super::platforms::Place, new_revision: Option<&str>) -> String {
+        use crate::report::md_cell;
+        match new_revision {
+            Some(rev) => format!("revision {}", md_cell(rev)),
+            None => format!(
+                "slot {}",
+                md_cell(place.staging_slot().unwrap_or("staging"))
+            ),
+        }
+    }
+
+    fn live_version<'a>(
+        &'a self,
+        place: &'a super::platforms::Place,
+        env: &'a super::platforms::TargetEnv,
+        endpoints: &'a crate::probe::Endpoints,
+        c: &'a Cancel,
+    ) -> super::target::Fut<'a, Option<String>> {
+        Box::pin(async move {
+            let app = AppService::new(env.arm.clone(), Self::site(place));
+            let prod = app.slot(PRODUCTION, c).await.ok()?;
+            Probe::new(env.http.clone())
+                .observe(&prod.default_host_name, endpoints, Some("self"))
+                .await
+                .version
+        })
+    }
+
+    fn tags<'a>(
+        &'a self,
+        place: &'a super::platforms::Place,
+        env: &'a super::platforms::TargetEnv,
+        c: &'a Cancel,
+    ) -> super::target::Fut<'a, Result<BTreeMap<String, String>, String>> {
+        Box::pin(async move {
+            let app = AppService::new(env.arm.clone(), Self::site(place));
+            match app.slot(PRODUCTION, c).await {
+                Ok(p) => Ok(p.tags),
+                Err(ArmError::NotFound { .. }) => Err(format!(
+                    "the web app '{}' was not found in resource group '{}' (a container app? give platform: container-apps)",
+                    place.resource.app, place.resource.resource_group
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        })
     }
 }

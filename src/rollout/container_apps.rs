@@ -11,9 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::Result as R;
-use super::app_service::stale_routing;
 use super::driver::{DeployPlan, Facts};
-use super::target::{Side, Target, arm_result};
+use super::target::{Side, Target, arm_result, stale_routing};
 use crate::azure::arm::ArmError;
 use crate::cancel::Cancel;
 use crate::platform::container_apps::{self, ContainerApps, ReadyError, TrafficWeight};
@@ -381,5 +380,163 @@ impl Target for ContainerAppsTarget {
             "expedite rollback --platform container-apps --services {} --resource-group {} --to-version {version} --reason \"interrupted deploy\"",
             a.app, a.resource_group
         )
+    }
+}
+
+/// Container Apps in the registry ([`super::platforms::PLATFORMS`]).
+pub struct ContainerAppsPlatform;
+
+/// The registered Container Apps platform.
+pub static PLATFORM: ContainerAppsPlatform = ContainerAppsPlatform;
+
+impl ContainerAppsPlatform {
+    fn app(place: &super::platforms::Place) -> container_apps::ContainerAppRef {
+        let r = &place.resource;
+        container_apps::ContainerAppRef {
+            subscription: r.subscription.clone(),
+            resource_group: r.resource_group.clone(),
+            app: r.app.clone(),
+        }
+    }
+}
+
+impl super::platforms::Platform for ContainerAppsPlatform {
+    fn name(&self) -> &'static str {
+        "container-apps"
+    }
+
+    fn noun(&self) -> &'static str {
+        "the container app"
+    }
+
+    fn takes(&self) -> &'static [super::platforms::Takes] {
+        use super::platforms::{Need, Setting, Takes};
+        &[
+            Takes {
+                setting: Setting::Image,
+                need: Need::ForDeploy(
+                    "the image of the new build, e.g. contoso.azurecr.io/payments:2.4.1",
+                ),
+            },
+            Takes {
+                setting: Setting::Container,
+                need: Need::Optional,
+            },
+        ]
+    }
+
+    fn target(
+        &self,
+        place: &super::platforms::Place,
+        plan: &DeployPlan,
+        env: &super::platforms::TargetEnv,
+    ) -> Box<dyn super::target::AnyTarget> {
+        Box::new(ContainerAppsTarget {
+            app: ContainerApps::new(env.arm.clone(), Self::app(place)),
+            container: place.setting("container").map(str::to_string),
+            suffix: container_apps::revision_suffix(
+                &plan.expected_version,
+                &env.run_tag,
+                &env.attempt,
+            ),
+        })
+    }
+
+    fn monitor(
+        &self,
+        place: &super::platforms::Place,
+    ) -> Option<crate::probe::evidence::azure_monitor::MonitorTarget> {
+        let r = &place.resource;
+        Some(
+            crate::probe::evidence::azure_monitor::MonitorTarget::ContainerApp {
+                app_id: crate::probe::evidence::azure_monitor::container_app_id(
+                    &r.subscription,
+                    &r.resource_group,
+                    &r.app,
+                ),
+            },
+        )
+    }
+
+    fn staged_in(&self, _place: &super::platforms::Place, new_revision: Option<&str>) -> String {
+        match new_revision {
+            Some(rev) => format!("revision {}", crate::report::md_cell(rev)),
+            None => "a new revision".into(),
+        }
+    }
+
+    fn live_version<'a>(
+        &'a self,
+        _place: &'a super::platforms::Place,
+        _env: &'a super::platforms::TargetEnv,
+        _endpoints: &'a crate::probe::Endpoints,
+        _c: &'a Cancel,
+    ) -> super::target::Fut<'a, Option<String>> {
+        // Production may be several revisions: the record names none.
+        Box::pin(async { None })
+    }
+
+    fn tags<'a>(
+        &'a self,
+        place: &'a super::platforms::Place,
+        env: &'a super::platforms::TargetEnv,
+        c: &'a Cancel,
+    ) -> super::target::Fut<'a, Result<BTreeMap<String, String>, String>> {
+        Box::pin(async move {
+            match ContainerApps::new(env.arm.clone(), Self::app(place))
+                .get(c)
+                .await
+            {
+                Ok(i) => Ok(i.tags),
+                Err(ArmError::NotFound { .. }) => Err(format!(
+                    "the container app '{}' was not found in resource group '{}'",
+                    place.resource.app, place.resource.resource_group
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn rollback_handle<'a>(
+        &'a self,
+        place: &'a super::platforms::Place,
+        env: &'a super::platforms::TargetEnv,
+        version: &'a str,
+        tags: &'a BTreeMap<String, String>,
+        c: &'a Cancel,
+    ) -> super::target::Fut<'a, Result<Option<String>, String>> {
+        use super::driver::{PREVIOUS_REVISION_TAG, PREVIOUS_VERSION_TAG};
+        Box::pin(async move {
+            let tagged_revision = tags.get(PREVIOUS_REVISION_TAG).cloned();
+            if tags.get(PREVIOUS_VERSION_TAG).map(String::as_str) == Some(version)
+                && tagged_revision.is_some()
+            {
+                return Ok(tagged_revision);
+            }
+            let app = place.resource.app.as_str();
+            let revisions = ContainerApps::new(env.arm.clone(), Self::app(place))
+                .revisions(c)
+                .await
+                .map_err(|e| e.to_string())?;
+            // A revision expedite created for that version carries it in
+            // its name; the newest one wins. Its identity is checked
+            // before any traffic moves.
+            let slug = container_apps::revision_suffix(version, "", "");
+            let bare = slug.replace('-', "");
+            let mut found: Vec<_> = revisions
+                .iter()
+                .filter(|r| {
+                    r.name.strip_prefix(&format!("{app}--")).is_some_and(|s| {
+                        s == slug
+                            || s.starts_with(&format!("{slug}-"))
+                            || s.replace('-', "") == bare
+                    })
+                })
+                .collect();
+            found.sort_by(|a, b| b.created_time.cmp(&a.created_time));
+            // None: production may already serve it (nothing to do);
+            // otherwise staging says no revision is known to serve it.
+            Ok(found.first().map(|r| r.name.clone()))
+        })
     }
 }

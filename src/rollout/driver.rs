@@ -29,9 +29,8 @@ use super::canary::{CanaryPlan, SourceClients, StepRecord, Watch};
 use super::target::{Side, Target};
 use super::{Outcome, Phase, Result as R, State, Stop, StopKind, step};
 use crate::cancel::{Cancel, CancelReason};
-use crate::lock::{Alarm, Guard, LockHandle, LockKey};
-use crate::platform::app_service::{SiteRef, SwapStatus};
-use crate::platform::container_apps::ContainerAppRef;
+use crate::lock::{Alarm, Guard, LockHandle};
+use crate::platform::app_service::SwapStatus;
 use crate::probe::{Endpoints, Probe, Schedule};
 
 /// What to do about routing rules left behind by an earlier canary.
@@ -149,57 +148,7 @@ pub struct PhaseRecord {
     pub result: String,
 }
 
-/// Where a rollout runs: enough to build its target again from a journal
-/// (the post stage, a run taking over after a crash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "platform", rename_all = "kebab-case")]
-pub enum Place {
-    /// An App Service app and the slot builds are staged in.
-    AppService {
-        /// The app.
-        site: SiteRef,
-        /// The staging slot.
-        slot: String,
-    },
-    /// A container app and the container whose image changes.
-    ContainerApps {
-        /// The app.
-        app: ContainerAppRef,
-        /// The container (None: the only one).
-        #[serde(default)]
-        container: Option<String>,
-    },
-}
-
-impl Place {
-    /// The service's lock key.
-    pub fn key(&self) -> LockKey {
-        match self {
-            Place::AppService { site, .. } => {
-                LockKey::azure(&site.subscription, &site.resource_group, &site.app)
-            }
-            Place::ContainerApps { app, .. } => {
-                LockKey::azure(&app.subscription, &app.resource_group, &app.app)
-            }
-        }
-    }
-
-    /// The slot builds are staged in, where the platform has one.
-    pub fn staging_slot(&self) -> Option<&str> {
-        match self {
-            Place::AppService { slot, .. } => Some(slot),
-            Place::ContainerApps { .. } => None,
-        }
-    }
-
-    /// The app's name.
-    pub fn name(&self) -> &str {
-        match self {
-            Place::AppService { site, .. } => &site.app,
-            Place::ContainerApps { app, .. } => &app.app,
-        }
-    }
-}
+pub use super::platforms::Place;
 
 /// What a restore needs from the plan, kept in the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,7 +250,9 @@ impl<T: Target> Rollout<T> {
             State::rollback()
         } else {
             State::with_canary(
-                self.plan.package.is_some() || self.plan.image.is_some(),
+                self.plan.package.is_some()
+                    || self.plan.image.is_some()
+                    || self.target.finds_build(),
                 steps,
             )
         };

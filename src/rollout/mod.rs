@@ -36,6 +36,7 @@ pub mod canary;
 pub mod container_apps;
 pub mod driver;
 pub mod multi;
+pub mod platforms;
 pub mod target;
 
 /// Where the rollout is.

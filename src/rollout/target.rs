@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::Result as R;
-use super::driver::{DeployPlan, Facts};
+use super::driver::{DeployPlan, Facts, StalePolicy};
 use crate::azure::arm::ArmError;
 use crate::azure::auth::AuthError;
 use crate::cancel::Cancel;
@@ -48,6 +48,27 @@ pub fn arm_result(e: ArmError) -> R {
         }
         ArmError::Cancelled(_) => R::Cancelled,
         other => R::Failed(other.to_string()),
+    }
+}
+
+/// What preflight makes of routing left behind by an earlier run.
+pub fn stale_routing(policy: StalePolicy, stale: &[String]) -> R {
+    if stale.is_empty() {
+        return R::Ok;
+    }
+    match policy {
+        StalePolicy::Clear => {
+            tracing::warn!(
+                title = "Leftover traffic routing",
+                "production still routes traffic by old rules ({}); they will be removed",
+                stale.join("; ")
+            );
+            R::StaleRouting
+        }
+        StalePolicy::Fail => R::Failed(format!(
+            "production has leftover routing rules ({}); clear them or set on-stale-routing: clear",
+            stale.join("; ")
+        )),
     }
 }
 
@@ -144,7 +165,234 @@ pub trait Target: Send + Sync {
     /// The canary and the baseline, for evidence sources.
     fn arms(&self, facts: &Facts) -> Arms;
 
+    /// Whether the target finds the new build itself (Static Web Apps: a
+    /// zip URL naming the version), so the build is staged even when the
+    /// plan carries no package or image.
+    fn finds_build(&self) -> bool {
+        false
+    }
+
     /// The command a person runs to put production back on `version`
     /// (printed when a run is stopped before it could restore).
     fn rollback_command(&self, version: &str) -> String;
+}
+
+/// A boxed future, the shape [`AnyTarget`]'s methods return.
+pub type Fut<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`Target`] behind a pointer: what a platform's factory returns, so
+/// commands drive every platform through one `Box<dyn AnyTarget>` instead
+/// of telling platforms apart. Every `Target` is one (the blanket impl
+/// below), and a boxed one is a `Target` again.
+pub trait AnyTarget: Send + Sync {
+    /// [`Target::preflight`].
+    fn preflight_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a mut Facts,
+        probe: &'a Probe,
+        c: &'a Cancel,
+    ) -> Fut<'a, R>;
+    /// [`Target::busy`].
+    fn busy_any<'a>(&'a self, c: &'a Cancel) -> Fut<'a, Result<Option<String>, R>>;
+    /// [`Target::merge_tags`].
+    fn merge_tags_any<'a>(
+        &'a self,
+        tags: &'a BTreeMap<String, String>,
+        c: &'a Cancel,
+    ) -> Fut<'a, Result<(), R>>;
+    /// [`Target::route_all`].
+    fn route_all_any<'a>(&'a self, to: Side, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, R>;
+    /// [`Target::check_routing`].
+    fn check_routing_any<'a>(&'a self, to: Side, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, R>;
+    /// [`Target::stage`].
+    fn stage_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a mut Facts,
+        probe: &'a Probe,
+        c: &'a Cancel,
+    ) -> Fut<'a, R>;
+    /// [`Target::shift`].
+    fn shift_any<'a>(&'a self, percent: u8, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, R>;
+    /// [`Target::swap`].
+    fn swap_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a Facts,
+        probe: &'a Probe,
+        back: bool,
+        c: &'a Cancel,
+    ) -> Fut<'a, R>;
+    /// [`Target::resolve_swap`].
+    fn resolve_swap_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a Facts,
+        expected: Option<&'a str>,
+        probe: &'a Probe,
+        c: &'a Cancel,
+    ) -> Fut<'a, R>;
+    /// [`Target::retire`].
+    fn retire_any<'a>(&'a self, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, ()>;
+    /// [`Target::keep`].
+    fn keep_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a Facts,
+        c: &'a Cancel,
+    ) -> Fut<'a, Option<String>>;
+    /// [`Target::arms`].
+    fn arms_any(&self, facts: &Facts) -> Arms;
+    /// [`Target::finds_build`].
+    fn finds_build_any(&self) -> bool;
+    /// [`Target::rollback_command`].
+    fn rollback_command_any(&self, version: &str) -> String;
+}
+
+impl<T: Target> AnyTarget for T {
+    fn preflight_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a mut Facts,
+        probe: &'a Probe,
+        c: &'a Cancel,
+    ) -> Fut<'a, R> {
+        Box::pin(self.preflight(plan, facts, probe, c))
+    }
+    fn busy_any<'a>(&'a self, c: &'a Cancel) -> Fut<'a, Result<Option<String>, R>> {
+        Box::pin(self.busy(c))
+    }
+    fn merge_tags_any<'a>(
+        &'a self,
+        tags: &'a BTreeMap<String, String>,
+        c: &'a Cancel,
+    ) -> Fut<'a, Result<(), R>> {
+        Box::pin(self.merge_tags(tags, c))
+    }
+    fn route_all_any<'a>(&'a self, to: Side, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, R> {
+        Box::pin(self.route_all(to, facts, c))
+    }
+    fn check_routing_any<'a>(&'a self, to: Side, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, R> {
+        Box::pin(self.check_routing(to, facts, c))
+    }
+    fn stage_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a mut Facts,
+        probe: &'a Probe,
+        c: &'a Cancel,
+    ) -> Fut<'a, R> {
+        Box::pin(self.stage(plan, facts, probe, c))
+    }
+    fn shift_any<'a>(&'a self, percent: u8, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, R> {
+        Box::pin(self.shift(percent, facts, c))
+    }
+    fn swap_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a Facts,
+        probe: &'a Probe,
+        back: bool,
+        c: &'a Cancel,
+    ) -> Fut<'a, R> {
+        Box::pin(self.swap(plan, facts, probe, back, c))
+    }
+    fn resolve_swap_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a Facts,
+        expected: Option<&'a str>,
+        probe: &'a Probe,
+        c: &'a Cancel,
+    ) -> Fut<'a, R> {
+        Box::pin(self.resolve_swap(plan, facts, expected, probe, c))
+    }
+    fn retire_any<'a>(&'a self, facts: &'a Facts, c: &'a Cancel) -> Fut<'a, ()> {
+        Box::pin(self.retire(facts, c))
+    }
+    fn keep_any<'a>(
+        &'a self,
+        plan: &'a DeployPlan,
+        facts: &'a Facts,
+        c: &'a Cancel,
+    ) -> Fut<'a, Option<String>> {
+        Box::pin(self.keep(plan, facts, c))
+    }
+    fn arms_any(&self, facts: &Facts) -> Arms {
+        self.arms(facts)
+    }
+    fn finds_build_any(&self) -> bool {
+        self.finds_build()
+    }
+    fn rollback_command_any(&self, version: &str) -> String {
+        self.rollback_command(version)
+    }
+}
+
+impl<'t> Target for Box<dyn AnyTarget + 't> {
+    async fn preflight(
+        &self,
+        plan: &DeployPlan,
+        facts: &mut Facts,
+        probe: &Probe,
+        c: &Cancel,
+    ) -> R {
+        (**self).preflight_any(plan, facts, probe, c).await
+    }
+    async fn busy(&self, c: &Cancel) -> Result<Option<String>, R> {
+        (**self).busy_any(c).await
+    }
+    async fn merge_tags(&self, tags: &BTreeMap<String, String>, c: &Cancel) -> Result<(), R> {
+        (**self).merge_tags_any(tags, c).await
+    }
+    async fn route_all(&self, to: Side, facts: &Facts, c: &Cancel) -> R {
+        (**self).route_all_any(to, facts, c).await
+    }
+    async fn check_routing(&self, to: Side, facts: &Facts, c: &Cancel) -> R {
+        (**self).check_routing_any(to, facts, c).await
+    }
+    async fn stage(&self, plan: &DeployPlan, facts: &mut Facts, probe: &Probe, c: &Cancel) -> R {
+        (**self).stage_any(plan, facts, probe, c).await
+    }
+    async fn shift(&self, percent: u8, facts: &Facts, c: &Cancel) -> R {
+        (**self).shift_any(percent, facts, c).await
+    }
+    async fn swap(
+        &self,
+        plan: &DeployPlan,
+        facts: &Facts,
+        probe: &Probe,
+        back: bool,
+        c: &Cancel,
+    ) -> R {
+        (**self).swap_any(plan, facts, probe, back, c).await
+    }
+    async fn resolve_swap(
+        &self,
+        plan: &DeployPlan,
+        facts: &Facts,
+        expected: Option<&str>,
+        probe: &Probe,
+        c: &Cancel,
+    ) -> R {
+        (**self)
+            .resolve_swap_any(plan, facts, expected, probe, c)
+            .await
+    }
+    async fn retire(&self, facts: &Facts, c: &Cancel) -> () {
+        (**self).retire_any(facts, c).await
+    }
+    async fn keep(&self, plan: &DeployPlan, facts: &Facts, c: &Cancel) -> Option<String> {
+        (**self).keep_any(plan, facts, c).await
+    }
+    fn arms(&self, facts: &Facts) -> Arms {
+        (**self).arms_any(facts)
+    }
+    fn finds_build(&self) -> bool {
+        (**self).finds_build_any()
+    }
+    fn rollback_command(&self, version: &str) -> String {
+        (**self).rollback_command_any(version)
+    }
 }

@@ -28,13 +28,13 @@ use crate::rollout::{Outcome, Phase, StopKind};
 
 /// Where the single-service deploy runs.
 pub fn place_of(config: &DeployConfig) -> Place {
+    let r = &config.resource;
     platforms::place(
         config.platform,
-        &config.site.subscription,
-        &config.site.resource_group,
-        &config.site.app,
-        &config.plan.slot,
-        config.container.clone(),
+        &r.subscription,
+        &r.resource_group,
+        &r.app,
+        config.settings.clone(),
     )
 }
 
@@ -83,7 +83,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
     let cancel = ctx.cancel.child();
     let group = ctx.console.group(&format!(
         "deploy {} to {}",
-        config.plan.expected_version, config.site.app
+        config.plan.expected_version, config.resource.app
     ));
     let ask = LockAsk {
         command: format!("deploy {}", config.plan.expected_version),
@@ -105,6 +105,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
                 // version production serves now as the last known good.
                 let deployment = if rec.api.is_some() {
                     let previous = platforms::live_version(
+                        ctx,
                         &clients,
                         &place,
                         &config.plan.endpoints,
@@ -113,7 +114,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
                     .await;
                     rec.deployment_start(
                         ctx,
-                        &config.site.app,
+                        &config.resource.app,
                         &config.plan.expected_version,
                         previous.as_deref(),
                     )
@@ -148,7 +149,7 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         ctx,
         &mut rec,
         deployment,
-        &config.site.app,
+        &config.resource.app,
         &config.plan.expected_version,
         &mut report,
     )
@@ -243,7 +244,7 @@ fn report(
     let (reads, writes) = clients.arm.counts();
     let audit = json!({
         "command": "deploy",
-        "app": config.site,
+        "app": config.resource,
         "slot": config.plan.slot,
         "expected_version": config.plan.expected_version,
         "run": ctx.identity,
@@ -264,8 +265,8 @@ fn report(
     {
         errors.push(format!(
             "to put production back on {previous}: expedite rollback --services {} --resource-group {} --to-version {previous} --reason \"…\"{}",
-            config.site.app,
-            config.site.resource_group,
+            config.resource.app,
+            config.resource.resource_group,
             platforms::rollback_flags(&place_of(config))
         ));
     }

@@ -35,7 +35,7 @@ pub(super) fn summary(
     let mut md = format!(
         "## {} — {} {}\n\n",
         title(outcome),
-        md_cell(&config.site.app),
+        md_cell(&config.resource.app),
         md_cell(&config.plan.expected_version)
     );
     if let Some(line) = verdict(j, outcome, elapsed) {

@@ -1,57 +1,41 @@
-//! The platforms expedite deploys to, registered in one place: how a
-//! service's settings name its [`Place`], how a place becomes the rollout's
-//! [`Target`](crate::rollout::target::Target) and its evidence clients, and
-//! the few platform facts commands show or act on (what production serves
-//! for a deployment record, where a build is staged, what a rollback aims
-//! at). Outside this file, `rollout/driver.rs` (the journal's `Place`) and
-//! the configuration that parses them, nothing tells platforms apart
-//! (`tests/architecture.rs`). A new platform is its target under
-//! `rollout/`, its client under `platform/`, a `Place` variant, and an arm
-//! in each function here.
+//! What commands do with a platform, through the registry
+//! ([`crate::rollout::platforms`]): name a service's [`Place`] from the
+//! inputs or a manifest entry, build its target and evidence clients and
+//! run the rollout, find what a rollback aims at, read what production
+//! serves for a deployment record. Nothing here tells platforms apart:
+//! each answers for itself through
+//! [`Platform`](crate::rollout::platforms::Platform), and
+//! `tests/architecture.rs` keeps it that way.
+
+use std::collections::BTreeMap;
 
 use crate::cancel::Cancel;
 use crate::commands::Ctx;
-use crate::config::PlatformKind;
-use crate::manifest::{Platform, Service};
-use crate::platform::app_service::{AppService, PRODUCTION, SiteRef};
-use crate::platform::container_apps::{ContainerAppRef, ContainerApps, revision_suffix};
+use crate::manifest::{Platform as ServicePlatform, Service};
 use crate::probe::Probe;
-use crate::probe::evidence::azure_monitor::{MonitorTarget, container_app_id, web_site_id};
-use crate::rollout::app_service::AppServiceTarget;
 use crate::rollout::canary::SourceClients;
-use crate::rollout::container_apps::ContainerAppsTarget;
-use crate::rollout::driver::{
-    DeployPlan, Journal, PREVIOUS_REVISION_TAG, PREVIOUS_VERSION_TAG, Place,
-};
+use crate::rollout::driver::{DeployPlan, Journal, PREVIOUS_VERSION_TAG, Place};
+use crate::rollout::platforms::{self, Aim, Platform, Resource, Setting, TargetEnv};
 
-use super::service::{Aim, AzureClients, Keeper, Start, roll};
+use super::service::{AzureClients, Keeper, Start, roll};
 
-/// Where a service named by the inputs runs.
+/// Where a service named by the inputs runs (`settings`: the platform's
+/// settings, checked by `config::service::platform_settings`).
 pub fn place(
-    kind: PlatformKind,
+    platform: &'static dyn Platform,
     subscription: &str,
     resource_group: &str,
     app: &str,
-    slot: &str,
-    container: Option<String>,
+    settings: BTreeMap<String, String>,
 ) -> Place {
-    match kind {
-        PlatformKind::AppService => Place::AppService {
-            site: SiteRef {
-                subscription: subscription.to_string(),
-                resource_group: resource_group.to_string(),
-                app: app.to_string(),
-            },
-            slot: slot.to_string(),
+    Place {
+        platform,
+        resource: Resource {
+            subscription: subscription.to_string(),
+            resource_group: resource_group.to_string(),
+            app: app.to_string(),
         },
-        PlatformKind::ContainerApps => Place::ContainerApps {
-            app: ContainerAppRef {
-                subscription: subscription.to_string(),
-                resource_group: resource_group.to_string(),
-                app: app.to_string(),
-            },
-            container,
-        },
+        settings,
     }
 }
 
@@ -59,78 +43,80 @@ pub fn place(
 /// commands deploy it: there is no target).
 pub fn place_of_service(s: &Service, subscription: &str) -> Option<Place> {
     match &s.platform {
-        Platform::AppService {
+        ServicePlatform::Target {
+            platform,
             app,
             resource_group,
-            slot,
-            ..
+            settings,
         } => Some(place(
-            PlatformKind::AppService,
+            *platform,
             subscription,
             resource_group,
             app,
-            slot,
-            None,
+            settings.clone(),
         )),
-        Platform::ContainerApps {
-            app,
-            resource_group,
-            container,
-            ..
-        } => Some(place(
-            PlatformKind::ContainerApps,
-            subscription,
-            resource_group,
-            app,
-            "",
-            container.clone(),
-        )),
-        Platform::Command { .. } => None,
+        ServicePlatform::Command { .. } => None,
     }
 }
 
-/// A manifest service's build for `plan`: the package read and checked
-/// (App Service), or the image with its version (Container Apps).
+/// A manifest service's build for the rollout: its slot, the package read
+/// and checked (a zip file), or the image with its version.
 pub async fn stage_service(
     s: &Service,
     version: &str,
     plan: &mut DeployPlan,
 ) -> Result<(), String> {
-    match &s.platform {
-        Platform::AppService { slot, package, .. } => {
-            plan.slot = slot.clone();
-            plan.package = match package {
-                Some(p) => match tokio::fs::read(p).await {
+    let ServicePlatform::Target {
+        platform, settings, ..
+    } = &s.platform
+    else {
+        return Ok(());
+    };
+    for t in platform.takes() {
+        let Some(value) = settings.get(t.setting.key()) else {
+            continue;
+        };
+        match t.setting {
+            Setting::Slot => plan.slot = value.clone(),
+            Setting::Package => {
+                plan.package = match tokio::fs::read(value).await {
                     Ok(bytes) if bytes.starts_with(b"PK\x03\x04") => Some(bytes),
-                    Ok(_) => return Err(format!("the package {p} is not a zip file")),
-                    Err(e) => return Err(format!("cannot read the package {p}: {e}")),
-                },
-                None => None,
-            };
+                    Ok(_) => return Err(format!("the package {value} is not a zip file")),
+                    Err(e) => return Err(format!("cannot read the package {value}: {e}")),
+                }
+            }
+            Setting::Image => plan.image = Some(value.replace("${version}", version)),
+            Setting::PackageUrl | Setting::Container => {}
         }
-        Platform::ContainerApps { image, .. } => {
-            plan.image = Some(image.replace("${version}", version));
-        }
-        Platform::Command { .. } => {}
     }
     Ok(())
 }
 
 /// Where the new build waits for its checks, in words for the summary.
 pub fn staged_in(place: &Place, new_revision: Option<&str>) -> String {
-    use crate::report::md_cell;
-    match (new_revision, place) {
-        (Some(rev), _) => format!("revision {}", md_cell(rev)),
-        (None, Place::ContainerApps { .. }) => "a new revision".into(),
-        (None, Place::AppService { slot, .. }) => format!("slot {}", md_cell(slot)),
-    }
+    place.platform.staged_in(place, new_revision)
 }
 
 /// The `rollback` flags that name `place`'s platform (none for the default).
-pub fn rollback_flags(place: &Place) -> &'static str {
-    match place {
-        Place::AppService { .. } => "",
-        Place::ContainerApps { .. } => " --platform container-apps",
+pub fn rollback_flags(place: &Place) -> String {
+    if place.platform == platforms::default() {
+        String::new()
+    } else {
+        format!(" --platform {}", place.platform.name())
+    }
+}
+
+/// What a platform's factory needs, from the command's clients.
+fn target_env(ctx: &Ctx, clients: &AzureClients, keeper: Option<&Keeper>) -> TargetEnv {
+    let (run, attempt) = ctx.identity.run_and_attempt();
+    let nonce: String = ctx.identity.nonce().chars().take(4).collect();
+    TargetEnv {
+        http: clients.http.clone(),
+        arm: clients.arm.clone(),
+        tokens: clients.tokens.clone(),
+        archive: keeper.and_then(|k| k.archive.clone()),
+        run_tag: format!("{run}-{nonce}"),
+        attempt,
     }
 }
 
@@ -138,20 +124,14 @@ pub fn rollback_flags(place: &Place) -> &'static str {
 /// when it cannot be read, or the platform keeps no version there: the
 /// record then names no previous version).
 pub async fn live_version(
+    ctx: &Ctx,
     clients: &AzureClients,
     place: &Place,
     endpoints: &crate::probe::Endpoints,
     c: &Cancel,
 ) -> Option<String> {
-    let Place::AppService { site, .. } = place else {
-        return None;
-    };
-    let app = AppService::new(clients.arm.clone(), site.clone());
-    let prod = app.slot(PRODUCTION, c).await.ok()?;
-    Probe::new(clients.http.clone())
-        .observe(&prod.default_host_name, endpoints, Some("self"))
-        .await
-        .version
+    let env = target_env(ctx, clients, None);
+    place.platform.live_version(place, &env, endpoints, c).await
 }
 
 /// Builds the platform's target and evidence clients and runs the rollout.
@@ -164,88 +144,33 @@ pub async fn drive(
     start: Start,
 ) -> Journal {
     let probe = Probe::new(clients.http.clone());
-    let sources = |monitor: MonitorTarget| {
-        plan.canary.as_ref().map(|_| SourceClients {
+    let sources = match (&plan.canary, place.platform.monitor(place)) {
+        (Some(_), Some(monitor)) => Some(SourceClients {
             http: clients.http.clone(),
             arm: clients.arm.clone(),
             monitor,
-        })
+        }),
+        _ => None,
     };
-    match place {
-        Place::AppService { site, slot } => {
-            let sources = sources(MonitorTarget::AppService {
-                site_id: web_site_id(&site.subscription, &site.resource_group, &site.app),
-            });
-            let target = AppServiceTarget {
-                app: AppService::new(clients.arm.clone(), site.clone()),
-                tokens: clients.tokens.clone(),
-                http: clients.http.clone(),
-                slot: slot.clone(),
-                archive: keeper.archive.clone(),
-            };
-            Box::pin(roll(target, probe, plan, sources, place, start)).await
-        }
-        Place::ContainerApps { app, container } => {
-            let sources = sources(MonitorTarget::ContainerApp {
-                app_id: container_app_id(&app.subscription, &app.resource_group, &app.app),
-            });
-            // Unique per run and per process: two runs never name the same
-            // revision.
-            let (run, attempt) = ctx.identity.run_and_attempt();
-            let nonce: String = ctx.identity.nonce().chars().take(4).collect();
-            let suffix =
-                revision_suffix(&plan.expected_version, &format!("{run}-{nonce}"), &attempt);
-            let target = ContainerAppsTarget {
-                app: ContainerApps::new(clients.arm.clone(), app.clone()),
-                container: container.clone(),
-                suffix,
-            };
-            Box::pin(roll(target, probe, plan, sources, place, start)).await
-        }
-    }
+    let env = target_env(ctx, clients, Some(keeper));
+    let target = place.platform.target(place, &plan, &env);
+    Box::pin(roll(target, probe, plan, sources, place, start)).await
 }
 
-/// Finds the version (and revision) a rollback of `place` goes to:
-/// `to_version`, else the version production served before expedite's last
-/// promotion (the app's tag), else `recorded` (the last successful GitHub
-/// deployment).
+/// Finds the version (and the platform's handle on it) a rollback of
+/// `place` goes to: `to_version`, else the version production served
+/// before expedite's last promotion (the resource's tag), else `recorded`
+/// (the last successful GitHub deployment).
 pub async fn aim(
+    ctx: &Ctx,
     clients: &AzureClients,
     place: &Place,
     to_version: Option<&str>,
     recorded: Option<String>,
     c: &Cancel,
 ) -> Result<Aim, String> {
-    let (tags, revisions) = match place {
-        Place::AppService { site, .. } => {
-            let app = AppService::new(clients.arm.clone(), site.clone());
-            match app.slot(PRODUCTION, c).await {
-                Ok(p) => (p.tags, Vec::new()),
-                Err(crate::azure::arm::ArmError::NotFound { .. }) => {
-                    return Err(format!(
-                        "the web app '{}' was not found in resource group '{}' (a container app? give platform: container-apps)",
-                        site.app, site.resource_group
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Place::ContainerApps { app, .. } => {
-            let ca = ContainerApps::new(clients.arm.clone(), app.clone());
-            let info = match ca.get(c).await {
-                Ok(i) => i,
-                Err(crate::azure::arm::ArmError::NotFound { .. }) => {
-                    return Err(format!(
-                        "the container app '{}' was not found in resource group '{}'",
-                        app.app, app.resource_group
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            };
-            let revisions = ca.revisions(c).await.map_err(|e| e.to_string())?;
-            (info.tags, revisions)
-        }
-    };
+    let env = target_env(ctx, clients, None);
+    let tags = place.platform.tags(place, &env, c).await?;
     let tagged = tags.get(PREVIOUS_VERSION_TAG).cloned();
     let (version, from) = match (to_version, &tagged, recorded) {
         (Some(v), _, _) => (v.to_string(), "to-version".to_string()),
@@ -268,37 +193,10 @@ pub async fn aim(
             ));
         }
     };
-    let revision = match place {
-        Place::AppService { .. } => None,
-        Place::ContainerApps { app, .. } => {
-            let tagged_revision = tags.get(PREVIOUS_REVISION_TAG).cloned();
-            if tagged.as_deref() == Some(version.as_str()) && tagged_revision.is_some() {
-                tagged_revision
-            } else {
-                // A revision expedite created for that version carries it in
-                // its name; the newest one wins. Its identity is checked
-                // before any traffic moves.
-                let slug = revision_suffix(&version, "", "");
-                let bare = slug.replace('-', "");
-                let mut found: Vec<_> = revisions
-                    .iter()
-                    .filter(|r| {
-                        r.name
-                            .strip_prefix(&format!("{}--", app.app))
-                            .is_some_and(|s| {
-                                s == slug
-                                    || s.starts_with(&format!("{slug}-"))
-                                    || s.replace('-', "") == bare
-                            })
-                    })
-                    .collect();
-                found.sort_by(|a, b| b.created_time.cmp(&a.created_time));
-                // None: production may already serve it (nothing to do);
-                // otherwise staging says no revision is known to serve it.
-                found.first().map(|r| r.name.clone())
-            }
-        }
-    };
+    let revision = place
+        .platform
+        .rollback_handle(place, &env, &version, &tags, c)
+        .await?;
     Ok(Aim {
         version,
         revision,

@@ -63,7 +63,23 @@ pub fn azure_clients(console: &Console, azure: &AzureConfig) -> Result<AzureClie
 /// Writes a JSON audit log (creating its directory); warns and returns false
 /// when it cannot, so a full disk never turns a good deploy into a failure.
 pub fn write_audit(path: &std::path::Path, audit: &serde_json::Value) -> bool {
-    let text = match serde_json::to_string_pretty(audit) {
+    // An audit log is kept and shared (an artifact, a ticket): a URL's
+    // query — where a SAS token lives — never reaches it.
+    fn without_queries(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s)
+                if (s.starts_with("https://") || s.starts_with("http://")) && s.contains('?') =>
+            {
+                *s = crate::config::service::redacted_url(s);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(without_queries),
+            serde_json::Value::Object(m) => m.values_mut().for_each(without_queries),
+            _ => {}
+        }
+    }
+    let mut audit = audit.clone();
+    without_queries(&mut audit);
+    let text = match serde_json::to_string_pretty(&audit) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!("cannot encode the audit log: {e}");
@@ -533,16 +549,7 @@ pub async fn finish_interrupted(
     Ok(Some(out))
 }
 
-/// What a rollback aims at, read while holding the lock.
-#[derive(Debug, Clone)]
-pub struct Aim {
-    /// The version.
-    pub version: String,
-    /// Container Apps: the revision that serves it.
-    pub revision: Option<String>,
-    /// Where the version came from (for people).
-    pub from: String,
-}
+pub use crate::rollout::platforms::Aim;
 
 /// What production serves at the end, as one version, when it serves
 /// exactly one (the `deployed-version` output); empty otherwise.
@@ -688,6 +695,7 @@ pub async fn rollback_one(
         ctx.console.info(&format!("{}: {n}", place.name()));
     }
     let aim = match super::platforms::aim(
+        ctx,
         clients,
         place,
         settings.to_version.as_deref(),

@@ -1,0 +1,381 @@
+//! The platforms expedite deploys to, as one trait and one registry.
+//!
+//! A platform is a [`Platform`]: its name as the inputs and the manifest
+//! spell it, the settings it takes ([`Takes`]), whether it can run a
+//! canary, and factories for what commands need from it — the rollout's
+//! [`Target`](super::target::Target) for a [`Place`], its Azure Monitor
+//! resource, what production serves, what a rollback aims at. Commands
+//! hold a `&'static dyn Platform` and never tell platforms apart.
+//!
+//! Adding a platform is its client under `platform/`, its target and its
+//! `Platform` implementation in its own file under `rollout/`, and **one
+//! line** in [`PLATFORMS`] (ADR 10 has the checklist).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::driver::DeployPlan;
+use super::target::{AnyTarget, Fut};
+use crate::archive::Archive;
+use crate::azure::arm::Arm;
+use crate::azure::auth::TokenProvider;
+use crate::cancel::Cancel;
+use crate::lock::LockKey;
+use crate::probe::Endpoints;
+use crate::probe::evidence::azure_monitor::MonitorTarget;
+
+/// Every platform, in the order `--help` and error messages list them.
+/// **The registration line**: a new platform adds itself here.
+pub static PLATFORMS: &[&dyn Platform] = &[
+    &super::app_service::PLATFORM,
+    &super::container_apps::PLATFORM,
+];
+
+/// The platform called `name`, as the inputs and the manifest spell it.
+pub fn find(name: &str) -> Option<&'static dyn Platform> {
+    PLATFORMS.iter().copied().find(|p| p.name() == name)
+}
+
+/// The platforms' names for a message: `a, b or c`.
+pub fn names() -> String {
+    names_with(&[])
+}
+
+/// The platforms' names and `extra` ones (`command`) for a message.
+pub fn names_with(extra: &[&str]) -> String {
+    let all: Vec<&str> = PLATFORMS
+        .iter()
+        .map(|p| p.name())
+        .chain(extra.iter().copied())
+        .collect();
+    match all.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => (*last).to_string(),
+        None => String::new(),
+    }
+}
+
+/// The platform a service uses when none is named.
+pub fn default() -> &'static dyn Platform {
+    PLATFORMS[0]
+}
+
+/// A service setting a platform may take. Each is validated by one
+/// function in `config/service.rs`, whether it comes from an input or a
+/// manifest entry; its key is the input's name and the manifest's field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Where a new build waits for its checks (an App Service slot, a
+    /// Static Web Apps preview environment). Never production.
+    Slot,
+    /// The build as a zip file on the runner.
+    Package,
+    /// The build as an `https://` URL of a zip the platform downloads;
+    /// `${version}` in it is replaced by the version.
+    PackageUrl,
+    /// A container image; `${version}` is replaced by the version.
+    Image,
+    /// Which container of the app gets the image.
+    Container,
+}
+
+impl Setting {
+    /// Every setting, for checks that a service gave none it does not take.
+    pub const ALL: [Setting; 5] = [
+        Setting::Slot,
+        Setting::Package,
+        Setting::PackageUrl,
+        Setting::Image,
+        Setting::Container,
+    ];
+
+    /// The input's name and the manifest's field.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::Slot => "slot",
+            Setting::Package | Setting::PackageUrl => "package",
+            Setting::Image => "image",
+            Setting::Container => "container",
+        }
+    }
+}
+
+/// Whether a platform needs a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// It may be left out.
+    Optional,
+    /// It must be given; the text is an example for the error.
+    Required(&'static str),
+    /// A deploy must give it (a rollback goes back to what the platform
+    /// kept); the text is an example for the error.
+    ForDeploy(&'static str),
+    /// Left out, it is this.
+    Default(&'static str),
+}
+
+/// One setting a platform takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Takes {
+    /// Which.
+    pub setting: Setting,
+    /// Whether it must be given.
+    pub need: Need,
+}
+
+/// The Azure resource a service runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Subscription id.
+    pub subscription: String,
+    /// Resource group.
+    pub resource_group: String,
+    /// The resource's name.
+    pub app: String,
+}
+
+/// Where a rollout runs: the platform, the resource and the settings the
+/// platform took — enough to build its target again from a journal (the
+/// post stage, a run taking over after a crash).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "PlaceWire")]
+pub struct Place {
+    /// The platform, by name.
+    #[serde(serialize_with = "platform_name")]
+    pub platform: &'static dyn Platform,
+    /// The resource.
+    pub resource: Resource,
+    /// The platform's settings by key (`slot`, `container`, `package`…),
+    /// defaults filled in.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn platform_name<S: serde::Serializer>(p: &&'static dyn Platform, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
+}
+
+/// A journal's place as written, including the form before the registry
+/// (`site`/`app` for the resource, `slot`/`container` beside it), so a run
+/// can take over from an older binary's journal.
+#[derive(Deserialize)]
+struct PlaceWire {
+    platform: String,
+    #[serde(alias = "site", alias = "app")]
+    resource: Resource,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
+    #[serde(default)]
+    slot: Option<String>,
+    #[serde(default)]
+    container: Option<String>,
+}
+
+impl TryFrom<PlaceWire> for Place {
+    type Error = String;
+    fn try_from(w: PlaceWire) -> Result<Self, String> {
+        let platform = find(&w.platform).ok_or_else(|| {
+            format!(
+                "the journal names platform '{}', which this expedite does not know ({})",
+                w.platform,
+                names()
+            )
+        })?;
+        let mut settings = w.settings;
+        for (key, value) in [("slot", w.slot), ("container", w.container)] {
+            if let Some(v) = value {
+                settings.entry(key.into()).or_insert(v);
+            }
+        }
+        Ok(Place {
+            platform,
+            resource: w.resource,
+            settings,
+        })
+    }
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Place")
+            .field("platform", &self.platform.name())
+            .field("resource", &self.resource)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl PartialEq for Place {
+    fn eq(&self, other: &Self) -> bool {
+        self.platform.name() == other.platform.name()
+            && self.resource == other.resource
+            && self.settings == other.settings
+    }
+}
+
+impl Eq for Place {}
+
+impl Place {
+    /// The service's lock key.
+    pub fn key(&self) -> LockKey {
+        let r = &self.resource;
+        LockKey::azure(&r.subscription, &r.resource_group, &r.app)
+    }
+
+    /// The resource's name.
+    pub fn name(&self) -> &str {
+        &self.resource.app
+    }
+
+    /// A setting the platform took, by key.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(String::as_str)
+    }
+
+    /// The slot builds are staged in, where the platform has one.
+    pub fn staging_slot(&self) -> Option<&str> {
+        self.setting(Setting::Slot.key())
+    }
+}
+
+/// What a platform's factory needs to build its target.
+#[derive(Clone)]
+pub struct TargetEnv {
+    /// The shared HTTP client.
+    pub http: reqwest::Client,
+    /// ARM.
+    pub arm: Arm,
+    /// Entra tokens (for data planes such as Kudu).
+    pub tokens: Arc<TokenProvider>,
+    /// Where packages are kept for rollbacks, if anywhere.
+    pub archive: Option<Archive>,
+    /// Unique per run and per process (`{run}-{nonce}`): two runs never
+    /// name the same new resource.
+    pub run_tag: String,
+    /// The run's attempt.
+    pub attempt: String,
+}
+
+/// Where a rollback goes.
+#[derive(Debug, Clone)]
+pub struct Aim {
+    /// The version.
+    pub version: String,
+    /// Container Apps: the revision that serves it.
+    pub revision: Option<String>,
+    /// Where the version came from (for people).
+    pub from: String,
+}
+
+/// A platform expedite deploys to. Object-safe: commands hold
+/// `&'static dyn Platform`.
+pub trait Platform: Send + Sync {
+    /// As the inputs and the manifest spell it (`app-service`).
+    fn name(&self) -> &'static str;
+
+    /// What its resource is, for messages (`the App Service web app`).
+    fn noun(&self) -> &'static str;
+
+    /// The settings it takes; any other is refused.
+    fn takes(&self) -> &'static [Takes];
+
+    /// Whether a share of production's traffic can go to the new build
+    /// (a canary); without it, `canary` is refused.
+    fn canary(&self) -> bool {
+        true
+    }
+
+    /// The rollout's target for `place`.
+    fn target(&self, place: &Place, plan: &DeployPlan, env: &TargetEnv) -> Box<dyn AnyTarget>;
+
+    /// The resource whose metrics Azure Monitor keeps, for that evidence
+    /// source (`None`: the platform has none).
+    fn monitor(&self, place: &Place) -> Option<MonitorTarget>;
+
+    /// Where the new build waits for its checks, in words for the summary
+    /// (`new_revision`: what the run created, if it named one).
+    fn staged_in(&self, place: &Place, new_revision: Option<&str>) -> String;
+
+    /// The version production serves now, for the deployment record
+    /// (`None`: unknown, or the platform keeps none there).
+    fn live_version<'a>(
+        &'a self,
+        place: &'a Place,
+        env: &'a TargetEnv,
+        endpoints: &'a Endpoints,
+        c: &'a Cancel,
+    ) -> Fut<'a, Option<String>>;
+
+    /// The tags on the resource (where expedite records what production
+    /// served before its last promotion); `Err` says what failed, in
+    /// words (the resource not found: which, and what to check).
+    fn tags<'a>(
+        &'a self,
+        place: &'a Place,
+        env: &'a TargetEnv,
+        c: &'a Cancel,
+    ) -> Fut<'a, Result<BTreeMap<String, String>, String>>;
+
+    /// For a rollback to `version`: the platform's own handle on the build
+    /// that serves it (Container Apps: a revision), if it has one.
+    fn rollback_handle<'a>(
+        &'a self,
+        _place: &'a Place,
+        _env: &'a TargetEnv,
+        _version: &'a str,
+        _tags: &'a BTreeMap<String, String>,
+        _c: &'a Cancel,
+    ) -> Fut<'a, Result<Option<String>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+impl std::fmt::Debug for dyn Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq for dyn Platform {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for dyn Platform {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_found() {
+        for p in PLATFORMS {
+            assert_eq!(find(p.name()).map(|f| f.name()), Some(p.name()));
+            assert_eq!(PLATFORMS.iter().filter(|q| q.name() == p.name()).count(), 1);
+        }
+        assert!(find("k8s").is_none());
+    }
+
+    #[test]
+    fn a_journal_written_before_the_registry_is_read() {
+        let old = r#"{"platform":"app-service","site":{"subscription":"s","resource_group":"rg","app":"web"},"slot":"staging"}"#;
+        let p: Place = serde_json::from_str(old).expect("old app-service place");
+        assert_eq!(p.platform.name(), "app-service");
+        assert_eq!(p.name(), "web");
+        assert_eq!(p.staging_slot(), Some("staging"));
+        let old = r#"{"platform":"container-apps","app":{"subscription":"s","resource_group":"rg","app":"ca"},"container":null}"#;
+        let p: Place = serde_json::from_str(old).expect("old container-apps place");
+        assert_eq!(p.platform.name(), "container-apps");
+        assert_eq!(p.setting("container"), None);
+        let again: Place =
+            serde_json::from_str(&serde_json::to_string(&p).expect("writes")).expect("reads");
+        assert_eq!(again, p);
+        let unknown =
+            r#"{"platform":"k8s","resource":{"subscription":"s","resource_group":"rg","app":"x"}}"#;
+        let e = serde_json::from_str::<Place>(unknown).expect_err("unknown platform");
+        assert!(e.to_string().contains("does not know"), "{e}");
+    }
+}
