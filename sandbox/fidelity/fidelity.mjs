@@ -74,6 +74,22 @@ function httpsForm(url, form) {
   });
 }
 
+function httpsGet(url) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = https.request(
+      { host: u.hostname, port: sandboxPort, path: u.pathname + u.search, method: "GET", agent },
+      (res) => {
+        let data = "";
+        res.on("data", (c) => (data += c));
+        res.on("end", () => resolve({ status: res.statusCode, body: data }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 async function state() {
   const r = await fetch(`${s.control_url}/_sandbox/state`);
   return (await r.json()).world;
@@ -247,6 +263,104 @@ try {
   check("revision deactivated", w3.containerApps[ca].revisions[`${ca}--hotfix-241`].active === false, w3.containerApps[ca].revisions);
 } catch (e) {
   check("no unexpected error (Container Apps)", false, { message: e.message, statusCode: e.statusCode, code: e.code });
+}
+
+// Static Web Apps: zip deployments from the sandbox blob store to a preview
+// environment and production, awaited through the SDK's v19 pollers
+// (Azure-AsyncOperation); every method is a public `client.staticSites` one.
+const swaName = "swa-contoso-store";
+const store = `${s.blob_endpoint}/store`;
+try {
+  const swa = await client.staticSites.getStaticSite(rg, swaName);
+  check(
+    "get static site",
+    swa.defaultHostname === "swa-contoso-store.azurestaticapps.test" && swa.sku?.name === "Standard" && swa.type === "Microsoft.Web/staticSites",
+    { defaultHostname: swa.defaultHostname, sku: swa.sku, type: swa.type },
+  );
+  check("staging environments enabled", swa.stagingEnvironmentPolicy === "Enabled", swa.stagingEnvironmentPolicy);
+  const builds0 = [];
+  for await (const b of client.staticSites.listStaticSiteBuilds(rg, swaName)) builds0.push(b);
+  check(
+    "production is build default",
+    builds0.length === 1 && builds0[0].buildId === "default" && builds0[0].status === "Ready" && builds0[0].hostname === swa.defaultHostname,
+    builds0,
+  );
+
+  // Preview environment from a SAS-style URL (the query is ignored).
+  await client.staticSites.createZipDeploymentForStaticSiteBuild(
+    rg,
+    swaName,
+    "pr-42",
+    { appZipUrl: `${store}/store-2.4.1.zip?sv=2025-01-05&sig=fidelity`, deploymentTitle: "Hotfix 2.4.1", provider: "expedite" },
+    poll,
+  );
+  const pr = await client.staticSites.getStaticSiteBuild(rg, swaName, "pr-42");
+  check(
+    "preview environment ready",
+    pr.status === "Ready" && pr.hostname === "swa-contoso-store-pr-42.westeurope.azurestaticapps.test" && pr.createdTimeUtc instanceof Date,
+    pr,
+  );
+  const prVersion = await httpsGet(`https://${pr.hostname}/api/version`);
+  check("preview serves 2.4.1", prVersion.status === 200 && JSON.parse(prVersion.body).version === "2.4.1", prVersion);
+  const prHealth = await httpsGet(`https://${pr.hostname}/api/health`);
+  check("preview healthy", prHealth.status === 200, prHealth);
+  const builds1 = [];
+  for await (const b of client.staticSites.listStaticSiteBuilds(rg, swaName)) builds1.push(b);
+  check("two environments listed", builds1.map((b) => b.name).sort().join(",") === "default,pr-42", builds1.map((b) => b.name));
+
+  // A failed deployment rejects the poller with the operation's error.
+  try {
+    await client.staticSites.createZipDeploymentForStaticSiteBuild(rg, swaName, "pr-43", { appZipUrl: `${store}/store-9.9.9.zip` }, poll);
+    check("missing artifact fails the deployment", false, "succeeded");
+  } catch (e) {
+    check("missing artifact fails the deployment", /DeploymentFailed/.test(e.message) && /BlobNotFound/.test(e.message), { message: e.message });
+  }
+  const failedBuild = await client.staticSites.getStaticSiteBuild(rg, swaName, "pr-43");
+  check("failed environment says Failed", failedBuild.status === "Failed", failedBuild.status);
+
+  // Promotion: the same artifact to production.
+  await client.staticSites.createZipDeploymentForStaticSite(
+    rg,
+    swaName,
+    { appZipUrl: `${store}/store-2.4.1.zip`, deploymentTitle: "Promote 2.4.1", provider: "expedite" },
+    poll,
+  );
+  const prodVersion = await httpsGet(`https://${swa.defaultHostname}/api/version`);
+  check("production serves 2.4.1", prodVersion.status === 200 && JSON.parse(prodVersion.body).version === "2.4.1", prodVersion);
+  const promoted = await client.staticSites.getStaticSite(rg, swaName);
+  check("provider of the last production deployment", promoted.provider === "expedite", promoted.provider);
+
+  const secrets = await client.staticSites.listStaticSiteSecrets(rg, swaName);
+  check("deployment token listed", typeof secrets.properties?.apiKey === "string" && secrets.properties.apiKey.length >= 40, secrets);
+
+  try {
+    await client.staticSites.createZipDeploymentForStaticSiteBuild(rg, swaName, "pr-44", { appZipUrl: "http://insecure.test/app.zip" }, poll);
+    check("http artifact URL refused", false, "accepted");
+  } catch (e) {
+    check("http artifact URL refused", e.statusCode === 400, { statusCode: e.statusCode, message: e.message });
+  }
+
+  await client.staticSites.deleteStaticSiteBuild(rg, swaName, "pr-42", poll);
+  await client.staticSites.deleteStaticSiteBuild(rg, swaName, "pr-43", poll);
+  const builds2 = [];
+  for await (const b of client.staticSites.listStaticSiteBuilds(rg, swaName)) builds2.push(b);
+  check("preview environments deleted", builds2.length === 1 && builds2[0].name === "default", builds2.map((b) => b.name));
+  try {
+    await client.staticSites.getStaticSiteBuild(rg, swaName, "pr-42");
+    check("deleted build is 404", false, "found");
+  } catch (e) {
+    check("deleted build is 404", e.statusCode === 404, { statusCode: e.statusCode, message: e.message });
+  }
+  try {
+    await client.staticSites.deleteStaticSiteBuild(rg, swaName, "default", poll);
+    check("production cannot be deleted", false, "deleted");
+  } catch (e) {
+    check("production cannot be deleted", e.statusCode === 400, { statusCode: e.statusCode, message: e.message });
+  }
+  const w4 = await state();
+  check("sandbox state agrees", w4.staticSites[swaName].environments.default.version === "2.4.1" && !w4.staticSites[swaName].environments["pr-42"], w4.staticSites[swaName]);
+} catch (e) {
+  check("no unexpected error (Static Web Apps)", false, { message: e.message, statusCode: e.statusCode, code: e.code });
 }
 
 agent.destroy();

@@ -1,9 +1,10 @@
-//! The demo "payments" app served on every slot host and revision FQDN, and
-//! the front ends in front of it: App Service production's traffic split by
-//! `rampUpRules` with `x-ms-routing-name` cookie/query pinning (reference
-//! §3.3), Container Apps' split by traffic weights (§5.4), stopped slots and
-//! inactive revisions, and the build's behaviour by version (the 2.4.0
-//! large-order bug, configurable bad builds).
+//! The demo "payments" app served on every slot host, revision FQDN and
+//! Static Web Apps environment host, and the front ends in front of it: App
+//! Service production's traffic split by `rampUpRules` with
+//! `x-ms-routing-name` cookie/query pinning (reference §3.3), Container Apps'
+//! split by traffic weights (§5.4), stopped slots and inactive revisions,
+//! static-site environments not deployed yet, and the build's behaviour by
+//! version (the 2.4.0 large-order bug, configurable bad builds).
 
 use std::time::{Duration, Instant};
 
@@ -90,7 +91,9 @@ fn cookie(req: &Req, name: &str) -> Option<String> {
 /// The path label for metrics: ids folded so label sets stay bounded.
 fn path_label(path: &str) -> String {
     match path {
-        "/" | "/health" | "/api/version" | "/metrics" | "/api/payments" => path.to_owned(),
+        "/" | "/health" | "/api/health" | "/api/version" | "/metrics" | "/api/payments" => {
+            path.to_owned()
+        }
         p if p.starts_with("/api/payments/") => "/api/payments/{id}".to_owned(),
         _ => "other".to_owned(),
     }
@@ -99,8 +102,19 @@ fn path_label(path: &str) -> String {
 /// One running copy of the demo app: a slot's content or a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Workload {
-    Slot { site: String, slot: String },
-    Revision { app: String, revision: String },
+    Slot {
+        site: String,
+        slot: String,
+    },
+    Revision {
+        app: String,
+        revision: String,
+    },
+    /// A Static Web Apps environment (`default` = production).
+    StaticEnv {
+        site: String,
+        env: String,
+    },
 }
 
 impl Workload {
@@ -108,8 +122,18 @@ impl Workload {
         match self {
             Workload::Slot { site, slot } => format!("app:{site}/{slot}"),
             Workload::Revision { app, revision } => format!("ca:{app}/{revision}"),
+            Workload::StaticEnv { site, env } => format!("swa:{site}/{env}"),
         }
     }
+}
+
+/// Static Web Apps' answer for a host with nothing deployed.
+fn static_site_not_found() -> Resp {
+    // (guessed) page text.
+    respond::html(
+        StatusCode::NOT_FOUND,
+        "<!DOCTYPE html><html><head><title>Azure Static Web Apps - 404: Not found</title></head><body><h1>404: Not Found</h1><p>We couldn't find that page, please check the URL and try again.</p></body></html>",
+    )
 }
 
 /// Whether a workload can serve, and what it runs.
@@ -158,6 +182,17 @@ fn availability(world: &World, w: &Workload, now: Instant) -> Availability {
                 started: rev.process.started,
             }
         }
+        Workload::StaticEnv { site, env } => {
+            let served = world
+                .static_sites
+                .get(site)
+                .and_then(|s| s.environments.get(env))
+                .and_then(|e| e.build.clone().map(|b| (b, e.process.started)));
+            match served {
+                Some((build, started)) => Availability::Serving { build, started },
+                None => Availability::Unavailable(static_site_not_found()),
+            }
+        }
     }
 }
 
@@ -180,6 +215,11 @@ fn process<'w>(world: &'w World, w: &Workload) -> Option<&'w Process> {
             .get(app)
             .and_then(|a| a.revisions.get(revision))
             .map(|r| &r.process),
+        Workload::StaticEnv { site, env } => world
+            .static_sites
+            .get(site)
+            .and_then(|s| s.environments.get(env))
+            .map(|e| &e.process),
     }
 }
 
@@ -187,6 +227,7 @@ fn orders<'w>(world: &'w mut World, w: &Workload) -> Option<&'w mut OrderBook> {
     match w {
         Workload::Slot { site, .. } => world.sites.get_mut(site).map(|s| &mut s.orders),
         Workload::Revision { app, .. } => world.container_apps.get_mut(app).map(|a| &mut a.orders),
+        Workload::StaticEnv { site, .. } => world.static_sites.get_mut(site).map(|s| &mut s.orders),
     }
 }
 
@@ -331,6 +372,24 @@ pub(crate) async fn handle_container_app(
     }
 }
 
+/// Serves a request to a Static Web Apps host (production or a preview
+/// environment).
+pub(crate) async fn handle_static_site(
+    shared: &Shared,
+    req: &Req,
+    site: &str,
+    env: &str,
+) -> (Outcome, String) {
+    let started = Instant::now();
+    let w = Workload::StaticEnv {
+        site: site.to_owned(),
+        env: env.to_owned(),
+    };
+    let p = plan(&mut shared.world(), &w, started);
+    let resp = serve(shared, req, &w, p, started).await;
+    (resp.into(), w.label())
+}
+
 fn app(shared: &Shared, req: &Req, w: &Workload) -> Resp {
     let mut world = shared.world();
     let world = &mut *world;
@@ -341,7 +400,18 @@ fn app(shared: &Shared, req: &Req, w: &Workload) -> Resp {
     };
     let version = build.version.clone();
     let behaviour = world.effective_behaviour(&build, started, now);
-    let path = req.path.as_str();
+    let is_static = matches!(w, Workload::StaticEnv { .. });
+    // A static web app's backend lives under `/api/` (its managed
+    // functions), so the store answers its health check there too.
+    let path = match req.path.as_str() {
+        "/api/health" if is_static => "/health",
+        p => p,
+    };
+    let product = if is_static {
+        "Contoso store"
+    } else {
+        "Contoso payments"
+    };
     let is_api = path.starts_with("/api/payments");
     if is_api && behaviour.error_rate > 0.0 && world.rng.random_bool(behaviour.error_rate) {
         return respond::json(
@@ -351,7 +421,7 @@ fn app(shared: &Shared, req: &Req, w: &Workload) -> Resp {
     }
     match (&req.method, path) {
         (&Method::GET | &Method::HEAD, "/") => {
-            respond::text(StatusCode::OK, format!("Contoso payments {version}\n"))
+            respond::text(StatusCode::OK, format!("{product} {version}\n"))
         }
         (&Method::GET | &Method::HEAD, "/health") => {
             let status = behaviour.health_status.unwrap_or(200);
@@ -470,6 +540,19 @@ fn record(shared: &Shared, req: &Req, w: &Workload, status: u16, took: Duration)
             // Keep one day, as a bounded window.
             while slot.monitor.len() > 1440 {
                 slot.monitor.pop_first();
+            }
+        }
+        Workload::StaticEnv { site, env } => {
+            // Static Web Apps has no per-environment Azure Monitor series in
+            // the sandbox: only the process counts the request.
+            if let Some(e) = world
+                .static_sites
+                .get_mut(site)
+                .and_then(|s| s.environments.get_mut(env))
+            {
+                e.process
+                    .metrics
+                    .record(status, req.method.as_str(), &label, secs);
             }
         }
         Workload::Revision { app, revision } => {

@@ -33,6 +33,9 @@ pub enum FaultKind {
     Delay { ms: u64 },
     /// Close the connection without answering.
     DropConnection,
+    /// Handle the request as usual — the change happens — then close the
+    /// connection instead of answering: the caller cannot know it worked.
+    AnswerLost,
     /// The swap is accepted (202) but its operation ends in App Service's
     /// 400 "application initialization ... failed"; nothing is exchanged.
     SwapWarmupFailure,
@@ -77,6 +80,7 @@ impl FaultKind {
             FaultKind::Error { .. } => "error",
             FaultKind::Delay { .. } => "delay",
             FaultKind::DropConnection => "drop_connection",
+            FaultKind::AnswerLost => "answer_lost",
             FaultKind::SwapWarmupFailure => "swap_warmup_failure",
             FaultKind::SwapTimeout { .. } => "swap_timeout",
             FaultKind::TokenEndpointDown => "token_endpoint_down",

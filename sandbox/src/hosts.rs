@@ -11,6 +11,12 @@ pub const OIDC: &str = "token.actions.test";
 pub const WEB_DOMAIN: &str = "azurewebsites.test";
 /// Parent domain of Container Apps environments.
 pub const CONTAINER_APPS_DOMAIN: &str = "azurecontainerapps.test";
+/// Parent domain of Static Web Apps hosts: production
+/// `{site}.azurestaticapps.test`, previews
+/// `{site}-{env}.{location}.azurestaticapps.test`.
+pub const STATIC_APPS_DOMAIN: &str = "azurestaticapps.test";
+/// Parent domain of Blob Storage accounts (`{account}.blob.core.test`).
+pub const BLOB_DOMAIN: &str = "blob.core.test";
 
 /// The `Host` header without port, lower-cased.
 pub(crate) fn normalise(host: &str) -> String {

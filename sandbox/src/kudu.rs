@@ -38,7 +38,7 @@ pub fn demo_package(version: &str) -> Result<Vec<u8>, crate::SandboxError> {
 
 /// A demo package whose manifest carries `version` and, when given, the
 /// packaged behaviour.
-fn package_for(
+pub(crate) fn package_for(
     version: &str,
     behaviour: Option<&Behaviour>,
 ) -> Result<Vec<u8>, crate::SandboxError> {

@@ -9,7 +9,12 @@
 //! (GitHub Actions OIDC tokens), `*.azurewebsites.test` (the demo payments
 //! app per slot), `*.scm.azurewebsites.test` (Kudu per slot) and
 //! `*.{env}.azurecontainerapps.test` (the demo app per container app and
-//! revision). One plain HTTP listener serves the control API `/_sandbox/*`.
+//! revision), `*.azurestaticapps.test` (the demo store per Static Web Apps
+//! environment: production `{site}.azurestaticapps.test`, previews
+//! `{site}-{env}.{location}.azurestaticapps.test`) and
+//! `{account}.blob.core.test` (Blob Storage, where CI leaves the site zips
+//! Static Web Apps' zip deploy fetches). One plain HTTP listener serves the
+//! control API `/_sandbox/*`.
 //! [`start`] returns a [`Sandbox`] whose [`Settings`] tell a client everything
 //! it needs (endpoints, credentials, resolve overrides, CA file).
 //!
@@ -20,7 +25,12 @@
 //! the bad 2.4.0 (drops orders over 10,000), staging holds 2.3.1; container
 //! app `ca-contoso-payments` (Multiple revision mode, one revision serving
 //! 2.4.0, traffic `latestRevision: true` at 100 %, so a deploy that does not
-//! pin traffic first sends everyone to the new revision).
+//! pin traffic first sends everyone to the new revision); static web app
+//! `swa-contoso-store` (Standard, production serving a healthy 2.4.0, no
+//! preview environments) and storage account `stcontosobuilds` whose
+//! container `store` holds `store-2.4.0.zip`, `store-2.4.1.zip` (healthy),
+//! `store-2.4.2-bad.zip` (reports 2.4.2-bad, health checks answer 503) and
+//! `store-2.4.3.zip` (mislabelled: reports 2.4.1).
 
 #![recursion_limit = "256"]
 // Internal validators return the ready Azure error response as their `Err`;
@@ -28,6 +38,7 @@
 #![allow(clippy::result_large_err)]
 
 mod arm;
+pub mod blob;
 pub mod containerapps;
 mod control;
 mod demo;
@@ -42,6 +53,7 @@ pub mod ratelimit;
 mod respond;
 mod server;
 pub mod settings;
+pub mod staticsites;
 mod tls;
 mod tokens;
 pub mod traffic;
@@ -260,6 +272,21 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         dns_names.push(app.fqdn());
         dns_names.push(format!("*.{}", app.env_domain));
     }
+    // A wildcard covers one label: previews live one level below the region.
+    dns_names.push(format!("*.{}", hosts::STATIC_APPS_DOMAIN));
+    let locations: std::collections::BTreeSet<&str> = world
+        .static_sites
+        .values()
+        .map(|s| s.location.as_str())
+        .collect();
+    for location in locations {
+        dns_names.push(format!("*.{location}.{}", hosts::STATIC_APPS_DOMAIN));
+    }
+    for site in world.static_sites.values() {
+        dns_names.extend(site.environments.values().map(|e| e.hostname.clone()));
+    }
+    dns_names.push(format!("*.{}", hosts::BLOB_DOMAIN));
+    dns_names.extend(world.storage_accounts.keys().map(|a| blob::account_host(a)));
     let tls = tls::build(&dns_names)?;
 
     let (ca_dir, temp_dir) = match &config.ca_dir {
@@ -311,8 +338,10 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
             "*.actions.test".to_owned(),
             format!("*.{}", hosts::WEB_DOMAIN),
             format!("*.{}", hosts::CONTAINER_APPS_DOMAIN),
+            format!("*.{}", hosts::STATIC_APPS_DOMAIN),
         ]
         .into_iter()
+        .chain(world.storage_accounts.keys().map(|a| blob::account_host(a)))
         .chain([github::API_HOST.to_owned(), github::GIT_HOST.to_owned()])
         .chain(hooks::HOSTS.iter().map(|h| (*h).to_owned()))
         .map(|host| ResolveEntry {
@@ -325,6 +354,13 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         control_url: format!("http://{http_addr}"),
         web_apps: world.sites.values().map(|s| s.name.clone()).collect(),
         container_apps: world.container_apps.keys().cloned().collect(),
+        static_sites: world.static_sites.keys().cloned().collect(),
+        blob_endpoint: world
+            .storage_accounts
+            .keys()
+            .next()
+            .map(|a| format!("https://{}", blob::account_host(a)))
+            .unwrap_or_default(),
         github_api_url: github.api_url.clone(),
         github_server_url: github.server_url.clone(),
         github_token: github.personal_token.clone(),
@@ -466,6 +502,12 @@ impl SandboxHandle {
             v.push(app.fqdn());
             v.extend(app.revision_order.iter().map(|r| app.revision_fqdn(r)));
         }
+        // Preview environments appear with their first deployment: ask again
+        // after one to get its host name.
+        for site in world.static_sites.values() {
+            v.extend(site.environments.values().map(|e| e.hostname.clone()));
+        }
+        v.extend(world.storage_accounts.keys().map(|a| blob::account_host(a)));
         v
     }
 
@@ -503,6 +545,66 @@ impl SandboxHandle {
             .get(app)
             .and_then(|s| s.slots.get(slot))
             .map(|s| s.content.build.version.clone())
+    }
+
+    /// The version a Static Web Apps environment serves now (`default` for
+    /// production); `None` when the site or environment does not exist or
+    /// nothing was deployed to it yet.
+    pub fn static_site_version(&self, site: &str, env: &str) -> Option<String> {
+        self.shared
+            .world()
+            .static_sites
+            .get(site)
+            .and_then(|s| s.environments.get(&env.to_ascii_lowercase()))
+            .and_then(|e| e.build.as_ref())
+            .map(|b| b.version.clone())
+    }
+
+    /// The host name of a Static Web Apps environment (`default` for
+    /// production), as ARM reports it in `builds/{env}.properties.hostname`.
+    pub fn static_site_hostname(&self, site: &str, env: &str) -> Option<String> {
+        self.shared
+            .world()
+            .static_sites
+            .get(site)
+            .and_then(|s| s.environments.get(&env.to_ascii_lowercase()))
+            .map(|e| e.hostname.clone())
+    }
+
+    /// Stores a block blob directly (creating the container if needed), as
+    /// a CI job's upload would; returns its URL
+    /// (`https://{account}.blob.core.test/{container}/{name}`), which Static
+    /// Web Apps' zip deploy accepts as `appZipUrl`. The account must exist
+    /// (the scenario's is [`staticsites::CONTOSO_BUILDS_ACCOUNT`]).
+    pub fn put_blob(
+        &self,
+        account: &str,
+        container: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, SandboxError> {
+        if container.is_empty() || name.is_empty() || container.contains('/') {
+            return Err(SandboxError::Invalid(
+                "a blob needs a container (without '/') and a name".into(),
+            ));
+        }
+        let mut world = self.shared.world();
+        let Some(acct) = world.storage_accounts.get_mut(account) else {
+            return Err(SandboxError::Invalid(format!(
+                "no storage account '{account}' in the scenario"
+            )));
+        };
+        acct.containers
+            .entry(container.to_owned())
+            .or_default()
+            .insert(
+                name.to_owned(),
+                blob::Blob::new(bytes::Bytes::from(bytes), "application/zip"),
+            );
+        Ok(format!(
+            "https://{}/{container}/{name}",
+            blob::account_host(account)
+        ))
     }
 
     /// Production's routing rules.

@@ -324,13 +324,27 @@ pub(crate) async fn route(shared: &Shared, req: &Req) -> (Outcome, String) {
         false,
         Instant::now(),
     );
+    let mut lose_answer = false;
     if let Some(kind) = fault {
         let name = format!("fault:{}", kind.name());
+        if kind == FaultKind::AnswerLost {
+            lose_answer = true;
         // `None` is a delay: the request is then answered normally.
-        if let Some(outcome) = front_fault(shared, req, &kind).await {
+        } else if let Some(outcome) = front_fault(shared, req, &kind).await {
             return (outcome, name);
         }
     }
+    let (outcome, name) = dispatch(shared, req).await;
+    if lose_answer {
+        // Handled, changes made; the caller never hears back.
+        drop(outcome);
+        return (Outcome::Drop, format!("fault:answer_lost ({name})"));
+    }
+    (outcome, name)
+}
+
+/// Routes one HTTPS request by host.
+async fn dispatch(shared: &Shared, req: &Req) -> (Outcome, String) {
     let host = req.host.as_str();
     if host == hosts::ARM {
         (crate::arm::handle(shared, req).await, "arm".into())
@@ -363,6 +377,21 @@ pub(crate) async fn route(shared: &Shared, req: &Req) -> (Outcome, String) {
                 "unknown".into(),
             ),
         }
+    } else if host.ends_with(&format!(".{}", hosts::STATIC_APPS_DOMAIN)) {
+        let target = crate::staticsites::resolve_host(&shared.world(), host);
+        match target {
+            Some((site, env)) => crate::demo::handle_static_site(shared, req, &site, &env).await,
+            None => (
+                respond::html(
+                    StatusCode::NOT_FOUND,
+                    "<!DOCTYPE html><html><head><title>Azure Static Web Apps - 404: Not found</title></head><body><h1>404: Not Found</h1><p>We couldn't find that page, please check the URL and try again.</p></body></html>",
+                )
+                .into(),
+                "unknown".into(),
+            ),
+        }
+    } else if host.ends_with(&format!(".{}", hosts::BLOB_DOMAIN)) {
+        crate::blob::handle(shared, req)
     } else if host.ends_with(&format!(".{}", hosts::CONTAINER_APPS_DOMAIN)) {
         let target = shared.world().resolve_ca_host(host);
         match target {
@@ -398,6 +427,8 @@ async fn front_fault(shared: &Shared, req: &Req, kind: &FaultKind) -> Option<Out
             return None;
         }
         FaultKind::DropConnection => return Some(Outcome::Drop),
+        // Handled in `route`: the request is answered, the answer dropped.
+        FaultKind::AnswerLost => return None,
         FaultKind::Throttle { retry_after_secs } => {
             let mut r = if host == hosts::ARM {
                 respond::arm_error(
@@ -503,12 +534,13 @@ async fn handle_control(shared: Arc<Shared>, req: http::Request<Incoming>) -> Re
     }
 }
 
-/// True for the demo app's hosts: App Service sites and slots (not Kudu)
-/// and Container Apps.
+/// True for the demo app's hosts: App Service sites and slots (not Kudu),
+/// Container Apps and Static Web Apps environments.
 fn is_app_host(host: &str) -> bool {
     (host.ends_with(&format!(".{}", hosts::WEB_DOMAIN))
         && !host.ends_with(&format!(".scm.{}", hosts::WEB_DOMAIN)))
         || host.ends_with(&format!(".{}", hosts::CONTAINER_APPS_DOMAIN))
+        || host.ends_with(&format!(".{}", hosts::STATIC_APPS_DOMAIN))
 }
 
 /// The control listener as a minimal HTTP forward proxy **for the demo
@@ -520,7 +552,7 @@ fn is_app_host(host: &str) -> bool {
 /// host, `https://` targets and `CONNECT` are refused; nothing is ever
 /// connected to.
 async fn forward_proxy(shared: Arc<Shared>, req: http::Request<Incoming>) -> Resp {
-    const ONLY: &str = "The sandbox proxy forwards plain-HTTP requests in absolute form (GET http://HOST/path) to the demo app's hosts only (*.azurewebsites.test except Kudu, *.azurecontainerapps.test); it never connects anywhere else.";
+    const ONLY: &str = "The sandbox proxy forwards plain-HTTP requests in absolute form (GET http://HOST/path) to the demo app's hosts only (*.azurewebsites.test except Kudu, *.azurecontainerapps.test, *.azurestaticapps.test); it never connects anywhere else.";
     if req.method() == Method::CONNECT {
         return respond::text(
             StatusCode::FORBIDDEN,

@@ -45,6 +45,14 @@ pub struct Settings {
     pub web_apps: Vec<String>,
     /// Container apps of the scenario.
     pub container_apps: Vec<String>,
+    /// Static web apps (`Microsoft.Web/staticSites`) of the scenario.
+    #[serde(default)]
+    pub static_sites: Vec<String>,
+    /// Base URL of the scenario's Blob Storage account for build artifacts
+    /// (`https://stcontosobuilds.blob.core.test`); blobs are
+    /// `{blob_endpoint}/{container}/{name}`.
+    #[serde(default)]
+    pub blob_endpoint: String,
     /// `GITHUB_API_URL` of the sandbox GitHub (`https://api.github.test`).
     #[serde(default)]
     pub github_api_url: String,
@@ -128,6 +136,7 @@ impl Settings {
                 self.pagerduty_routing_key.clone(),
             ),
             ("EXPEDITE_PAGERDUTY_URL", self.pagerduty_url.clone()),
+            ("EXPEDITE_SANDBOX_BLOB_ENDPOINT", self.blob_endpoint.clone()),
         ]
     }
 

@@ -1,6 +1,8 @@
 //! The emulated Azure estate: web apps and their slots, what each slot
-//! serves, routing rules, swap operations, Kudu deployments, demo-app
-//! behaviour by version, and the traffic each slot really served.
+//! serves, routing rules, swap operations, Kudu deployments, container apps,
+//! static web apps and their environments ([`crate::staticsites`]), blob
+//! storage accounts ([`crate::blob`]), demo-app behaviour by version, and the
+//! traffic each slot really served.
 //!
 //! Time-driven changes (a swap finishing, a build completing) are applied
 //! lazily by [`World::advance`], which every reader calls first: the estate
@@ -15,8 +17,12 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::blob::{Blob, StorageAccount};
 use crate::containerapps::{AppOperation, ContainerApp};
 use crate::hosts;
+use crate::staticsites::{
+    CONTOSO_BUILDS_ACCOUNT, CONTOSO_BUILDS_CONTAINER, StaticSite, StaticSiteOperation,
+};
 
 /// Name of the production slot in ARM bodies (`targetSlot: "production"`).
 pub const PRODUCTION: &str = "production";
@@ -441,6 +447,12 @@ pub struct World {
     pub app_operations: BTreeMap<String, AppOperation>,
     /// Resource tags by lower-case resource id (`arm::tags`).
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Static web apps by name.
+    pub static_sites: BTreeMap<String, StaticSite>,
+    /// Static-site zip deployments and build deletions by id.
+    pub static_operations: BTreeMap<String, StaticSiteOperation>,
+    /// Blob storage accounts by name.
+    pub storage_accounts: BTreeMap<String, StorageAccount>,
     pub rng: StdRng,
 }
 
@@ -601,10 +613,32 @@ fn new_site(name: &str, slots: &[(&str, &str)], now: Instant) -> Site {
     }
 }
 
+/// `stcontosobuilds`: container `store` holds the store's CI-built zips
+/// (see [`crate::staticsites::contoso_store_packages`]).
+fn contoso_builds_account() -> StorageAccount {
+    let blobs = crate::staticsites::contoso_store_packages()
+        .into_iter()
+        .filter_map(|(name, version, behaviour)| {
+            let bytes = crate::kudu::package_for(version, behaviour.as_ref()).ok()?;
+            Some((
+                name.to_owned(),
+                Blob::new(bytes::Bytes::from(bytes), "application/zip"),
+            ))
+        })
+        .collect();
+    StorageAccount {
+        name: CONTOSO_BUILDS_ACCOUNT.to_owned(),
+        containers: [(CONTOSO_BUILDS_CONTAINER.to_owned(), blobs)]
+            .into_iter()
+            .collect(),
+    }
+}
+
 impl World {
     /// The Contoso incident: production of every web app serves the bad
     /// 2.4.0, staging holds the previous production build 2.3.1 (left there
-    /// by yesterday's swap).
+    /// by yesterday's swap). The store static web app serves a healthy
+    /// 2.4.0 in production, and `stcontosobuilds` holds its CI-built zips.
     pub fn contoso(seed: u64, timing: Timing, now: Instant) -> Self {
         let mut sites = BTreeMap::new();
         // The web front end depends on both services (the seed's second
@@ -619,16 +653,21 @@ impl World {
                 new_site(app, &[(PRODUCTION, "2.4.0"), ("staging", "2.3.1")], now),
             );
         }
+        let ids = Ids {
+            subscription_id: "00000000-0000-4000-8000-00000000c0de".into(),
+            resource_group: "rg-contoso-prod".into(),
+            location: "westeurope".into(),
+            location_display: "West Europe".into(),
+            tenant_id: "c0de0000-7e7a-4000-8000-00000000a11d".into(),
+            client_id: "c0de0000-c11e-4000-8000-00000000e4de".into(),
+            server_farm: "asp-contoso-prod".into(),
+        };
         World {
-            ids: Ids {
-                subscription_id: "00000000-0000-4000-8000-00000000c0de".into(),
-                resource_group: "rg-contoso-prod".into(),
-                location: "westeurope".into(),
-                location_display: "West Europe".into(),
-                tenant_id: "c0de0000-7e7a-4000-8000-00000000a11d".into(),
-                client_id: "c0de0000-c11e-4000-8000-00000000e4de".into(),
-                server_farm: "asp-contoso-prod".into(),
-            },
+            static_sites: [StaticSite::contoso(&ids.location, now)]
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect(),
+            ids,
             timing,
             sites,
             operations: BTreeMap::new(),
@@ -639,6 +678,11 @@ impl World {
                 .collect(),
             app_operations: BTreeMap::new(),
             tags: BTreeMap::new(),
+            static_operations: BTreeMap::new(),
+            storage_accounts: [contoso_builds_account()]
+                .into_iter()
+                .map(|a| (a.name.clone(), a))
+                .collect(),
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -676,6 +720,7 @@ impl World {
                 }
             }
         }
+        self.advance_static_sites(now);
         for site in self.sites.values_mut() {
             for slot in site.slots.values_mut() {
                 let mut new_build = None;
@@ -717,6 +762,7 @@ impl World {
     /// newest 1000 are forgotten (their result URLs then answer 404).
     pub(crate) fn prune_operations(&mut self) {
         const KEEP: usize = 1000;
+        self.prune_static_operations();
         if self.operations.len() > KEEP {
             let mut done: Vec<(DateTime<Utc>, String)> = self
                 .operations
@@ -929,11 +975,52 @@ impl World {
                 )
             })
             .collect();
+        let static_operations: Vec<Value> = self
+            .static_operations
+            .values()
+            .map(|op| {
+                json!({
+                    "id": op.id,
+                    "site": op.site,
+                    "environment": op.environment,
+                    "kind": match op.kind {
+                        crate::staticsites::StaticOpKind::ZipDeploy { .. } => "ZipDeploy",
+                        crate::staticsites::StaticOpKind::DeleteBuild => "DeleteBuild",
+                    },
+                    "startedUtc": op.started_utc.to_rfc3339(),
+                    "result": op.status,
+                })
+            })
+            .collect();
+        let storage_accounts: Map<String, Value> = self
+            .storage_accounts
+            .values()
+            .map(|a| {
+                let containers: Map<String, Value> = a
+                    .containers
+                    .iter()
+                    .map(|(c, blobs)| {
+                        let sizes: Map<String, Value> = blobs
+                            .iter()
+                            .map(|(n, b)| (n.clone(), json!(b.bytes.len())))
+                            .collect();
+                        (c.clone(), Value::Object(sizes))
+                    })
+                    .collect();
+                (
+                    a.name.clone(),
+                    json!({"host": crate::blob::account_host(&a.name), "containers": containers}),
+                )
+            })
+            .collect();
         json!({
             "ids": self.ids,
             "sites": sites,
             "containerApps": container_apps,
             "swapOperations": operations,
+            "staticSites": self.static_sites_snapshot(now),
+            "staticSiteOperations": static_operations,
+            "storageAccounts": storage_accounts,
             "behaviours": self.behaviours,
         })
     }

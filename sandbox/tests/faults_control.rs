@@ -222,6 +222,42 @@ async fn swap_that_times_out_for_the_caller_still_completes() {
 }
 
 #[tokio::test]
+async fn an_answer_lost_after_the_change_still_changed_it() {
+    let env = start().await;
+    env.sb
+        .add_fault(
+            FaultSpec::new(FaultKind::AnswerLost)
+                .host("management.azure.test")
+                .times(1),
+        )
+        .unwrap();
+    let result = env
+        .client
+        .post(env.arm("/slots/staging/slotsswap"))
+        .bearer_auth(&env.token)
+        .json(&json!({"targetSlot": "production", "preserveVnet": true}))
+        .send()
+        .await;
+    assert!(result.is_err(), "the answer was lost: {result:?}");
+    // The swap was accepted all the same: the state shows it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, site) = env.get(&env.arm("")).await;
+        if site["properties"]["slotSwapStatus"]["sourceSlotName"] == "staging" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the swap never happened: {site}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = env.sb.request_log();
+    assert!(
+        log.iter()
+            .any(|r| r.target.starts_with("fault:answer_lost") && r.status == 0),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
 async fn token_endpoint_down_kudu_busy_and_flapping_health() {
     let env = start().await;
     env.sb

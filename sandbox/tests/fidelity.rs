@@ -92,4 +92,33 @@ async fn official_js_sdk_sees_azure_behaviour() {
         Some("2.3.1")
     );
     assert!(env.sb.routing_rules(PAYMENTS).is_empty());
+
+    // Static Web Apps: three zip deployments accepted (preview, the failed
+    // one, production), polled at the Microsoft.Web operationResults URL
+    // that always answers 200, never 204.
+    let zipdeploys = arm
+        .iter()
+        .filter(|r| r.path.contains("/staticSites/") && r.path.contains("/zipdeploy"))
+        .filter(|r| r.status == 202)
+        .count();
+    assert_eq!(zipdeploys, 3, "{arm:?}");
+    let polls: Vec<_> = arm
+        .iter()
+        .filter(|r| {
+            r.path
+                .contains("/providers/Microsoft.Web/locations/westeurope/operationResults/")
+        })
+        .collect();
+    assert!(!polls.is_empty());
+    assert!(polls.iter().all(|r| r.status == 200), "{polls:?}");
+    assert_eq!(
+        env.sb
+            .static_site_version("swa-contoso-store", "default")
+            .as_deref(),
+        Some("2.4.1")
+    );
+    assert_eq!(
+        env.sb.static_site_version("swa-contoso-store", "pr-42"),
+        None
+    );
 }

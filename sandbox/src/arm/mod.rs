@@ -1,9 +1,12 @@
 //! Azure Resource Manager front door: framing (411), authentication (401),
 //! api-version checks, subscription/resource-group resolution and the
-//! correlation headers of reference §1.2, then dispatch to a provider.
+//! correlation headers of reference §1.2, then dispatch to a provider
+//! (Microsoft.Web sites and staticSites, Microsoft.App, Microsoft.Insights,
+//! the Tags API).
 
 pub(crate) mod app;
 pub(crate) mod insights;
+pub(crate) mod static_sites;
 pub(crate) mod tags;
 pub(crate) mod web;
 
@@ -299,6 +302,26 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
         }
         return app::operation(shared, &version, &segs[6], &segs[7]).into();
     }
+    // Subscription-scoped Microsoft.Web LRO URL of Static Web Apps' zip
+    // deployments and build deletions.
+    if seg_is(2, "providers")
+        && seg_is(3, "Microsoft.Web")
+        && seg_is(4, "locations")
+        && seg_is(6, "operationResults")
+        && segs.len() == 8
+        && req.method == Method::GET
+    {
+        if !static_sites::STATIC_SITES_API_VERSIONS.contains(&version.as_str()) {
+            return unsupported_api_version(
+                &version,
+                "locations/operationResults",
+                &ids.location,
+                &static_sites::STATIC_SITES_API_VERSIONS,
+            )
+            .into();
+        }
+        return static_sites::operation(shared, &segs[5], &segs[7]).into();
+    }
     if !seg_is(2, "resourceGroups") || segs.len() < 4 {
         return not_found_uri().into();
     }
@@ -349,6 +372,20 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
     }
     let namespace = segs[5].as_str();
     let type_name = segs[6].as_str();
+    if namespace.eq_ignore_ascii_case("Microsoft.Web")
+        && type_name.eq_ignore_ascii_case("staticSites")
+    {
+        if !static_sites::STATIC_SITES_API_VERSIONS.contains(&version.as_str()) {
+            return unsupported_api_version(
+                &version,
+                "staticSites",
+                &ids.location,
+                &static_sites::STATIC_SITES_API_VERSIONS,
+            )
+            .into();
+        }
+        return static_sites::handle(shared, req, &version, &segs[7..]);
+    }
     if namespace.eq_ignore_ascii_case("Microsoft.Web") {
         if !type_name.eq_ignore_ascii_case("sites") {
             return invalid_resource_type(type_name, namespace, &version).into();

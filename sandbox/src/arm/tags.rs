@@ -3,7 +3,8 @@
 //! `Tags_DeleteAtScope`). `PATCH` takes `operation` `Merge` (add or update
 //! the given tags only), `Replace` or `Delete` (remove the given names), so a
 //! client can change one tag without racing anyone editing the others.
-//! Tags are stored per resource id and shown on the resource's GET.
+//! Tags are stored per resource id and shown on the resource's GET (web
+//! sites and slots, static sites, container apps).
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,10 @@ fn existing_resource(shared: &Shared, resource: &[String]) -> Result<String, Res
                         .any(|n| n.eq_ignore_ascii_case(slot) && n != "production")
             })
         }
+        [_, ns, ty, name] if ns == "microsoft.web" && ty == "staticsites" => world
+            .static_sites
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(name)),
         [_, ns, ty, name] if ns == "microsoft.app" && ty == "containerapps" => world
             .container_apps
             .keys()
