@@ -38,7 +38,30 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "contoso.azurecr.io/p 2.4.1",
     ),
     ("container", "container", "container-apps", "Api_1"),
+    ("slot", "slot", "static-web-apps", "production"),
+    ("slot", "slot", "static-web-apps", "bad env!"),
+    (
+        "package",
+        "package",
+        "static-web-apps",
+        "http://st.blob.core.windows.net/s/${version}.zip",
+    ),
+    (
+        "package",
+        "package",
+        "static-web-apps",
+        "https://st.blob.core.windows.net/s/site.zip",
+    ),
+    (
+        "package",
+        "package",
+        "static-web-apps",
+        "site-${version}.zip",
+    ),
 ];
+
+/// The Static Web Apps build every good service names.
+const ZIPS: &str = "https://st.blob.core.windows.net/store/store-${version}.zip";
 
 /// A deploy job whose Azure sign-in is complete (never used: validation
 /// fails first) for one app on `platform`.
@@ -54,19 +77,23 @@ fn deploy_inputs(platform: &str) -> Job {
         .input("resource-group", "rg-contoso-prod")
         .input("expected-version", "2.4.1")
         .input("platform", platform);
-    if platform == "container-apps" {
-        j.input("image", "contoso.azurecr.io/p:2.4.1")
-    } else {
-        j
+    match platform {
+        "container-apps" => j.input("image", "contoso.azurecr.io/p:2.4.1"),
+        "static-web-apps" => j.input("package", ZIPS),
+        _ => j,
     }
 }
 
 /// A manifest with one good service and one whose `field` is `value`.
 fn manifest(field: &str, platform: &str, value: &str) -> String {
-    let target = if platform == "container-apps" {
-        "    platform: container-apps\n    app: ca-contoso-notify\n    image: contoso.azurecr.io/n:${version}\n"
-    } else {
-        "    app: app-contoso-payments\n"
+    let swa =
+        format!("    platform: static-web-apps\n    app: swa-contoso-store\n    package: {ZIPS}\n");
+    let target = match platform {
+        "container-apps" => {
+            "    platform: container-apps\n    app: ca-contoso-notify\n    image: contoso.azurecr.io/n:${version}\n"
+        }
+        "static-web-apps" => swa.as_str(),
+        _ => "    app: app-contoso-payments\n",
     };
     // A YAML double-quoted scalar holds any of the table's values.
     let quoted = serde_json::to_string(value).unwrap();
@@ -149,11 +176,16 @@ fn a_manifest_setting_of_another_platform_is_refused() {
         ("container-apps", "package", "app.zip"),
         ("command", "canary", "10,50"),
         ("command", "app", "app-contoso-payments"),
+        ("static-web-apps", "image", "contoso.azurecr.io/p:1"),
+        ("static-web-apps", "container", "web"),
     ] {
         let service = match platform {
             "command" => "    platform: command\n    deploy: 'true'\n    verify: 'true'\n",
             "container-apps" => {
                 "    platform: container-apps\n    app: ca-n\n    image: contoso.azurecr.io/n:1\n"
+            }
+            "static-web-apps" => {
+                "    platform: static-web-apps\n    app: swa-n\n    package: https://s.example/${version}.zip\n"
             }
             _ => "    app: app-contoso-payments\n",
         };

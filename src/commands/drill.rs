@@ -8,7 +8,9 @@
 //! touches), and then runs every step **through this very binary, the way
 //! the runner starts the action's container** (`INPUT_*`, `GITHUB_OUTPUT`,
 //! a step summary file): open the incident, `start`, push the fix, `gate`,
-//! `deploy` 2.4.1 with a canary, `tag`, `cherry-pick` onto `main` (clean
+//! `deploy` 2.4.1 with a canary, the store front end (Static Web Apps)
+//! deployed and its rollback clicked twice (restored, then unchanged),
+//! `tag`, `cherry-pick` onto `main` (clean
 //! through rename detection) and a second pick that conflicts (a draft PR),
 //! a bad 2.4.2 that the breaker trips and withdraws, `rollback` clicked
 //! twice, resolve the incident. Each step has expectations; the drill
@@ -48,6 +50,7 @@ mod imp {
     const OWNER: &str = "contoso";
     const REPO: &str = "payments";
     const APP: &str = "app-contoso-payments";
+    const STORE: &str = "swa-contoso-store";
     const INCIDENT: &str = "INC-2041";
 
     /// What one step did.
@@ -610,6 +613,77 @@ mod imp {
         .await;
         d.smoke_step("smoke order over $10,000 on 2.4.1", &production, true)
             .await;
+
+        // 6b. The store front end (Static Web Apps) follows the API it
+        // calls: its preview environment, then production. Then the
+        // one-click rollback, rehearsed where it has something to restore,
+        // and clicked twice.
+        let store_zips = format!("{}/store/store-${{version}}.zip", s.blob_endpoint);
+        let store = |d: &Drill<'_>, more: &[(&str, &str)]| {
+            let base = [
+                ("platform", "static-web-apps"),
+                ("package", store_zips.as_str()),
+                ("verify-requests", "30"),
+            ];
+            d.with(
+                &[d.azure.clone(), d.github.clone()].concat(),
+                &[&base[..], more].concat(),
+            )
+        };
+        let inputs = store(
+            &d,
+            &[
+                ("command", "deploy"),
+                ("app-name", STORE),
+                ("expected-version", "2.4.1"),
+                ("check-interval", "200ms"),
+                ("verify-window", "1s"),
+                ("verify-interval", "250ms"),
+            ],
+        );
+        d.step(
+            "deploy the store front end 2.4.1: preview environment, production, verify",
+            inputs,
+            |o| {
+                expect_code(o, 0)?;
+                expect_output(o, "result", "promoted")
+            },
+        )
+        .await;
+        for (click, want) in [("first", "rolled-back"), ("second", "unchanged")] {
+            let inputs = store(
+                &d,
+                &[
+                    ("command", "rollback"),
+                    ("services", STORE),
+                    ("reason", "drill: rehearse the button on the front end"),
+                ],
+            );
+            d.step(
+                &format!("rollback the store front end, {click} click"),
+                inputs,
+                |o| {
+                    expect_code(o, 0)?;
+                    expect_output(o, "result", want)
+                },
+            )
+            .await;
+        }
+        let t = Instant::now();
+        let store_version = h.static_site_version(STORE, "default");
+        d.check(
+            "store front end after the clicks",
+            t,
+            format!(
+                "production serves {}",
+                store_version.as_deref().unwrap_or("?")
+            ),
+            if store_version.as_deref() == Some("2.4.0") {
+                Ok(())
+            } else {
+                Err("the rollback did not restore 2.4.0".into())
+            },
+        );
 
         // 7. The release tag.
         let branch = format!("hotfix/{INCIDENT}-large-orders");

@@ -392,9 +392,10 @@ pub const INPUTS: &[InputSpec] = &[
     .only(DEPLOY),
     input(
         "platform",
-        "Where the app runs: `app-service` (a staging slot, routing rules, a swap) or \
-         `container-apps` (a new revision, traffic weights). Rollback: the platform of the \
-         apps in `services`.",
+        "Where the app runs: `app-service` (a staging slot, routing rules, a swap), \
+         `container-apps` (a new revision, traffic weights) or `static-web-apps` (a preview \
+         environment, then the same zip to production; no canary). Rollback: the platform \
+         of the apps in `services`.",
     )
     .default("app-service")
     .only(AZURE),
@@ -450,7 +451,11 @@ pub const INPUTS: &[InputSpec] = &[
          expedite's last promotion.",
     )
     .only(ROLLBACK),
-    input("slot", "The deployment slot to stage the new build in.")
+    input(
+        "slot",
+        "Where the new build waits for its checks: the App Service deployment slot, or the \
+         Static Web Apps preview environment. Never `production`.",
+    )
         .default("staging")
         .only(AZURE),
     input(
@@ -536,10 +541,12 @@ pub const INPUTS: &[InputSpec] = &[
     .env("EXPEDITE_CA_CERT"),
     input(
         "package",
-        "A zip file to deploy to the slot through Kudu OneDeploy. Empty: the slot already \
-         holds the build.",
+        "The build. App Service: a zip file deployed to the slot through Kudu OneDeploy \
+         (empty: the slot already holds the build). A platform that downloads the build \
+         itself takes an `https://` URL of the zip with `${version}` where the version \
+         goes (a rollback redeploys the previous version's zip, so rollback takes it too).",
     )
-    .only(DEPLOY),
+    .only(AZURE),
     input(
         "expected-version",
         "The version the new build must report on `version-path`; a healthy slot serving \

@@ -37,6 +37,7 @@ pub mod container_apps;
 pub mod driver;
 pub mod multi;
 pub mod platforms;
+pub mod static_web_apps;
 pub mod target;
 
 /// Where the rollout is.

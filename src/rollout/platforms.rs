@@ -31,6 +31,7 @@ use crate::probe::evidence::azure_monitor::MonitorTarget;
 pub static PLATFORMS: &[&dyn Platform] = &[
     &super::app_service::PLATFORM,
     &super::container_apps::PLATFORM,
+    &super::static_web_apps::PLATFORM,
 ];
 
 /// The platform called `name`, as the inputs and the manifest spell it.
