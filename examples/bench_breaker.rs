@@ -10,22 +10,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use expedite::breaker::sim::{self, Outcome, Phase, RunResult, Scenario};
+use expedite::breaker::sim::{self, Outcome, Phase, RunResult, Scenario, wilson};
 use expedite::breaker::sprt::kl_bernoulli;
 use expedite::breaker::{Breaker, Settings};
 
 const P0: f64 = 0.001;
 const RATES: [f64; 4] = [2.0, 10.0, 20.0, 100.0];
-
-fn wilson(k: usize, n: usize) -> (f64, f64) {
-    let z = 1.959_963_985;
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
-    let d = 1.0 + z * z / n;
-    let c = (p + z * z / (2.0 * n)) / d;
-    let h = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / d;
-    ((c - h).max(0.0), (c + h).min(1.0))
-}
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -449,6 +449,12 @@ async fn canary_settings_are_validated_before_anything_changes() {
         (
             job(&sb)
                 .input("canary", "10")
+                .input("failure-clumping", "sometimes"),
+            "input 'failure-clumping': 'sometimes' is not a way of counting failures",
+        ),
+        (
+            job(&sb)
+                .input("canary", "10")
                 .input("on-inconclusive", "retry"),
             "input 'on-inconclusive'",
         ),

@@ -41,10 +41,21 @@
 //!    baseline). This removes the inertia a trip-only test accumulates on a
 //!    long healthy stretch.
 //!
+//! **Clumped failures.** Every likelihood ratio above treats failures as
+//! independent, so a clump (a request and its retries, one sick instance)
+//! counts as several pieces of evidence and false-trips good canaries
+//! (2–22 % against a 1 % budget, `examples/bench_clumping.rs`). Each
+//! batch's log-likelihood ratios of the error tests and the late-onset
+//! guard are multiplied by `1/φ̂`, where `φ̂` is the baseline's clump index
+//! estimated from earlier batches ([`split::Clumping`]); the split test so
+//! tempered stays valid under "canary no worse than production" when
+//! clumps hold at most `φ̂` failures each. `independent_failures` turns it
+//! off (the `failure-clumping: independent` input).
+//!
 //! **α split (Bonferroni over active tests).** Latency on: error α/2,
 //! latency α/4, late onset α/4. Latency off: error 3α/4, late onset α/4.
 //! The error test gets the largest share because it is the one that must
-//! stop outages in 2–3 requests; the late-onset guard is a backstop whose
+//! stop outages in 2–4 requests; the late-onset guard is a backstop whose
 //! threshold also carries the restart penalty.
 //!
 //! **Guards.** No minimum-sample guard on any TRIP (the thresholds hold at
@@ -59,7 +70,7 @@ pub mod split;
 pub mod sprt;
 
 use cusum::RestartCusum;
-use split::{FailureSplit, Pair, TwoSample};
+use split::{Clumping, FailureSplit, Pair, TwoSample};
 use sprt::{GridMixture, Sprt};
 
 /// Slack for "exactly on the boundary counts as crossing".
@@ -85,6 +96,10 @@ pub struct Settings {
     pub warmup: f64,
     /// Seconds with no canary requests → INCONCLUSIVE.
     pub max_silence: f64,
+    /// Treat failures as independent: no tempering by how they clump (the
+    /// breaker before issue 16; the clumping benchmark's baseline).
+    #[serde(default)]
+    pub independent_failures: bool,
 }
 
 impl Default for Settings {
@@ -98,6 +113,7 @@ impl Default for Settings {
             min_requests: 0,
             warmup: 0.0,
             max_silence: 120.0,
+            independent_failures: false,
         };
         s.min_requests = s.suggested_min_requests();
         s
@@ -336,11 +352,11 @@ impl Iut {
         }
     }
 
-    fn update(&mut self, end: f64, n_c: u64, x_c: u64, base: Option<(u64, u64)>) {
+    fn update(&mut self, end: f64, n_c: u64, x_c: u64, base: Option<(u64, u64)>, temper: f64) {
         self.batches += 1;
-        self.one.update(x_c, n_c - x_c);
+        self.one.update_tempered(x_c, n_c - x_c, temper);
         if let Some((n_b, x_b)) = base {
-            self.two.update(end, Pair { n_c, x_c, n_b, x_b });
+            self.two.update(end, Pair { n_c, x_c, n_b, x_b }, temper);
         }
         let t = self.threshold - SLACK;
         if self.first_cross[0].is_none() && self.one.max() >= t {
@@ -376,12 +392,12 @@ struct LateOnset {
 }
 
 impl LateOnset {
-    fn update(&mut self, n_c: u64, x_c: u64, base: Option<(u64, u64)>) {
-        self.one.add(self.sprt.increment(x_c, n_c - x_c));
+    fn update(&mut self, n_c: u64, x_c: u64, base: Option<(u64, u64)>, temper: f64) {
+        self.one.add(temper * self.sprt.increment(x_c, n_c - x_c));
         if let Some((n_b, x_b)) = base {
             self.baseline_seen = true;
             self.two
-                .add(self.split.increment(Pair { n_c, x_c, n_b, x_b }));
+                .add(temper * self.split.increment(Pair { n_c, x_c, n_b, x_b }));
         }
         self.since_restart += n_c;
         if self.since_restart >= self.spacing {
@@ -416,6 +432,8 @@ pub struct Breaker {
     /// The longest stretch in this step without the baseline's series,
     /// once it had been seen.
     step_baseline_gap: f64,
+    /// How the baseline's failures clump (tempers every test's evidence).
+    clumping: Clumping,
 }
 
 impl Breaker {
@@ -465,6 +483,7 @@ impl Breaker {
             last_canary: 0.0,
             last_baseline: None,
             step_baseline_gap: 0.0,
+            clumping: Clumping::default(),
         })
     }
 
@@ -509,16 +528,26 @@ impl Breaker {
             return Verdict::Continue; // no data, no evidence
         }
 
-        self.error.update(b.end, n_c, x_c, base);
+        // Failures that clump count as fewer pieces of evidence; the index
+        // comes from earlier batches only, so the tempering is predictable.
+        let temper = if self.settings.independent_failures {
+            1.0
+        } else {
+            1.0 / self.clumping.index()
+        };
+        self.error.update(b.end, n_c, x_c, base, temper);
         if let Some(lat) = &mut self.latency
             && let Some(s_c) = b.canary.slow
         {
             let base_slow = b
                 .baseline
                 .and_then(|a| a.slow.map(|s| (a.requests, s.min(a.requests))));
-            lat.update(b.end, n_c, s_c.min(n_c), base_slow);
+            lat.update(b.end, n_c, s_c.min(n_c), base_slow, 1.0);
         }
-        self.late.update(n_c, x_c, base);
+        self.late.update(n_c, x_c, base, temper);
+        if let Some((n_b, x_b)) = base {
+            self.clumping.update(n_b, x_b);
+        }
 
         self.tripped = self.check();
         match &self.tripped {

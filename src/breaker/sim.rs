@@ -408,3 +408,60 @@ pub fn run(scenario: &Scenario, settings: &Settings, seed: u64) -> RunResult {
         requests_to_trip: requests_to_trip.unwrap_or(requests_seen),
     }
 }
+
+/// A watch whose failures come in clumps (a request and its retries, one
+/// sick instance): per 1-s batch, each arm's requests are Poisson (the
+/// baseline gets nine times the canary's), and its failures arrive as
+/// Poisson clumps of `clump` failures, `error` per request on average.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clumped {
+    pub canary_rps: f64,
+    pub canary_error: f64,
+    pub baseline_error: f64,
+    pub clump: u64,
+    pub seconds: usize,
+}
+
+/// Runs one seeded [`Clumped`] watch with 1-s batches; the trip's time in
+/// seconds from the start, if the breaker tripped.
+pub fn clumped(settings: &Settings, cell: &Clumped, seed: u64) -> Option<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut b = Breaker::new(settings.clone()).ok()?;
+    b.begin_step(0.0);
+    let arm = |rng: &mut ChaCha8Rng, rps: f64, error: f64| {
+        let n = poisson(rng, rps);
+        let clumps = poisson(rng, n as f64 * error / cell.clump.max(1) as f64);
+        Arm {
+            requests: n,
+            failures: (clumps * cell.clump.max(1)).min(n),
+            slow: None,
+        }
+    };
+    for s in 0..cell.seconds {
+        let t = s as f64;
+        let canary = arm(&mut rng, cell.canary_rps, cell.canary_error);
+        let baseline = arm(&mut rng, cell.canary_rps * 9.0, cell.baseline_error);
+        let batch = Batch {
+            start: t,
+            end: t + 1.0,
+            canary,
+            baseline: Some(baseline),
+        };
+        if let Verdict::Trip(_) = b.observe(&batch) {
+            return Some(t + 1.0);
+        }
+    }
+    None
+}
+
+/// The 95 % Wilson score interval of `k` successes in `n` trials, for the
+/// benchmarks' rates.
+pub fn wilson(k: usize, n: usize) -> (f64, f64) {
+    let z = 1.959_963_985;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let d = 1.0 + z * z / n;
+    let c = (p + z * z / (2.0 * n)) / d;
+    let h = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / d;
+    ((c - h).max(0.0), (c + h).min(1.0))
+}

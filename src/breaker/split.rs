@@ -126,6 +126,79 @@ impl BaselineRate {
     }
 }
 
+/// How failures clump, estimated predictably from the baseline's batches:
+/// the mean size of the clump a failure belongs to (`E[K²]/E[K]`, 1 when
+/// failures are independent; 3 when each comes with two retries).
+///
+/// Why it matters: the likelihood ratios here treat failures as
+/// independent, so a clump of `k` failures landing on one arm counts as `k`
+/// pieces of evidence. Raising a batch's likelihood ratio to the power
+/// `1/φ` (tempering) makes a clump of up to `φ` failures count as at most
+/// one: for the split test, per clump `E[LR^{k/φ}] ≤ (E[LR])^{k/φ} = 1` by
+/// Jensen when `k ≤ φ`, so the tempered test stays valid under "canary no
+/// worse than production" when failures come in clumps of at most `φ`
+/// (each clump on one arm, as retries pinned by affinity and a sick
+/// instance are).
+///
+/// The estimate: for failures per batch `X` (compound Poisson, clump size
+/// `K`), `E[X(X−1)]/E[X] = E[K²]/E[K] − 1 + E[X]`, so
+/// `φ̂ = 1 + (Σ x(x−1) − p̂²·Σ n²) / Σ x` removes the part independent
+/// failures explain (`p̂ = Σx/Σn`). A prior of [`Clumping::PRIOR_FAILURES`]
+/// failures at index [`Clumping::PRIOR_INDEX`] keeps the first clumps from
+/// counting in full before production has shown how its failures come;
+/// independent failures wash it out. Only the baseline feeds it (it carries
+/// most of the traffic, and a bad canary cannot slow its own trip by
+/// clumping). Clamped to `[1, MAX_INDEX]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clumping {
+    failures: f64,
+    requests: f64,
+    pairs: f64,
+    requests_sq: f64,
+}
+
+impl Default for Clumping {
+    fn default() -> Self {
+        Clumping {
+            failures: 0.0,
+            requests: 0.0,
+            pairs: 0.0,
+            requests_sq: 0.0,
+        }
+    }
+}
+
+impl Clumping {
+    /// Pseudo-failures of the prior.
+    pub const PRIOR_FAILURES: f64 = 4.0;
+    /// The prior's clump index.
+    pub const PRIOR_INDEX: f64 = 2.0;
+    /// The largest index used (clumps larger than this count as several).
+    pub const MAX_INDEX: f64 = 10.0;
+
+    /// The index to temper the next batch with (from past batches only).
+    pub fn index(&self) -> f64 {
+        let p = if self.requests > 0.0 {
+            self.failures / self.requests
+        } else {
+            0.0
+        };
+        let excess = (self.pairs - p * p * self.requests_sq).max(0.0);
+        let prior = Self::PRIOR_FAILURES * (Self::PRIOR_INDEX - 1.0);
+        (1.0 + (excess + prior) / (self.failures + Self::PRIOR_FAILURES))
+            .clamp(1.0, Self::MAX_INDEX)
+    }
+
+    /// Adds one baseline batch.
+    pub fn update(&mut self, requests: u64, failures: u64) {
+        let (n, x) = (requests as f64, failures as f64);
+        self.failures += x;
+        self.requests += n;
+        self.pairs += x * (x - 1.0).max(0.0);
+        self.requests_sq += n * n;
+    }
+}
+
 /// Trip-only two-sample mixture: one failure-split component and one 2×2
 /// component per canary rate in `grid`, equal weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,15 +225,17 @@ impl TwoSample {
         }
     }
 
-    pub fn update(&mut self, end: f64, p: Pair) {
+    /// Adds one batch, its log-likelihood ratios multiplied by `temper`
+    /// (`1/φ`, see [`Clumping`]; 1 for independent failures).
+    pub fn update(&mut self, end: f64, p: Pair, temper: f64) {
         self.seen = true;
         if p.n_c == 0 && p.n_b == 0 {
             return;
         }
         let q_b = self.baseline.estimate();
-        self.log_e[0] += self.split.increment(p);
+        self.log_e[0] += temper * self.split.increment(p);
         for (l, g) in self.log_e[1..].iter_mut().zip(&self.grow) {
-            *l += g.increment(p, q_b);
+            *l += temper * g.increment(p, q_b);
         }
         self.baseline.update(end, p.n_b, p.x_b);
         let ln_w = -(self.log_e.len() as f64).ln();

@@ -84,11 +84,18 @@ impl GridMixture {
     }
 
     pub fn update(&mut self, failures: u64, successes: u64) {
+        self.update_tempered(failures, successes, 1.0);
+    }
+
+    /// [`Self::update`] with the batch's log-likelihood ratios multiplied
+    /// by `temper` (`1/φ` for failures that clump, see
+    /// [`super::split::Clumping`]).
+    pub fn update_tempered(&mut self, failures: u64, successes: u64, temper: f64) {
         if failures == 0 && successes == 0 {
             return;
         }
         for (l, s) in self.log_e.iter_mut().zip(&self.inc) {
-            *l += s.increment(failures, successes);
+            *l += temper * s.increment(failures, successes);
         }
         self.current = log_sum_exp(self.ln_w.iter().zip(&self.log_e).map(|(w, l)| w + l));
         self.max = self.max.max(self.current);

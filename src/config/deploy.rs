@@ -443,6 +443,7 @@ pub(super) fn canary_config(
         "latency-threshold",
         "min-requests",
         "max-silence",
+        "failure-clumping",
         "on-inconclusive",
         "inconclusive-wait",
         "prometheus-url",
@@ -537,6 +538,14 @@ pub(super) fn canary_config(
         None => Some(0),
     };
     let max_silence = duration_at_least(r, "max-silence", Duration::from_secs(1));
+    let independent_failures = r.parse("failure-clumping", |v| match v {
+        "estimate" => Ok(false),
+        "independent" => Ok(true),
+        other => Err(ValueError {
+            problem: format!("{} is not a way of counting failures", shown(other)),
+            accepted: "estimate or independent".into(),
+        }),
+    });
     let on_inconclusive = r.parse("on-inconclusive", |v| match v {
         "wait" => Ok(InconclusivePolicy::Wait),
         "fail" => Ok(InconclusivePolicy::Fail),
@@ -614,6 +623,7 @@ pub(super) fn canary_config(
         latency_threshold: latency.map(|d| d.as_secs_f64()),
         min_requests: min_requests?,
         max_silence: max_silence?.as_secs_f64(),
+        independent_failures: independent_failures?,
         ..crate::breaker::Settings::default()
     };
     if settings.min_requests == 0 {

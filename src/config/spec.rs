@@ -676,6 +676,17 @@ pub const INPUTS: &[InputSpec] = &[
     .default("2m")
     .only(DEPLOY),
     input(
+        "failure-clumping",
+        "How the breaker counts failures that come in clumps (a request and its retries, one \
+         sick instance): `estimate` (learn from production's failures how they clump, and \
+         count a clump as one piece of evidence — a good canary is not rolled back for \
+         clumps production has too; outages take about twice as long to trip at low \
+         traffic) or `independent` (every failure is evidence; fastest, for services whose \
+         failures are independent).",
+    )
+    .default("estimate")
+    .only(DEPLOY),
+    input(
         "on-inconclusive",
         "What an inconclusive step does: `wait` (keep watching up to `inconclusive-wait`, then \
          fail), `fail` (withdraw the canary, exit 1) or `promote` (go on, with a warning).",
