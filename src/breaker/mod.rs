@@ -52,6 +52,15 @@
 //! clumps hold at most `φ̂` failures each. `independent_failures` turns it
 //! off (the `failure-clumping: independent` input).
 //!
+//! **Low traffic and spills.** A batch in which one arm had no request
+//! teaches the two-sample tests nothing, so its counts wait, summed, until
+//! both arms have had requests (`Grouping`: a rule on request counts only,
+//! so still predictable). The two-sample mixture also bets on rate ratios
+//! 2 and 4 (small prior weight, [`split::SPILL_WEIGHT`]), for a shared
+//! dependency that drags the baseline up with the canary, and its estimate
+//! of the baseline's rate forgets in a minute with a light prior (power
+//! only, never validity).
+//!
 //! **α split (Bonferroni over active tests).** Latency on: error α/2,
 //! latency α/4, late onset α/4. Latency off: error 3α/4, late onset α/4.
 //! The error test gets the largest share because it is the one that must
@@ -352,11 +361,17 @@ impl Iut {
         }
     }
 
-    fn update(&mut self, end: f64, n_c: u64, x_c: u64, base: Option<(u64, u64)>, temper: f64) {
+    /// One batch: the canary's counts for the one-sample test; for the
+    /// two-sample test, whether the baseline's series was there and the
+    /// pair to add when both arms have had requests (see `Grouping`).
+    fn update(&mut self, end: f64, n_c: u64, x_c: u64, base: Base, temper: f64) {
         self.batches += 1;
         self.one.update_tempered(x_c, n_c - x_c, temper);
-        if let Some((n_b, x_b)) = base {
-            self.two.update(end, Pair { n_c, x_c, n_b, x_b }, temper);
+        if base.present {
+            self.two.note_seen();
+        }
+        if let Some(pair) = base.ready {
+            self.two.update(end, pair, temper);
         }
         let t = self.threshold - SLACK;
         if self.first_cross[0].is_none() && self.one.max() >= t {
@@ -392,12 +407,13 @@ struct LateOnset {
 }
 
 impl LateOnset {
-    fn update(&mut self, n_c: u64, x_c: u64, base: Option<(u64, u64)>, temper: f64) {
+    fn update(&mut self, n_c: u64, x_c: u64, base: Base, temper: f64) {
         self.one.add(temper * self.sprt.increment(x_c, n_c - x_c));
-        if let Some((n_b, x_b)) = base {
+        if base.present {
             self.baseline_seen = true;
-            self.two
-                .add(temper * self.split.increment(Pair { n_c, x_c, n_b, x_b }));
+        }
+        if let Some(pair) = base.ready {
+            self.two.add(temper * self.split.increment(pair));
         }
         self.since_restart += n_c;
         if self.since_restart >= self.spacing {
@@ -410,6 +426,46 @@ impl LateOnset {
     fn tripped(&self) -> bool {
         let t = self.threshold - SLACK;
         self.one.statistic() >= t && (!self.baseline_seen || self.two.statistic() >= t)
+    }
+}
+
+/// What a batch gives the two-sample tests.
+#[derive(Debug, Clone, Copy)]
+struct Base {
+    /// The baseline's series was in the batch.
+    present: bool,
+    /// Counts to add now: both arms have had requests since the last pair.
+    ready: Option<Pair>,
+}
+
+/// Low traffic: a batch in which one arm had no request teaches a
+/// two-sample test nothing (a canary failure with no baseline request
+/// beside it counted for nothing), so the counts wait, summed, until both
+/// arms have had requests. The rule looks at request counts only, never
+/// at failures, so the grouped pairs stay predictable and every test keeps
+/// its level.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Grouping {
+    pending: Option<Pair>,
+}
+
+impl Grouping {
+    fn add(&mut self, n_c: u64, x_c: u64, n_b: u64, x_b: u64) -> Option<Pair> {
+        let p = self.pending.get_or_insert(Pair {
+            n_c: 0,
+            x_c: 0,
+            n_b: 0,
+            x_b: 0,
+        });
+        p.n_c += n_c;
+        p.x_c += x_c;
+        p.n_b += n_b;
+        p.x_b += x_b;
+        if p.n_c > 0 && p.n_b > 0 {
+            self.pending.take()
+        } else {
+            None
+        }
     }
 }
 
@@ -434,6 +490,8 @@ pub struct Breaker {
     step_baseline_gap: f64,
     /// How the baseline's failures clump (tempers every test's evidence).
     clumping: Clumping,
+    /// Counts waiting for both arms to have had requests.
+    grouping: Grouping,
 }
 
 impl Breaker {
@@ -484,6 +542,7 @@ impl Breaker {
             last_baseline: None,
             step_baseline_gap: 0.0,
             clumping: Clumping::default(),
+            grouping: Grouping::default(),
         })
     }
 
@@ -535,16 +594,30 @@ impl Breaker {
         } else {
             1.0 / self.clumping.index()
         };
-        self.error.update(b.end, n_c, x_c, base, temper);
+        let grouped = Base {
+            present: base.is_some(),
+            ready: base.and_then(|(n_b, x_b)| self.grouping.add(n_c, x_c, n_b, x_b)),
+        };
+        self.error.update(b.end, n_c, x_c, grouped, temper);
         if let Some(lat) = &mut self.latency
             && let Some(s_c) = b.canary.slow
         {
-            let base_slow = b
-                .baseline
-                .and_then(|a| a.slow.map(|s| (a.requests, s.min(a.requests))));
-            lat.update(b.end, n_c, s_c.min(n_c), base_slow, 1.0);
+            let s_c = s_c.min(n_c);
+            let base_slow = b.baseline.and_then(|a| {
+                a.slow.map(|s| Pair {
+                    n_c,
+                    x_c: s_c,
+                    n_b: a.requests,
+                    x_b: s.min(a.requests),
+                })
+            });
+            let slow = Base {
+                present: base_slow.is_some(),
+                ready: base_slow.filter(|p| p.n_c > 0 && p.n_b > 0),
+            };
+            lat.update(b.end, n_c, s_c, slow, 1.0);
         }
-        self.late.update(n_c, x_c, base, temper);
+        self.late.update(n_c, x_c, grouped, temper);
         if let Some((n_b, x_b)) = base {
             self.clumping.update(n_b, x_b);
         }

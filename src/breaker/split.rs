@@ -91,8 +91,14 @@ pub struct BaselineRate {
     last: Option<f64>,
 }
 
-/// Forgetting time constant of [`BaselineRate`], seconds.
-pub const BASELINE_MEMORY: f64 = 300.0;
+/// Forgetting time constant of [`BaselineRate`], seconds: short, so a
+/// shared dependency that drags the baseline up (a spill) is followed
+/// within a minute. Only power depends on it.
+pub const BASELINE_MEMORY: f64 = 60.0;
+
+/// Weight of [`BaselineRate`]'s prior, in pseudo-requests at the prior
+/// rate: light, so the baseline's own data speaks after a few seconds.
+pub const BASELINE_PRIOR_REQUESTS: f64 = 50.0;
 
 impl BaselineRate {
     pub fn new(prior_rate: f64) -> BaselineRate {
@@ -104,10 +110,12 @@ impl BaselineRate {
         }
     }
 
-    /// Estimate from data strictly before the current batch: one pseudo-failure
-    /// in `1/prior_rate` pseudo-requests, plus the discounted counts.
+    /// Estimate from data strictly before the current batch:
+    /// [`BASELINE_PRIOR_REQUESTS`] pseudo-requests at the prior rate, plus
+    /// the discounted counts.
     pub fn estimate(&self) -> f64 {
-        let est = (self.failures + 1.0) / (self.requests + 1.0 / self.prior_rate);
+        let est = (self.failures + BASELINE_PRIOR_REQUESTS * self.prior_rate)
+            / (self.requests + BASELINE_PRIOR_REQUESTS);
         est.clamp(1e-6, 0.5)
     }
 
@@ -199,13 +207,25 @@ impl Clumping {
     }
 }
 
-/// Trip-only two-sample mixture: one failure-split component and one 2×2
-/// component per canary rate in `grid`, equal weights.
+/// Rate ratios the failure-split components bet on besides the design's
+/// `ρ1`: a shared dependency that also drags the baseline up (a spill)
+/// leaves the canary only 2–4× worse, where a split at `ρ1 = 10` loses.
+pub const SPLIT_RATIOS: [f64; 2] = [2.0, 4.0];
+
+/// Prior weight of each [`SPLIT_RATIOS`] component: small, so the
+/// components an outage needs lose almost nothing to them (a spill is
+/// slower to show, and pays the extra nats from its steady evidence).
+pub const SPILL_WEIGHT: f64 = 0.05;
+
+/// Trip-only two-sample mixture: failure-split components (the design's
+/// `ρ1` and [`SPLIT_RATIOS`] below it) and one 2×2 component per canary
+/// rate in `grid`, equal weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TwoSample {
-    split: FailureSplit,
+    splits: Vec<FailureSplit>,
     grow: Vec<Grow2x2>,
-    log_e: Vec<f64>, // [split, grow...]
+    log_e: Vec<f64>, // [splits..., grow...], the design's split first
+    ln_w: Vec<f64>,
     baseline: BaselineRate,
     current: f64,
     max: f64,
@@ -214,10 +234,28 @@ pub struct TwoSample {
 
 impl TwoSample {
     pub fn new(rho1: f64, grid: &[f64], prior_rate: f64) -> TwoSample {
+        let splits: Vec<FailureSplit> = std::iter::once(rho1)
+            .chain(SPLIT_RATIOS.into_iter().filter(|&r| r < rho1 - 1e-9))
+            .map(|rho1| FailureSplit { rho1 })
+            .collect();
+        // The design's split and the 2×2 components share what the spill
+        // components leave; weights sum to 1 (a mixture of e-processes).
+        let extra = splits.len() - 1;
+        let main = (1.0 - SPILL_WEIGHT * extra as f64) / (1 + grid.len()) as f64;
+        let ln_w = (0..splits.len() + grid.len())
+            .map(|i| {
+                if (1..=extra).contains(&i) {
+                    SPILL_WEIGHT.ln()
+                } else {
+                    main.ln()
+                }
+            })
+            .collect();
         TwoSample {
-            split: FailureSplit { rho1 },
+            log_e: vec![0.0; grid.len() + splits.len()],
+            ln_w,
+            splits,
             grow: grid.iter().map(|&q_c| Grow2x2 { q_c }).collect(),
-            log_e: vec![0.0; grid.len() + 1],
             baseline: BaselineRate::new(prior_rate),
             current: 0.0,
             max: 0.0,
@@ -233,14 +271,22 @@ impl TwoSample {
             return;
         }
         let q_b = self.baseline.estimate();
-        self.log_e[0] += temper * self.split.increment(p);
-        for (l, g) in self.log_e[1..].iter_mut().zip(&self.grow) {
+        let k = self.splits.len();
+        for (l, split) in self.log_e[..k].iter_mut().zip(&self.splits) {
+            *l += temper * split.increment(p);
+        }
+        for (l, g) in self.log_e[k..].iter_mut().zip(&self.grow) {
             *l += temper * g.increment(p, q_b);
         }
         self.baseline.update(end, p.n_b, p.x_b);
-        let ln_w = -(self.log_e.len() as f64).ln();
-        self.current = log_sum_exp(self.log_e.iter().map(|l| l + ln_w));
+        self.current = log_sum_exp(self.log_e.iter().zip(&self.ln_w).map(|(l, w)| l + w));
         self.max = self.max.max(self.current);
+    }
+
+    /// Notes that a batch carried the baseline's series (its counts may
+    /// wait to be grouped with the next batch's).
+    pub fn note_seen(&mut self) {
+        self.seen = true;
     }
 
     /// Whether any batch carried a baseline.
