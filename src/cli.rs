@@ -46,10 +46,72 @@ pub enum Exit {
     Error(String),
 }
 
+/// What a flag takes, for `--help` (`--timeout <DURATION>`): a word a
+/// person reads, or the choices. Booleans are `true|false`.
+fn value_name(name: &str) -> &'static str {
+    match name {
+        "timeout" | "check-interval" | "swap-timeout" | "check-timeout" | "verify-window"
+        | "verify-interval" | "canary-window" | "evidence-interval" | "latency-threshold"
+        | "max-silence" | "inconclusive-wait" | "lock-wait" | "lock-ttl" => "DURATION",
+        "health-status" | "check-attempts" | "min-critical-tests" | "max-parallel"
+        | "verify-requests" | "min-requests" | "seed" | "https-port" | "http-port" => "N",
+        "probe-rate" => "PER_SECOND",
+        "alpha" | "baseline-error-rate" | "max-error-rate" => "FRACTION",
+        "health-path" | "version-path" => "URL_PATH",
+        "results" | "sarif" => "GLOBS",
+        "manifest" | "ca-cert" | "audit-log" | "faults" | "app-private-key" => "FILE",
+        "arm-endpoint" | "authority-host" | "prometheus-url" | "slack-webhook-url"
+        | "teams-webhook-url" | "pagerduty-url" | "oidc-audience" => "URL",
+        "subscription-id" | "tenant-id" | "client-id" | "app-id" => "ID",
+        "github-token" | "client-secret" | "prometheus-token" | "pagerduty-routing-key" => "SECRET",
+        "azure-credentials" => "JSON",
+        "version" | "expected-version" | "to-version" => "VERSION",
+        "app-name" | "resource-group" | "container" | "slot" | "environment" | "scenario" => "NAME",
+        "services" => "NAMES|all",
+        "platform" => "PLATFORM",
+        "image" => "IMAGE",
+        "package" => "ZIP|URL",
+        "canary" => "PERCENTS",
+        "evidence" => "SOURCES",
+        "probe-requests" => "REQUESTS",
+        "prometheus-requests-query" | "prometheus-failures-query" | "prometheus-slow-query" => {
+            "PROMQL"
+        }
+        "critical-filter" => "FILTER",
+        "critical-filter-optional" => "PARTS",
+        "junit-category-pattern" => "REGEX",
+        "test-command" => "COMMAND",
+        "resolve" => "HOST=ADDR,…",
+        "repository" => "OWNER/REPO",
+        "target-branch" => "BRANCH",
+        "ref" => "REF",
+        "commits" => "SHAS",
+        "hotfix-tag" => "TAG",
+        "tag-prefix" => "PREFIX",
+        "slug" => "SLUG",
+        "labels" | "assignees" => "LIST",
+        "incident" => "INCIDENT_ID",
+        "severity" => "sev0|sev1|sev2|sev3",
+        "security-threshold" => "LEVELS",
+        "reason" | "title" | "message" | "root-cause" | "security-waiver" => "TEXT",
+        "action-items" => "LINES",
+        "on-failure" => "rollback-all|rollback-failed|stop",
+        "mode" => "pull-request|push",
+        "incident-action" => "create|update|resolve",
+        "lock" => "auto|github|none",
+        "on-inconclusive" => "wait|fail|promote",
+        "on-stale-routing" => "clear|fail",
+        "failure-clumping" => "estimate|independent",
+        "sabotage" => "breaker",
+        _ => "VALUE",
+    }
+}
+
 fn arg_for(spec: &InputSpec) -> Arg {
     let mut help = spec.description.to_string();
     if let Some(var) = spec.cli_env {
-        help.push_str(&format!(" [default: ${var}]"));
+        // clap shows the default itself: this says where else it comes from.
+        help.push_str(&format!(" [env: {var}]"));
     }
     // A secret is read from its environment variable only: on the command
     // line `ps` and shell history would show it. The flag exists, hidden,
@@ -66,7 +128,7 @@ fn arg_for(spec: &InputSpec) -> Arg {
             .value_name("true|false")
             .action(ArgAction::Set);
     } else {
-        arg = arg.value_name("VALUE").action(ArgAction::Set);
+        arg = arg.value_name(value_name(spec.name)).action(ArgAction::Set);
     }
     if let Some(d) = spec.default {
         arg = arg.default_value(d);
@@ -268,6 +330,29 @@ mod tests {
             panic!()
         };
         assert!(msg.contains("--results"), "{msg}");
+    }
+
+    #[test]
+    fn every_flag_says_what_it_takes_and_shows_one_default() {
+        // `command` is the subcommand on the command line, not a flag.
+        for spec in INPUTS
+            .iter()
+            .filter(|s| !s.boolean && s.name != COMMAND_INPUT)
+        {
+            assert_ne!(
+                value_name(spec.name),
+                "VALUE",
+                "--{} has no value name",
+                spec.name
+            );
+        }
+        for spec in INPUTS.iter().filter(|s| s.cli_env.is_some()) {
+            let help = arg_for(spec)
+                .get_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(!help.contains("[default: $"), "--{}: {help}", spec.name);
+        }
     }
 
     #[test]
