@@ -558,3 +558,53 @@ async fn sigterm_during_a_container_apps_canary_then_the_post_stage_restores_the
     );
     sb.shutdown().await;
 }
+
+/// `--dry-run` reads what a deploy reads first and says what it would
+/// change, in order — and changes nothing: no ARM or Kudu write, no GitHub
+/// write (no lock, no deployment), production and the slot as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_says_what_would_change_and_changes_nothing() {
+    let sb = sandbox().await;
+    let slot_before = sb.handle().slot_version(APP, "staging");
+    let (_job, r) = run(job(&sb).input("dry-run", "true").input("canary", "10,50")).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("dry-run"));
+    assert_eq!(r.output("previous-version"), Some("2.4.0"));
+    for said in [
+        "Dry run",
+        "stage the package",
+        "send 10 % of production's traffic",
+        "send 50 % of production's traffic",
+        "promote it: production, serving 2.4.0 now, would serve 2.4.1",
+    ] {
+        assert!(r.summary.contains(said), "{said}: {}", r.summary);
+    }
+    assert_eq!(mutating(&sb), Vec::<String>::new());
+    let github_writes: Vec<_> = sb
+        .handle()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.host == "api.github.test" && r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(github_writes, Vec::<String>::new());
+    assert_eq!(
+        sb.handle().slot_version(APP, "production").as_deref(),
+        Some("2.4.0")
+    );
+    assert_eq!(sb.handle().slot_version(APP, "staging"), slot_before);
+
+    // An app that does not exist: the deploy would stop, and says why.
+    let (_job, r) = run(job(&sb)
+        .input("dry-run", "true")
+        .input("app-name", "app-nope"))
+    .await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert!(
+        r.all_text().contains("would stop at preflight") && r.all_text().contains("app-nope"),
+        "{}",
+        r.all_text()
+    );
+    assert_eq!(mutating(&sb), Vec::<String>::new());
+    sb.shutdown().await;
+}

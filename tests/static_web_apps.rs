@@ -369,3 +369,20 @@ fn what_static_web_apps_cannot_do_is_refused_up_front() {
         );
     }
 }
+
+/// `--dry-run` on Static Web Apps: reads the site and says what would
+/// change; not one ARM write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_changes_nothing() {
+    let sb = sandbox().await;
+    let (_job, r) = run(job(&sb, "2.4.1").input("dry-run", "true")).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("dry-run"));
+    assert!(
+        r.summary.contains("store-2.4.1.zip") && r.summary.contains("preview environment"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(arm_writes(&sb), Vec::<String>::new());
+    sb.shutdown().await;
+}

@@ -28,6 +28,8 @@ pub struct DeployConfig {
     pub package: Option<std::path::PathBuf>,
     /// Where the audit log goes.
     pub audit_log: std::path::PathBuf,
+    /// Only read and say what would change (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// A deploy of several services from the manifest.
@@ -210,6 +212,7 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         resource,
         package,
         audit_log,
+        dry_run: r.parse("dry-run", values::parse_bool).unwrap_or(false),
     })
 }
 

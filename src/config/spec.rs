@@ -676,6 +676,16 @@ pub const INPUTS: &[InputSpec] = &[
     .default("2m")
     .only(DEPLOY),
     input(
+        "dry-run",
+        "Check everything a deploy checks before it changes anything (the inputs, the \
+         sign-in, what production serves, routing left behind), then say what it would \
+         change and in which order, and change nothing: no lock, no upload, no GitHub \
+         deployment.",
+    )
+    .default("false")
+    .boolean()
+    .only(DEPLOY),
+    input(
         "failure-clumping",
         "How the breaker counts failures that come in clumps (a request and its retries, one \
          sick instance): `estimate` (learn from production's failures how they clump, and \

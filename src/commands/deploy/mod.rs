@@ -6,6 +6,7 @@
 //! The post stage ([`post`]) finishes whatever the main stage's journals
 //! say is left.
 
+mod dry_run;
 mod multi;
 mod summary;
 
@@ -40,6 +41,9 @@ pub fn place_of(config: &DeployConfig) -> Place {
 
 /// Runs a deploy.
 pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandError> {
+    if config.dry_run {
+        return dry_run::run(ctx, config).await;
+    }
     let mut rec =
         crate::commands::shared::records::Records::connect(ctx, ctx.config.records.as_deref())
             .await;

@@ -134,6 +134,26 @@ pub async fn live_version(
     place.platform.live_version(place, &env, endpoints, c).await
 }
 
+/// Only the platform's read-only preflight (for `deploy --dry-run`): what
+/// it found, and the facts it read (hosts, what production serves,
+/// leftovers). No lock, nothing changed.
+pub async fn preflight(
+    ctx: &Ctx,
+    clients: &AzureClients,
+    place: &Place,
+    plan: &DeployPlan,
+) -> (crate::rollout::Result, crate::rollout::driver::Facts) {
+    use crate::rollout::target::Target as _;
+    let env = target_env(ctx, clients, None);
+    let target = place.platform.target(place, plan, &env);
+    let probe = Probe::new(clients.http.clone());
+    let mut facts = crate::rollout::driver::Facts::default();
+    let r = target
+        .preflight(plan, &mut facts, &probe, &ctx.cancel)
+        .await;
+    (r, facts)
+}
+
 /// Builds the platform's target and evidence clients and runs the rollout.
 pub async fn drive(
     ctx: &Ctx,
