@@ -94,6 +94,10 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
         sinks.summary = Some(path);
     }
 
+    sinks.json = invocation
+        .as_ref()
+        .is_some_and(|i| i.global.output == "json");
+
     let argv0 = argv.first().cloned().unwrap_or_default();
     let stage = Stage::detect(&argv0, &env);
     if stage == Stage::Post && !post_has_work(&env, &console) {
@@ -227,6 +231,20 @@ fn reject_inputs(console: &Console, sinks: &Sinks, errors: &[InputError]) -> u8 
 }
 
 fn write_outputs(console: &Console, sinks: &Sinks, outputs: &[(&str, String)]) -> bool {
+    if sinks.json && sinks.output.is_none() {
+        // One object for a program to parse; a secret never reaches it.
+        let object: serde_json::Map<String, serde_json::Value> = outputs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_string(),
+                    serde_json::Value::String(console.secrets().redact(v)),
+                )
+            })
+            .collect();
+        console.data(&format!("{}\n", serde_json::Value::Object(object)));
+        return true;
+    }
     let mut ok = true;
     for (name, value) in outputs {
         if let Err(e) = sinks.set_output(console, name, value) {

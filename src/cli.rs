@@ -24,6 +24,17 @@ pub struct GlobalArgs {
     /// also the HTTP and TLS libraries' (same as EXPEDITE_DEBUG=2).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How the outputs are printed on stdout: `text` (`name=value` lines)
+    /// or `json` (one JSON object: `outcome`, every output, `error`). Logs
+    /// stay on stderr either way.
+    #[arg(
+        long,
+        global = true,
+        value_name = "text|json",
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub output: String,
 }
 
 /// A parsed command line.

@@ -371,3 +371,72 @@ fn a_secret_is_never_taken_from_a_flag_and_help_names_its_variable() {
         );
     }
 }
+
+/// `--output json`: one JSON object on stdout for every command — whether
+/// it succeeds or refuses its inputs — with `outcome`, every output and
+/// `error`; the logs stay on stderr. (`sandbox` serves until stopped and
+/// has `--json` for its settings; `drill` is the whole incident.)
+#[test]
+fn every_command_prints_one_json_object_with_output_json() {
+    let (_, help) = cli(&["--help"]);
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| !["help", "sandbox", "drill"].contains(&c.as_str()))
+        .collect();
+    assert!(commands.len() >= 8, "{commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::exe())
+            .args(args)
+            .env_clear()
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for c in &commands {
+        let (code, stdout, stderr) = run(&[c, "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("{c}: stdout is not one JSON object ({e}):\n{stdout}\n{stderr}")
+        });
+        assert!(v.is_object(), "{c}: {stdout}");
+        assert_eq!(v["outcome"], "failure", "{c}: {stdout}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{c}: {stdout}"
+        );
+        assert_eq!(code, Some(1), "{c}: {stdout}");
+    }
+    // A command that succeeds: every output in the object.
+    std::fs::write(
+        dir.path().join("r.xml"),
+        r#"<testsuite name="s" tests="1"><testcase classname="A" name="critical_one [Critical]"/></testsuite>"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&[
+        "gate",
+        "--output",
+        "json",
+        "--results",
+        "r.xml",
+        "--security-waiver",
+        "no scan in this test",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("gate: {e}:\n{stdout}\n{stderr}"));
+    assert_eq!(
+        (code, v["outcome"].as_str()),
+        (Some(0), Some("success")),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(v["verdict"], "pass", "{stdout}");
+}

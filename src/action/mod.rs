@@ -138,6 +138,9 @@ pub struct Sinks {
     pub state: Option<PathBuf>,
     /// `$GITHUB_STEP_SUMMARY`, or a file given with `--summary-file`.
     pub summary: Option<PathBuf>,
+    /// Without `$GITHUB_OUTPUT`: print the outputs as one JSON object
+    /// (`--output json`) instead of `name=value` lines.
+    pub json: bool,
 }
 
 impl Sinks {
@@ -147,6 +150,7 @@ impl Sinks {
             output: env.path("GITHUB_OUTPUT"),
             state: env.path("GITHUB_STATE"),
             summary: env.path("GITHUB_STEP_SUMMARY"),
+            json: false,
         }
     }
 
