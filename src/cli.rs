@@ -131,6 +131,14 @@ fn arg_for(spec: &InputSpec) -> Arg {
         .long(spec.name)
         .help(help)
         .hide(spec.secret);
+    // Peer actions' names for the same input; long flags only.
+    for alias in spec
+        .aliases
+        .iter()
+        .filter(|a| a.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+    {
+        arg = arg.visible_alias(*alias);
+    }
     if spec.boolean {
         arg = arg
             .num_args(0..=1)
@@ -363,6 +371,22 @@ mod tests {
                 .map(ToString::to_string)
                 .unwrap_or_default();
             assert!(!help.contains("[default: $"), "--{}: {help}", spec.name);
+        }
+    }
+
+    #[test]
+    fn a_peer_flag_name_is_its_input() {
+        for (flag, input) in [
+            ("--slot-name", "slot"),
+            ("--images", "image"),
+            ("--resource-group-name", "resource-group"),
+        ] {
+            let inv = parse(&argv(&["deploy", flag, "x"])).expect(flag);
+            assert_eq!(
+                inv.flags.get(input).map(String::as_str),
+                Some("x"),
+                "{flag}"
+            );
         }
     }
 

@@ -237,3 +237,55 @@ fn bad_inputs_in_five_sections_are_all_reported_at_once() {
         );
     }
 }
+
+/// A peer action's name for an input (`slot-name` in azure/webapps-deploy,
+/// `creds` in azure/login, `imageToDeploy` in the Container Apps action)
+/// is that input: every alias the spec declares is accepted from `with:`
+/// and checked as its input — a bad value is refused under the input's own
+/// name — and the same input given twice with different values is refused.
+#[test]
+fn every_alias_resolves_to_its_input() {
+    let mut checked = 0;
+    for spec in expedite::config::INPUTS {
+        for alias in spec.aliases {
+            let job = deploy_inputs("container-apps")
+                .input(spec.name, "")
+                .input(alias, "bad value!");
+            let r = job.run_main();
+            assert_eq!(r.code, 1, "{alias}: {}", r.all_text());
+            assert!(
+                !r.all_text().contains("is not an input of expedite"),
+                "{alias} was not recognised: {}",
+                r.all_text()
+            );
+            assert!(
+                refusal(&r, &format!("input '{}': ", spec.name)).is_some(),
+                "{alias} did not reach '{}': {}",
+                spec.name,
+                r.all_text()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "{checked} aliases");
+    let r = deploy_inputs("app-service")
+        .input("slot", "blue")
+        .input("slot-name", "green")
+        .run_main();
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert!(
+        refusal(&r, "input 'slot': ").is_some_and(|t| t.contains("given twice")),
+        "{}",
+        r.all_text()
+    );
+    // azure/login's `environment` (the Azure cloud) is not this one.
+    let r = deploy_inputs("app-service")
+        .input("environment", "AzureCloud")
+        .run_main();
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert!(
+        refusal(&r, "input 'environment': ").is_some_and(|t| t.contains("Azure cloud")),
+        "{}",
+        r.all_text()
+    );
+}

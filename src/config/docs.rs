@@ -64,6 +64,19 @@ pub fn action_yml() -> String {
             let _ = writeln!(y, "    default: {}", quoted(d));
         }
     }
+    // Aliases are inputs too (the runner warns about undeclared ones), with
+    // no default, so only a value someone wrote arrives.
+    for spec in INPUTS.iter().filter(|s| !s.cli_only()) {
+        for alias in spec.aliases {
+            let _ = writeln!(y, "  {alias}:");
+            let d = format!(
+                "Alias of `{}` (the name a peer action uses for the same thing).",
+                spec.name
+            );
+            let _ = writeln!(y, "    description: {}", quoted(&d));
+            let _ = writeln!(y, "    required: false");
+        }
+    }
     y.push_str("outputs:\n");
     for o in OUTPUTS {
         let _ = writeln!(y, "  {}:", o.name);
@@ -104,6 +117,10 @@ pub fn readme_inputs() -> String {
         let mut desc = spec.description.to_string();
         if spec.secret {
             desc.push_str(" *Secret.*");
+        }
+        if !spec.aliases.is_empty() {
+            let names: Vec<String> = spec.aliases.iter().map(|a| format!("`{a}`")).collect();
+            let _ = write!(desc, " Also accepted as {}.", names.join(", "));
         }
         let _ = writeln!(
             t,

@@ -698,6 +698,24 @@ pub(super) fn records_config(
     };
     let environment = r
         .parse("environment", |v| {
+            // azure/login's `environment` is the Azure cloud; here it is the
+            // GitHub deployment environment. A cloud's name is that mistake.
+            const CLOUDS: [&str; 5] = [
+                "azurecloud",
+                "azurechinacloud",
+                "azureusgovernment",
+                "azuregermancloud",
+                "azurestack",
+            ];
+            if CLOUDS.iter().any(|c| c.eq_ignore_ascii_case(v)) {
+                return Err(ValueError {
+                    problem: format!(
+                        "{} is an Azure cloud (azure/login's `environment`); here `environment` is the GitHub deployment environment",
+                        shown(v)
+                    ),
+                    accepted: "a GitHub environment name such as production; for another Azure cloud set arm-endpoint and authority-host".into(),
+                });
+            }
             if !v.is_empty() && v.len() <= 255 && !v.chars().any(char::is_control) {
                 Ok(v.to_string())
             } else {

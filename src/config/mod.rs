@@ -111,7 +111,10 @@ impl RawInputs {
     pub fn from_action(env: &Env) -> Result<RawInputs, Vec<InputError>> {
         let mut errors = Vec::new();
         for name in env.input_names() {
-            if spec::input_spec(&name).is_none() && !RUNNER_INPUTS.contains(&name.as_str()) {
+            if spec::input_spec(&name).is_none()
+                && spec::input_by_alias(&name).is_none()
+                && !RUNNER_INPUTS.contains(&name.as_str())
+            {
                 let fix = match closest(&name, INPUTS.iter().map(|i| i.name)) {
                     Some(s) => format!("did you mean '{s}'? Remove it or fix its name in `with:`"),
                     None => "remove it from `with:`; see the inputs in action.yml".to_string(),
@@ -156,7 +159,24 @@ impl RawInputs {
             ignored: Vec::new(),
         };
         for spec in INPUTS.iter().filter(|s| s.name != COMMAND_INPUT) {
-            let given = env.input(spec.name);
+            let mut given = env.input(spec.name);
+            // A peer action's name for the same input. The runner passes a
+            // declared input's default as if given, so an alias wins over
+            // the default; two different values are a mistake said aloud.
+            for alias in spec.aliases {
+                let Some(v) = env.input(alias) else { continue };
+                match given.as_deref() {
+                    Some(g) if g != v && Some(g) != spec.default => errors.push(InputError {
+                        input: spec.name.into(),
+                        problem: format!(
+                            "is given twice, as '{}' and as its alias '{alias}', with different values",
+                            spec.name
+                        ),
+                        fix: format!("keep one of `{}:` and `{alias}:` in `with:`", spec.name),
+                    }),
+                    _ => given = Some(v),
+                }
+            }
             if !spec.scope.includes(command) {
                 // The runner passes every declared input with its default;
                 // only a value someone set on purpose deserves a warning.

@@ -183,6 +183,9 @@ pub struct InputSpec {
     /// A flag that takes no value on the command line (`--summary`), still
     /// accepting `--summary=false`.
     pub boolean: bool,
+    /// Other names it is accepted under, where a peer action calls the
+    /// same thing differently (`slot-name` in azure/webapps-deploy).
+    pub aliases: &'static [&'static str],
 }
 
 const fn input(name: &'static str, description: &'static str) -> InputSpec {
@@ -196,6 +199,7 @@ const fn input(name: &'static str, description: &'static str) -> InputSpec {
         secret: false,
         cli_env: None,
         boolean: false,
+        aliases: &[],
     }
 }
 
@@ -226,6 +230,10 @@ impl InputSpec {
     }
     const fn boolean(mut self) -> Self {
         self.boolean = true;
+        self
+    }
+    const fn aliases(mut self, names: &'static [&'static str]) -> Self {
+        self.aliases = names;
         self
     }
 
@@ -383,13 +391,15 @@ pub const INPUTS: &[InputSpec] = &[
          (nor any Azure sign-in).",
     )
     .only(WITH_RESOURCE_GROUP)
+    .aliases(&["resource-group-name", "resourceGroup"])
     .env("EXPEDITE_RESOURCE_GROUP"),
     input(
         "app-name",
         "The app to deploy to: an App Service web app, or a container app with \
          `platform: container-apps`. Required unless `manifest` names the services.",
     )
-    .only(DEPLOY),
+    .only(DEPLOY)
+    .aliases(&["containerAppName"]),
     input(
         "platform",
         "Where the app runs: `app-service` (a staging slot, routing rules, a swap), \
@@ -403,7 +413,8 @@ pub const INPUTS: &[InputSpec] = &[
         "image",
         "Container Apps: the image of the new build (e.g. `contoso.azurecr.io/payments:2.4.1`).",
     )
-    .only(DEPLOY),
+    .only(DEPLOY)
+    .aliases(&["images", "imageToDeploy"]),
     input(
         "container",
         "Container Apps: which container gets the image, when the app has several.",
@@ -457,7 +468,8 @@ pub const INPUTS: &[InputSpec] = &[
          Static Web Apps preview environment. Never `production`.",
     )
         .default("staging")
-        .only(AZURE),
+        .only(AZURE)
+        .aliases(&["slot-name"]),
     input(
         "subscription-id",
         "Azure subscription id. Also read from `azure-credentials`.",
@@ -490,6 +502,7 @@ pub const INPUTS: &[InputSpec] = &[
          tenantId), instead of the three ids and a secret.",
     )
     .only(AZURE)
+    .aliases(&["creds"])
     .secret()
     .env("AZURE_CREDENTIALS"),
     input(
@@ -1180,6 +1193,14 @@ pub const OUTPUTS: &[OutputSpec] = &[
 /// Looks up an input by name.
 pub fn input_spec(name: &str) -> Option<&'static InputSpec> {
     INPUTS.iter().find(|i| i.name == name)
+}
+
+/// The input `name` is an alias of (runner input names are
+/// case-insensitive: `imageToDeploy` arrives as `imagetodeploy`).
+pub fn input_by_alias(name: &str) -> Option<&'static InputSpec> {
+    INPUTS
+        .iter()
+        .find(|i| i.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
 }
 
 /// Looks up an output by name.
