@@ -72,6 +72,14 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     // request.
     let libraries = verbose >= 2 || env.get("EXPEDITE_DEBUG") == Some("2");
     let console = Console::stdio(style, debug || libraries, Secrets::default());
+    // Progress rewrites one status line only on a terminal that can show
+    // it; a pipe, a job's log, `NO_COLOR` or `TERM=dumb` get plain lines.
+    console.use_status_line(
+        style == action::console::Style::Cli
+            && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && env.get("NO_COLOR").is_none_or(str::is_empty)
+            && env.get("TERM") != Some("dumb"),
+    );
     action::log::install(&console, libraries);
     mask_secret_inputs(&console, &env);
 

@@ -608,3 +608,110 @@ async fn a_dry_run_says_what_would_change_and_changes_nothing() {
     assert_eq!(mutating(&sb), Vec::<String>::new());
     sb.shutdown().await;
 }
+
+/// Deploys 2.4.1 with a 5-s canary step on a fresh sandbox, the binary's
+/// stderr on a pseudo-terminal; returns the exit code and what the
+/// terminal received.
+async fn deploy_under_a_pty(no_color: bool) -> (Option<i32>, String) {
+    let sb = sandbox().await;
+    let env = sb.settings().env();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.zip"),
+        expedite_sandbox::demo_package("2.4.1").unwrap(),
+    )
+    .unwrap();
+    let python = std::env::var("EXPEDITE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pty_run.py");
+    let exe = common::exe();
+    let cwd = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(&python);
+        cmd.arg(&script)
+            .arg(exe)
+            .args([
+                "deploy",
+                "--app-name",
+                APP,
+                "--package",
+                "app.zip",
+                "--expected-version",
+                "2.4.1",
+                "--lock",
+                "none",
+                "--check-interval",
+                "200ms",
+                "--canary",
+                "20",
+                "--canary-window",
+                "5s",
+                "--evidence-interval",
+                "250ms",
+                "--probe-rate",
+                "20",
+                "--min-requests",
+                "20",
+                "--verify-window",
+                "1s",
+                "--verify-interval",
+                "250ms",
+                "--summary=false",
+            ])
+            .env_clear()
+            .envs(env)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .current_dir(cwd);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd.output().expect("python runs the pty helper")
+    })
+    .await
+    .unwrap();
+    sb.shutdown().await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// On a terminal a canary step shows one status line rewritten in place
+/// (carriage return, erase line) with the step's time and each arm's
+/// requests and failures, at least every 2 s; with `NO_COLOR` the same
+/// figures are plain lines (as in a job's log, at most every 15 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_sees_the_canary_move_and_no_color_gets_plain_lines() {
+    let (code, tty) = deploy_under_a_pty(false).await;
+    assert_eq!(code, Some(0), "{tty}");
+    let updates: Vec<&str> = tty
+        .split("\r\x1b[2K")
+        .filter(|t| t.starts_with("canary 20 %:"))
+        .collect();
+    assert!(
+        updates.len() >= 2,
+        "fewer than two status updates:\n{tty:?}"
+    );
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.contains("new build") && u.contains("requests") && u.contains("production")),
+        "{updates:#?}"
+    );
+    // It moves: two updates differ.
+    assert!(updates.windows(2).any(|w| w[0] != w[1]), "{updates:#?}");
+
+    let (code, plain) = deploy_under_a_pty(true).await;
+    assert_eq!(code, Some(0), "{plain}");
+    assert!(
+        !plain.contains("\x1b[2K"),
+        "NO_COLOR got a status line:\n{plain:?}"
+    );
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.trim_start_matches('\r').starts_with("canary 20 %:")
+                && l.contains("requests")),
+        "{plain}"
+    );
+}

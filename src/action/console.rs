@@ -111,7 +111,20 @@ struct ConsoleInner {
     out: Mutex<Sink>,
     err: Mutex<Sink>,
     annotations: Mutex<HashMap<Level, usize>>,
+    /// Progress as one status line rewritten in place (a terminal that
+    /// can: stderr a TTY, no `NO_COLOR`, not `TERM=dumb`).
+    status_line: std::sync::atomic::AtomicBool,
+    /// A status line is on screen (the next log line clears it first).
+    status_shown: std::sync::atomic::AtomicBool,
+    /// When the last progress line was printed (plain lines: at most one
+    /// every [`PROGRESS_EVERY`]).
+    last_progress: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often progress becomes a log line where it cannot be a status line
+/// (a job's log, a pipe): often enough to see it move, rarely enough to
+/// keep the log readable.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,8 +156,52 @@ impl Console {
                 out: Mutex::new(out),
                 err: Mutex::new(err),
                 annotations: Mutex::new(HashMap::new()),
+                status_line: std::sync::atomic::AtomicBool::new(false),
+                status_shown: std::sync::atomic::AtomicBool::new(false),
+                last_progress: Mutex::new(None),
             }),
         }
+    }
+
+    /// Shows progress as one status line rewritten in place (call it only
+    /// when stderr is a terminal that can: see `app.rs`).
+    pub fn use_status_line(&self, on: bool) {
+        self.inner
+            .status_line
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Progress during a long wait (a canary step, a verify window): on a
+    /// terminal, one status line rewritten in place; elsewhere (a job's log,
+    /// a pipe, `NO_COLOR`), a plain line at most every [`PROGRESS_EVERY`].
+    pub fn progress(&self, text: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let text = self.inner.secrets.redact(text);
+        if self.inner.style == Style::Cli && self.inner.status_line.load(Relaxed) {
+            // Carriage return and erase-line: the line is rewritten, never
+            // scrolled; no colour is involved.
+            let line: String = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            if let Ok(mut w) = self.inner.err.lock() {
+                let _ = write!(w, "\r\x1b[2K{line}");
+                let _ = w.flush();
+            }
+            self.inner.status_shown.store(true, Relaxed);
+            return;
+        }
+        let now = std::time::Instant::now();
+        if let Ok(mut last) = self.inner.last_progress.lock() {
+            if last.is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.info(&text);
     }
 
     /// The presentation style.
@@ -170,6 +227,14 @@ impl Console {
             Style::Cli => &self.inner.err,
         };
         if let Ok(mut w) = sink.lock() {
+            // A status line on screen is cleared before a log line.
+            if self
+                .inner
+                .status_shown
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                let _ = w.write_all(b"\r\x1b[2K");
+            }
             // A closed pipe must not crash an incident tool; drop the line.
             let _ = w.write_all(text.as_bytes());
             let _ = w.flush();

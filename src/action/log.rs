@@ -49,9 +49,19 @@ struct Fields {
     file: Option<String>,
     line: Option<u32>,
     extra: String,
+    /// `progress = true`: a status update, not a log line.
+    progress: bool,
 }
 
 impl Visit for Fields {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "progress" {
+            self.progress = value;
+        } else {
+            let _ = write!(self.extra, " {}={value}", field.name());
+        }
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.message.push_str(value),
@@ -126,6 +136,7 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
                 };
                 self.console.annotate(l, &a);
             }
+            TLevel::INFO if f.progress => self.console.progress(&message),
             TLevel::INFO => self.console.info(&message),
             _ => self.console.debug(&message),
         }

@@ -218,6 +218,46 @@ impl Watch {
 
     /// Watches one step at `percent` until it passes, trips, stays
     /// inconclusive, or is cancelled.
+    /// One line of progress for the current step: time, each source's
+    /// requests and failures per arm in this step, and how near the
+    /// closest test is to tripping.
+    fn progress(&self, percent: u8, window: f64) -> String {
+        let elapsed = self.step_started.elapsed().as_secs_f64();
+        let mut parts = vec![format!(
+            "canary {percent} %: {elapsed:.0} s of {window:.0} s"
+        )];
+        for f in &self.feeds {
+            let now = f.last.as_ref();
+            let start = f.at_step_start.as_ref();
+            let canary = now.map_or_else(Counters::default, |n| {
+                figures_between(&n.canary, start.map(|s| &s.canary))
+            });
+            let baseline = now
+                .and_then(|n| n.baseline.as_ref())
+                .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
+            let closest = f
+                .breaker
+                .evidence()
+                .tests
+                .iter()
+                .filter(|t| t.threshold.is_finite() && t.threshold > 0.0)
+                .map(|t| (t.statistic.max(0.0) / t.threshold).min(1.0))
+                .fold(0.0f64, f64::max);
+            parts.push(format!(
+                "{}: new build {} requests, {} failed; production {}; breaker {:.0} % of the way to a trip",
+                f.source.name(),
+                canary.requests,
+                canary.failures,
+                baseline.map_or_else(
+                    || "not read yet".to_string(),
+                    |b| format!("{} requests, {} failed", b.requests, b.failures)
+                ),
+                closest * 100.0
+            ));
+        }
+        parts.join(" · ")
+    }
+
     pub async fn step(&mut self, plan: &CanaryPlan, percent: u8, c: &Cancel) -> (R, StepRecord) {
         self.step_started = Instant::now();
         let at = self.secs(self.step_started);
@@ -232,9 +272,16 @@ impl Watch {
         };
         let window = plan.window.as_secs_f64();
         let mut warned_unavailable = false;
+        let mut last_progress: Option<Instant> = None;
         let result = loop {
             if c.sleep(plan.interval).await.is_err() {
                 break R::Cancelled;
+            }
+            // What a person watching sees move: at least every 2 s (the
+            // console turns it into a status line, or a log line every 15 s).
+            if last_progress.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(2)) {
+                last_progress = Some(Instant::now());
+                tracing::info!(progress = true, "{}", self.progress(percent, window));
             }
             let mut tripped = None;
             let origin = self.started;
