@@ -618,6 +618,16 @@ impl<T: Target> Rollout<T> {
     }
 
     async fn check_staging(&self, j: &mut Journal, c: &Cancel) -> R {
+        if !j.state.upload && !self.plan.rollback {
+            // Said before the wait, not after it: without a build to
+            // upload, the slot must already hold this version.
+            tracing::info!(
+                "no package or image was given: checking that the slot already serves {} (up to {} checks, {} s apart); give `package` to upload the build",
+                self.plan.expected_version,
+                self.plan.staging.attempts,
+                self.plan.staging.interval.as_secs()
+            );
+        }
         let seen = match self
             .probe
             .wait_until_good(
