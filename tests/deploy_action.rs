@@ -678,8 +678,9 @@ async fn deploy_under_a_pty(no_color: bool) -> (Option<i32>, String) {
 
 /// On a terminal a canary step shows one status line rewritten in place
 /// (carriage return, erase line) with the step's time and each arm's
-/// requests and failures, at least every 2 s; with `NO_COLOR` the same
-/// figures are plain lines (as in a job's log, at most every 15 s).
+/// requests and failures, at least every 2 s, and so does the verify
+/// window; with `NO_COLOR` the same figures are plain lines (as in a job's
+/// log, at most every 15 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_sees_the_canary_move_and_no_color_gets_plain_lines() {
     let (code, tty) = deploy_under_a_pty(false).await;
@@ -700,6 +701,11 @@ async fn a_terminal_sees_the_canary_move_and_no_color_gets_plain_lines() {
     );
     // It moves: two updates differ.
     assert!(updates.windows(2).any(|w| w[0] != w[1]), "{updates:#?}");
+    // The verify window after the promotion shows its progress the same way.
+    assert!(
+        tty.contains("\r\x1b[2Kverify production: "),
+        "no verify progress:\n{tty:?}"
+    );
 
     let (code, plain) = deploy_under_a_pty(true).await;
     assert_eq!(code, Some(0), "{plain}");

@@ -673,11 +673,26 @@ impl<T: Target> Rollout<T> {
     async fn verify_production(&self, j: &mut Journal, c: &Cancel) -> R {
         let started = Instant::now();
         let want = self.plan.expected_version.as_str();
+        let mut checks = 0u32;
+        let mut last_progress: Option<Instant> = None;
         loop {
             let o = self
                 .probe
                 .observe(&j.facts.production_host, &self.plan.endpoints, None)
                 .await;
+            checks += 1;
+            // What a person watching sees move (see the canary's progress).
+            if o.good(&self.plan.endpoints, Some(want))
+                && last_progress.is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+            {
+                last_progress = Some(Instant::now());
+                tracing::info!(
+                    progress = true,
+                    "verify production: {:.0} s of {} s · {checks} check(s), each healthy on {want}",
+                    started.elapsed().as_secs_f64(),
+                    self.plan.verify_window.as_secs()
+                );
+            }
             if !o.good(&self.plan.endpoints, Some(want)) {
                 return R::Failed(format!(
                     "production check failed: {} (expected version {want})",
