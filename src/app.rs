@@ -130,6 +130,12 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     for secret in raw.secret_values() {
         console.add_mask(secret);
     }
+    // Redacted from everything expedite writes (an Azure error that echoes
+    // the URL included). Not announced to the runner: it is the user's URL,
+    // not a credential of the job.
+    for part in raw.sensitive_parts() {
+        console.secrets().register(part);
+    }
     for name in &raw.ignored {
         tracing::warn!(
             "input '{name}' is not used by `{}`; it was ignored",

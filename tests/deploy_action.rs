@@ -594,6 +594,20 @@ async fn a_dry_run_says_what_would_change_and_changes_nothing() {
     );
     assert_eq!(sb.handle().slot_version(APP, "staging"), slot_before);
 
+    // Every platform: the container app's dry run writes nothing either.
+    let mut ca = job(&sb);
+    ca.inputs.remove("package");
+    let (_job, r) = run(ca
+        .input("dry-run", "true")
+        .input("app-name", "ca-contoso-payments")
+        .input("platform", "container-apps")
+        .input("image", "contosoacr.azurecr.io/payments:2.4.1"))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("dry-run"));
+    assert!(r.summary.contains("a new revision"), "{}", r.summary);
+    assert_eq!(mutating(&sb), Vec::<String>::new());
+
     // An app that does not exist: the deploy would stop, and says why.
     let (_job, r) = run(job(&sb)
         .input("dry-run", "true")

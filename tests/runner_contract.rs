@@ -112,6 +112,19 @@ fn a_secret_input_never_appears_in_stdout_or_stderr() {
     );
 }
 
+/// The commands `expedite --help` lists (not `help` itself).
+fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A wrapped description continues further in.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
 #[test]
 fn every_command_the_help_lists_is_built() {
     // No placeholder commands: each command `--help` lists answers its own
@@ -126,16 +139,7 @@ fn every_command_the_help_lists_is_built() {
             .starts_with("The expedited hotfix path"),
         "{help}"
     );
-    let commands: Vec<String> = help
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        // A wrapped description continues further in.
-        .filter(|l| !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|c| c != "help")
-        .collect();
+    let commands = listed_commands(&help);
     assert!(commands.len() >= 10, "{commands:?}");
     assert!(!commands.iter().any(|c| c == "bench"), "{commands:?}");
     for c in &commands {
@@ -379,14 +383,9 @@ fn a_secret_is_never_taken_from_a_flag_and_help_names_its_variable() {
 #[test]
 fn every_command_prints_one_json_object_with_output_json() {
     let (_, help) = cli(&["--help"]);
-    let commands: Vec<String> = help
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter(|l| !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|c| !["help", "sandbox", "drill"].contains(&c.as_str()))
+    let commands: Vec<String> = listed_commands(&help)
+        .into_iter()
+        .filter(|c| !["sandbox", "drill"].contains(&c.as_str()))
         .collect();
     assert!(commands.len() >= 8, "{commands:?}");
     let dir = tempfile::tempdir().unwrap();

@@ -61,6 +61,24 @@ fn arm_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
         .collect()
 }
 
+/// The next `times` POSTs of the promotion (the zip deployment to
+/// production) meet `kind`.
+fn fault_the_promotion(sb: &expedite_sandbox::Sandbox, kind: FaultKind, times: u32) {
+    let s = sb.settings();
+    sb.handle()
+        .add_fault(FaultSpec {
+            host: Some("management.azure.test".into()),
+            method: Some("POST".into()),
+            path_prefix: Some(format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/staticSites/{SITE}/zipdeploy",
+                s.subscription_id, s.resource_group
+            )),
+            times: Some(times),
+            ..FaultSpec::new(kind)
+        })
+        .unwrap();
+}
+
 fn production_deploys(sb: &expedite_sandbox::Sandbox) -> usize {
     arm_writes(sb)
         .iter()
@@ -202,27 +220,57 @@ async fn a_sas_token_in_the_zip_url_is_never_printed() {
         );
     }
     drop(job);
+    // Azure's own error echoing the URL, SAS and all: masked there too.
+    let s = sb.settings();
+    sb.handle()
+        .add_fault(FaultSpec {
+            host: Some("management.azure.test".into()),
+            method: Some("POST".into()),
+            path_prefix: Some(format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/staticSites/{SITE}/builds/staging/zipdeploy",
+                s.subscription_id, s.resource_group
+            )),
+            times: Some(1),
+            ..FaultSpec::new(FaultKind::Error {
+                status: 400,
+                message: format!(
+                    "The appZipUrl {} could not be read.",
+                    url.replace("${version}", "2.4.1")
+                ),
+            })
+        })
+        .unwrap();
+    let (echoed, r) = run(self::job(&sb, "2.4.1").input("package", &url)).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert!(
+        r.all_text().contains("could not be read"),
+        "{}",
+        r.all_text()
+    );
+    for (what, text) in [
+        ("stdout", r.stdout.as_str()),
+        ("stderr", r.stderr.as_str()),
+        ("summary", r.summary.as_str()),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{what} shows the SAS token:\n{text}"
+        );
+    }
+    drop(echoed);
     sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_control_plane_still_deploys_to_production_once() {
     let sb = sandbox().await;
-    sb.handle()
-        .add_fault(FaultSpec {
-            host: Some("management.azure.test".into()),
-            method: Some("POST".into()),
-            path_prefix: Some(format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/staticSites/{SITE}/zipdeploy",
-                sb.settings().subscription_id,
-                sb.settings().resource_group
-            )),
-            times: Some(2),
-            ..FaultSpec::new(FaultKind::Throttle {
-                retry_after_secs: 1,
-            })
-        })
-        .unwrap();
+    fault_the_promotion(
+        &sb,
+        FaultKind::Throttle {
+            retry_after_secs: 1,
+        },
+        2,
+    );
     let (_job, r) = run(job(&sb, "2.4.1")).await;
     assert_eq!(r.code, 0, "{}", r.all_text());
     assert_eq!(
@@ -235,19 +283,7 @@ async fn a_throttled_control_plane_still_deploys_to_production_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_to_the_promotion_is_settled_by_reading_production() {
     let sb = sandbox().await;
-    sb.handle()
-        .add_fault(FaultSpec {
-            host: Some("management.azure.test".into()),
-            method: Some("POST".into()),
-            path_prefix: Some(format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/staticSites/{SITE}/zipdeploy",
-                sb.settings().subscription_id,
-                sb.settings().resource_group
-            )),
-            times: Some(1),
-            ..FaultSpec::new(FaultKind::DropConnection)
-        })
-        .unwrap();
+    fault_the_promotion(&sb, FaultKind::DropConnection, 1);
     let (_job, r) = run(job(&sb, "2.4.1")).await;
     // Whatever the lost answer hid, the run reads production and says
     // what it serves: never a second blind deployment.
@@ -266,19 +302,7 @@ async fn a_lost_answer_to_the_promotion_is_settled_by_reading_production() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_that_happened_but_whose_answer_was_lost_is_not_sent_again() {
     let sb = sandbox().await;
-    sb.handle()
-        .add_fault(FaultSpec {
-            host: Some("management.azure.test".into()),
-            method: Some("POST".into()),
-            path_prefix: Some(format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/staticSites/{SITE}/zipdeploy",
-                sb.settings().subscription_id,
-                sb.settings().resource_group
-            )),
-            times: Some(1),
-            ..FaultSpec::new(FaultKind::AnswerLost)
-        })
-        .unwrap();
+    fault_the_promotion(&sb, FaultKind::AnswerLost, 1);
     let (_job, r) = run(job(&sb, "2.4.1")).await;
     // Azure deployed it; expedite could not know until it read production.
     assert_eq!(r.code, 0, "{}", r.all_text());
@@ -289,6 +313,62 @@ async fn a_promotion_that_happened_but_whose_answer_was_lost_is_not_sent_again()
     );
     assert_eq!(production_deploys(&sb), 1, "{:#?}", arm_writes(&sb));
     sb.shutdown().await;
+}
+
+/// Every way the promotion's answer can go wrong — throttled, a server
+/// error before or after the work, a dropped connection, a lost answer,
+/// a slow one — ends with production on exactly one version that the
+/// result names: `promoted` only when production serves 2.4.1,
+/// `failed-before-change` only when it still serves 2.4.0, never anything
+/// else, and never more than one accepted deployment to production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_on_the_promotion_ends_on_one_version_the_result_names() {
+    let kinds = [
+        FaultKind::Throttle {
+            retry_after_secs: 1,
+        },
+        FaultKind::Status { status: 500 },
+        FaultKind::Status { status: 503 },
+        FaultKind::Error {
+            status: 409,
+            message: "Another deployment is in progress.".into(),
+        },
+        FaultKind::DropConnection,
+        FaultKind::AnswerLost,
+        FaultKind::Delay { ms: 1500 },
+    ];
+    for kind in kinds {
+        let sb = sandbox().await;
+        fault_the_promotion(&sb, kind.clone(), 1);
+        let (_job, r) = run(job(&sb, "2.4.1")).await;
+        let prod = sb.handle().static_site_version(SITE, "default");
+        match (r.output("result"), prod.as_deref()) {
+            (Some("promoted"), Some("2.4.1")) => assert_eq!(r.code, 0, "{kind:?}"),
+            (Some("failed-before-change"), Some("2.4.0")) => assert_eq!(r.code, 1, "{kind:?}"),
+            (result, serves) => panic!(
+                "{kind:?}: result {result:?} while production serves {serves:?}:\n{}",
+                r.all_text()
+            ),
+        }
+        // Accepted deployments to production (a refused one changed nothing).
+        let accepted = sb
+            .handle()
+            .request_log()
+            .iter()
+            .filter(|q| {
+                q.method == "POST"
+                    && q.path.contains(&format!("/staticSites/{SITE}/zipdeploy"))
+                    && !q.target.starts_with("fault:")
+            })
+            .count();
+        let lost = matches!(kind, FaultKind::AnswerLost) as usize;
+        assert!(
+            accepted + lost <= 1,
+            "{kind:?}: {accepted} accepted:\n{:#?}",
+            arm_writes(&sb)
+        );
+        sb.shutdown().await;
+    }
 }
 
 /// What is refused before anything runs, from the inputs and from a

@@ -264,6 +264,27 @@ impl RawInputs {
             .map(|(_, (v, _))| v.as_str())
             .collect()
     }
+
+    /// Parts of ordinary inputs that must never be shown: a package URL's
+    /// query, where a SAS token lives (the whole query, and each `sig`).
+    pub fn sensitive_parts(&self) -> Vec<&str> {
+        let Some((_, query)) = self
+            .values
+            .get("package")
+            .and_then(|(v, _)| v.split_once('?'))
+            .filter(|(_, q)| !q.is_empty())
+        else {
+            return Vec::new();
+        };
+        std::iter::once(query)
+            .chain(
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("sig="))
+                    .filter(|sig| !sig.is_empty()),
+            )
+            .collect()
+    }
 }
 
 fn action_commands() -> String {

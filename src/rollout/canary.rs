@@ -147,6 +147,22 @@ struct Feed {
     at_step_start: Option<Reading>,
 }
 
+impl Feed {
+    /// What this source counted since the current step began: the canary,
+    /// and the baseline when its series is there.
+    fn step_figures(&self) -> (Counters, Option<Counters>) {
+        let now = self.last.as_ref();
+        let start = self.at_step_start.as_ref();
+        let canary = now.map_or_else(Counters::default, |n| {
+            figures_between(&n.canary, start.map(|s| &s.canary))
+        });
+        let baseline = now
+            .and_then(|n| n.baseline.as_ref())
+            .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
+        (canary, baseline)
+    }
+}
+
 /// The watch over a whole canary (all steps): sources and breakers persist
 /// across steps, so the trip-only tests see the whole rollout.
 pub struct Watch {
@@ -227,14 +243,7 @@ impl Watch {
             "canary {percent} %: {elapsed:.0} s of {window:.0} s"
         )];
         for f in &self.feeds {
-            let now = f.last.as_ref();
-            let start = f.at_step_start.as_ref();
-            let canary = now.map_or_else(Counters::default, |n| {
-                figures_between(&n.canary, start.map(|s| &s.canary))
-            });
-            let baseline = now
-                .and_then(|n| n.baseline.as_ref())
-                .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
+            let (canary, baseline) = f.step_figures();
             let closest = f
                 .breaker
                 .evidence()
@@ -381,14 +390,7 @@ impl Watch {
             .feeds
             .iter()
             .map(|f| {
-                let now = f.last.as_ref();
-                let start = f.at_step_start.as_ref();
-                let canary = now.map_or_else(Counters::default, |n| {
-                    figures_between(&n.canary, start.map(|s| &s.canary))
-                });
-                let baseline = now
-                    .and_then(|n| n.baseline.as_ref())
-                    .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
+                let (canary, baseline) = f.step_figures();
                 SourceFigures {
                     source: f.source.name().to_string(),
                     canary,
