@@ -627,6 +627,33 @@ async fn a_dry_run_says_what_would_change_and_changes_nothing() {
 /// stderr on a pseudo-terminal; returns the exit code and what the
 /// terminal received.
 async fn deploy_under_a_pty(no_color: bool) -> (Option<i32>, String) {
+    pty_deploy(
+        &[
+            "--package",
+            "app.zip",
+            "--canary",
+            "20",
+            "--canary-window",
+            "5s",
+            "--evidence-interval",
+            "250ms",
+            "--probe-rate",
+            "20",
+            "--min-requests",
+            "20",
+            "--verify-window",
+            "1s",
+            "--verify-interval",
+            "250ms",
+        ],
+        no_color,
+    )
+    .await
+}
+
+/// Runs `deploy` of 2.4.1 to the demo app with `args` on a fresh sandbox,
+/// stderr on a pseudo-terminal.
+async fn pty_deploy(args: &[&str], no_color: bool) -> (Option<i32>, String) {
     let sb = sandbox().await;
     let env = sb.settings().env();
     let dir = tempfile::tempdir().unwrap();
@@ -639,6 +666,7 @@ async fn deploy_under_a_pty(no_color: bool) -> (Option<i32>, String) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pty_run.py");
     let exe = common::exe();
     let cwd = dir.path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(&python);
         cmd.arg(&script)
@@ -647,30 +675,15 @@ async fn deploy_under_a_pty(no_color: bool) -> (Option<i32>, String) {
                 "deploy",
                 "--app-name",
                 APP,
-                "--package",
-                "app.zip",
                 "--expected-version",
                 "2.4.1",
                 "--lock",
                 "none",
                 "--check-interval",
                 "200ms",
-                "--canary",
-                "20",
-                "--canary-window",
-                "5s",
-                "--evidence-interval",
-                "250ms",
-                "--probe-rate",
-                "20",
-                "--min-requests",
-                "20",
-                "--verify-window",
-                "1s",
-                "--verify-interval",
-                "250ms",
                 "--summary=false",
             ])
+            .args(&args)
             .env_clear()
             .envs(env)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -734,4 +747,31 @@ async fn a_terminal_sees_the_canary_move_and_no_color_gets_plain_lines() {
                 && l.contains("requests")),
         "{plain}"
     );
+}
+
+/// The staging checks show the same status line: which check, the time
+/// spent and left, and the answer; a change of answer is a log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_sees_the_staging_checks_count() {
+    // No package: the slot keeps what it serves, never 2.4.1.
+    let (code, tty) = pty_deploy(&["--check-attempts", "6"], false).await;
+    assert_eq!(code, Some(1), "{tty}");
+    let updates: Vec<&str> = tty
+        .split("\r\x1b[2K")
+        .filter(|t| t.contains(": check ") && t.contains(" s left · "))
+        .collect();
+    assert!(
+        updates.len() >= 2,
+        "fewer than two status updates:\n{tty:?}"
+    );
+    assert!(
+        updates.iter().any(|u| u.contains("check 6 of 6")),
+        "{updates:#?}"
+    );
+    // The answer itself is logged once, not once per check.
+    let logged = tty
+        .lines()
+        .filter(|l| l.contains(": check ") && !l.contains(" s left · "))
+        .count();
+    assert_eq!(logged, 1, "{tty:?}");
 }

@@ -417,6 +417,22 @@ pub struct Request {
     pub timing: Timing,
 }
 
+/// What [`Guard::acquire`] tells its caller while it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockNews<'a> {
+    /// A new fact worth a log line ("asked X to stop…", "waiting for X").
+    Said(&'a str),
+    /// Still waiting for `holder`: a status update, repeated every poll.
+    Waiting {
+        /// Who holds the lock, in words.
+        holder: &'a str,
+        /// How long this wait has lasted.
+        waited: Duration,
+        /// How long it may last in all.
+        at_most: Duration,
+    },
+}
+
 /// How the lock was obtained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Acquired {
@@ -491,7 +507,7 @@ impl Guard {
         store: Store,
         req: Request,
         cancel: &Cancel,
-        mut progress: impl FnMut(&str),
+        mut progress: impl FnMut(LockNews<'_>),
     ) -> Result<(Guard, Acquired), LockError> {
         let started = tokio::time::Instant::now();
         let mut asked: Option<String> = None;
@@ -560,10 +576,10 @@ impl Guard {
                         Ok(_) => {
                             asked = Some(rec.holder.describe());
                             wait = wait.max(started.elapsed() + req.preempt_grace);
-                            progress(&format!(
+                            progress(LockNews::Said(&format!(
                                 "asked {} to stop and restore (it holds the lock)",
                                 rec.holder.describe()
-                            ));
+                            )));
                         }
                         Err(CasError::Conflict) => after_conflict(cancel).await?,
                         Err(CasError::Failed(e)) => return Err(e),
@@ -578,10 +594,17 @@ impl Guard {
                         waited: waited.as_secs(),
                     });
                 }
-                let say = format!("waiting for {} to finish", rec.holder.describe());
+                let holder = rec.holder.describe();
+                let say = format!("waiting for {holder} to finish");
                 if say != last_said {
-                    progress(&say);
+                    progress(LockNews::Said(&say));
                     last_said = say;
+                } else {
+                    progress(LockNews::Waiting {
+                        holder: &holder,
+                        waited,
+                        at_most: wait,
+                    });
                 }
                 cancel
                     .sleep(

@@ -107,7 +107,7 @@ async fn a_busy_lock_is_a_clear_error_after_the_wait() {
         store,
         req(me("bob", false), Duration::from_millis(50)),
         &Cancel::new(),
-        |s| heard.push(s.to_string()),
+        |news| heard.push(news_text(news)),
     )
     .await
     .err()
@@ -119,7 +119,36 @@ async fn a_busy_lock_is_a_clear_error_after_the_wait() {
             && text.contains("Nothing was changed"),
         "{text}"
     );
-    assert_eq!(heard.len(), 1, "said once: {heard:?}");
+    // Said once; every later poll is a status update with the time spent
+    // and the time it may take in all.
+    let said: Vec<_> = heard.iter().filter(|h| !h.starts_with("status")).collect();
+    assert_eq!(said.len(), 1, "said once: {heard:?}");
+    assert!(said[0].contains("waiting for alice's command"), "{heard:?}");
+    assert!(
+        heard.len() >= 2,
+        "no status update while waiting: {heard:?}"
+    );
+    assert!(
+        heard[1..].iter().all(|h| h.starts_with("status")
+            && h.contains("alice's command")
+            && h.ends_with("of 50 ms")),
+        "{heard:?}"
+    );
+}
+
+fn news_text(news: LockNews<'_>) -> String {
+    match news {
+        LockNews::Said(s) => s.to_string(),
+        LockNews::Waiting {
+            holder,
+            waited,
+            at_most,
+        } => format!(
+            "status: {holder} {} ms of {} ms",
+            waited.as_millis(),
+            at_most.as_millis()
+        ),
+    }
 }
 
 #[tokio::test]

@@ -199,16 +199,27 @@ impl Probe {
         cancel: &Cancel,
     ) -> Result<Vec<Observation>, Cancelled> {
         let started = Instant::now();
-        let mut seen = Vec::new();
-        for attempt in 1..=schedule.attempts.max(1) {
+        let mut seen: Vec<Observation> = Vec::new();
+        let attempts = schedule.attempts.max(1);
+        for attempt in 1..=attempts {
             cancel.check()?;
             let o = self.observe(host, endpoints, routing_name).await;
             let good = o.good(endpoints, expected);
-            tracing::info!(
-                "{host}: attempt {attempt}/{}: {}",
-                schedule.attempts,
-                o.describe()
-            );
+            let said = o.describe();
+            // A log line when the answer changes (the first one included),
+            // so a job's log keeps every transition without one line per
+            // check; the figures in between are progress (a status line on
+            // a terminal, a plain line every 15 s elsewhere).
+            if seen.last().is_none_or(|p| p.describe() != said) {
+                tracing::info!("{host}: check {attempt} of {attempts}: {said}");
+            } else {
+                let elapsed = started.elapsed().as_secs();
+                tracing::info!(
+                    progress = true,
+                    "{host}: check {attempt} of {attempts} · {elapsed} s, at most {} s left · {said}",
+                    schedule.timeout.as_secs().saturating_sub(elapsed)
+                );
+            }
             seen.push(o);
             if good
                 || attempt == schedule.attempts

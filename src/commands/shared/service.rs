@@ -26,7 +26,7 @@ use crate::cancel::Cancel;
 use crate::commands::Report;
 use crate::commands::{CommandError, Ctx};
 use crate::config::{AzureConfig, RollbackConfig};
-use crate::lock::{Guard, Holder, LockError, Request, Store, Timing};
+use crate::lock::{Guard, Holder, LockError, LockNews, Request, Store, Timing};
 use crate::manifest::Service;
 use crate::probe::{Endpoints, Probe, Schedule};
 use crate::rollout::canary::SourceClients;
@@ -323,8 +323,17 @@ pub async fn take(
         timing: keeper.timing,
     };
     let console = ctx.console.clone();
-    let (guard, acquired) = Guard::acquire(store.clone(), req, cancel, |s| {
-        console.info(&format!("{name}: {s}"));
+    let (guard, acquired) = Guard::acquire(store.clone(), req, cancel, |news| match news {
+        LockNews::Said(s) => console.info(&format!("{name}: {s}")),
+        LockNews::Waiting {
+            holder,
+            waited,
+            at_most,
+        } => console.progress(&format!(
+            "{name}: waiting for {holder} to finish · {} s, at most {} s left",
+            waited.as_secs(),
+            at_most.saturating_sub(waited).as_secs()
+        )),
     })
     .await
     .map_err(|e| match e {
