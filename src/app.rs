@@ -307,7 +307,8 @@ fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
     if !report.errors.is_empty() {
         outputs.push(("error", report.errors.join("\n")));
     }
-    let wrote = write_outputs(console, &ctx.sinks, &outputs);
+    let wrote = (report.outputs_shown && ctx.sinks.json && report.errors.is_empty())
+        || write_outputs(console, &ctx.sinks, &outputs);
     if ctx.config.common.summary
         && !report.summary.is_empty()
         && let Err(e) = ctx.sinks.append_summary(console, &report.summary)

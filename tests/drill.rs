@@ -8,6 +8,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn drill(args: &[&str], summary: &std::path::Path) -> (i32, String, Duration) {
+    let (code, _, text, took) = drill_out(args, summary);
+    (code, text, took)
+}
+
+/// Also returns stdout alone.
+fn drill_out(args: &[&str], summary: &std::path::Path) -> (i32, String, String, Duration) {
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_expedite"))
         .arg("drill")
@@ -24,15 +30,37 @@ fn drill(args: &[&str], summary: &std::path::Path) -> (i32, String, Duration) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code().unwrap_or(-1), text, t.elapsed())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        text,
+        t.elapsed(),
+    )
 }
 
 #[test]
 fn the_drill_plays_the_contoso_incident_and_every_expectation_holds() {
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("drill.md");
-    let (code, text, took) = drill(&[], &summary);
+    let (code, stdout, text, took) = drill_out(&["--output", "json"], &summary);
     assert_eq!(code, 0, "{text}");
+    // `--output json`: one object on stdout, the drill's figures in it.
+    let v: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"));
+    assert_eq!(v["outcome"], "success", "{stdout}");
+    assert_eq!(v["broken"], "0", "{stdout}");
+    assert!(
+        v["steps"]
+            .as_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 10),
+        "{stdout}"
+    );
+    let file = v["summary-file"].as_str().unwrap_or_default();
+    assert!(
+        std::fs::read_to_string(file).is_ok_and(|md| md.contains("Incident drill")),
+        "{stdout}"
+    );
     assert!(
         text.contains("drill passed: every expectation held"),
         "{text}"

@@ -378,8 +378,9 @@ fn a_secret_is_never_taken_from_a_flag_and_help_names_its_variable() {
 
 /// `--output json`: one JSON object on stdout for every command — whether
 /// it succeeds or refuses its inputs — with `outcome`, every output and
-/// `error`; the logs stay on stderr. (`sandbox` serves until stopped and
-/// has `--json` for its settings; `drill` is the whole incident.)
+/// `error`; the logs stay on stderr. (`sandbox` serves until stopped: its
+/// object, printed when ready, is checked in `tests/sandbox_cli.rs`; `drill`
+/// is the whole incident, checked in `tests/drill.rs`.)
 #[test]
 fn every_command_prints_one_json_object_with_output_json() {
     let (_, help) = cli(&["--help"]);

@@ -82,6 +82,37 @@ fn sandbox_prints_settings_applies_a_scenario_file_and_stops_on_ctrl_c() {
     );
 }
 
+/// `--output json`: the one object is the settings, printed on one line
+/// when the sandbox is ready (with `"outcome": "running"`); nothing more is
+/// printed when it stops.
+#[test]
+fn sandbox_with_output_json_prints_one_object_when_ready() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_expedite"))
+        .args(["sandbox", "--output", "json"])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["outcome"], "running", "{line}");
+    let control = v["control_url"].as_str().unwrap();
+    let faults = get(control, "/_sandbox/faults");
+    assert!(faults.starts_with("HTTP/1.1 200"), "{faults}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(rest, "", "more than one object on stdout");
+}
+
 #[test]
 fn a_bad_scenario_file_is_an_input_error_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();

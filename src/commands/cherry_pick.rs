@@ -167,6 +167,7 @@ pub async fn run(ctx: &Ctx, config: &CherryPickConfig) -> Result<Report, Command
         errors: o.errors.clone(),
         errors_annotated: false,
         interrupted: false,
+        outputs_shown: false,
     };
     let mut rec =
         super::shared::records::Records::connect(ctx, ctx.config.records.as_deref()).await;

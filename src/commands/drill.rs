@@ -983,12 +983,17 @@ mod imp {
             }
         }
         let path = d.dir.join("summary.md");
-        match std::fs::write(&path, &md) {
-            Ok(()) => ctx
-                .console
-                .info(&format!("drill summary (markdown): {}", path.display())),
-            Err(e) => tracing::warn!("cannot write {}: {e}", path.display()),
-        }
+        let written = match std::fs::write(&path, &md) {
+            Ok(()) => {
+                ctx.console
+                    .info(&format!("drill summary (markdown): {}", path.display()));
+                true
+            }
+            Err(e) => {
+                tracing::warn!("cannot write {}: {e}", path.display());
+                false
+            }
+        };
         let errors: Vec<String> = broken
             .iter()
             .map(|l| {
@@ -1005,13 +1010,19 @@ mod imp {
                 total.as_secs_f64()
             ));
         }
+        let mut outputs = vec![
+            ("steps", d.lines.len().to_string()),
+            ("broken", broken.len().to_string()),
+        ];
+        if written {
+            outputs.push(("summary-file", path.display().to_string()));
+        }
         Ok(Report {
             success: broken.is_empty(),
-            outputs: Vec::new(),
+            outputs,
             summary: md,
             errors,
-            errors_annotated: false,
-            interrupted: false,
+            ..Report::default()
         })
     }
 }

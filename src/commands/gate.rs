@@ -99,6 +99,7 @@ pub async fn run(ctx: &Ctx, config: &GateConfig) -> Result<Report, CommandError>
         // report.annotations() carries each reason as a "Gate failed" error.
         errors_annotated: true,
         interrupted: false,
+        outputs_shown: false,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct Report {
     /// True when cancellation stopped the command with work left for the
     /// post stage (the main stage then records that it did not finish).
     pub interrupted: bool,
+    /// True when the command already printed its one `--output json`
+    /// object (a server prints it when ready, not when it stops).
+    pub outputs_shown: bool,
 }
 
 /// A command that could not run to a report.

@@ -200,6 +200,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
         errors_annotated: true,
         errors,
         interrupted: false,
+        outputs_shown: false,
     };
     super::shared::records::after_rollback(
         ctx,

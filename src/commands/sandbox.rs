@@ -38,7 +38,20 @@ pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, Command
         )
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     let settings = sandbox.settings();
-    if config.json {
+    if ctx.sinks.json {
+        // `--output json`: the one object is printed when the sandbox is
+        // ready (a program reads it while the sandbox serves), not at stop.
+        let mut object = serde_json::to_value(&settings)
+            .ok()
+            .and_then(|v| match v {
+                serde_json::Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .unwrap_or_default();
+        object.insert("outcome".into(), "running".into());
+        ctx.console
+            .data(&format!("{}\n", serde_json::Value::Object(object)));
+    } else if config.json {
         ctx.console.data(&format!("{}\n", settings.to_json()));
     } else {
         ctx.console.data(&settings.export_lines());
@@ -48,9 +61,13 @@ pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, Command
             settings.github_token
         ));
     }
+    let how = if ctx.sinks.json || config.json {
+        "The settings are the JSON object on stdout."
+    } else {
+        "Paste the export lines above into another shell to point expedite at it (or use --output json for programs)."
+    };
     ctx.console.info(&format!(
-        "sandbox running: Azure surfaces on https://{} (CA {}), control API on {}. \
-         Paste the export lines above into another shell to point expedite at it (or use --json for programs). Ctrl-C stops it.",
+        "sandbox running: Azure surfaces on https://{} (CA {}), control API on {}. {how} Ctrl-C stops it.",
         settings.https_addr,
         settings.ca_cert_path.display(),
         settings.control_url
@@ -60,6 +77,7 @@ pub async fn run(ctx: &Ctx, config: &SandboxCliConfig) -> Result<Report, Command
     sandbox.shutdown().await;
     Ok(Report {
         success: true,
+        outputs_shown: ctx.sinks.json,
         ..Report::default()
     })
 }

@@ -79,6 +79,10 @@ pub fn action_yml() -> String {
     }
     y.push_str("outputs:\n");
     for o in OUTPUTS {
+        // An output only CLI commands set is not the action's.
+        if matches!(o.scope, Scope::Only(cs) if cs.iter().all(|c| c.cli_only())) {
+            continue;
+        }
         let _ = writeln!(y, "  {}:", o.name);
         let desc = format!("{} Set by: {}.", o.description, scope_names(o.scope));
         let _ = writeln!(y, "    description: {}", quoted(&desc));

@@ -1188,6 +1188,21 @@ pub const OUTPUTS: &[OutputSpec] = &[
         "incident: the issue's number.",
         Scope::Only(INCIDENT),
     ),
+    output(
+        "steps",
+        "drill: how many steps the drill played.",
+        Scope::Only(DRILL),
+    ),
+    output(
+        "broken",
+        "drill: how many expectations broke (0 when the drill passed).",
+        Scope::Only(DRILL),
+    ),
+    output(
+        "summary-file",
+        "drill: the markdown summary of the whole drill (every command's summary folded in).",
+        Scope::Only(DRILL),
+    ),
 ];
 
 /// Looks up an input by name.

@@ -568,19 +568,32 @@ impl<T: Target> Rollout<T> {
     /// started elsewhere, a container app updating) is in progress.
     async fn wait_for_other_operations(&self, c: &Cancel) -> std::result::Result<(), R> {
         let started = Instant::now();
+        let mut said = String::new();
         for _ in 0..10_000 {
             let busy = self.target.busy(c).await?;
             let Some(op) = busy else {
                 return Ok(());
             };
             let what = format!("a platform operation ({op}) is in progress");
-            if started.elapsed() >= self.plan.lock_wait {
+            let waited = started.elapsed();
+            if waited >= self.plan.lock_wait {
                 return Err(R::Failed(format!(
                     "{what}; waited {}s (lock-wait)",
                     self.plan.lock_wait.as_secs()
                 )));
             }
-            tracing::info!("{what}; waiting");
+            // Said once per operation; then a status update per poll.
+            if what != said {
+                tracing::info!("{what}; waiting");
+                said = what;
+            } else {
+                tracing::info!(
+                    progress = true,
+                    "{what}; waiting · {} s, at most {} s left",
+                    waited.as_secs(),
+                    self.plan.lock_wait.saturating_sub(waited).as_secs()
+                );
+            }
             if c.sleep(Duration::from_secs(2).min(self.plan.lock_wait))
                 .await
                 .is_err()

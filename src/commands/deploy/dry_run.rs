@@ -179,5 +179,6 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         errors,
         errors_annotated: false,
         interrupted: false,
+        outputs_shown: false,
     })
 }

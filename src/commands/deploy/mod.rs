@@ -329,5 +329,6 @@ fn report(
         // Work left for the post stage only when production may still
         // serve an unverified build (the restore did not finish).
         interrupted: j.state.at_risk(),
+        outputs_shown: false,
     }
 }

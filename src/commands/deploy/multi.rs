@@ -483,6 +483,7 @@ pub async fn run(
         errors,
         errors_annotated: false,
         interrupted: false,
+        outputs_shown: false,
     })
 }
 
