@@ -487,3 +487,69 @@ async fn a_manifest_of_commands_needs_no_azure_and_undoes_a_failed_deploy() {
         }
     }
 }
+
+/// `deploy --dry-run` with a manifest: every service, stage by stage, read
+/// through its platform's preflight; a `command` service's commands are
+/// listed, never run; nothing is written to Azure or GitHub. A service
+/// whose package is missing makes the dry run say the deploy would stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_of_the_manifest_previews_every_service_and_changes_nothing() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    let before = sb.handle().request_log().len();
+    let (job, r) = run(deploy_job(&s, "2.4.1").input("dry-run", "true")).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("dry-run"));
+    let outcome = services(&r);
+    for svc in [
+        "core-package",
+        "payment-api",
+        "notification-service",
+        "frontend",
+    ] {
+        assert_eq!(outcome[svc], "would-deploy", "{svc}: {outcome}");
+    }
+    // In stage order, each with its steps.
+    let at = |needle: &str| {
+        r.summary
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing:\n{}", r.summary))
+    };
+    assert!(at("### Stage 1") < at("**core-package**"));
+    assert!(at("**core-package**") < at("### Stage 2"));
+    assert!(at("### Stage 2") < at("**payment-api**"));
+    assert!(at("### Stage 3") < at("**frontend**"));
+    assert!(
+        r.summary
+            .contains("promote it: production, serving 2.4.0 now, would serve 2.4.1"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("run its deploy command"),
+        "{}",
+        r.summary
+    );
+    // No command ran, nothing changed anywhere.
+    assert!(!job.workspace().join("core-published.txt").exists());
+    let writes: Vec<String> = sb.handle().request_log()[before..]
+        .iter()
+        .filter(|r| !matches!(r.method.as_str(), "GET" | "HEAD") && !r.path.contains("/oauth2/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+
+    // A missing package: the deploy would stop, and the dry run says which.
+    let job = deploy_job(&s, "2.4.1").input("dry-run", "true");
+    std::fs::remove_file(job.workspace().join("web.zip")).unwrap();
+    let (_job, r) = run(job).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    assert_eq!(services(&r)["frontend"], "would-stop");
+    assert!(
+        r.all_text().contains("frontend: the deploy would stop")
+            && r.all_text().contains("web.zip"),
+        "{}",
+        r.all_text()
+    );
+    sb.shutdown().await;
+}

@@ -693,7 +693,8 @@ pub const INPUTS: &[InputSpec] = &[
         "Check everything a deploy checks before it changes anything (the inputs, the \
          sign-in, what production serves, routing left behind), then say what it would \
          change and in which order, and change nothing: no lock, no upload, no GitHub \
-         deployment.",
+         deployment. With a manifest: every service, stage by stage (commands listed, \
+         not run).",
     )
     .default("false")
     .boolean()

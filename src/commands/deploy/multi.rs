@@ -67,8 +67,43 @@ fn journal_path(config: &DeployConfig, name: &str) -> Option<std::path::PathBuf>
         .map(|d| d.join(format!("expedite-journal-{name}.json")))
 }
 
+/// The version a manifest service deploys (its own, else the deploy's).
+pub(super) fn service_version(config: &DeployConfig, s: &Service) -> String {
+    s.version
+        .clone()
+        .unwrap_or_else(|| config.plan.expected_version.clone())
+}
+
+/// The single-service plan for `s`, from the deploy's settings (the real
+/// deploy and `--dry-run` build it here, so they cannot disagree).
+pub(super) fn service_plan(
+    config: &DeployConfig,
+    s: &Service,
+    journal_name: &str,
+) -> Result<DeployPlan, String> {
+    let mut plan = config.plan.clone();
+    plan.expected_version = service_version(config, s);
+    plan.endpoints = Endpoints {
+        health_path: s.health_path.clone(),
+        health_status: plan.endpoints.health_status,
+        version_path: Some(s.version_path.clone()),
+    };
+    plan.journal = journal_path(config, journal_name);
+    plan.run_id = format!("{}/{}", plan.run_id, s.name);
+    if let Some(steps) = &s.canary {
+        let Some(canary) = plan.canary.as_mut() else {
+            return Err(format!(
+                "service '{}' has canary steps, but the deploy has no canary settings (set `canary` for the defaults)",
+                s.name
+            ));
+        };
+        canary.steps = steps.clone();
+    }
+    Ok(plan)
+}
+
 /// A service's journal name: its app (unique per resource), else its name.
-fn journal_name(s: &Service) -> String {
+pub(super) fn journal_name(s: &Service) -> String {
     s.resource_name().to_string()
 }
 
@@ -99,32 +134,12 @@ impl Runner {
     }
 
     fn version(&self, s: &Service) -> String {
-        s.version
-            .clone()
-            .unwrap_or_else(|| self.config.plan.expected_version.clone())
+        service_version(&self.config, s)
     }
 
     /// The single-service plan for `s`, from the deploy's settings.
     fn plan(&self, s: &Service, journal_name: &str) -> Result<DeployPlan, String> {
-        let mut plan = self.config.plan.clone();
-        plan.expected_version = self.version(s);
-        plan.endpoints = Endpoints {
-            health_path: s.health_path.clone(),
-            health_status: plan.endpoints.health_status,
-            version_path: Some(s.version_path.clone()),
-        };
-        plan.journal = journal_path(&self.config, journal_name);
-        plan.run_id = format!("{}/{}", plan.run_id, s.name);
-        if let Some(steps) = &s.canary {
-            let Some(canary) = plan.canary.as_mut() else {
-                return Err(format!(
-                    "service '{}' has canary steps, but the deploy has no canary settings (set `canary` for the defaults)",
-                    s.name
-                ));
-            };
-            canary.steps = steps.clone();
-        }
-        Ok(plan)
+        service_plan(&self.config, s, journal_name)
     }
 
     /// A service on a platform with a target: its plan, its build (the
@@ -487,7 +502,7 @@ pub async fn run(
     })
 }
 
-fn multi_policy(multi: &MultiConfig) -> &'static str {
+pub(super) fn multi_policy(multi: &MultiConfig) -> &'static str {
     match multi.on_failure {
         multi::OnFailure::RollbackAll => "on-failure: rollback-all",
         multi::OnFailure::RollbackFailed => "on-failure: rollback-failed",
