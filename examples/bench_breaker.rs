@@ -154,7 +154,7 @@ The breaker against the seed's health-poll rule and a Flagger-like rule on
 the same seeded traffic (virtual time, 30-minute watches).
   --runs N     seeded runs per cell (default 10000; about 8 minutes on 2 cores)
   --seed S     global seed (default 1)
-  --cells A,B  only cells whose name contains A or B (e.g. spill,low, \"bad 1@2\")
+  --cells A,B  only cells whose name contains A or B (e.g. spill,low,dropout, \"bad 1@2\")
 Clumped failures have their own benchmark: --example bench_clumping.";
 
 fn main() {
@@ -367,6 +367,73 @@ fn main() {
             fmt_t(c.health.median()),
             c.flagger.p(),
             fmt_t(c.flagger.median()),
+            if pass { "PASS" } else { "FAIL" }
+        );
+    }
+
+    // ---------------- baseline dropout ----------------
+    println!(
+        "\n## Baseline dropout: production's series vanishes (a bad canary must never PASS)\n"
+    );
+    println!(
+        "A 5-minute step (window 300 s, `judge` every 5 s), 10 % share; from the given time every batch \
+         carries no baseline (an empty or stale metrics result). PASS = `judge` answered PASS before any \
+         trip — the fail-open this cell exists to catch. A baseline seen and then gone: the step cannot \
+         PASS once it has been missing for `max-silence` (120 s) and ends INCONCLUSIVE unless the canary \
+         trips first. No baseline from the start: the one-sample test against `baseline-error-rate` \
+         (0.1 %) alone decides, so a 1 % canary trips. The 0.1 % rows are good canaries: there the \
+         target is false trips ≤ 1 %.\n\n\
+         | cell | canary error | req/s | baseline gone from | per event: trips / PASS / INCONCL. | 1-s batches: trips / PASS / INCONCL. | median trip (1-s) | target |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &(p, rate, from) in &[
+        (0.97, 2.0, 60.0),
+        (0.97, 20.0, 0.0),
+        (0.05, 2.0, 60.0),
+        (0.05, 20.0, 60.0),
+        (0.01, 2.0, 60.0),
+        (0.01, 20.0, 0.0),
+        (P0, 2.0, 0.0),
+        (P0, 20.0, 0.0),
+        (P0, 100.0, 60.0),
+    ] {
+        let id = format!("dropout {p}@{rate} from {from}");
+        if !wanted(&id) {
+            continue;
+        }
+        let sc = Scenario {
+            window: 300.0,
+            horizon: 300.0,
+            baseline_missing_from: Some(from),
+            ..Scenario::constant(rate, p, P0)
+        };
+        let c = run_cell(&id, &sc, &settings, runs, seed, None);
+        let pass = if p > P0 {
+            c.event.pass == 0 && c.second.pass == 0
+        } else {
+            // A good canary: without a baseline it must not be rolled back
+            // more often than α either.
+            let ok = |s: &Stat| wilson(s.trips.len(), s.n).1 <= 0.0125 && s.p() <= 0.01;
+            ok(&c.event) && ok(&c.second)
+        };
+        verdicts.push((
+            if p > P0 {
+                format!("zero PASS verdicts: {id}")
+            } else {
+                format!("false trips ≤ 1 % (upper ≤ 1.25 %): {id}")
+            },
+            pass,
+        ));
+        println!(
+            "| {id} | {} % | {rate} | {from} s | {} / {} / {} | {} / {} / {} | {} | {} |",
+            p * 100.0,
+            c.event.trips.len(),
+            c.event.pass,
+            c.event.inconclusive,
+            c.second.trips.len(),
+            c.second.pass,
+            c.second.inconclusive,
+            fmt_t(c.second.median()),
             if pass { "PASS" } else { "FAIL" }
         );
     }

@@ -47,6 +47,9 @@ pub struct Scenario {
     pub window: f64,
     /// Seconds between `judge` calls.
     pub judge_every: f64,
+    /// From this time on the baseline's series is gone (an empty or stale
+    /// metrics result): batches carry no baseline at all.
+    pub baseline_missing_from: Option<f64>,
 }
 
 impl Scenario {
@@ -64,6 +67,7 @@ impl Scenario {
             horizon: 1800.0,
             window: 1800.0,
             judge_every: 5.0,
+            baseline_missing_from: None,
         }
     }
 
@@ -223,6 +227,8 @@ impl Acc {
 struct Driven {
     breaker: Breaker,
     out: Outcome,
+    /// See [`Scenario::baseline_missing_from`].
+    baseline_missing_from: Option<f64>,
 }
 
 impl Driven {
@@ -230,11 +236,12 @@ impl Driven {
         if self.out.trip.is_some() {
             return;
         }
+        let missing = self.baseline_missing_from.is_some_and(|t| end > t);
         let batch = Batch {
             start,
             end,
             canary: acc.c,
-            baseline: Some(acc.b),
+            baseline: (!missing).then_some(acc.b),
         };
         if let Verdict::Trip(t) = self.breaker.observe(&batch) {
             self.out.trip = Some(end);
@@ -265,6 +272,7 @@ pub fn run(scenario: &Scenario, settings: &Settings, seed: u64) -> RunResult {
         Driven {
             breaker,
             out: Outcome::none(),
+            baseline_missing_from: scenario.baseline_missing_from,
         }
     };
     let mut ev = mk();
