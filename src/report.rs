@@ -149,6 +149,27 @@ pub fn md_link(label: &str, url: &str) -> String {
     }
 }
 
+/// The axis lines of a mermaid gantt chart whose bars are milliseconds from
+/// 0 (`dateFormat x`) and span `span_ms`: minutes and seconds, with a tick
+/// every 1, 2, 5, 10, 15 or 30 seconds or 1, 2, 5, 10, 15 or 30 minutes —
+/// the first that gives no more than 11 ticks. Left to itself mermaid ticks
+/// every 500 ms on a 6 s deploy, and `%M:%S` then shows each second twice.
+/// Past an hour the hour is shown too; mermaid draws the axis in the
+/// reader's time zone, so that hour is off by the zone's offset from UTC
+/// (minutes and seconds are right in every whole-hour zone).
+pub fn gantt_axis(span_ms: u64) -> String {
+    const STEPS: [u64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800];
+    let span_s = span_ms.div_ceil(1000);
+    let every = STEPS.into_iter().find(|s| span_s / s <= 10).unwrap_or(3600);
+    let tick = match every {
+        s if s < 60 => format!("{s}second"),
+        s if s < 3600 => format!("{}minute", s / 60),
+        s => format!("{}hour", s / 3600),
+    };
+    let format = if span_s < 3600 { "%M:%S" } else { "%H:%M:%S" };
+    format!("  axisFormat {format}\n  tickInterval {tick}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +294,30 @@ mod tests {
         ] {
             assert!(md_code(w).starts_with('`'), "{w:?} -> {}", md_code(w));
         }
+    }
+
+    #[test]
+    fn gantt_axes_tick_about_ten_times_and_never_twice_a_second() {
+        let axis = gantt_axis;
+        assert_eq!(axis(0), "  axisFormat %M:%S\n  tickInterval 1second\n");
+        assert_eq!(axis(6_100), "  axisFormat %M:%S\n  tickInterval 1second\n");
+        assert_eq!(axis(16_200), "  axisFormat %M:%S\n  tickInterval 2second\n");
+        assert_eq!(
+            axis(95_000),
+            "  axisFormat %M:%S\n  tickInterval 10second\n"
+        );
+        assert_eq!(
+            axis(1_500_000),
+            "  axisFormat %M:%S\n  tickInterval 5minute\n"
+        );
+        assert_eq!(
+            axis(7_200_000),
+            "  axisFormat %H:%M:%S\n  tickInterval 15minute\n"
+        );
+        assert_eq!(
+            axis(90_000_000),
+            "  axisFormat %H:%M:%S\n  tickInterval 1hour\n"
+        );
     }
 
     #[test]

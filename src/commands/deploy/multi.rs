@@ -577,7 +577,16 @@ fn summary(
             md_code(&rollback_order.join(" → "))
         ));
     }
-    md.push_str("\n```mermaid\ngantt\n  dateFormat x\n  axisFormat %M:%S\n");
+    let span = services
+        .iter()
+        .filter_map(|r| r.started_ms.zip(r.finished_ms))
+        .map(|(a, b)| b.max(a + 1))
+        .max()
+        .unwrap_or(0);
+    md.push_str(&format!(
+        "\n```mermaid\ngantt\n  dateFormat x\n{}",
+        crate::report::gantt_axis(span)
+    ));
     for (i, stage) in stages.iter().enumerate() {
         md.push_str(&format!("  section stage {}\n", i + 1));
         for name in stage {

@@ -1,7 +1,8 @@
-//! The job summary of a single-service deploy: the outcome and what
-//! production serves, the canary's steps and evidence (a table and a mermaid
-//! flow), and the phases (a table and a gantt timeline). Untrusted text goes
-//! through [`crate::report`] (ADR 9).
+//! The job summary of a single-service deploy: the outcome in one line and
+//! what production serves, then the canary's steps (a mermaid flow, their
+//! evidence table folded below it) and the phases (a gantt timeline, their
+//! table folded below it). Untrusted text goes through [`crate::report`]
+//! (ADR 9).
 
 use crate::config::DeployConfig;
 use crate::report::{md_cell, md_code};
@@ -118,23 +119,21 @@ pub(super) fn summary(
     md
 }
 
-/// The phases as a table and a mermaid timeline.
+/// The phases: a mermaid timeline, and their table folded below it.
 pub fn phases_md(j: &Journal) -> String {
     if j.phases.is_empty() {
         return String::new();
     }
-    let mut md =
-        String::from("\n### Phases\n\n| phase | start | duration | result |\n|---|---|---|---|\n");
-    for p in &j.phases {
-        md.push_str(&format!(
-            "| {} | +{:.1} s | {:.1} s | {} |\n",
-            phase_name(p.phase),
-            p.started_ms as f64 / 1000.0,
-            p.duration_ms as f64 / 1000.0,
-            md_cell(&p.result)
-        ));
-    }
-    md.push_str("\n```mermaid\ngantt\n  dateFormat x\n  axisFormat %M:%S\n  section deploy\n");
+    let span = j
+        .phases
+        .iter()
+        .map(|p| p.started_ms + p.duration_ms.max(1))
+        .max()
+        .unwrap_or(0);
+    let mut md = format!(
+        "\n### Phases\n\n```mermaid\ngantt\n  dateFormat x\n{}  section deploy\n",
+        crate::report::gantt_axis(span)
+    );
     for (i, p) in j.phases.iter().enumerate() {
         let state = if p.result.starts_with("failed") {
             "crit"
@@ -149,7 +148,20 @@ pub fn phases_md(j: &Journal) -> String {
             end
         ));
     }
-    md.push_str("```\n");
+    md.push_str(&format!(
+        "```\n\n<details><summary>{} phases: start, duration and result</summary>\n\n| phase | start | duration | result |\n|---|---|---|---|\n",
+        j.phases.len()
+    ));
+    for p in &j.phases {
+        md.push_str(&format!(
+            "| {} | +{:.1} s | {:.1} s | {} |\n",
+            phase_name(p.phase),
+            p.started_ms as f64 / 1000.0,
+            p.duration_ms as f64 / 1000.0,
+            md_cell(&p.result)
+        ));
+    }
+    md.push_str("\n</details>\n");
     md
 }
 
@@ -202,12 +214,12 @@ fn rate(c: &crate::probe::evidence::Counters) -> String {
     format!("{:.2} %", 100.0 * c.failures as f64 / c.requests as f64)
 }
 
-/// The canary section: per step and source, the traffic each arm saw, the
-/// test statistics against their thresholds, and the decision; then a
-/// mermaid chart of the steps.
+/// The canary section: a mermaid chart of the steps, why a step did not
+/// pass, and folded below them per step and source the traffic each arm
+/// saw, the test statistics against their thresholds, and the decision.
 fn canary_summary(steps: &[StepRecord]) -> String {
-    let mut md = String::from(
-        "\n### Canary\n\n| step | source | arm | requests | failures | error rate | slow | latency p50/p95/p99 (ms) | tests (statistic / threshold, nats) | decision |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    let mut table = String::from(
+        "| step | source | arm | requests | failures | error rate | slow | latency p50/p95/p99 (ms) | tests (statistic / threshold, nats) | decision |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in steps {
         for f in &s.sources {
@@ -221,7 +233,7 @@ fn canary_summary(steps: &[StepRecord]) -> String {
                 .chain(std::iter::once(("baseline", f.baseline.as_ref())));
             for (i, (arm, c)) in arms.enumerate() {
                 let Some(c) = c else { continue };
-                md.push_str(&format!(
+                table.push_str(&format!(
                     "| {} | {} | {arm} | {} | {} | {} | {} | {} | {} | {} |\n",
                     if i == 0 {
                         format!("{} %", s.percent)
@@ -252,9 +264,10 @@ fn canary_summary(steps: &[StepRecord]) -> String {
             }
         }
     }
+    let mut notes = String::new();
     for s in steps {
         if s.decision != "pass" {
-            md.push_str(&format!(
+            notes.push_str(&format!(
                 "\n> {} % step: {} — {}\n",
                 s.percent,
                 md_code(&s.decision),
@@ -262,7 +275,7 @@ fn canary_summary(steps: &[StepRecord]) -> String {
             ));
         }
     }
-    md.push_str("\n```mermaid\nflowchart LR\n  start([staged])");
+    let mut md = String::from("\n### Canary\n\n```mermaid\nflowchart LR\n  start([staged])");
     for (i, s) in steps.iter().enumerate() {
         let requests: u64 = s.sources.first().map_or(0, |f| f.canary.requests);
         let failures: u64 = s.sources.first().map_or(0, |f| f.canary.failures);
@@ -294,5 +307,11 @@ fn canary_summary(steps: &[StepRecord]) -> String {
         md.push_str(&format!("  class s{i} {class}\n"));
     }
     md.push_str("  classDef pass fill:#d4f7d4\n  classDef warn fill:#fff3c4\n  classDef fail fill:#ffd6d6\n```\n");
+    md.push_str(&notes);
+    md.push_str(&format!(
+        "\n<details><summary>Canary statistics: {} step{} — requests, failures, latency and tests per arm</summary>\n\n{table}\n</details>\n",
+        steps.len(),
+        if steps.len() == 1 { "" } else { "s" }
+    ));
     md
 }
