@@ -959,7 +959,10 @@ mod imp {
                 }
             ));
         }
-        md.push_str("\n```mermaid\ngantt\n  dateFormat x\n  axisFormat %M:%S\n  section drill\n");
+        md.push_str(&format!(
+            "\n```mermaid\ngantt\n  dateFormat x\n{}  section drill\n",
+            crate::report::gantt_axis(total.as_millis() as u64)
+        ));
         for (i, l) in d.lines.iter().enumerate() {
             let a = l.started.as_millis() as u64;
             let b = a + (l.took.as_millis() as u64).max(1);

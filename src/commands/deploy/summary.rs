@@ -135,7 +135,18 @@ pub fn phases_md(j: &Journal) -> String {
         crate::report::gantt_axis(span)
     );
     for (i, p) in j.phases.iter().enumerate() {
-        let state = if p.result.starts_with("failed") {
+        // Red for what went wrong (a trip, a failure, a lost lock…), grey
+        // for what went as planned.
+        let wrong = [
+            "failed",
+            "tripped",
+            "unknown",
+            "state unknown",
+            "inconclusive",
+            "lock lost",
+            "stopped",
+        ];
+        let state = if wrong.iter().any(|w| p.result.starts_with(w)) {
             "crit"
         } else {
             "done"
@@ -314,4 +325,41 @@ fn canary_summary(steps: &[StepRecord]) -> String {
         if steps.len() == 1 { "" } else { "s" }
     ));
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::Phase;
+    use crate::rollout::driver::PhaseRecord;
+
+    /// A phase that went wrong is drawn red (`crit`) whatever its kind of
+    /// failure (a trip included); one that went as planned is grey.
+    #[test]
+    fn a_tripped_or_failed_phase_is_red_in_the_gantt() {
+        let mut j = crate::commands::shared::service::refused("2.4.2", "x".into());
+        for (i, result) in [
+            "ok",
+            "tripped: 8 of 25 failed",
+            "failed: swap",
+            "lock lost: y",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            j.phases.push(PhaseRecord {
+                phase: Phase::CanaryWatch,
+                started_ms: i as u64 * 1000,
+                duration_ms: 1000,
+                result: result.into(),
+            });
+        }
+        let md = phases_md(&j);
+        let states: Vec<&str> = md
+            .lines()
+            .filter_map(|l| l.split(" :").nth(1))
+            .filter_map(|l| l.split(',').next())
+            .collect();
+        assert_eq!(states, ["done", "crit", "crit", "crit"], "{md}");
+    }
 }
