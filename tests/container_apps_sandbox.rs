@@ -599,3 +599,60 @@ async fn tags_are_merged_and_deleted_through_the_tags_api() {
 fn the_api_version_is_the_one_the_reference_names() {
     assert_eq!(container_apps::API_VERSION, "2025-07-01");
 }
+
+/// ARM pages its lists: with one item per page the revisions (and a
+/// revision's replicas) still all arrive, each page asked for by ARM's own
+/// `nextLink` (a client that adds a second api-version gets ARM's 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_lists_are_followed_to_the_last_page() {
+    let sandbox = expedite_sandbox::start(SandboxConfig {
+        build_duration: Duration::from_millis(400),
+        list_page_size: Some(1),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let clients = common::azure::clients(&sandbox);
+    let mut arm = clients.arm();
+    arm.poll_interval = Duration::from_millis(100);
+    let rig = Rig {
+        ca: ContainerApps::new(
+            arm,
+            ContainerAppRef {
+                subscription: clients.settings.subscription_id.clone(),
+                resource_group: clients.settings.resource_group.clone(),
+                app: APP.into(),
+            },
+        ),
+        sandbox,
+        cancel: Cancel::new(),
+    };
+    let c = &rig.cancel;
+    rig.pin().await;
+    let first = rig.ready_revision("2.4.1", "1").await;
+    let second = rig.ready_revision("2.4.1", "2").await;
+    let before = rig.sandbox.handle().request_log().len();
+    let names: Vec<String> = rig
+        .ca
+        .revisions(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, [STABLE.to_string(), first, second]);
+    let pages: Vec<String> = rig.sandbox.handle().request_log()[before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/revisions?"))
+        .map(|r| format!("{} {}", r.status, r.path))
+        .collect();
+    assert_eq!(pages.len(), 3, "one request per page: {pages:#?}");
+    for p in &pages {
+        assert!(
+            p.starts_with("200 ") && p.matches("api-version=").count() == 1,
+            "{pages:#?}"
+        );
+    }
+    assert!(pages[2].contains("%24skiptoken=sbx-2"), "{pages:#?}");
+    rig.sandbox.shutdown().await;
+}

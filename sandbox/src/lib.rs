@@ -156,6 +156,10 @@ pub struct SandboxConfig {
     /// long after it starts (Azure takes one to three minutes; 0 shows the
     /// current, partial minute at once).
     pub metrics_latency: Duration,
+    /// Items per page of an ARM list (sites, slots, revisions, replicas);
+    /// more come through `nextLink` with a `$skiptoken`, as ARM pages
+    /// them. `None`: one page.
+    pub list_page_size: Option<usize>,
 }
 
 impl Default for SandboxConfig {
@@ -174,6 +178,7 @@ impl Default for SandboxConfig {
             log_capacity: 100_000,
             arm_limits: ArmLimits::default(),
             metrics_latency: Duration::ZERO,
+            list_page_size: None,
         }
     }
 }

@@ -121,6 +121,10 @@ pub enum ArmError {
     },
 }
 
+/// Most pages [`Arm::list`] follows (a slot or revision list is one or
+/// two pages in practice).
+pub const MAX_PAGES: usize = 100;
+
 /// The Microsoft.Resources api-version for the Tags API.
 pub const TAGS_API_VERSION: &str = "2021-04-01";
 
@@ -399,6 +403,49 @@ impl Arm {
         parse_json(&url, &r.text())
     }
 
+    /// Every item of a list operation, following `nextLink` pages (at most
+    /// [`MAX_PAGES`]). A `nextLink` is used as ARM gives it — its
+    /// api-version and skip token included, never a second api-version —
+    /// and one on another host is refused: the bearer token goes only to
+    /// the configured endpoint. A list longer than that is an error, never
+    /// a silently partial answer.
+    pub async fn list(
+        &self,
+        path: &str,
+        api_version: &str,
+        cancel: &Cancel,
+    ) -> Result<Vec<Value>, ArmError> {
+        let mut url = self.url(path, api_version)?;
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let r = self
+                .call(
+                    reqwest::Method::GET,
+                    &url,
+                    None,
+                    Idempotency::Idempotent,
+                    cancel,
+                )
+                .await?;
+            let v = parse_json(&url, &r.text())?;
+            if let Some(page) = v.get("value").and_then(Value::as_array) {
+                items.extend(page.iter().cloned());
+            }
+            match v
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                Some(next) => url = next_url(&self.endpoint, next, api_version)?,
+                None => return Ok(items),
+            }
+        }
+        Err(ArmError::BadAnswer {
+            what: Redacted(&url).to_string(),
+            detail: format!("the list goes on past {MAX_PAGES} pages"),
+        })
+    }
+
     /// PATCH (or PUT) a whole-state body; idempotent, so retried.
     pub async fn write_idempotent(
         &self,
@@ -543,6 +590,29 @@ impl Arm {
     }
 }
 
+/// The URL of a `nextLink`: on `endpoint`'s host, with an
+/// api-version (ARM's own, or `api_version` when it gave none).
+fn next_url(endpoint: &url::Url, next: &str, api_version: &str) -> Result<url::Url, ArmError> {
+    let bad = |detail: String| ArmError::BadAnswer {
+        what: "nextLink".into(),
+        detail,
+    };
+    let mut u = url::Url::parse(next)
+        .or_else(|_| endpoint.join(next))
+        .map_err(|e| bad(format!("it is not a URL ({e})")))?;
+    if u.origin() != endpoint.origin() {
+        return Err(bad(format!(
+            "it points at {} instead of {}; expedite does not send its token there",
+            u.origin().ascii_serialization(),
+            endpoint.origin().ascii_serialization()
+        )));
+    }
+    if !u.query_pairs().any(|(k, _)| k == "api-version") {
+        u.query_pairs_mut().append_pair("api-version", api_version);
+    }
+    Ok(u)
+}
+
 fn parse_json(url: &url::Url, body: &str) -> Result<Value, ArmError> {
     if body.trim().is_empty() {
         return Ok(Value::Null);
@@ -576,6 +646,46 @@ pub fn bad_shape(what: &str, detail: String) -> ArmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_next_link_keeps_its_api_version_and_stays_on_the_endpoint() {
+        let endpoint = url::Url::parse("https://management.azure.test").unwrap();
+        let paged = "https://management.azure.test/subscriptions/s/slots?api-version=2024-11-01&%24skiptoken=abc";
+        let u = next_url(&endpoint, paged, "2025-05-01").unwrap();
+        let versions: Vec<_> = u
+            .query_pairs()
+            .filter(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(versions, ["2024-11-01"], "{u}");
+        assert!(
+            u.query_pairs()
+                .any(|(k, v)| k == "$skiptoken" && v == "abc")
+        );
+        // Without an api-version, ours is added; a relative link is ARM's.
+        let u = next_url(
+            &endpoint,
+            "/subscriptions/s/slots?%24skiptoken=1",
+            "2025-05-01",
+        )
+        .unwrap();
+        assert_eq!(
+            u.query_pairs().filter(|(k, _)| k == "api-version").count(),
+            1
+        );
+        // Another host (or scheme, or port) never gets the token.
+        for elsewhere in [
+            "https://evil.example/subscriptions/s/slots?api-version=1",
+            "http://management.azure.test/subscriptions/s/slots",
+            "https://management.azure.test:8443/subscriptions/s/slots",
+        ] {
+            let e = next_url(&endpoint, elsewhere, "2025-05-01").unwrap_err();
+            assert!(
+                e.to_string().contains("does not send its token there"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn both_error_shapes_are_read() {

@@ -202,35 +202,16 @@ impl AppService {
     /// Names of the deployment slots (production excluded), following
     /// `nextLink` pages.
     pub async fn slot_names(&self, cancel: &Cancel) -> Result<Vec<String>, ArmError> {
-        let mut names = Vec::new();
-        let mut v = self
+        let slots = self
             .arm
-            .get(&format!("{}/slots", self.site.path()), API_VERSION, cancel)
+            .list(&format!("{}/slots", self.site.path()), API_VERSION, cancel)
             .await?;
-        for _page in 0..50 {
-            for s in v
-                .get("value")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                // ARM names a slot "{app}/{slot}".
-                if let Some(n) = s.get("name").and_then(Value::as_str) {
-                    names.push(n.rsplit('/').next().unwrap_or(n).to_string());
-                }
-            }
-            let Some(next) = v
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            else {
-                break;
-            };
-            let next = url::Url::parse(next).map_err(|e| bad_shape("nextLink", e.to_string()))?;
-            let path_and_query = format!("{}?{}", next.path(), next.query().unwrap_or_default());
-            v = self.arm.get(&path_and_query, API_VERSION, cancel).await?;
-        }
-        Ok(names)
+        // ARM names a slot "{app}/{slot}".
+        Ok(slots
+            .iter()
+            .filter_map(|s| s.get("name").and_then(Value::as_str))
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+            .collect())
     }
 
     /// The production site's routing rules.

@@ -506,29 +506,12 @@ impl ContainerApps {
     /// The app's revisions (active and inactive), following `nextLink` pages.
     pub async fn revisions(&self, cancel: &Cancel) -> Result<Vec<RevisionInfo>, ArmError> {
         let path = format!("{}/revisions", self.app.id());
-        let mut out = Vec::new();
-        let mut v = self.arm.get(&path, API_VERSION, cancel).await?;
-        for _page in 0..50 {
-            for r in v
-                .get("value")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                out.push(RevisionInfo::from_json(r).map_err(|d| bad_shape(&path, d))?);
-            }
-            let Some(next) = v
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            else {
-                break;
-            };
-            let next = url::Url::parse(next).map_err(|e| bad_shape("nextLink", e.to_string()))?;
-            let path_and_query = format!("{}?{}", next.path(), next.query().unwrap_or_default());
-            v = self.arm.get(&path_and_query, API_VERSION, cancel).await?;
-        }
-        Ok(out)
+        self.arm
+            .list(&path, API_VERSION, cancel)
+            .await?
+            .iter()
+            .map(|r| RevisionInfo::from_json(r).map_err(|d| bad_shape(&path, d)))
+            .collect()
     }
 
     /// Reads one revision.
@@ -542,12 +525,9 @@ impl ContainerApps {
     /// (`GET …/revisions/{name}/replicas`).
     pub async fn ready_replicas(&self, name: &str, cancel: &Cancel) -> Result<u32, ArmError> {
         let path = format!("{}/replicas", self.app.revision_path(name));
-        let v = self.arm.get(&path, API_VERSION, cancel).await?;
-        let ready = v
-            .get("value")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let replicas = self.arm.list(&path, API_VERSION, cancel).await?;
+        let ready = replicas
+            .iter()
             .filter(|replica| {
                 let containers = replica
                     .pointer("/properties/containers")

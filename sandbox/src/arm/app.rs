@@ -69,7 +69,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
             .values()
             .map(|a| with_tags(&world, a.json(&sub, &rg, &loc, now)))
             .collect();
-        return respond::json(StatusCode::OK, &json!({"value": value, "nextLink": null})).into();
+        return super::page(req, shared.config.list_page_size, value).into();
     }
     let name = segs[0].to_ascii_lowercase();
     let Some(app) = world.container_apps.get(&name) else {
@@ -93,7 +93,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
                 .filter_map(|n| app.revisions.get(n))
                 .map(|rev| app.revision_json(rev, &sub, &rg, now, healthy(&world, rev, now)))
                 .collect();
-            respond::json(StatusCode::OK, &json!({"value": value, "nextLink": null})).into()
+            super::page(req, shared.config.list_page_size, value).into()
         }
         ([r, rev], &Method::GET) if eq(r, "revisions") => match app.revisions.get(*rev) {
             Some(revision) => respond::json(
@@ -151,7 +151,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, rest: &[String])
             match app.revisions.get(*rev) {
                 Some(revision) => {
                     let value = replicas_json(&world, app, revision, &sub, &rg, now);
-                    respond::json(StatusCode::OK, &json!({"value": value})).into()
+                    super::page(req, shared.config.list_page_size, value).into()
                 }
                 None => respond::arm_error(
                     StatusCode::NOT_FOUND,

@@ -24,6 +24,41 @@ pub const WEB_API_VERSIONS: [&str; 2] = ["2024-11-01", "2025-05-01"];
 /// (reference §1.1; HTTP.sys wording).
 const LENGTH_REQUIRED_HTML: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n<HTML><HEAD><TITLE>Length Required</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" Content-Type=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Length Required</h2>\r\n<hr><p>HTTP Error 411. The request must be chunked or have a content length.</p>\r\n</BODY></HTML>\r\n";
 
+/// One page of an ARM list, as ARM pages them: `{"value": […], "nextLink":
+/// …}` where `nextLink` is the whole URL of the next page (the request's own
+/// api-version and an opaque `$skiptoken`), or `null` on the last page.
+/// Pages of `page_size` items ([`crate::SandboxConfig::list_page_size`]);
+/// an unknown skip token is a 400, as ARM answers a tampered one.
+pub(crate) fn page(req: &Req, page_size: Option<usize>, items: Vec<serde_json::Value>) -> Resp {
+    let start = match req.query_param("$skiptoken") {
+        None => 0,
+        Some(t) => match t.strip_prefix("sbx-").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n <= items.len() => n,
+            _ => {
+                return respond::arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidSkipToken",
+                    format!("The skip token '{t}' is not valid."),
+                );
+            }
+        },
+    };
+    let size = page_size.unwrap_or(usize::MAX).max(1);
+    let end = start.saturating_add(size).min(items.len());
+    let next = (end < items.len()).then(|| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(
+                "api-version",
+                req.query_param("api-version").unwrap_or_default(),
+            )
+            .append_pair("$skiptoken", &format!("sbx-{end}"))
+            .finish();
+        format!("https://{}{}?{query}", req.host, req.path)
+    });
+    let value: Vec<serde_json::Value> = items.into_iter().skip(start).take(end - start).collect();
+    respond::json(StatusCode::OK, &json!({"value": value, "nextLink": next}))
+}
+
 /// Answers 411 when a POST/PUT/PATCH says nothing about its body length.
 pub(crate) fn length_required(req: &Req) -> Option<Resp> {
     (is_post_like(&req.method) && req.no_length)
@@ -146,7 +181,18 @@ fn valid_api_version_format(v: &str) -> bool {
 
 /// `Ok(version)` or ARM's 400 for a missing or malformed api-version.
 fn api_version(req: &Req) -> Result<String, Resp> {
-    match req.query_param("api-version") {
+    // A repeated parameter reaches ARM's front end joined with commas (as
+    // ASP.NET joins one), so `?api-version=A&api-version=A` is the invalid
+    // version "A,A" — what a client that appends its own api-version to a
+    // `nextLink` gets.
+    let given: Vec<&str> = req
+        .query
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("api-version"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let joined = given.join(",");
+    match (!given.is_empty()).then_some(joined.as_str()) {
         None | Some("") => Err(respond::arm_error(
             StatusCode::BAD_REQUEST,
             "MissingApiVersionParameter",

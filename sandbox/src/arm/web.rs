@@ -82,7 +82,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Req, version: &str, rest: &[St
     let target = {
         let world = shared.world();
         if rest.is_empty() {
-            return list_sites(&world, req);
+            return list_sites(&world, req, shared.config.list_page_size);
         }
         let site_key = rest[0].to_ascii_lowercase();
         let Some(site) = world.sites.get(&site_key) else {
@@ -98,7 +98,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Req, version: &str, rest: &[St
         };
         let after = &rest[1..];
         if after.len() == 1 && eq(&after[0], "slots") {
-            return list_slots(&world, site, req);
+            return list_slots(&world, site, req, shared.config.list_page_size);
         }
         let (slot, sub) = if after.len() >= 2 && eq(&after[0], "slots") {
             (after[1].to_ascii_lowercase(), after[2..].to_vec())
@@ -274,7 +274,7 @@ fn with_site<T>(shared: &Shared, target: &Target, f: impl FnOnce(&mut World, &st
     f(&mut world, &target.site)
 }
 
-fn list_sites(world: &World, req: &Req) -> Outcome {
+fn list_sites(world: &World, req: &Req, page_size: Option<usize>) -> Outcome {
     if req.method != Method::GET {
         return method_not_emulated(req).into();
     }
@@ -283,10 +283,10 @@ fn list_sites(world: &World, req: &Req) -> Outcome {
         .values()
         .filter_map(|s| s.slots.get(PRODUCTION).map(|p| site_json(world, s, p)))
         .collect();
-    respond::json(StatusCode::OK, &json!({"value": value, "nextLink": null})).into()
+    super::page(req, page_size, value).into()
 }
 
-fn list_slots(world: &World, site: &Site, req: &Req) -> Outcome {
+fn list_slots(world: &World, site: &Site, req: &Req, page_size: Option<usize>) -> Outcome {
     if req.method != Method::GET {
         return method_not_emulated(req).into();
     }
@@ -296,7 +296,7 @@ fn list_slots(world: &World, site: &Site, req: &Req) -> Outcome {
         .filter(|s| s.name != PRODUCTION)
         .map(|s| site_json(world, site, s))
         .collect();
-    respond::json(StatusCode::OK, &json!({"value": value, "nextLink": null})).into()
+    super::page(req, page_size, value).into()
 }
 
 fn get_site(shared: &Shared, target: &Target) -> Resp {
