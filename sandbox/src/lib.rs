@@ -49,6 +49,7 @@ pub mod hooks;
 pub mod hosts;
 mod kudu;
 pub mod log;
+mod proxy;
 pub mod ratelimit;
 mod respond;
 mod server;
@@ -243,12 +244,14 @@ async fn bind(what: &'static str, port: u16) -> Result<TcpListener, SandboxError
 pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
     let https = bind("HTTPS", config.https_port).await?;
     let http = bind("HTTP", config.http_port).await?;
+    let proxy_listener = bind("proxy", 0).await?;
     let local = |l: &TcpListener, what: &'static str, port: u16| {
         l.local_addr()
             .map_err(|source| SandboxError::Bind { what, port, source })
     };
     let https_addr = local(&https, "HTTPS", config.https_port)?;
     let http_addr = local(&http, "HTTP", config.http_port)?;
+    let proxy_addr = local(&proxy_listener, "proxy", 0)?;
 
     let world = new_world(&config);
     let mut dns_names = vec![
@@ -313,6 +316,25 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
             source,
         })?;
 
+    // Other clients' variables (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, …)
+    // replace their trust store, so they get the system's roots and the
+    // sandbox CA together: nothing else in that shell stops working.
+    let bundle_path = ca_dir.join("ca-bundle.pem");
+    let system_roots = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .unwrap_or_default();
+    std::fs::write(&bundle_path, format!("{system_roots}\n{}", tls.ca_pem)).map_err(|source| {
+        SandboxError::WriteCa {
+            path: bundle_path.clone(),
+            source,
+        }
+    })?;
+
     let arm_base = format!("https://{}", hosts::ARM);
     let authority = format!("https://{}", hosts::LOGIN);
     let federated = Federated {
@@ -355,7 +377,9 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         })
         .collect(),
         ca_cert_path: ca_path,
+        ca_bundle_path: bundle_path,
         https_addr,
+        proxy_url: format!("http://{proxy_addr}"),
         control_url: format!("http://{http_addr}"),
         web_apps: world.sites.values().map(|s| s.name.clone()).collect(),
         container_apps: world.container_apps.keys().cloned().collect(),
@@ -416,6 +440,14 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
             http,
             Kind::Control,
             shared.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(proxy::accept_loop(
+            proxy_listener,
+            https_addr,
+            Arc::new(proxy::Allowed(
+                settings.resolve.iter().map(|e| e.host.clone()).collect(),
+            )),
             shutdown_rx,
         )),
     ];

@@ -38,7 +38,15 @@ pub struct Settings {
     pub resolve: Vec<ResolveEntry>,
     /// PEM file of the sandbox CA.
     pub ca_cert_path: PathBuf,
+    /// The system's roots and the sandbox CA in one PEM file, for clients
+    /// whose CA variable replaces their trust store.
+    #[serde(default)]
+    pub ca_bundle_path: PathBuf,
     pub https_addr: SocketAddr,
+    /// `HTTPS_PROXY` for any other client (az, gh, curl, SDKs): a CONNECT
+    /// proxy that reaches the sandbox's hosts by name.
+    #[serde(default)]
+    pub proxy_url: String,
     /// Base URL of the plain-HTTP control API (`/_sandbox/...`).
     pub control_url: String,
     /// Web apps of the scenario.
@@ -140,12 +148,39 @@ impl Settings {
         ]
     }
 
-    /// `export NAME='value'` lines for `eval "$(…)"`.
+    /// What other clients need (the Azure CLI, `gh`, curl, SDKs): the
+    /// proxy that reaches the sandbox's hosts by name, and the CA in the
+    /// variables each reads. Not in [`Settings::env`]: expedite itself
+    /// reaches the sandbox through `EXPEDITE_RESOLVE` (it would honour the
+    /// proxy too).
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        let ca = self.ca_bundle_path.display().to_string();
+        vec![
+            ("HTTPS_PROXY", self.proxy_url.clone()),
+            ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
+            // Python requests (the Azure CLI), OpenSSL and Go (gh), curl, Node.
+            ("REQUESTS_CA_BUNDLE", ca.clone()),
+            ("SSL_CERT_FILE", ca.clone()),
+            ("CURL_CA_BUNDLE", ca.clone()),
+            ("NODE_EXTRA_CA_CERTS", ca),
+        ]
+    }
+
+    /// `export NAME='value'` lines for `eval "$(…)"`: expedite's settings,
+    /// then the other clients'.
     pub fn export_lines(&self) -> String {
-        self.env()
+        let mut lines: String = self
+            .env()
             .into_iter()
             .map(|(k, v)| format!("export {k}={}\n", shell_quote(&v)))
-            .collect()
+            .collect();
+        lines.push_str(
+            "# other clients (az, gh, curl, SDKs) reach the sandbox's hosts through its proxy\n",
+        );
+        for (k, v) in self.client_env() {
+            lines.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+        }
+        lines
     }
 
     /// Pretty JSON of every field.
