@@ -187,7 +187,7 @@ pub fn failure_line(j: &Journal, what: &str) -> Option<String> {
         Outcome::Promoted | Outcome::Unchanged => return None,
         Outcome::Interrupted => format!(
             "{what} was interrupted ({stop}); {} ({serving})",
-            if promoted_once || j.state.trail.contains(&Phase::CanaryShift) {
+            if promoted_once || summary::touched_production(j) {
                 format!("production was restored to {previous} and verified")
             } else {
                 "production was not changed".to_string()
@@ -195,7 +195,7 @@ pub fn failure_line(j: &Journal, what: &str) -> Option<String> {
         ),
         Outcome::Preempted => format!(
             "{what} was stopped for an emergency rollback ({stop}); {}, and the lock was handed over",
-            if promoted_once || j.state.trail.contains(&Phase::CanaryShift) {
+            if promoted_once || summary::touched_production(j) {
                 format!("production was restored to {previous} and verified")
             } else {
                 "production was not changed".to_string()

@@ -10,18 +10,40 @@ use crate::rollout::Outcome;
 use crate::rollout::canary::StepRecord;
 use crate::rollout::driver::{Journal, phase_name, show_sample};
 
-/// The summary's title for an outcome.
-pub fn title(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Promoted => "✅ Deployed",
-        Outcome::Unchanged => "✅ Already deployed",
-        Outcome::RolledBack => "↩️ Rolled back",
-        Outcome::FailedBeforeChange => "❌ Failed before any change to production",
-        Outcome::NeedsAttention => "⚠️ Needs attention",
-        Outcome::Interrupted => "⏹️ Interrupted, production restored",
-        Outcome::Preempted => "⏹️ Stopped for an emergency rollback, production restored",
-        Outcome::Inconclusive => "❔ Canary inconclusive, withdrawn",
+/// The summary's title for an outcome; `touched`: whether the run ever
+/// changed what production serves (a stop before that restored nothing).
+pub fn title(outcome: Outcome, touched: bool) -> &'static str {
+    match (outcome, touched) {
+        (Outcome::Promoted, _) => "✅ Deployed",
+        (Outcome::Unchanged, _) => "✅ Already deployed",
+        (Outcome::RolledBack, _) => "↩️ Rolled back",
+        (Outcome::FailedBeforeChange, _) => "❌ Failed before any change to production",
+        (Outcome::NeedsAttention, _) => "⚠️ Needs attention",
+        (Outcome::Interrupted, true) => "⏹️ Interrupted, production restored",
+        (Outcome::Interrupted, false) => "⏹️ Interrupted before any change to production",
+        (Outcome::Preempted, true) => "⏹️ Stopped for an emergency rollback, production restored",
+        (Outcome::Preempted, false) => {
+            "⏹️ Stopped for an emergency rollback before any change to production"
+        }
+        (Outcome::Inconclusive, _) => "❔ Canary inconclusive, withdrawn",
     }
+}
+
+/// Whether the run ever changed what production serves: a canary share, a
+/// swap (or promotion), or a swap back.
+pub fn touched_production(j: &Journal) -> bool {
+    use crate::rollout::Phase as P;
+    j.state.trail.iter().any(|p| {
+        matches!(
+            p,
+            P::CanaryShift
+                | P::CanaryAbort
+                | P::Swap
+                | P::ResolveSwap
+                | P::SwapBack
+                | P::ResolveSwapBack
+        )
+    })
 }
 
 pub(super) fn summary(
@@ -35,7 +57,7 @@ pub(super) fn summary(
 ) -> String {
     let mut md = format!(
         "## {} — {} {}\n\n",
-        title(outcome),
+        title(outcome, touched_production(j)),
         md_cell(&config.resource.app),
         md_cell(&config.plan.expected_version)
     );
@@ -195,8 +217,12 @@ pub fn verdict(j: &Journal, outcome: Outcome, elapsed: std::time::Duration) -> O
         Outcome::Promoted => "promoted",
         Outcome::RolledBack => "rolled back",
         Outcome::Inconclusive => "withdrawn, inconclusive",
-        Outcome::Interrupted => "interrupted, production restored",
-        Outcome::Preempted => "stopped for a rollback, production restored",
+        Outcome::Interrupted if touched_production(j) => "interrupted, production restored",
+        Outcome::Interrupted => "interrupted before any change to production",
+        Outcome::Preempted if touched_production(j) => {
+            "stopped for a rollback, production restored"
+        }
+        Outcome::Preempted => "stopped for a rollback before any change to production",
         Outcome::NeedsAttention => "needs attention",
         Outcome::Unchanged => "unchanged",
         Outcome::FailedBeforeChange => "failed before any change",
@@ -361,5 +387,25 @@ mod tests {
             .filter_map(|l| l.split(',').next())
             .collect();
         assert_eq!(states, ["done", "crit", "crit", "crit"], "{md}");
+    }
+
+    /// A run stopped before it changed production does not claim to have
+    /// restored it.
+    #[test]
+    fn a_stop_before_any_change_says_so() {
+        use crate::rollout::Outcome;
+        let mut j = crate::commands::shared::service::refused("2.4.1", "x".into());
+        j.state.trail = vec![Phase::Preflight, Phase::Upload, Phase::CheckStaging];
+        assert!(!touched_production(&j));
+        assert_eq!(
+            title(Outcome::Interrupted, touched_production(&j)),
+            "⏹️ Interrupted before any change to production"
+        );
+        j.state.trail.push(Phase::CanaryShift);
+        assert!(touched_production(&j));
+        assert_eq!(
+            title(Outcome::Interrupted, touched_production(&j)),
+            "⏹️ Interrupted, production restored"
+        );
     }
 }
