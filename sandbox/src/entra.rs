@@ -12,25 +12,79 @@ use crate::tokens::{self, Claims};
 /// The client-assertion type Entra accepts for federated credentials.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Scopes the sandbox issues ARM tokens for, with the audience of each.
-/// `https://management.core.windows.net//.default` is what the az CLI asks.
-/// The sandbox is a cloud whose ARM lives at `management.azure.test`, so a
-/// client that derives the scope from the endpoint (as the Azure SDKs and a
-/// sovereign-cloud setup do) asks for that resource.
-const ARM_SCOPES: [(&str, &str); 3] = [
-    (
-        "https://management.azure.com/.default",
-        tokens::ARM_AUDIENCE,
-    ),
-    (
-        "https://management.azure.test/.default",
-        "https://management.azure.test/",
-    ),
-    (
-        "https://management.core.windows.net//.default",
-        "https://management.core.windows.net/",
-    ),
+/// The ARM resources of the sandbox tenant (the application ID URIs of its
+/// Azure Resource Manager service principal), without a trailing slash.
+/// `https://management.core.windows.net/` is what the az CLI asks for on the
+/// public cloud; the sandbox is a cloud whose ARM lives at
+/// `management.azure.test`, so a client that derives the resource from the
+/// endpoint (the Azure SDKs, a custom-cloud `az cloud register`) asks for
+/// that one.
+const ARM_RESOURCES: [&str; 3] = [
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+    "https://management.azure.test",
 ];
+
+/// OpenID Connect scopes a client may add beside a resource's `.default`
+/// (MSAL adds them on user flows); they name no resource.
+const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
+
+/// Why a `scope` was refused: `(error, code, description)`.
+type ScopeError = (&'static str, u32, String);
+
+/// Reads `scope` as Entra does for the client-credentials grant: one
+/// `{resource}/.default` (OIDC scopes beside it are ignored), the resource
+/// matched case-insensitively with or without a trailing slash (so
+/// `https://management.azure.test//.default`, what a resource id registered
+/// as `https://management.azure.test/` becomes, names the same resource).
+/// Returns the token audience: the resource's canonical id with a trailing
+/// slash.
+fn scope_audience(scope: &str) -> Result<String, ScopeError> {
+    let invalid = |scope: &str| {
+        (
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        )
+    };
+    let resources: Vec<&str> = scope
+        .split_whitespace()
+        .filter(|s| !OIDC_SCOPES.iter().any(|o| s.eq_ignore_ascii_case(o)))
+        .collect();
+    let one = match resources.as_slice() {
+        [one] => *one,
+        [] => return Err(invalid(scope)),
+        _ => {
+            // (guessed) wording of AADSTS28000 for two resources in one request.
+            return Err((
+                "invalid_scope",
+                28000,
+                format!(
+                    "Provided value for the input parameter scope '{scope}' is not valid because it contains more than one resource. Scope {scope} is not valid."
+                ),
+            ));
+        }
+    };
+    let Some(resource) = one.strip_suffix("/.default").filter(|r| !r.is_empty()) else {
+        return Err(invalid(one));
+    };
+    let canonical = resource.strip_suffix('/').unwrap_or(resource);
+    match ARM_RESOURCES
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(canonical))
+    {
+        Some(r) => Ok(format!("{r}/")),
+        None => Err((
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {resource} was not found in the tenant named Contoso. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+            ),
+        )),
+    }
+}
 
 fn err(shared: &Shared, status: StatusCode, error: &str, code: u32, description: &str) -> Resp {
     respond::entra_error(status, error, code, description, &shared.authority)
@@ -161,30 +215,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     let Some(scope) = get("scope") else {
         return missing(shared, "scope");
     };
-    let audience = match ARM_SCOPES.iter().find(|(s, _)| *s == scope) {
-        Some((_, aud)) => *aud,
-        None if !scope.ends_with("/.default") || scope.contains(' ') => {
-            return err(
-                shared,
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                1002012,
-                &format!(
-                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
-                ),
-            );
-        }
-        None => {
-            let resource = scope.trim_end_matches("/.default");
-            return err(
-                shared,
-                StatusCode::BAD_REQUEST,
-                "invalid_resource",
-                500011,
-                &format!(
-                    "The resource principal named {resource} was not found in the tenant named Contoso. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
-                ),
-            );
+    let audience = match scope_audience(scope) {
+        Ok(aud) => aud,
+        Err((error, code, description)) => {
+            return err(shared, StatusCode::BAD_REQUEST, error, code, &description);
         }
     };
 
@@ -245,7 +279,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     }
 
     let lifetime = i64::try_from(shared.config.token_lifetime.as_secs()).unwrap_or(3599);
-    match issue_access_token(shared, audience, lifetime, 0) {
+    match issue_access_token(shared, &audience, lifetime, 0) {
         Ok(token) => {
             let mut r = respond::json(
                 StatusCode::OK,

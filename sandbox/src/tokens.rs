@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::SandboxError;
 
 /// Audiences ARM accepts (reference §1.1: v2 scope and legacy v1 resource),
-/// plus the sandbox cloud's own ARM endpoint (see `entra::ARM_SCOPES`).
+/// plus the sandbox cloud's own ARM endpoint (see `entra::ARM_RESOURCES`).
 pub const ARM_AUDIENCES: [&str; 6] = [
     "https://management.azure.com/",
     "https://management.azure.com",

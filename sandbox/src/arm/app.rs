@@ -19,8 +19,30 @@ use crate::respond::{self, Outcome, Req, Resp};
 use crate::server::Shared;
 use crate::world::{OpStatus, World};
 
-/// api-versions of Microsoft.App the sandbox accepts (reference §0).
-pub const APP_API_VERSIONS: [&str; 2] = ["2024-03-01", "2025-07-01"];
+/// api-versions of `Microsoft.App/containerApps` the sandbox accepts: every
+/// version of `ContainerApps.json` in azure-rest-api-specs
+/// (`specification/app/resource-manager/Microsoft.App/ContainerApps`),
+/// stable and preview. The sandbox answers every one with the same shapes.
+pub const APP_API_VERSIONS: [&str; 18] = [
+    "2022-01-01-preview",
+    "2022-03-01",
+    "2022-06-01-preview",
+    "2022-10-01",
+    "2022-11-01-preview",
+    "2023-04-01-preview",
+    "2023-05-01",
+    "2023-05-02-preview",
+    "2023-08-01-preview",
+    "2023-11-02-preview",
+    "2024-02-02-preview",
+    "2024-03-01",
+    "2024-08-02-preview",
+    "2024-10-02-preview",
+    "2025-01-01",
+    "2025-02-02-preview",
+    "2025-07-01",
+    "2025-10-02-preview",
+];
 
 fn bad(code: &str, message: impl Into<String>) -> Resp {
     respond::arm_error(StatusCode::BAD_REQUEST, code, message)

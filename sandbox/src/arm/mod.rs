@@ -1,11 +1,13 @@
-//! Azure Resource Manager front door: framing (411), authentication (401),
-//! api-version checks, subscription/resource-group resolution and the
-//! correlation headers of reference §1.2, then dispatch to a provider
-//! (Microsoft.Web sites and staticSites, Microsoft.App, Microsoft.Insights,
-//! the Tags API).
+//! Azure Resource Manager front door: the cloud's metadata document (no
+//! token), framing (411), authentication (401), api-version checks,
+//! subscriptions, tenants, providers, subscription/resource-group resolution
+//! and the correlation headers of reference §1.2, then dispatch to a
+//! provider (Microsoft.Web sites and staticSites, Microsoft.App,
+//! Microsoft.Insights, the Tags API).
 
 pub(crate) mod app;
 pub(crate) mod insights;
+pub(crate) mod resources;
 pub(crate) mod static_sites;
 pub(crate) mod tags;
 pub(crate) mod web;
@@ -17,8 +19,38 @@ use crate::respond::{self, Outcome, Req, Resp};
 use crate::server::{Shared, is_post_like};
 use crate::tokens::{self, ARM_AUDIENCES};
 
-/// api-versions of Microsoft.Web the sandbox accepts (reference §0).
-pub const WEB_API_VERSIONS: [&str; 2] = ["2024-11-01", "2025-05-01"];
+/// api-versions of `Microsoft.Web/sites` (and slots) the sandbox accepts:
+/// every version of `WebApps.json` in azure-rest-api-specs
+/// (`specification/web/resource-manager/Microsoft.Web/AppService`), from
+/// 2015-08-01 (`service.json`) to 2026-09-01. The sandbox answers every one
+/// with the same (newest) shapes.
+pub const WEB_API_VERSIONS: [&str; 25] = [
+    "2015-08-01",
+    "2016-08-01",
+    "2018-02-01",
+    "2018-11-01",
+    "2019-08-01",
+    "2020-06-01",
+    "2020-09-01",
+    "2020-10-01",
+    "2020-12-01",
+    "2021-01-01",
+    "2021-01-15",
+    "2021-02-01",
+    "2021-03-01",
+    "2022-03-01",
+    "2022-09-01",
+    "2023-01-01",
+    "2023-12-01",
+    "2024-04-01",
+    "2024-11-01",
+    "2025-03-01",
+    "2025-05-01",
+    "2026-03-01-preview",
+    "2026-03-15",
+    "2026-07-15",
+    "2026-09-01",
+];
 
 /// The front end's text for a body-less POST without `Content-Length`
 /// (reference §1.1; HTTP.sys wording).
@@ -229,6 +261,15 @@ pub(crate) fn unsupported_api_version(
 /// Front-door checks in ARM's order — framing, authentication, throttling —
 /// then routing. Returns the remaining-budget header to add.
 async fn dispatch(shared: &Shared, req: &Req) -> (Outcome, Option<(&'static str, u64)>) {
+    // The cloud's metadata document is public: ARM serves it without a
+    // token (a custom cloud's endpoint discovery reads it before sign-in).
+    let segs = req.segments();
+    if segs.len() == 2
+        && segs[0].eq_ignore_ascii_case("metadata")
+        && segs[1].eq_ignore_ascii_case("endpoints")
+    {
+        return (resources::metadata_endpoints(shared, req).into(), None);
+    }
     if let Some(r) = length_required(req) {
         return (r.into(), None);
     }
@@ -299,6 +340,22 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
         )
     };
     let seg_is = |i: usize, name: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    // Tenant-level ARM: the principal's subscriptions and tenants (what
+    // `az login` lists).
+    if segs.len() == 1 && (seg_is(0, "subscriptions") || seg_is(0, "tenants")) {
+        if req.method != Method::GET {
+            return method_not_emulated(req).into();
+        }
+        if let Err(r) = resources::check_version(&version) {
+            return r.into();
+        }
+        return if seg_is(0, "tenants") {
+            resources::list_tenants(&ids)
+        } else {
+            resources::list_subscriptions(&ids)
+        }
+        .into();
+    }
     if !seg_is(0, "subscriptions") || segs.len() < 2 {
         return not_found_uri().into();
     }
@@ -315,19 +372,17 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
         if req.method != Method::GET {
             return not_found_uri().into();
         }
-        return respond::json(
-            StatusCode::OK,
-            &json!({
-                "id": sub_id,
-                "authorizationSource": "RoleBased",
-                "subscriptionId": ids.subscription_id,
-                "tenantId": ids.tenant_id,
-                "displayName": "Contoso Production",
-                "state": "Enabled",
-                "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "EnterpriseAgreement_2014-09-01", "spendingLimit": "Off"}
-            }),
-        )
-        .into();
+        if let Err(r) = resources::check_version(&version) {
+            return r.into();
+        }
+        return resources::get_subscription(&ids).into();
+    }
+    // `/subscriptions/{id}/providers[/{namespace}[/register]]`.
+    if seg_is(2, "providers") && segs.len() <= 5 {
+        if let Err(r) = resources::check_version(&version) {
+            return r.into();
+        }
+        return resources::handle_providers(shared, req, &segs[3..]).into();
     }
     // Subscription-scoped Container Apps LRO URLs (reference §5.2).
     if seg_is(2, "providers")
@@ -382,6 +437,9 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
     if segs.len() == 4 {
         if req.method != Method::GET {
             return not_found_uri().into();
+        }
+        if let Err(r) = resources::check_version(&version) {
+            return r.into();
         }
         return respond::json(
             StatusCode::OK,

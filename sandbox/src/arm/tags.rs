@@ -14,9 +14,25 @@ use serde_json::{Value, json};
 use crate::respond::{self, Req, Resp};
 use crate::server::Shared;
 
-/// api-versions of Microsoft.Resources the sandbox accepts for tags.
-pub(crate) const TAGS_API_VERSIONS: [&str; 4] =
-    ["2021-04-01", "2022-09-01", "2023-07-01", "2024-03-01"];
+/// api-versions of Microsoft.Resources the sandbox accepts for tags: the
+/// `resources` packages of azure-rest-api-specs that have the Tags API at a
+/// scope (`{scope}/providers/Microsoft.Resources/tags/default`, 2019-10-01
+/// on).
+pub(crate) const TAGS_API_VERSIONS: [&str; 13] = [
+    "2019-10-01",
+    "2020-06-01",
+    "2020-08-01",
+    "2020-10-01",
+    "2021-01-01",
+    "2021-04-01",
+    "2022-09-01",
+    "2023-07-01",
+    "2024-03-01",
+    "2024-07-01",
+    "2024-11-01",
+    "2025-03-01",
+    "2025-04-01",
+];
 
 fn bad(message: impl Into<String>) -> Resp {
     respond::arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", message)

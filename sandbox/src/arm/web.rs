@@ -1,6 +1,7 @@
 //! Microsoft.Web (App Service) under ARM: sites and slots, `config/web` with
 //! traffic-routing rules, app settings, sticky names, swap (LRO via
-//! `Location`), swap with preview, start/stop/restart (reference §3).
+//! `Location`), swap with preview, start/stop/restart (reference §3), and
+//! the publishing profile (`publishxml`, which `az webapp show` reads).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -164,6 +165,9 @@ pub(crate) async fn handle(shared: &Shared, req: &Req, version: &str, rest: &[St
                 }),
             )
             .into()
+        }
+        [p] if eq(p, "publishxml") && *m == Method::POST => {
+            publish_xml(shared, req, &target).into()
         }
         [s] if eq(s, "slotsswap") && *m == Method::POST => {
             swap(shared, req, version, &target).await
@@ -1077,4 +1081,143 @@ fn power(shared: &Shared, target: &Target, action: &str) -> Resp {
         }
     }
     respond::empty(StatusCode::OK)
+}
+
+/// Escapes a value for an XML attribute.
+fn xml_attr(v: &str) -> String {
+    v.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The publishing password of a site or slot: random per sandbox start,
+/// stable within it (as App Service keeps one until it is reset). Basic
+/// authentication is off on the scenario's sites
+/// (`basicPublishingCredentialsPolicies/scm`), so it opens nothing.
+fn publishing_password(site: &str, slot: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let salt = SALT.get_or_init(|| uuid::Uuid::new_v4().simple().to_string());
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(60);
+    let mut round = 0u64;
+    while out.len() < 60 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, site, slot, round).hash(&mut h);
+        let mut n = h.finish();
+        for _ in 0..10 {
+            let i = usize::try_from(n % 62).unwrap_or(0);
+            out.push(char::from(ALPHABET[i]));
+            n /= 62;
+        }
+        round += 1;
+    }
+    out.truncate(60);
+    out
+}
+
+/// `POST sites/{app}[/slots/{slot}]/publishxml` with a
+/// `CsmPublishingProfileOptions` body: the publish profile as App Service
+/// writes it (`application/xml`, `<publishData>` with the Web Deploy, FTP
+/// and Zip Deploy profiles; `includeDisasterRecoveryEndpoints` adds the
+/// read-only FTP one). Only the `WebDeploy` format is emulated.
+fn publish_xml(shared: &Shared, req: &Req, target: &Target) -> Resp {
+    let body = match req.json_body() {
+        Ok(Some(Value::Object(b))) => b,
+        Ok(None) => serde_json::Map::new(),
+        Ok(Some(_)) | Err(_) => {
+            return bad_request("The parameter publishingProfileOptions has an invalid value.");
+        }
+    };
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["format", "includeDisasterRecoveryEndpoints"].contains(&k.as_str()))
+    {
+        return bad_request(format!(
+            "The parameter {unknown} is not a member of CsmPublishingProfileOptions."
+        ));
+    }
+    match body.get("format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f.eq_ignore_ascii_case("WebDeploy") => {}
+        Some(Value::String(f))
+            if ["FileZilla3", "Ftp"]
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(f)) =>
+        {
+            return bad_request(format!(
+                "The sandbox emulates only the WebDeploy publishing profile format, not '{f}'."
+            ));
+        }
+        Some(_) => return bad_request("The parameter format has an invalid value."),
+    }
+    let disaster_recovery = match body.get("includeDisasterRecoveryEndpoints") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return bad_request(
+                "The parameter includeDisasterRecoveryEndpoints has an invalid value.",
+            );
+        }
+    };
+    let world = shared.world();
+    let Some(site) = world.sites.get(&target.site) else {
+        return respond::empty(StatusCode::NOT_FOUND);
+    };
+    let Some(slot) = site.slots.get(&target.slot) else {
+        return respond::empty(StatusCode::NOT_FOUND);
+    };
+    let (profile, system) = if slot.name == PRODUCTION {
+        (site.name.clone(), site.name.clone())
+    } else {
+        (
+            format!("{}-{}", site.name, slot.name),
+            format!("{}__{}", site.name, slot.name),
+        )
+    };
+    let password = publishing_password(&site.name, &slot.name);
+    let user = format!("${system}");
+    let ftp_user = format!("{system}\\{user}");
+    let app_url = format!("http://{}", slot.host);
+    let scm = format!("{}:443", slot.scm_host);
+    // The attributes every profile ends with, and its (empty) databases.
+    let tail = format!(
+        "destinationAppUrl=\"{}\" SQLServerDBConnectionString=\"\" mySQLDBConnectionString=\"\" hostingProviderForumLink=\"\" controlPanelLink=\"https://portal.azure.test\" webSystem=\"WebSites\"><databases /></publishProfile>",
+        xml_attr(&app_url)
+    );
+    let mut xml = String::from("<publishData>");
+    xml.push_str(&format!(
+        "<publishProfile profileName=\"{} - Web Deploy\" publishMethod=\"MSDeploy\" publishUrl=\"{}\" msdeploySite=\"{}\" userName=\"{}\" userPWD=\"{password}\" {}",
+        xml_attr(&profile),
+        xml_attr(&scm),
+        xml_attr(&system),
+        xml_attr(&user),
+        tail
+    ));
+    let ftp = |name: &str, host: &str| {
+        format!(
+            "<publishProfile profileName=\"{} - {name}\" publishMethod=\"FTP\" publishUrl=\"ftps://{host}.ftp.azurewebsites.test/site/wwwroot\" ftpPassiveMode=\"True\" userName=\"{}\" userPWD=\"{password}\" {}",
+            xml_attr(&profile),
+            xml_attr(&ftp_user),
+            tail
+        )
+    };
+    xml.push_str(&ftp("FTP", "waws-prod-am2-001"));
+    xml.push_str(&format!(
+        "<publishProfile profileName=\"{} - Zip Deploy\" publishMethod=\"ZipDeploy\" publishUrl=\"{}\" userName=\"{}\" userPWD=\"{password}\" {}",
+        xml_attr(&profile),
+        xml_attr(&scm),
+        xml_attr(&user),
+        tail
+    ));
+    if disaster_recovery {
+        xml.push_str(&ftp("ReadOnly - FTP", "waws-prod-am2-001dr"));
+    }
+    xml.push_str("</publishData>");
+    respond::build(
+        StatusCode::OK,
+        Some("application/xml"),
+        bytes::Bytes::from(xml),
+    )
 }
