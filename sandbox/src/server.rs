@@ -352,7 +352,7 @@ async fn dispatch(shared: &Shared, req: &Req) -> (Outcome, String) {
         (crate::entra::handle(shared, req).into(), "entra".into())
     } else if host == hosts::OIDC {
         (crate::entra::handle_oidc(shared, req).into(), "oidc".into())
-    } else if host == crate::github::API_HOST {
+    } else if host == crate::github::API_HOST || host == crate::github::GIT_HOST {
         (
             crate::github::handle_api(shared, req).await,
             "github".into(),

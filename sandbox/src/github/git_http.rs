@@ -82,7 +82,10 @@ pub(crate) fn full_body(mut r: Resp) -> http::Response<Body> {
     r.map(Body::Full)
 }
 
-/// Whether a request is for the git host (checked before the body is read).
+/// Whether a request is git smart-HTTP on the git host (checked before
+/// the body is read). `/api` and below is the Enterprise Server layout of
+/// the APIs (`/api/v3/…`, `/api/graphql`): routed with the API host's
+/// requests (`api` is not a name GitHub lets an account take).
 pub(crate) fn is_git_request(req: &http::Request<Incoming>, sni: Option<&str>) -> bool {
     let host = req
         .headers()
@@ -92,7 +95,8 @@ pub(crate) fn is_git_request(req: &http::Request<Incoming>, sni: Option<&str>) -
         .or(sni)
         .map(crate::hosts::normalise)
         .unwrap_or_default();
-    host == GIT_HOST
+    let path = req.uri().path();
+    host == GIT_HOST && path != "/api" && !path.starts_with("/api/")
 }
 
 fn text(status: StatusCode, body: &str) -> Resp {

@@ -1,9 +1,13 @@
 //! The sandbox GitHub: the REST subset expedite uses (`api.github.test`,
-//! shaped like api.github.com) and git smart-HTTP (`github.test`) through
-//! `git http-backend`, both backed by real bare repositories in a temp dir
-//! the sandbox owns. Every read goes to git (`rev-parse`, `cat-file`,
-//! `rev-list`, `diff`) and every git database write to git plumbing
-//! (`hash-object`, `mktree`, `update-ref`); only what git cannot hold
+//! shaped like api.github.com), a GraphQL subset for reading it back
+//! (`api.github.test/graphql`), and git smart-HTTP (`github.test`) through
+//! `git http-backend`. `github.test` also serves both APIs in GitHub
+//! Enterprise Server's layout (`/api/v3/…`, `/api/graphql`), which gh and
+//! other clients use for any host but github.com. All of it is backed by
+//! real bare repositories in a temp dir the sandbox owns. Every read goes
+//! to git (`rev-parse`, `cat-file`, `rev-list`, `diff`) and every git
+//! database write to git plumbing (`hash-object`, `mktree`,
+//! `update-ref`); only what git cannot hold
 //! (issues, pull requests, comments, labels, deployments, workflow runs,
 //! installations, tokens, protection) lives in [`State`].
 //!
@@ -22,6 +26,7 @@
 
 mod auth;
 mod git_http;
+mod graphql;
 mod keys;
 mod rest;
 

@@ -25,23 +25,78 @@ mod runs;
 const DOCS: &str = "https://docs.github.com/rest";
 const Z40: &str = "0000000000000000000000000000000000000000";
 
+/// Which API a request on either GitHub host is for.
+enum Layout {
+    /// REST: the path below the API root, and that root.
+    Rest(String, String),
+    /// GraphQL, with the REST root its answers link to.
+    Graphql(String),
+    NotFound,
+}
+
+/// `api.github.test/<rest path>` and `/graphql` (github.com's layout);
+/// `github.test/api/v3/<rest path>` and `/api/graphql` (GitHub Enterprise
+/// Server's, which gh uses for every host but github.com): the same
+/// handlers, credentials and state, answers linking to the layout asked.
+fn layout(gh: &GitHub, req: &Req) -> Layout {
+    if req.host == super::GIT_HOST {
+        let root = format!("{}/api/v3", gh.server_url);
+        if req.path == "/api/graphql" {
+            return Layout::Graphql(root);
+        }
+        return match req.path.strip_prefix("/api/v3") {
+            Some("") => Layout::Rest("/".to_owned(), root),
+            Some(rest) if rest.starts_with('/') => Layout::Rest(rest.to_owned(), root),
+            _ => Layout::NotFound,
+        };
+    }
+    if req.path == "/graphql" {
+        return Layout::Graphql(gh.api_url.clone());
+    }
+    Layout::Rest(req.path.clone(), gh.api_url.clone())
+}
+
 /// Entry point from the HTTPS router (runs the blocking work off the
 /// reactor: every handler shells out to git).
 pub(crate) async fn handle_api(shared: &Shared, req: &Req) -> Outcome {
     let gh = shared.github.clone();
-    let owned = req.clone();
+    let mut owned = req.clone();
+    let (root, graphql) = match layout(&gh, req) {
+        Layout::Rest(path, root) => {
+            owned.path = path;
+            (root, false)
+        }
+        Layout::Graphql(root) => (root, true),
+        Layout::NotFound => {
+            let mut r = not_found(DOCS);
+            decorate(&mut r, "core");
+            return r.into();
+        }
+    };
+    let rest_path = owned.path.clone();
     let resp = tokio::task::spawn_blocking(move || {
-        let mut r = api(&gh, &owned);
-        decorate(&mut r);
+        let ctx = Ctx {
+            gh: &gh,
+            req: &owned,
+            api: root,
+            web: gh.server_url.clone(),
+        };
+        let mut r = if graphql {
+            super::graphql::handle(&ctx)
+        } else {
+            api(&ctx)
+        };
+        decorate(&mut r, if graphql { "graphql" } else { "core" });
         r
     })
     .await
     .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "Server Error", DOCS));
     // Applied, and the answer lost on the way (`/_sandbox/github/drop-answers`).
-    if shared
-        .github
-        .state()
-        .take_drop_answer(req.method.as_str(), &req.path)
+    if !graphql
+        && shared
+            .github
+            .state()
+            .take_drop_answer(req.method.as_str(), &rest_path)
     {
         return Outcome::Drop;
     }
@@ -107,7 +162,7 @@ fn if_none_match(req: &Req, tag: &str) -> bool {
         .any(|t| t.trim() == "*" || opaque(t) == want)
 }
 
-fn decorate(r: &mut Resp) {
+fn decorate(r: &mut Resp, resource: &str) {
     let reset = (Utc::now().timestamp() + 3600).to_string();
     for (k, v) in [
         ("x-github-api-version-selected", "2022-11-28"),
@@ -115,7 +170,7 @@ fn decorate(r: &mut Resp) {
         ("x-ratelimit-limit", "5000"),
         ("x-ratelimit-remaining", "4999"),
         ("x-ratelimit-used", "1"),
-        ("x-ratelimit-resource", "core"),
+        ("x-ratelimit-resource", resource),
     ] {
         respond::set_header(r, k, v);
     }
@@ -173,32 +228,28 @@ fn body_json(req: &Req, doc: &str) -> R<Value> {
     }
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(super) fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn node_id(kind: &str, id: u64) -> String {
+pub(super) fn node_id(kind: &str, id: u64) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("0:{kind}{id}"))
 }
 
 // ---------------------------------------------------------------- routing
 
-struct Ctx<'a> {
-    gh: &'a GitHub,
-    req: &'a Req,
-    api: String,
-    web: String,
+pub(super) struct Ctx<'a> {
+    pub gh: &'a GitHub,
+    pub req: &'a Req,
+    /// The API root answers link to (`https://api.github.test`, or
+    /// `https://github.test/api/v3` when asked there).
+    pub api: String,
+    pub web: String,
 }
 
-fn api(gh: &GitHub, req: &Req) -> Resp {
-    let ctx = Ctx {
-        gh,
-        req,
-        api: gh.api_url.clone(),
-        web: gh.server_url.clone(),
-    };
-    match route(&ctx) {
+fn api(ctx: &Ctx<'_>) -> Resp {
+    match route(ctx) {
         Ok(r) | Err(r) => r,
     }
 }
@@ -440,6 +491,33 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
                 .map(|r| respond::json(StatusCode::OK, &ref_json(ctx, owner, repo, r)))
                 .ok_or_else(|| not_found(doc))
         }
+        // The pre-2020 reference reads, no longer in the description but
+        // still answered by GitHub: `git/refs` lists every ref;
+        // `git/refs/{ref}` is that ref when the name is exact, else the refs
+        // whose names start with it (404 when none do).
+        ("GET", ["git", "refs", rest @ ..]) => {
+            need("contents", false)?;
+            ensure_not_empty(&path, doc)?;
+            let refs = list_refs(&path);
+            let full = format!("refs/{}", rest.join("/"));
+            if !rest.is_empty()
+                && let Some(r) = refs.iter().find(|r| r.0 == full)
+            {
+                return Ok(respond::json(
+                    StatusCode::OK,
+                    &ref_json(ctx, owner, repo, r),
+                ));
+            }
+            let list: Vec<Value> = refs
+                .iter()
+                .filter(|r| rest.is_empty() || r.0.starts_with(&full))
+                .map(|r| ref_json(ctx, owner, repo, r))
+                .collect();
+            if list.is_empty() {
+                return Err(not_found(doc));
+            }
+            Ok(paginate(ctx, list))
+        }
         ("GET", ["git", "matching-refs", rest @ ..]) => {
             need("contents", false)?;
             ensure_not_empty(&path, doc)?;
@@ -669,6 +747,9 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
             let item = find_item(r, n)
                 .filter(|i| i.pull.is_some())
                 .ok_or_else(|| not_found(doc))?;
+            if let Some(format) = diff_media_type(ctx.req) {
+                return pull_diff(r, item, format, doc);
+            }
             Ok(respond::json(
                 StatusCode::OK,
                 &pull_json(ctx, r, item, true),
@@ -777,7 +858,7 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
 fn doc_for(m: &Method, tail: &[&str]) -> &'static str {
     match (m.as_str(), tail.first().copied(), tail.get(1).copied()) {
         ("GET", None, _) => "https://docs.github.com/rest/repos/repos#get-a-repository",
-        ("GET", Some("git"), Some("ref")) => {
+        ("GET", Some("git"), Some("ref" | "refs")) => {
             "https://docs.github.com/rest/git/refs#get-a-reference"
         }
         (_, Some("git"), Some("matching-refs")) => {
@@ -905,7 +986,7 @@ fn is_hex(s: &str) -> bool {
     (4..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-fn fnv(s: &str) -> u64 {
+pub(super) fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     }) % 90_000_000
@@ -921,7 +1002,7 @@ fn ensure_not_empty(path: &Path, doc: &str) -> R<()> {
 }
 
 /// `(refname, object sha, object type)` for every ref.
-fn list_refs(path: &Path) -> Vec<(String, String, String)> {
+pub(super) fn list_refs(path: &Path) -> Vec<(String, String, String)> {
     git(
         path,
         &[
@@ -971,19 +1052,19 @@ fn object_type(path: &Path, sha: &str) -> Option<String> {
 }
 
 #[derive(Clone)]
-struct Person {
-    name: String,
-    email: String,
-    date: String,
+pub(super) struct Person {
+    pub name: String,
+    pub email: String,
+    pub date: String,
 }
 
-struct CommitInfo {
-    sha: String,
-    tree: String,
-    parents: Vec<String>,
-    author: Person,
-    committer: Person,
-    message: String,
+pub(super) struct CommitInfo {
+    pub sha: String,
+    pub tree: String,
+    pub parents: Vec<String>,
+    pub author: Person,
+    pub committer: Person,
+    pub message: String,
 }
 
 fn parse_person(s: &str) -> Person {
@@ -1007,7 +1088,7 @@ fn parse_person(s: &str) -> Person {
     }
 }
 
-fn commit_info(path: &Path, sha: &str) -> Option<CommitInfo> {
+pub(super) fn commit_info(path: &Path, sha: &str) -> Option<CommitInfo> {
     if object_type(path, sha).as_deref() != Some("commit") {
         return None;
     }
@@ -1092,7 +1173,7 @@ fn commit_json(ctx: &Ctx<'_>, owner: &str, repo: &str, c: &CommitInfo) -> Value 
 }
 
 /// `diff-entry` objects from `base` (or the empty tree) to `head`.
-fn diff_files(
+pub(super) fn diff_files(
     ctx: &Ctx<'_>,
     path: &Path,
     owner: &str,
@@ -1182,7 +1263,7 @@ fn diff_files(
     files
 }
 
-fn count(path: &Path, range: &str) -> u64 {
+pub(super) fn count(path: &Path, range: &str) -> u64 {
     git(path, &["rev-list", "--count", range])
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -1866,7 +1947,7 @@ fn reactions(url: &str) -> Value {
            "heart": 0, "hooray": 0, "eyes": 0, "rocket": 0})
 }
 
-fn branch_sha(path: &Path, b: &str) -> Option<String> {
+pub(super) fn branch_sha(path: &Path, b: &str) -> Option<String> {
     list_refs(path)
         .into_iter()
         .find(|x| x.0 == format!("refs/heads/{b}"))
@@ -1972,6 +2053,61 @@ fn pull_json(ctx: &Ctx<'_>, r: &Repo, i: &Item, full: bool) -> Value {
         v["changed_files"] = json!(changed);
     }
     v
+}
+
+/// `diff` or `patch` when `Accept` asks for GitHub's diff or patch media
+/// type (`application/vnd.github[.v3].diff`), as `gh pr diff` does.
+fn diff_media_type(req: &Req) -> Option<&'static str> {
+    let accept = req.header("accept")?.to_ascii_lowercase();
+    accept.split(',').find_map(|t| {
+        let t = t.split(';').next().unwrap_or("").trim();
+        let t = t.strip_prefix("application/vnd.github")?;
+        match t.strip_prefix(".v3").unwrap_or(t) {
+            ".diff" => Some("diff"),
+            ".patch" => Some("patch"),
+            _ => None,
+        }
+    })
+}
+
+/// A pull request as a diff (merge base to head, what `.diff` shows) or as
+/// a patch series (`git format-patch`, what `.patch` shows).
+fn pull_diff(r: &Repo, i: &Item, format: &str, doc: &str) -> R<Resp> {
+    let p = i.pull.as_ref().ok_or_else(|| not_found(doc))?;
+    let (Some(base), Some(head)) = (
+        branch_sha(&r.path, &p.base_ref),
+        branch_sha(&r.path, &p.head_ref),
+    ) else {
+        return Err(unprocessable(
+            "The head or base branch of this pull request is gone.",
+            doc,
+        ));
+    };
+    let mb = git(&r.path, &["merge-base", &base, &head])
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| unprocessable("No common ancestor between the base and head.", doc))?;
+    let out = if format == "diff" {
+        git(
+            &r.path,
+            &["diff", "--no-color", "--no-ext-diff", "-M", &mb, &head],
+        )
+    } else {
+        git(
+            &r.path,
+            &[
+                "format-patch",
+                "--stdout",
+                "--no-color",
+                &format!("{mb}..{head}"),
+            ],
+        )
+    }
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e, doc))?;
+    Ok(respond::build(
+        StatusCode::OK,
+        Some(&format!("application/vnd.github.{format}; charset=utf-8")),
+        bytes::Bytes::from(out),
+    ))
 }
 
 fn strings(v: Option<&Value>) -> Option<Vec<String>> {
