@@ -1,5 +1,7 @@
 //! The plain-HTTP control and inspection API under `/_sandbox/`: estate
-//! state, request log, reset, faults, the behaviour table, clock, settings.
+//! state, request log, reset, faults, the behaviour table (error rates and
+//! how errors clump), Azure Monitor series that vanish
+//! (`/_sandbox/metrics/dropouts`), traffic, clock, settings.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +14,7 @@ use crate::faults::FaultSpec;
 use crate::respond::{self, Req, Resp};
 use crate::server::Shared;
 use crate::traffic::TrafficSpec;
-use crate::world::Behaviour;
+use crate::world::{Behaviour, MetricsDropout};
 
 fn error(status: StatusCode, message: impl Into<String>) -> Resp {
     respond::json(status, &json!({"error": message.into()}))
@@ -127,6 +129,29 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
             }
             Method::DELETE => {
                 shared.traffic_epoch.fetch_add(1, Ordering::SeqCst);
+                respond::empty(StatusCode::NO_CONTENT)
+            }
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET, POST or DELETE"),
+        },
+        ["_sandbox", "metrics", "dropouts"] => match *m {
+            Method::GET => respond::json(
+                StatusCode::OK,
+                &json!(shared.world().metrics_dropouts.clone()),
+            ),
+            Method::POST => {
+                let dropout: MetricsDropout = match serde_json::from_slice(&req.body) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return error(StatusCode::BAD_REQUEST, format!("invalid dropout: {e}"));
+                    }
+                };
+                match shared.world().add_dropout(dropout) {
+                    Ok(d) => respond::json(StatusCode::CREATED, &json!(d)),
+                    Err(e) => error(StatusCode::BAD_REQUEST, e),
+                }
+            }
+            Method::DELETE => {
+                shared.world().metrics_dropouts.clear();
                 respond::empty(StatusCode::NO_CONTENT)
             }
             _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET, POST or DELETE"),

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use crate::respond::{self, Outcome, Req, Resp};
 use crate::server::Shared;
 use crate::world::{
-    Build, CaTarget, HostTarget, MinuteStats, Order, OrderBook, PRODUCTION, Process, RunState,
-    World,
+    Build, CaTarget, DropoutMode, HostTarget, MinuteStats, Order, OrderBook, PRODUCTION, Process,
+    RunState, World,
 };
 
 /// Cookie and query parameter App Service routes by.
@@ -413,7 +413,7 @@ fn app(shared: &Shared, req: &Req, w: &Workload) -> Resp {
         "Contoso payments"
     };
     let is_api = path.starts_with("/api/payments");
-    if is_api && behaviour.error_rate > 0.0 && world.rng.random_bool(behaviour.error_rate) {
+    if is_api && world.draw_error(&w.label(), started, &behaviour) {
         return respond::json(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({"error": "internal_error", "message": "Unhandled exception."}),
@@ -514,6 +514,7 @@ fn record(shared: &Shared, req: &Req, w: &Workload, status: u16, took: Duration)
     let label = path_label(&req.path);
     match w {
         Workload::Slot { site, slot } => {
+            let dropped = world.slot_dropout(site, slot);
             let Some(slot) = world
                 .sites
                 .get_mut(site)
@@ -524,6 +525,10 @@ fn record(shared: &Shared, req: &Req, w: &Workload, status: u16, took: Duration)
             slot.process
                 .metrics
                 .record(status, req.method.as_str(), &label, secs);
+            if dropped == Some(DropoutMode::Stale) {
+                // Azure Monitor no longer ingests this slot's series.
+                return;
+            }
             let stats = slot
                 .monitor
                 .entry(minute)
@@ -556,6 +561,7 @@ fn record(shared: &Shared, req: &Req, w: &Workload, status: u16, took: Duration)
             }
         }
         Workload::Revision { app, revision } => {
+            let dropped = world.revision_dropout(app, revision);
             let Some(app) = world.container_apps.get_mut(app) else {
                 return;
             };
@@ -563,6 +569,9 @@ fn record(shared: &Shared, req: &Req, w: &Workload, status: u16, took: Duration)
                 rev.process
                     .metrics
                     .record(status, req.method.as_str(), &label, secs);
+            }
+            if dropped == Some(DropoutMode::Stale) {
+                return;
             }
             let category = format!("{}xx", status / 100);
             *app.monitor

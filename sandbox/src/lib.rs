@@ -80,7 +80,7 @@ pub use ratelimit::ArmLimits;
 pub use settings::{ResolveEntry, Settings};
 pub use tls::client_config;
 pub use traffic::{TrafficRun, TrafficSpec};
-pub use world::{Behaviour, RampUpRule};
+pub use world::{Behaviour, DropoutMode, MetricsDropout, RampUpRule};
 
 use server::{Federated, Kind, Shared};
 use world::{Timing, World};
@@ -692,6 +692,28 @@ impl SandboxHandle {
             .behaviours
             .insert(version.to_owned(), behaviour);
         Ok(())
+    }
+
+    /// Makes an Azure Monitor series vanish from now on (the app keeps
+    /// serving; only the metrics API stops showing it): see
+    /// [`MetricsDropout`]. Replaces an earlier dropout of the same series.
+    pub fn drop_metrics(&self, dropout: MetricsDropout) -> Result<(), SandboxError> {
+        self.shared
+            .world()
+            .add_dropout(dropout)
+            .map(|_| ())
+            .map_err(SandboxError::Invalid)
+    }
+
+    /// The series that vanished so far.
+    pub fn metrics_dropouts(&self) -> Vec<MetricsDropout> {
+        self.shared.world().metrics_dropouts.clone()
+    }
+
+    /// Every vanished series comes back (`stale` ones without the requests
+    /// served while they were gone).
+    pub fn restore_metrics(&self) {
+        self.shared.world().metrics_dropouts.clear();
     }
 
     /// Back to the scenario's starting estate; faults cleared.

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -28,7 +28,7 @@ use crate::staticsites::{
 pub const PRODUCTION: &str = "production";
 
 /// How a build of the demo app behaves. Unset fields mean "healthy".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Behaviour {
     /// Orders with an amount above this are answered 200 but never recorded
@@ -41,6 +41,14 @@ pub struct Behaviour {
     pub crash_loop: bool,
     /// Fraction (0..=1) of `/api/*` requests answered 500.
     pub error_rate: f64,
+    /// How the errors come: 1 (the default) makes each `/api/*` request
+    /// fail on its own; k > 1 makes them come in runs of k consecutive
+    /// failing `/api/*` requests of the same process (a slot's content or a
+    /// revision; a restart ends a run), as a request and its retries or one
+    /// sick instance do. A run starts on a request outside one with
+    /// probability `q = r / (k·(1 − r) + r)` (about `r / k`), which keeps
+    /// the long-run failing fraction at `error_rate` exactly. At most 1000.
+    pub error_clump: u64,
     /// Fraction (0..=1) of requests delayed by `slow_ms`.
     pub slow_rate: f64,
     pub slow_ms: u64,
@@ -49,7 +57,41 @@ pub struct Behaviour {
     pub regression_after_secs: Option<u64>,
 }
 
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            drops_orders_over: None,
+            health_status: None,
+            crash_loop: false,
+            error_rate: 0.0,
+            error_clump: 1,
+            slow_rate: 0.0,
+            slow_ms: 0,
+            regression_after_secs: None,
+        }
+    }
+}
+
+/// Longest run of failing requests [`Behaviour::error_clump`] accepts.
+pub const MAX_ERROR_CLUMP: u64 = 1000;
+
 impl Behaviour {
+    /// Probability that a request outside a run of failures starts one:
+    /// `r / (k·(1 − r) + r)`, so that runs of `k` failures make up the
+    /// fraction `r` of all requests (renewal argument: a cycle is a
+    /// geometric number of good requests, mean `(1 − q)/q`, then `k` bad
+    /// ones). `r` for `k = 1`.
+    pub fn clump_start_probability(&self) -> f64 {
+        let r = self.error_rate.clamp(0.0, 1.0);
+        let k = self.error_clump.max(1) as f64;
+        let d = k * (1.0 - r) + r;
+        if d > 0.0 {
+            (r / d).clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         for (name, v) in [
             ("error_rate", self.error_rate),
@@ -67,7 +109,94 @@ impl Behaviour {
         if self.slow_ms > 120_000 {
             return Err("slow_ms must be at most 120000".into());
         }
+        if !(1..=MAX_ERROR_CLUMP).contains(&self.error_clump) {
+            return Err(format!(
+                "error_clump must be within 1..={MAX_ERROR_CLUMP} (1: independent errors), got {}",
+                self.error_clump
+            ));
+        }
         Ok(())
+    }
+}
+
+/// How an Azure Monitor series goes missing ([`MetricsDropout`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropoutMode {
+    /// Ingestion stops: requests served from now on are not counted, the
+    /// minutes already counted stay, newer minutes carry no value (a
+    /// stalled metrics pipeline, what a real dropped series mostly looks
+    /// like from a query that started before it).
+    #[default]
+    Stale,
+    /// The series is gone from every answer, past minutes included: App
+    /// Service answers `"timeseries": []`, Container Apps leaves the
+    /// revision out of the split (a query that no longer matches any
+    /// series).
+    Empty,
+}
+
+/// An Azure Monitor series that vanishes from now on: one App Service slot
+/// (`slot`, `production` for the site itself) or one Container Apps
+/// revision (`revision`) of `app`. Only the metrics API is affected: the
+/// app keeps serving, and its Prometheus `/metrics` keeps counting
+/// (`POST /_sandbox/metrics/dropouts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsDropout {
+    /// A web app or a container app of the scenario.
+    pub app: String,
+    /// App Service: the slot whose series vanishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// Container Apps: the revision whose series vanishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub mode: DropoutMode,
+}
+
+impl MetricsDropout {
+    /// Lower-cases the names and checks them against the estate.
+    pub(crate) fn checked(mut self, world: &World) -> Result<Self, String> {
+        self.app = self.app.to_ascii_lowercase();
+        self.slot = self.slot.map(|s| s.to_ascii_lowercase());
+        self.revision = self.revision.map(|r| r.to_ascii_lowercase());
+        match (&self.slot, &self.revision) {
+            (Some(slot), None) => {
+                let Some(site) = world.sites.get(&self.app) else {
+                    return Err(format!("no web app '{}' in the scenario", self.app));
+                };
+                if !site.slots.contains_key(slot) {
+                    return Err(format!("web app '{}' has no slot '{slot}'", self.app));
+                }
+            }
+            (None, Some(rev)) => {
+                let Some(app) = world.container_apps.get(&self.app) else {
+                    return Err(format!("no container app '{}' in the scenario", self.app));
+                };
+                if !app.revisions.contains_key(rev) {
+                    return Err(format!(
+                        "container app '{}' has no revision '{rev}'",
+                        self.app
+                    ));
+                }
+            }
+            _ => {
+                return Err(
+                    "name exactly one of slot (a web app's) or revision (a container app's)".into(),
+                );
+            }
+        }
+        Ok(self)
+    }
+
+    fn matches_slot(&self, site: &str, slot: &str) -> bool {
+        self.app == site && self.slot.as_deref() == Some(slot)
+    }
+
+    fn matches_revision(&self, app: &str, revision: &str) -> bool {
+        self.app == app && self.revision.as_deref() == Some(revision)
     }
 }
 
@@ -453,6 +582,12 @@ pub struct World {
     pub static_operations: BTreeMap<String, StaticSiteOperation>,
     /// Blob storage accounts by name.
     pub storage_accounts: BTreeMap<String, StorageAccount>,
+    /// Azure Monitor series that vanished, in the order they did.
+    pub metrics_dropouts: Vec<MetricsDropout>,
+    /// Failures still due in the current run of each process
+    /// ([`Behaviour::error_clump`]), by workload label, with the start of
+    /// the process they belong to (a restart ends the run).
+    pub(crate) clumps: BTreeMap<String, (Instant, u64)>,
     pub rng: StdRng,
 }
 
@@ -683,6 +818,8 @@ impl World {
                 .into_iter()
                 .map(|a| (a.name.clone(), a))
                 .collect(),
+            metrics_dropouts: Vec::new(),
+            clumps: BTreeMap::new(),
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -879,6 +1016,71 @@ impl World {
         }
     }
 
+    /// Whether the next `/api/*` request of the process `process` (a
+    /// workload label) started at `started` fails under `behaviour`: one
+    /// seeded draw per request outside a run of failures, none inside one.
+    /// With `error_clump` 1 this is exactly one `random_bool(error_rate)`,
+    /// as before clumps existed.
+    pub(crate) fn draw_error(
+        &mut self,
+        process: &str,
+        started: Instant,
+        behaviour: &Behaviour,
+    ) -> bool {
+        if behaviour.error_rate <= 0.0 {
+            self.clumps.remove(process);
+            return false;
+        }
+        if behaviour.error_clump <= 1 {
+            if !self.clumps.is_empty() {
+                self.clumps.remove(process);
+            }
+            return self.rng.random_bool(behaviour.error_rate.min(1.0));
+        }
+        if let Some((at, left)) = self.clumps.get_mut(process)
+            && *at == started
+            && *left > 0
+        {
+            *left -= 1;
+            return true;
+        }
+        if self.rng.random_bool(behaviour.clump_start_probability()) {
+            self.clumps.insert(
+                process.to_owned(),
+                (started, behaviour.error_clump.min(MAX_ERROR_CLUMP) - 1),
+            );
+            true
+        } else {
+            self.clumps.remove(process);
+            false
+        }
+    }
+
+    /// The dropout that hides an App Service slot's series, if any.
+    pub(crate) fn slot_dropout(&self, site: &str, slot: &str) -> Option<DropoutMode> {
+        self.metrics_dropouts
+            .iter()
+            .find(|d| d.matches_slot(site, slot))
+            .map(|d| d.mode)
+    }
+
+    /// The dropout that hides a Container Apps revision's series, if any.
+    pub(crate) fn revision_dropout(&self, app: &str, revision: &str) -> Option<DropoutMode> {
+        self.metrics_dropouts
+            .iter()
+            .find(|d| d.matches_revision(app, revision))
+            .map(|d| d.mode)
+    }
+
+    /// Adds a dropout (replacing one for the same series).
+    pub(crate) fn add_dropout(&mut self, d: MetricsDropout) -> Result<MetricsDropout, String> {
+        let d = d.checked(self)?;
+        self.metrics_dropouts
+            .retain(|x| !(x.app == d.app && x.slot == d.slot && x.revision == d.revision));
+        self.metrics_dropouts.push(d.clone());
+        Ok(d)
+    }
+
     /// Everything, as JSON, for the control API and tests.
     pub fn snapshot(&self, now: Instant) -> Value {
         let sites: Map<String, Value> = self
@@ -1022,6 +1224,7 @@ impl World {
             "staticSiteOperations": static_operations,
             "storageAccounts": storage_accounts,
             "behaviours": self.behaviours,
+            "metricsDropouts": self.metrics_dropouts,
         })
     }
 }
@@ -1067,4 +1270,210 @@ pub(crate) fn swap_slots(site: &mut Site, source: &str, target: &str, now: Insta
     site.slots.insert(source.to_owned(), a);
     site.slots.insert(target.to_owned(), b);
     site.preview = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(seed: u64) -> World {
+        let timing = Timing {
+            swap_duration: Duration::from_millis(10),
+            build_duration: Duration::from_millis(10),
+            retry_after_secs: 1,
+            metrics_latency: Duration::ZERO,
+        };
+        World::contoso(seed, timing, Instant::now())
+    }
+
+    fn clumped(rate: f64, k: u64) -> Behaviour {
+        Behaviour {
+            error_rate: rate,
+            error_clump: k,
+            ..Behaviour::default()
+        }
+    }
+
+    /// Lengths of the maximal runs of failures in `draws` (a run still
+    /// going at the end is left out: it may be cut short).
+    fn runs(draws: &[bool]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for &d in draws {
+            if d {
+                n += 1;
+            } else if n > 0 {
+                out.push(n);
+                n = 0;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn clumped_errors_keep_the_mean_rate_and_come_in_runs_of_k() {
+        let started = Instant::now();
+        for (rate, k) in [(0.05, 5u64), (0.05, 4), (0.3, 6), (0.01, 3)] {
+            let mut w = world(7);
+            let b = clumped(rate, k);
+            let n = 400_000;
+            let draws: Vec<bool> = (0..n)
+                .map(|_| w.draw_error("app:a/production", started, &b))
+                .collect();
+            let failed = draws.iter().filter(|d| **d).count() as f64;
+            let mean = failed / n as f64;
+            // Runs of k make the count's variance about k·(1 + …) times a
+            // binomial's: 6 standard deviations of that.
+            let sd = (k as f64 * rate * (1.0 - rate) / n as f64).sqrt() * 2.0;
+            assert!(
+                (mean - rate).abs() < 6.0 * sd,
+                "rate {rate}, clump {k}: mean {mean}"
+            );
+            let lengths = runs(&draws);
+            assert!(
+                lengths.iter().all(|l| l % k as usize == 0),
+                "rate {rate}, clump {k}: a run that is not a multiple of {k}"
+            );
+            // Most runs are exactly one clump (two back to back happen
+            // with probability about q).
+            let single = lengths.iter().filter(|l| **l == k as usize).count() as f64;
+            assert!(
+                single / lengths.len() as f64 > 1.0 - 3.0 * b.clump_start_probability() - 0.01,
+                "rate {rate}, clump {k}: {single} of {} runs are single clumps",
+                lengths.len()
+            );
+        }
+    }
+
+    #[test]
+    fn clumps_are_per_process_and_deterministic() {
+        let started = Instant::now();
+        let b = clumped(0.2, 5);
+        let draw = |seed: u64| {
+            let mut w = world(seed);
+            (0..2_000)
+                .map(|i| {
+                    let p = if i % 2 == 0 {
+                        "app:a/production"
+                    } else {
+                        "app:a/staging"
+                    };
+                    w.draw_error(p, started, &b)
+                })
+                .collect::<Vec<bool>>()
+        };
+        let (a, again, other) = (draw(3), draw(3), draw(4));
+        assert_eq!(a, again, "same seed, same errors");
+        assert_ne!(a, other);
+        // Interleaved processes each keep their own runs of 5.
+        for offset in [0, 1] {
+            let mine: Vec<bool> = a.iter().skip(offset).step_by(2).copied().collect();
+            assert!(runs(&mine).iter().all(|l| l % 5 == 0), "{mine:?}");
+        }
+        // A run, once started, is served out (even if the rate drops); a
+        // restart of the process ends it.
+        let always = clumped(1.0, 3);
+        let quiet = clumped(0.000_001, 3);
+        let mut w = world(5);
+        assert!(w.draw_error("p", started, &always));
+        assert_eq!(w.clumps.get("p"), Some(&(started, 2)));
+        assert!(w.draw_error("p", started, &quiet));
+        assert!(w.draw_error("p", started, &quiet));
+        assert!(!w.draw_error("p", started, &quiet));
+        let mut w = world(5);
+        assert!(w.draw_error("p", started, &always));
+        let restarted = started + Duration::from_secs(1);
+        assert!(!w.draw_error("p", restarted, &quiet));
+    }
+
+    #[test]
+    fn one_is_independent_errors_as_before() {
+        let started = Instant::now();
+        let b = Behaviour {
+            error_rate: 0.1,
+            ..Behaviour::default()
+        };
+        assert_eq!(b.error_clump, 1);
+        assert!((b.clump_start_probability() - 0.1).abs() < 1e-12);
+        let mut w = world(9);
+        let mut rng = StdRng::seed_from_u64(9);
+        for _ in 0..5_000 {
+            assert_eq!(w.draw_error("p", started, &b), rng.random_bool(0.1));
+        }
+        // Unset in JSON means 1; 0 and more than the maximum are refused.
+        let parsed: Behaviour = serde_json::from_str(r#"{"error_rate": 0.05}"#).unwrap();
+        assert_eq!(parsed.error_clump, 1);
+        assert!(parsed.validate().is_ok());
+        for bad in [0, MAX_ERROR_CLUMP + 1] {
+            assert!(clumped(0.05, bad).validate().is_err(), "{bad}");
+        }
+        assert!(clumped(1.0, 4).clump_start_probability() >= 1.0 - 1e-12);
+    }
+
+    #[test]
+    fn dropouts_name_one_existing_series() {
+        let mut w = world(1);
+        let slot = |app: &str, slot: &str, mode| MetricsDropout {
+            app: app.into(),
+            slot: Some(slot.into()),
+            revision: None,
+            mode,
+        };
+        assert!(
+            w.add_dropout(slot("app-contoso-payments", "nope", DropoutMode::Stale))
+                .is_err()
+        );
+        assert!(
+            w.add_dropout(slot(
+                "ca-contoso-payments",
+                "production",
+                DropoutMode::Stale
+            ))
+            .is_err()
+        );
+        let both = MetricsDropout {
+            revision: Some("x".into()),
+            ..slot("app-contoso-payments", "production", DropoutMode::Stale)
+        };
+        assert!(w.add_dropout(both).is_err());
+        w.add_dropout(slot(
+            "App-Contoso-Payments",
+            "Production",
+            DropoutMode::Stale,
+        ))
+        .unwrap();
+        w.add_dropout(slot(
+            "app-contoso-payments",
+            "production",
+            DropoutMode::Empty,
+        ))
+        .unwrap();
+        assert_eq!(w.metrics_dropouts.len(), 1, "the later one replaces it");
+        assert_eq!(
+            w.slot_dropout("app-contoso-payments", "production"),
+            Some(DropoutMode::Empty)
+        );
+        assert_eq!(w.slot_dropout("app-contoso-payments", "staging"), None);
+        let rev = w.container_apps["ca-contoso-payments"]
+            .revisions
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
+        w.add_dropout(MetricsDropout {
+            app: "ca-contoso-payments".into(),
+            slot: None,
+            revision: Some(rev.clone()),
+            mode: DropoutMode::default(),
+        })
+        .unwrap();
+        assert_eq!(
+            w.revision_dropout("ca-contoso-payments", &rev),
+            Some(DropoutMode::Stale)
+        );
+        let json: MetricsDropout =
+            serde_json::from_str(r#"{"app": "a", "slot": "production"}"#).unwrap();
+        assert_eq!(json.mode, DropoutMode::Stale);
+        assert!(serde_json::from_str::<MetricsDropout>(r#"{"app": "a", "slots": "x"}"#).is_err());
+    }
 }

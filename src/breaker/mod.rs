@@ -70,7 +70,9 @@
 //! **Guards.** No minimum-sample guard on any TRIP (the thresholds hold at
 //! every n). PASS needs the window to have elapsed AND `min_requests` canary
 //! requests in the step. No canary request for `max_silence` seconds gives
-//! INCONCLUSIVE; empty batches add no evidence (they can never trip).
+//! INCONCLUSIVE, and so does a baseline series that, once seen, is missing
+//! or counts no request (empty or stale) while the canary counts some, for
+//! `max_silence`; empty batches add no evidence (they can never trip).
 //! Batches that start inside the warm-up are ignored by the statistics.
 //! Crossing uses a 1e-9 slack (`2·ln 10 = ln 100` must trip at α = 1 %).
 pub mod cusum;
@@ -103,7 +105,9 @@ pub struct Settings {
     pub min_requests: u64,
     /// Seconds after watch start whose data is ignored.
     pub warmup: f64,
-    /// Seconds with no canary requests → INCONCLUSIVE.
+    /// Seconds with no canary requests → INCONCLUSIVE; so is a baseline
+    /// series, once seen, missing or counting no request while the canary
+    /// counts some for this long.
     pub max_silence: f64,
     /// Treat failures as independent: no tempering by how they clump (the
     /// breaker before issue 16; the clumping benchmark's baseline).
@@ -483,10 +487,14 @@ pub struct Breaker {
     step_start: f64,
     step_requests: u64,
     last_canary: f64,
-    /// When a batch last carried the baseline's series (`None`: never).
-    last_baseline: Option<f64>,
-    /// The longest stretch in this step without the baseline's series,
-    /// once it had been seen.
+    /// A batch has carried the baseline's series.
+    baseline_seen: bool,
+    /// Since when (seconds) the canary's requests have had no baseline to
+    /// be compared with — its series missing, or there but counting no
+    /// request (an empty or stale series reads as a zero increment) —
+    /// once the series had been seen; `None` while the baseline counts.
+    unheard_since: Option<f64>,
+    /// The longest such stretch in this step.
     step_baseline_gap: f64,
     /// How the baseline's failures clump (tempers every test's evidence).
     clumping: Clumping,
@@ -539,7 +547,8 @@ impl Breaker {
             step_start: 0.0,
             step_requests: 0,
             last_canary: 0.0,
-            last_baseline: None,
+            baseline_seen: false,
+            unheard_since: None,
             step_baseline_gap: 0.0,
             clumping: Clumping::default(),
             grouping: Grouping::default(),
@@ -570,13 +579,21 @@ impl Breaker {
         let base = b.baseline.map(|a| (a.requests, a.failures.min(a.requests)));
         // A baseline that was there and went missing (an empty or stale
         // series) is a hole in the comparison the trip needs, not a quiet
-        // baseline: `judge` never passes a step across a long one.
-        match (b.baseline.is_some(), self.last_baseline) {
-            (true, _) => self.last_baseline = Some(b.end),
-            (false, Some(last)) => {
-                self.step_baseline_gap = self.step_baseline_gap.max(b.end - last);
-            }
-            (false, None) => {}
+        // baseline: `judge` never passes a step across a long one. A
+        // source that cannot tell an empty or stale series from a quiet one
+        // (Azure Monitor's minute buckets, a frozen counter) reports it as
+        // a baseline with no new request: the hole is the same whenever the
+        // canary counts requests and the baseline none, and it is timed
+        // from the first batch in which it did (a quiet spell on both arms
+        // is not one).
+        self.baseline_seen |= b.baseline.is_some();
+        if base.is_some_and(|(n_b, _)| n_b > 0) {
+            self.unheard_since = None;
+        } else if self.baseline_seen && n_c > 0 && self.unheard_since.is_none() {
+            self.unheard_since = Some(b.start);
+        }
+        if let Some(since) = self.unheard_since {
+            self.step_baseline_gap = self.step_baseline_gap.max(b.end - since);
         }
         add(&mut self.canary, &b.canary);
         if let Some(a) = &b.baseline {
@@ -724,34 +741,33 @@ impl Breaker {
     pub fn begin_step(&mut self, at: f64) {
         self.step_start = at;
         self.step_requests = 0;
-        self.step_baseline_gap = match self.last_baseline {
-            Some(last) if last < at => at - last,
-            _ => 0.0,
-        };
+        self.step_baseline_gap = self
+            .unheard_since
+            .map_or(0.0, |since| (at - since).max(0.0));
     }
 
     /// PASS iff not tripped, the window has elapsed since the step started and
     /// the step saw `min_requests` canary requests; INCONCLUSIVE after
     /// `max_silence` seconds without canary requests, or when the window
     /// elapsed with too few requests; INCONCLUSIVE too once a baseline that
-    /// was seen has been missing for `max_silence` in this step (the
-    /// two-sample test the trip needs learns nothing from batches without
-    /// it, so a failing canary could otherwise pass on the one-sided
-    /// evidence); else CONTINUE (also when tripped: the trip is `observe`'s
-    /// answer).
+    /// was seen has been missing, or has counted no request while the
+    /// canary counted some, for `max_silence` in this step (the two-sample
+    /// test the trip needs learns nothing from such batches, so a failing
+    /// canary could otherwise pass on the one-sided evidence); else
+    /// CONTINUE (also when tripped: the trip is `observe`'s answer).
     pub fn judge(&self, now: f64, window: f64) -> Judgement {
         if self.tripped.is_some() {
             return Judgement::Continue;
         }
-        if let Some(last) = self.last_baseline {
-            let gap = self.step_baseline_gap.max(now - last);
-            if gap >= self.settings.max_silence - SLACK {
-                return Judgement::Inconclusive(format!(
-                    "the baseline's series was missing for {gap:.0} s (max silence {:.0} s): \
-                     without it the canary cannot be compared, so this step cannot pass",
-                    self.settings.max_silence
-                ));
-            }
+        let open = self.unheard_since.map_or(0.0, |since| now - since);
+        let gap = self.step_baseline_gap.max(open);
+        if gap >= self.settings.max_silence - SLACK {
+            return Judgement::Inconclusive(format!(
+                "the baseline's series was missing (absent, or counting no request while the \
+                 canary's did) for {gap:.0} s (max silence {:.0} s): without it the canary \
+                 cannot be compared, so this step cannot pass",
+                self.settings.max_silence
+            ));
         }
         let silent = now - self.last_canary;
         if silent >= self.settings.max_silence - SLACK {

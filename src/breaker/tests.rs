@@ -504,6 +504,133 @@ fn a_baseline_that_vanishes_never_lets_a_failing_canary_pass() {
     assert_eq!(inconclusive, 100);
 }
 
+/// A baseline series that is still there but counts nothing (a stale
+/// series, or an empty one, as Azure Monitor's minute buckets show a
+/// dropped series: a zero increment, not a missing value) is the same hole:
+/// 100 seeded trials, a bad canary from the dropout on, the dropout at a
+/// random time — or from the very start, the baseline never counting — and
+/// none passes; each ends inconclusive once the canary has counted alone
+/// for `max_silence`, and says why.
+#[test]
+fn a_baseline_that_counts_nothing_never_lets_a_failing_canary_pass() {
+    let mut seed: u64 = 0x57a1_e5e7;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let settings = Settings {
+        min_requests: 200,
+        ..Settings::default()
+    };
+    let window = 600.0;
+    for trial in 0..100 {
+        let mut b = Breaker::new(settings.clone()).unwrap();
+        b.begin_step(0.0);
+        // A quarter of the trials: the baseline never counts at all.
+        let dropout = if trial % 4 == 0 {
+            0
+        } else {
+            5 + next(60) as usize
+        };
+        let rate = 2 + next(20);
+        let fail_pct = 50 + next(50);
+        let mut inconclusive = false;
+        for s in 0..900usize {
+            let t = s as f64;
+            let failures = if s >= dropout {
+                rate * fail_pct / 100
+            } else {
+                0
+            };
+            let base_requests = if s < dropout { rate * 9 } else { 0 };
+            let batch = batch(
+                t,
+                t + 1.0,
+                canary(rate, failures),
+                Some(canary(base_requests, 0)),
+            );
+            if let Verdict::Trip(trip) = b.observe(&batch) {
+                panic!("trial {trial}: tripped without a baseline to compare: {trip:?}");
+            }
+            match b.judge(t + 1.0, window) {
+                Judgement::Pass => panic!(
+                    "trial {trial}: a canary failing {fail_pct} % passed while the baseline counted nothing from {dropout} s"
+                ),
+                Judgement::Inconclusive(why) => {
+                    assert!(why.contains("baseline's series was missing"), "{why}");
+                    let waited = t + 1.0 - dropout as f64;
+                    assert!((waited - settings.max_silence).abs() <= 1.0, "{t}: {why}");
+                    inconclusive = true;
+                    break;
+                }
+                Judgement::Continue => {}
+            }
+        }
+        assert!(inconclusive, "trial {trial}: no verdict in 900 s");
+    }
+}
+
+/// …but a quiet spell on both arms is not a missing baseline (the canary
+/// coming back first, alone in its batch, does not make the spell count),
+/// and a sparse baseline that counts a request every few seconds while
+/// the canary counts more does not block a good canary.
+#[test]
+fn quiet_or_sparse_baselines_are_not_missing() {
+    let settings = Settings {
+        min_requests: 100,
+        ..Settings::default()
+    };
+    // Both arms silent from 60 s to 400 s; at 400 s the canary's requests
+    // come a batch before the baseline's.
+    let mut b = Breaker::new(settings.clone()).unwrap();
+    b.begin_step(0.0);
+    let mut passed_at = None;
+    for s in 0..1200usize {
+        let t = s as f64;
+        let (n_c, n_b) = match s {
+            0..60 => (2, 18),
+            60..400 => (0, 0),
+            400 => (2, 0),
+            _ => (2, 18),
+        };
+        b.observe(&batch(t, t + 1.0, canary(n_c, 0), Some(canary(n_b, 0))));
+        match b.judge(t + 1.0, 1000.0) {
+            Judgement::Pass => {
+                passed_at = Some(t + 1.0);
+                break;
+            }
+            // The spell is longer than max-silence for the canary too.
+            Judgement::Inconclusive(why) if (179..400).contains(&s) => {
+                assert!(why.contains("no canary requests"), "{t}: {why}");
+            }
+            Judgement::Inconclusive(why) => panic!("{t}: {why}"),
+            Judgement::Continue => {}
+        }
+    }
+    assert_eq!(passed_at, Some(1000.0));
+
+    // The canary counts every second; the baseline every 5 s only.
+    let mut b = Breaker::new(settings).unwrap();
+    b.begin_step(0.0);
+    let mut passed = false;
+    for s in 0..700usize {
+        let t = s as f64;
+        let n_b = if s % 5 == 4 { 3 } else { 0 };
+        b.observe(&batch(t, t + 1.0, canary(1, 0), Some(canary(n_b, 0))));
+        match b.judge(t + 1.0, 600.0) {
+            Judgement::Pass => {
+                passed = true;
+                break;
+            }
+            Judgement::Inconclusive(why) => panic!("{t}: {why}"),
+            Judgement::Continue => {}
+        }
+    }
+    assert!(passed);
+}
+
 /// Short scrape gaps (under `max_silence`) do not stop a good canary from
 /// passing.
 #[test]

@@ -144,22 +144,79 @@ struct Feed {
     source: Box<dyn AnySource>,
     breaker: Breaker,
     last: Option<Reading>,
+    /// The baseline's counters in the latest reading that had them. A
+    /// reading without them (the series missing for a while) must not make
+    /// the next one count the baseline's whole history again: the
+    /// baseline's increments are taken against this.
+    last_baseline: Option<Counters>,
+    /// The counters when the step began (the baseline's as last known).
     at_step_start: Option<Reading>,
 }
 
 impl Feed {
+    fn new(source: Box<dyn AnySource>, breaker: Breaker) -> Feed {
+        Feed {
+            source,
+            breaker,
+            last: None,
+            last_baseline: None,
+            at_step_start: None,
+        }
+    }
+
     /// What this source counted since the current step began: the canary,
-    /// and the baseline when its series is there.
+    /// and the baseline once its series has been read.
     fn step_figures(&self) -> (Counters, Option<Counters>) {
         let now = self.last.as_ref();
         let start = self.at_step_start.as_ref();
         let canary = now.map_or_else(Counters::default, |n| {
             figures_between(&n.canary, start.map(|s| &s.canary))
         });
-        let baseline = now
-            .and_then(|n| n.baseline.as_ref())
+        let baseline = self
+            .last_baseline
+            .as_ref()
             .map(|b| figures_between(b, start.and_then(|s| s.baseline.as_ref())));
         (canary, baseline)
+    }
+
+    /// A new step: its figures count from the latest reading.
+    fn begin_step(&mut self) {
+        self.at_step_start = self.last.as_ref().map(|r| Reading {
+            baseline: self.last_baseline,
+            ..r.clone()
+        });
+    }
+
+    /// The batch of increments from the previous reading to `reading`
+    /// (times in seconds since `origin`, the watch's start); the baseline's
+    /// against the latest reading that had it.
+    fn advance(&mut self, reading: Reading, origin: Instant) -> Batch {
+        let secs = |at: Instant| at.saturating_duration_since(origin).as_secs_f64();
+        let (before_at, before_canary) = self
+            .last
+            .as_ref()
+            .map_or((origin, Counters::default()), |r| (r.at, r.canary));
+        let batch = Batch {
+            start: secs(before_at),
+            end: secs(reading.at),
+            canary: diff(&reading.canary, &before_canary),
+            baseline: reading
+                .baseline
+                .as_ref()
+                .map(|now| diff(now, &self.last_baseline.unwrap_or_default())),
+        };
+        if self.at_step_start.is_none() {
+            self.at_step_start = Some(Reading {
+                at: before_at,
+                canary: before_canary,
+                baseline: self.last_baseline,
+            });
+        }
+        if reading.baseline.is_some() {
+            self.last_baseline = reading.baseline;
+        }
+        self.last = Some(reading);
+        batch
     }
 }
 
@@ -213,12 +270,7 @@ impl Watch {
             let mut settings = plan.breaker.clone();
             settings.alpha /= share;
             let breaker = Breaker::new(settings).map_err(|e| e.to_string())?;
-            feeds.push(Feed {
-                source,
-                breaker,
-                last: None,
-                at_step_start: None,
-            });
+            feeds.push(Feed::new(source, breaker));
         }
         let now = Instant::now();
         Ok(Watch {
@@ -272,7 +324,7 @@ impl Watch {
         let at = self.secs(self.step_started);
         for f in &mut self.feeds {
             f.breaker.begin_step(at);
-            f.at_step_start = f.last.clone();
+            f.begin_step();
         }
         let mut record = StepRecord {
             percent,
@@ -294,7 +346,6 @@ impl Watch {
             }
             let mut tripped = None;
             let origin = self.started;
-            let secs = |at: Instant| at.saturating_duration_since(origin).as_secs_f64();
             for f in &mut self.feeds {
                 let reading = match f.source.read(c).await {
                     Ok(r) => r,
@@ -316,26 +367,7 @@ impl Watch {
                         continue;
                     }
                 };
-                let zero = Reading {
-                    at: self.started,
-                    canary: Counters::default(),
-                    baseline: reading.baseline.map(|_| Counters::default()),
-                };
-                let before = f.last.clone().unwrap_or(zero);
-                let batch = Batch {
-                    start: secs(before.at),
-                    end: secs(reading.at),
-                    canary: diff(&reading.canary, &before.canary),
-                    baseline: match (&reading.baseline, &before.baseline) {
-                        (Some(now), Some(b)) => Some(diff(now, b)),
-                        (Some(now), None) => Some(diff(now, &Counters::default())),
-                        _ => None,
-                    },
-                };
-                if f.at_step_start.is_none() {
-                    f.at_step_start = Some(before.clone());
-                }
-                f.last = Some(reading);
+                let batch = f.advance(reading, origin);
                 if let Verdict::Trip(t) = f.breaker.observe(&batch) {
                     tripped = Some(R::Tripped(format!(
                         "{} ({}: statistic {:.2} ≥ threshold {:.2} nats)",
@@ -449,5 +481,73 @@ impl Watch {
         record.decision = decision.into();
         record.detail = detail;
         (result, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::evidence::EvidenceSource;
+
+    struct Silent;
+
+    impl EvidenceSource for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        async fn start(&mut self, _: &Arms, _: &Cancel) -> Result<(), EvidenceError> {
+            Ok(())
+        }
+        async fn read(&mut self, _: &Cancel) -> Result<Reading, EvidenceError> {
+            Err(EvidenceError::unavailable("silent", "never reads"))
+        }
+    }
+
+    fn counters(requests: u64, failures: u64) -> Counters {
+        Counters {
+            requests,
+            failures,
+            ..Counters::default()
+        }
+    }
+
+    /// A baseline series missing from one reading and back in the next
+    /// (a scrape gap) adds what it counted meanwhile, not its whole
+    /// history since the start again.
+    #[test]
+    fn a_baseline_back_after_a_gap_is_not_counted_twice() {
+        let origin = Instant::now();
+        let mut f = Feed::new(
+            Box::new(Silent),
+            Breaker::new(breaker::Settings::default()).unwrap(),
+        );
+        let at = |s: u64| origin + Duration::from_secs(s);
+        let reading = |s: u64, c: Counters, b: Option<Counters>| Reading {
+            at: at(s),
+            canary: c,
+            baseline: b,
+        };
+        let arm = |r: u64, x: u64| breaker::Arm {
+            requests: r,
+            failures: x,
+            slow: None,
+        };
+        let b1 = f.advance(reading(1, counters(10, 0), Some(counters(100, 1))), origin);
+        assert_eq!((b1.start, b1.end), (0.0, 1.0));
+        assert_eq!(b1.baseline, Some(arm(100, 1)));
+        f.begin_step();
+        let b2 = f.advance(reading(2, counters(20, 0), None), origin);
+        assert_eq!((b2.canary, b2.baseline), (arm(10, 0), None));
+        let b3 = f.advance(reading(3, counters(30, 1), Some(counters(250, 2))), origin);
+        assert_eq!(b3.canary, arm(10, 1));
+        assert_eq!(b3.baseline, Some(arm(150, 1)), "not 250 requests again");
+        // The step's figures: from the step's start (after reading 1).
+        let (canary, baseline) = f.step_figures();
+        assert_eq!((canary.requests, canary.failures), (20, 1));
+        let baseline = baseline.unwrap();
+        assert_eq!((baseline.requests, baseline.failures), (150, 1));
+        // While the series is missing, the figures keep the last known.
+        f.advance(reading(4, counters(40, 1), None), origin);
+        assert_eq!(f.step_figures().1.map(|b| b.requests), Some(150));
     }
 }

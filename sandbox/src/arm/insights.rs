@@ -3,6 +3,9 @@
 //! Service `Requests`, `Http2xx`…`Http5xx`, `HttpResponseTime` per slot, and
 //! Container Apps `Requests` split by `revisionName` / `statusCodeCategory`.
 //! One-minute grain; the newest bucket is whatever has been served so far.
+//! A series can be made to vanish from a point on
+//! ([`crate::world::MetricsDropout`]): `stale` stops counting it (older
+//! minutes stay), `empty` answers it with no time series at all.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::respond::{self, Req, Resp};
 use crate::server::Shared;
-use crate::world::{MinuteStats, PRODUCTION, World};
+use crate::world::{DropoutMode, MinuteStats, PRODUCTION, World};
 
 /// api-versions of the metrics API the sandbox accepts.
 pub const METRICS_API_VERSIONS: [&str; 3] = ["2018-01-01", "2023-10-01", "2024-02-01"];
@@ -231,6 +234,25 @@ fn web_series(stats: &BTreeMap<i64, MinuteStats>, metric: &str) -> Series {
         .collect()
 }
 
+/// One metric's entry in the answer's `value` array.
+fn metric_value(
+    resource_id: &str,
+    canonical: &str,
+    display: &str,
+    unit: &str,
+    timeseries: Vec<Value>,
+) -> Value {
+    json!({
+        "id": format!("{resource_id}/providers/Microsoft.Insights/metrics/{canonical}"),
+        "type": "Microsoft.Insights/metrics",
+        "name": {"value": canonical, "localizedValue": display},
+        "displayDescription": format!("{display} served by the resource."),
+        "unit": unit,
+        "errorCode": "Success",
+        "timeseries": timeseries,
+    })
+}
+
 pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, resource: &[String]) -> Resp {
     if req.method != Method::GET {
         return super::method_not_emulated(req);
@@ -292,9 +314,21 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, resource: &[Stri
                     Ok(f) => f,
                     Err(e) => return e,
                 };
+                let empty = world.slot_dropout(site, slot) == Some(DropoutMode::Empty);
                 let Some(slot) = world.sites.get(site).and_then(|s| s.slots.get(slot)) else {
                     return respond::empty(StatusCode::NOT_FOUND);
                 };
+                if empty {
+                    // The series vanished: no time series at all.
+                    values.push(metric_value(
+                        &resource_id,
+                        canonical,
+                        display,
+                        unit,
+                        Vec::new(),
+                    ));
+                    continue;
+                }
                 let mut series = web_series(&slot.monitor, canonical);
                 series.retain(|m, _| *m <= cutoff);
                 let data = points(
@@ -342,6 +376,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, resource: &[Stri
                 let mut groups: BTreeMap<Vec<String>, Series> = BTreeMap::new();
                 for (minute, counts) in app.monitor.range(..=cutoff) {
                     for ((rev, cat), n) in counts {
+                        if world.revision_dropout(&app.name, rev) == Some(DropoutMode::Empty) {
+                            // The revision's series vanished from the split.
+                            continue;
+                        }
                         let value_of = |d: &str| {
                             if d == "revisionName" {
                                 rev.clone()
@@ -381,15 +419,13 @@ pub(crate) fn handle(shared: &Shared, req: &Req, version: &str, resource: &[Stri
                 ("Requests", ts, "Count", "Requests")
             }
         };
-        values.push(json!({
-            "id": format!("{resource_id}/providers/Microsoft.Insights/metrics/{canonical}"),
-            "type": "Microsoft.Insights/metrics",
-            "name": {"value": canonical, "localizedValue": display},
-            "displayDescription": format!("{display} served by the resource."),
-            "unit": unit,
-            "errorCode": "Success",
-            "timeseries": timeseries,
-        }));
+        values.push(metric_value(
+            &resource_id,
+            canonical,
+            display,
+            unit,
+            timeseries,
+        ));
     }
     respond::json(
         StatusCode::OK,
