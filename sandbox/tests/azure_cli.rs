@@ -407,6 +407,43 @@ async fn the_seeds_scripts_run_unmodified_through_the_azure_cli() {
     assert!(percent(&env).is_empty());
     assert_eq!(versions(&env), ("2.4.2".into(), "2.4.1".into()));
 
+    // The Container Apps canary, run as one script. `containerapp update`
+    // makes the revision; the app's ingress follows the latest revision
+    // (`latestRevision: true`), so it takes all the traffic at once — not
+    // the 0 % the seed's comment expects — and the script's traffic steps
+    // name a `--stable` revision the app does not have, so the 10 % split
+    // and the way back both fail.
+    let (ca_script, _) = seed::for_sandbox(&seed::read("containerapps-canary.sh"), &no_vars);
+    let r = az.bash(&ca_script, &[]).await;
+    assert!(!r.success(), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Revision 'ca-contoso-payments--stable' is not a valid revision name"),
+        "{r:?}"
+    );
+    let ca = &env.sb.snapshot()["containerApps"]["ca-contoso-payments"];
+    assert_eq!(
+        ca["traffic"],
+        serde_json::json!([{"latestRevision": true, "weight": 100}])
+    );
+    let revisions = &ca["revisions"];
+    assert_eq!(
+        revisions["ca-contoso-payments--hotfix-v241"]["trafficWeight"], 100,
+        "{ca}"
+    );
+    assert_eq!(
+        revisions["ca-contoso-payments--v240"]["trafficWeight"], 0,
+        "{ca}"
+    );
+    let back = ca_script
+        .lines()
+        .skip_while(|l| !l.starts_with("# If errors detected"));
+    let r = az.bash(&back.collect::<Vec<_>>().join("\n"), &[]).await;
+    assert!(
+        !r.success() && r.stderr.contains("not a valid revision name"),
+        "{r:?}"
+    );
+
     // Break-fix exercise 1, the fix: clearing rules that are already clear.
     let (fix, _) = seed::for_sandbox(&seed::read("exercise-1-fix.sh"), &no_vars);
     let r = az.bash(&fix, &[]).await;
