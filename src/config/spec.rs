@@ -684,7 +684,7 @@ pub const INPUTS: &[InputSpec] = &[
     .only(DEPLOY),
     input(
         "max-silence",
-        "No canary requests for this long, or no baseline series for this long once it was seen, makes a step INCONCLUSIVE (never a trip, never a pass).",
+        "No canary requests for this long, or a baseline series missing or counting no request while the canary's counts some, for this long, makes a step INCONCLUSIVE (never a trip, never a pass).",
     )
     .default("2m")
     .only(DEPLOY),
