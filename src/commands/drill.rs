@@ -796,8 +796,8 @@ mod imp {
         .await;
 
         // 10. Rollback clicked twice: production already on 2.4.1, so
-        // neither click changes anything (the seed's swap-back script would
-        // have put 2.4.0 back on the second click).
+        // neither click changes anything (a "swap again" script puts 2.4.0
+        // back on the second click; the seed's own fails on both).
         let swaps = || {
             h.request_log()
                 .iter()

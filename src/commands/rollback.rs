@@ -2,8 +2,9 @@
 //! twice, and right after a bad attempt.
 //!
 //! A rollback targets a **version**, never "swap again": production already
-//! on the target changes nothing (the seed's swap-back script would put the
-//! bad build back on a second click). Each service's rollback is a rollout
+//! on the target changes nothing (a "swap again" script puts the bad build
+//! back on a second click; the seed's own fails on every click, swapping
+//! from a slot named `production` — BENCHMARKS.md). Each service's rollback is a rollout
 //! of the known-good version under the service's lock:
 //! - the lock is asked of a running deploy (it stops at its next
 //!   checkpoint, restores and hands over), never waited out;
