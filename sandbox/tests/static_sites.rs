@@ -498,10 +498,18 @@ async fn an_eleventh_preview_environment_is_refused() {
 #[tokio::test]
 async fn other_api_versions_are_refused() {
     let env = start().await;
-    let (status, body) = env.get(&swa_at(&env, "", "api-version=2022-03-01")).await;
+    // Before the type existed (sites had 2018-02-01; staticSites start in
+    // 2019-08-01).
+    let (status, body) = env.get(&swa_at(&env, "", "api-version=2018-02-01")).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "NoRegisteredProviderFound");
-    for v in ["2023-12-01", "2024-04-01", "2024-11-01", "2025-03-01"] {
+    for v in [
+        "2019-08-01",
+        "2022-03-01",
+        "2023-12-01",
+        "2024-11-01",
+        "2025-03-01",
+    ] {
         let (status, _) = env
             .get(&swa_at(&env, "/builds", &format!("api-version={v}")))
             .await;
