@@ -162,7 +162,20 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     );
 
     let cancel = Cancel::new();
-    cancel::listen_for_signals(&cancel, env.in_actions());
+    cancel::listen_for_signals(
+        &cancel,
+        if env.in_actions() {
+            cancel::SignalPolicy::Job {
+                after_kill: "the post stage finishes the restore",
+            }
+        } else if env.in_pipelines() {
+            cancel::SignalPolicy::Job {
+                after_kill: "a pipeline has no post stage: run the `expedite rollback` command this step prints to finish it",
+            }
+        } else {
+            cancel::SignalPolicy::Terminal
+        },
+    );
     if let Some(deadline) = config.common.timeout {
         cancel.deadline(deadline);
     }
@@ -241,11 +254,12 @@ fn reject_inputs(console: &Console, sinks: &Sinks, errors: &[InputError]) -> u8 
     if let Err(e) = sinks.append_summary(console, &md) {
         console.annotate(Level::Warning, &Annotation::message(e.to_string()));
     }
+    sinks.finish_pipeline_step(console, false);
     1
 }
 
 fn write_outputs(console: &Console, sinks: &Sinks, outputs: &[(&str, String)]) -> bool {
-    if sinks.json && sinks.output.is_none() {
+    if sinks.json && sinks.output.is_none() && !sinks.pipelines {
         // One object for a program to parse; a secret never reaches it.
         let object: serde_json::Map<String, serde_json::Value> = outputs
             .iter()
@@ -315,7 +329,9 @@ fn finish(ctx: &Ctx, result: Result<Report, CommandError>) -> u8 {
     {
         console.annotate(Level::Warning, &Annotation::message(e.to_string()));
     }
-    u8::from(!(outcome == "success" && wrote))
+    let success = outcome == "success" && wrote;
+    ctx.sinks.finish_pipeline_step(console, success);
+    u8::from(!success)
 }
 
 fn save_run_state(sinks: &Sinks, state: &RunState) {

@@ -169,12 +169,30 @@ pub fn last_words() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What a second signal does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalPolicy {
+    /// A person's terminal: a second Ctrl-C exits at once, printing what
+    /// puts production back.
+    Terminal,
+    /// A job (GitHub Actions, Azure Pipelines): the runner sends a second
+    /// signal on its own, so the restore goes on; `after_kill` says what
+    /// finishes it if the step is killed.
+    Job {
+        /// What finishes the restore after a kill.
+        after_kill: &'static str,
+    },
+}
+
 /// Listens for SIGTERM and SIGINT: the first cancels (the run restores
 /// production, then ends). On a terminal a second one exits at once after
-/// printing what is left. In a job (`in_job`) later signals are the runner's
-/// escalation (SIGINT, then SIGTERM 7.5 s later, then SIGKILL): the restore
-/// goes on, and the post stage finishes it if the container is killed.
-pub fn listen_for_signals(cancel: &Cancel, in_job: bool) {
+/// printing what is left. In a job later signals are the runner's
+/// escalation (GitHub: SIGINT, then SIGTERM 7.5 s later, then SIGKILL; an
+/// Azure Pipelines agent likewise signals, then kills after its cancel
+/// timeout): the restore goes on and prints what is left, and what
+/// finishes it after a kill is said (the post stage; in a pipeline, which
+/// has none, the printed command).
+pub fn listen_for_signals(cancel: &Cancel, policy: SignalPolicy) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -192,10 +210,15 @@ pub fn listen_for_signals(cancel: &Cancel, in_job: bool) {
                 _ = int.recv() => "SIGINT",
             };
             seen += 1;
-            if seen > 1 && in_job {
+            if seen > 1
+                && let SignalPolicy::Job { after_kill } = policy
+            {
                 tracing::warn!(
-                    "{name} received again: still restoring production; if this step is killed, the post stage finishes the restore"
+                    "{name} received again: still restoring production; if this step is killed, {after_kill}"
                 );
+                for line in last_words() {
+                    tracing::warn!("{line}");
+                }
                 continue;
             }
             if seen == 1 {

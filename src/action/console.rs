@@ -1,10 +1,12 @@
 //! The one place that writes what people see: log lines, annotations,
 //! groups, masks.
 //!
-//! Two styles share one API. **Action** style writes workflow commands to
+//! Three styles share one API. **Action** style writes workflow commands to
 //! stdout (one stream, so groups and annotations keep their order in the run
-//! log). **CLI** style writes readable text to stderr and leaves stdout for
-//! data. Every line passes through [`Secrets::redact`] first, so a secret that
+//! log). **Pipelines** style does the same with Azure Pipelines' logging
+//! commands ([`super::vso`]), and makes every other line inert: the agent
+//! acts on `##vso[` anywhere in a line. **CLI** style writes readable text
+//! to stderr and leaves stdout for data. Every line passes through [`Secrets::redact`] first, so a secret that
 //! slipped into an error message from a server is still never printed; and
 //! any plain line that the runner could read as a command (it starts with
 //! `::`) is wrapped in a `::stop-commands::` block with a random token.
@@ -14,6 +16,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::escape::{Annotation, Level, command};
+use super::vso;
 
 /// Known secret values. Cloning shares the registry.
 #[derive(Clone, Default)]
@@ -87,6 +90,9 @@ impl Secrets {
 pub enum Style {
     /// Inside a GitHub Actions job: workflow commands on stdout.
     Action,
+    /// A script step of an Azure Pipelines job (`TF_BUILD=True`): logging
+    /// commands on stdout.
+    Pipelines,
     /// A person's terminal: readable text on stderr, data on stdout.
     Cli,
 }
@@ -119,6 +125,8 @@ struct ConsoleInner {
     /// When the last progress line was printed (plain lines: at most one
     /// every [`PROGRESS_EVERY`]).
     last_progress: Mutex<Option<std::time::Instant>>,
+    /// Secret variables declared so far (Pipelines style names each).
+    masks: std::sync::atomic::AtomicUsize,
 }
 
 /// How often progress becomes a log line where it cannot be a status line
@@ -159,6 +167,7 @@ impl Console {
                 status_line: std::sync::atomic::AtomicBool::new(false),
                 status_shown: std::sync::atomic::AtomicBool::new(false),
                 last_progress: Mutex::new(None),
+                masks: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -223,7 +232,7 @@ impl Console {
         // Log text goes to stdout in action style (one ordered stream for
         // the runner) and to stderr on a terminal (stdout is for data).
         let sink = match self.inner.style {
-            Style::Action => &self.inner.out,
+            Style::Action | Style::Pipelines => &self.inner.out,
             Style::Cli => &self.inner.err,
         };
         if let Ok(mut w) = sink.lock() {
@@ -245,12 +254,36 @@ impl Console {
     /// for the rest of the job. Call it the moment a secret exists.
     pub fn add_mask(&self, secret: &str) {
         let added = self.inner.secrets.register(secret);
-        if self.inner.style == Style::Action {
-            for part in added {
-                // This line is the one place a secret is written raw: the
-                // runner consumes it and never shows it.
-                self.write_log(&format!("{}\n", command("add-mask", &[], &part)));
+        match self.inner.style {
+            Style::Action => {
+                for part in added {
+                    // This line is the one place a secret is written raw:
+                    // the runner consumes it and never shows it.
+                    self.write_log(&format!("{}\n", command("add-mask", &[], &part)));
+                }
             }
+            Style::Pipelines => {
+                for part in added {
+                    // A secret variable is how a pipeline masks a value; the
+                    // agent consumes the line and never shows it.
+                    let n = self
+                        .inner
+                        .masks
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.write_log(&format!(
+                        "{}\n",
+                        vso::command(
+                            "task.setvariable",
+                            &[
+                                ("variable", format!("expedite.mask.{n}")),
+                                ("issecret", "true".into()),
+                            ],
+                            &part,
+                        )
+                    ));
+                }
+            }
+            Style::Cli => {}
         }
     }
 
@@ -259,6 +292,7 @@ impl Console {
         let text = self.inner.secrets.redact(text);
         match self.inner.style {
             Style::Action if looks_like_command(&text) => self.untrusted_block(&text),
+            Style::Pipelines => self.write_log(&format!("{}\n", vso::inert(&text))),
             _ => self.write_log(&format!("{text}\n")),
         }
     }
@@ -271,6 +305,11 @@ impl Console {
         let text = self.inner.secrets.redact(text);
         match self.inner.style {
             Style::Action => self.write_log(&format!("{}\n", command("debug", &[], &text))),
+            Style::Pipelines => {
+                for line in vso::inert(&text).lines() {
+                    self.write_log(&format!("##[debug]{line}\n"));
+                }
+            }
             Style::Cli => self.write_log(&format!("debug: {text}\n")),
         }
     }
@@ -281,6 +320,9 @@ impl Console {
         let text = self.inner.secrets.redact(text);
         match self.inner.style {
             Style::Action => self.untrusted_block(&format!("{label}: {text}")),
+            Style::Pipelines => {
+                self.write_log(&format!("{}\n", vso::inert(&format!("{label}: {text}"))))
+            }
             Style::Cli => self.write_log(&format!("{label}: {text}\n")),
         }
     }
@@ -315,6 +357,35 @@ impl Console {
                     self.info(&format!("{}: {}", level.command(), plain(&a)));
                 }
             }
+            Style::Pipelines => {
+                let n = self.bump(level);
+                let kind = match level {
+                    Level::Error => Some("error"),
+                    Level::Warning => Some("warning"),
+                    Level::Notice => None,
+                };
+                match kind {
+                    Some(kind) if n <= ANNOTATION_LIMIT_PER_LEVEL => {
+                        let mut props = vec![("type", kind.to_string())];
+                        if let Some(f) = &a.file {
+                            props.push(("sourcepath", f.clone()));
+                            if let Some(l) = a.line {
+                                props.push(("linenumber", l.to_string()));
+                            }
+                        }
+                        // No title in a pipeline's issue: it leads the message.
+                        let message = match &a.title {
+                            Some(t) => format!("{t}: {}", a.message),
+                            None => a.message.clone(),
+                        };
+                        self.write_log(&format!(
+                            "{}\n",
+                            vso::command("task.logissue", &props, &message)
+                        ));
+                    }
+                    _ => self.info(&format!("{}: {}", level.command(), plain(&a))),
+                }
+            }
             Style::Cli => self.write_log(&format!("{}: {}\n", level.command(), plain(&a))),
         }
     }
@@ -344,6 +415,10 @@ impl Console {
         let title = self.inner.secrets.redact(title);
         match self.inner.style {
             Style::Action => self.write_log(&format!("{}\n", command("group", &[], &title))),
+            Style::Pipelines => {
+                let title = vso::inert(&title).replace('\n', " ");
+                self.write_log(&format!("##[group]{title}\n"));
+            }
             Style::Cli => self.write_log(&format!("── {title}\n")),
         }
         Group {
@@ -351,9 +426,19 @@ impl Console {
         }
     }
 
+    /// Writes one of expedite's own Azure Pipelines logging commands, built
+    /// by [`vso::command`] (already escaped; never untrusted text as such).
+    pub fn vso(&self, line: &str) {
+        let line = self.inner.secrets.redact(line);
+        self.write_log(&format!("{}\n", line.replace(['\r', '\n'], " ")));
+    }
+
     /// Writes data (not log text) to stdout: what a script reads.
     pub fn data(&self, text: &str) {
-        let text = self.inner.secrets.redact(text);
+        let mut text = self.inner.secrets.redact(text);
+        if self.inner.style == Style::Pipelines {
+            text = vso::inert(&text);
+        }
         if let Ok(mut w) = self.inner.out.lock() {
             let _ = w.write_all(text.as_bytes());
             let _ = w.flush();
@@ -369,8 +454,10 @@ pub struct Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if self.console.inner.style == Style::Action {
-            self.console.write_log("::endgroup::\n");
+        match self.console.inner.style {
+            Style::Action => self.console.write_log("::endgroup::\n"),
+            Style::Pipelines => self.console.write_log("##[endgroup]\n"),
+            Style::Cli => {}
         }
     }
 }
@@ -489,6 +576,39 @@ pub(crate) mod tests {
         assert_eq!(text.matches("::error::").count(), 10);
         assert!(text.contains("error: e11"));
         assert_eq!(c.annotations_left(Level::Error), 0);
+    }
+
+    #[test]
+    fn pipelines_style_speaks_the_agents_commands_and_nothing_else() {
+        let (c, out, err) = capture(Style::Pipelines);
+        c.add_mask("s3cr3t");
+        {
+            let _g = c.group("deploy ##vso[task.setvariable variable=x]1");
+            c.info("line with ##vso[task.complete result=Failed] and s3cr3t");
+            c.debug("##[error]not an error");
+        }
+        c.annotate(
+            Level::Warning,
+            &Annotation::message("careful").with_title("T"),
+        );
+        let text = out.text();
+        assert_eq!(err.text(), "", "one ordered stream");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "##vso[task.setvariable variable=expedite.mask.0;issecret=true;]s3cr3t"
+        );
+        assert!(
+            lines[1].starts_with("##[group]deploy ##\u{2060}vso["),
+            "{text}"
+        );
+        assert!(
+            !lines[2].contains("##vso[") && lines[2].ends_with("and ***"),
+            "{text}"
+        );
+        assert_eq!(lines[3], "##[debug]#\u{2060}#[error]not an error");
+        assert_eq!(lines[4], "##[endgroup]");
+        assert_eq!(lines[5], "##vso[task.logissue type=warning;]T: careful");
     }
 
     #[test]

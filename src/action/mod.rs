@@ -19,11 +19,13 @@ pub mod files;
 pub mod identity;
 pub mod log;
 pub mod runner;
+pub mod vso;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use console::{Console, Style};
+use escape::Level;
 use files::FileCommandError;
 
 /// A snapshot of the process environment.
@@ -87,6 +89,15 @@ impl Env {
         self.get("GITHUB_ACTIONS") == Some("true")
     }
 
+    /// True in a script step of an Azure Pipelines job (the agent sets
+    /// `TF_BUILD=True`), and not inside a GitHub Actions job.
+    pub fn in_pipelines(&self) -> bool {
+        !self.in_actions()
+            && self
+                .get("TF_BUILD")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     /// The runner's variables, read the one way ([`runner::Runner`]).
     pub fn runner(&self) -> runner::Runner {
         runner::Runner::from_env(self)
@@ -141,16 +152,58 @@ pub struct Sinks {
     /// Without `$GITHUB_OUTPUT`: print the outputs as one JSON object
     /// (`--output json`) instead of `name=value` lines.
     pub json: bool,
+    /// In an Azure Pipelines step: outputs are output variables, and the
+    /// summary file is attached to the step at the end.
+    pub pipelines: bool,
 }
 
 impl Sinks {
     /// The sinks the environment provides.
     pub fn from_env(env: &Env) -> Sinks {
+        let pipelines = env.in_pipelines();
+        // A pipeline has no summary file of its own: expedite writes one in
+        // the agent's temporary directory and attaches it at the end.
+        let summary = env.path("GITHUB_STEP_SUMMARY").or_else(|| {
+            pipelines.then(|| {
+                env.path("AGENT_TEMPDIRECTORY")
+                    .unwrap_or_else(std::env::temp_dir)
+                    .join(format!("expedite-summary-{}.md", std::process::id()))
+            })
+        });
+        if pipelines && let Some(path) = &summary {
+            let _ = std::fs::write(path, "");
+        }
         Sinks {
             output: env.path("GITHUB_OUTPUT"),
             state: env.path("GITHUB_STATE"),
-            summary: env.path("GITHUB_STEP_SUMMARY"),
+            summary,
             json: false,
+            pipelines,
+        }
+    }
+
+    /// In a pipeline: attaches the summary file to the step (once it has
+    /// something) and, when the step succeeded with warnings, says so.
+    pub fn finish_pipeline_step(&self, console: &Console, success: bool) {
+        if !self.pipelines {
+            return;
+        }
+        if let Some(path) = &self.summary
+            && std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+        {
+            console.vso(&vso::command(
+                "task.uploadsummary",
+                &[],
+                &path.display().to_string(),
+            ));
+        }
+        if success && console.annotations_left(Level::Warning) < console::ANNOTATION_LIMIT_PER_LEVEL
+        {
+            console.vso(&vso::command(
+                "task.complete",
+                &[("result", "SucceededWithIssues".into())],
+                "expedite succeeded with warnings",
+            ));
         }
     }
 
@@ -169,6 +222,19 @@ impl Sinks {
         );
         // A secret never becomes an output (the runner would refuse it too).
         let value = console.secrets().redact(value);
+        if self.pipelines {
+            // An output variable a later step or job reads
+            // (`$(step.name)`, `dependencies.job.outputs['step.name']`).
+            console.vso(&vso::command(
+                "task.setvariable",
+                &[
+                    ("variable", vso::variable_name(name)),
+                    ("isoutput", "true".into()),
+                ],
+                &value,
+            ));
+            return Ok(());
+        }
         match &self.output {
             Some(path) => files::append_key_value("output", path, name, &value),
             None => {
@@ -214,6 +280,8 @@ impl Sinks {
 pub fn style_for(env: &Env) -> Style {
     if env.in_actions() {
         Style::Action
+    } else if env.in_pipelines() {
+        Style::Pipelines
     } else {
         Style::Cli
     }

@@ -84,8 +84,9 @@ impl InputError {
     pub fn render(&self, style: Style) -> String {
         let name = match style {
             Style::Action => format!("input '{}'", self.input),
-            Style::Cli if self.input == COMMAND_INPUT => "command".to_string(),
-            Style::Cli => format!("--{}", self.input),
+            // A pipeline runs the CLI in a script step: flags, as on a terminal.
+            Style::Cli | Style::Pipelines if self.input == COMMAND_INPUT => "command".to_string(),
+            Style::Cli | Style::Pipelines => format!("--{}", self.input),
         };
         format!("{name}: {}; {}", self.problem, self.fix)
     }
