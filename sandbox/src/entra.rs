@@ -1,13 +1,14 @@
 //! Entra ID's v2.0 token endpoint (client credentials with a secret or a
 //! federated client assertion, reference §2.1–2.2) and the GitHub Actions
-//! OIDC token service that mints those assertions.
+//! OIDC token service that mints those assertions (Azure Pipelines' is in
+//! `pipelines.rs`).
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::respond::{self, Req, Resp};
 use crate::server::Shared;
-use crate::tokens::{self, Claims};
+use crate::tokens;
 
 /// The client-assertion type Entra accepts for federated credentials.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -298,41 +299,73 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     }
 }
 
-/// Validates a GitHub OIDC token against the federated credential.
+/// Validates a federated client assertion as Entra does: the token names
+/// its issuer, a federated identity credential of the app must have that
+/// issuer, the token must be signed by that issuer's key, and the credential's
+/// audience and subject must match. The app has two: GitHub's
+/// (`token.actions.test`) and the Azure Pipelines service connection's
+/// (`vstoken.dev.azure.test/{organizationId}`).
 fn check_assertion(shared: &Shared, assertion: &str) -> Result<(), Resp> {
-    let claims: Claims = match shared.oidc.verify(assertion) {
-        Ok(c) => c,
-        Err(e) => {
-            use jsonwebtoken::errors::ErrorKind;
-            return Err(match e.kind() {
-                ErrorKind::InvalidSignature => err(
-                    shared,
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    700027,
-                    "Client assertion failed signature validation.",
-                ),
-                _ => err(
-                    shared,
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    50027,
-                    "JWT token is invalid or malformed.",
-                ),
-            });
+    // (issuer, subject, audience, the issuer's key)
+    let credentials = [
+        (
+            shared.federated.issuer.as_str(),
+            shared.federated.subject.as_str(),
+            shared.federated.audience.as_str(),
+            &shared.oidc,
+        ),
+        (
+            shared.pipelines.issuer.as_str(),
+            shared.pipelines.subject.as_str(),
+            shared.pipelines.audience.as_str(),
+            &shared.pipelines.signer,
+        ),
+    ];
+    let mut first_error = None;
+    let mut verified = None;
+    for (i, (.., signer)) in credentials.iter().enumerate() {
+        match signer.verify(assertion) {
+            Ok(c) => {
+                verified = Some((c, i));
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
-    };
-    let fed = &shared.federated;
-    let iss = claims.iss.clone().unwrap_or_default();
-    if iss != fed.issuer {
-        return Err(no_match(shared, 700211, "issuer", &iss));
     }
+    let Some((claims, signed_by)) = verified else {
+        use jsonwebtoken::errors::ErrorKind;
+        let bad_signature = first_error
+            .as_ref()
+            .is_some_and(|e| matches!(e.kind(), ErrorKind::InvalidSignature));
+        return Err(if bad_signature {
+            bad_signature_error(shared)
+        } else {
+            err(
+                shared,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "JWT token is invalid or malformed.",
+            )
+        });
+    };
+    let iss = claims.iss.clone().unwrap_or_default();
+    let Some(at) = credentials.iter().position(|(issuer, ..)| *issuer == iss) else {
+        return Err(no_match(shared, 700211, "issuer", &iss));
+    };
+    // The issuer's key must have signed it, not another issuer's.
+    if at != signed_by {
+        return Err(bad_signature_error(shared));
+    }
+    let (_, subject, audience, _) = credentials[at];
     let auds = claims.aud.as_ref().map(|a| a.values()).unwrap_or_default();
-    if !auds.contains(&fed.audience.as_str()) {
+    if !auds.contains(&audience) {
         return Err(no_match(shared, 700212, "audience", &auds.join(",")));
     }
     let sub = claims.sub.clone().unwrap_or_default();
-    if sub != fed.subject {
+    if sub != subject {
         return Err(no_match(shared, 700213, "subject", &sub));
     }
     let now = tokens::now_unix();
@@ -358,6 +391,16 @@ fn check_assertion(shared: &Shared, assertion: &str) -> Result<(), Resp> {
         ));
     }
     Ok(())
+}
+
+fn bad_signature_error(shared: &Shared) -> Resp {
+    err(
+        shared,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        700027,
+        "Client assertion failed signature validation.",
+    )
 }
 
 fn no_match(shared: &Shared, code: u32, what: &str, value: &str) -> Resp {

@@ -7,6 +7,12 @@ pub const ARM: &str = "management.azure.test";
 pub const LOGIN: &str = "login.azure.test";
 /// GitHub Actions' OIDC token service.
 pub const OIDC: &str = "token.actions.test";
+/// Azure DevOps: the pipeline job's OIDC token service
+/// (`SYSTEM_OIDCREQUESTURI`, as `dev.azure.com`).
+pub const PIPELINES: &str = "dev.azure.test";
+/// The issuer named in pipeline OIDC tokens (`vstoken.dev.azure.com`); a
+/// name only: the sandbox's Entra holds the issuer's key.
+pub const PIPELINES_ISSUER: &str = "vstoken.dev.azure.test";
 /// Parent domain of App Service site and SCM hosts.
 pub const WEB_DOMAIN: &str = "azurewebsites.test";
 /// Parent domain of Container Apps environments.

@@ -6,7 +6,8 @@
 //! `management.azure.test` (ARM: Microsoft.Web sites/slots/config/swap,
 //! Microsoft.App container apps and revisions, Microsoft.Insights metrics),
 //! `login.azure.test` (Entra v2.0 token endpoint), `token.actions.test`
-//! (GitHub Actions OIDC tokens), `*.azurewebsites.test` (the demo payments
+//! (GitHub Actions OIDC tokens), `dev.azure.test` (an Azure Pipelines job's
+//! OIDC tokens for its service connection), `*.azurewebsites.test` (the demo payments
 //! app per slot), `*.scm.azurewebsites.test` (Kudu per slot) and
 //! `*.{env}.azurecontainerapps.test` (the demo app per container app and
 //! revision), `*.azurestaticapps.test` (the demo store per Static Web Apps
@@ -49,6 +50,7 @@ pub mod hooks;
 pub mod hosts;
 mod kudu;
 pub mod log;
+pub mod pipelines;
 mod proxy;
 pub mod ratelimit;
 mod respond;
@@ -258,6 +260,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         hosts::ARM.to_owned(),
         hosts::LOGIN.to_owned(),
         hosts::OIDC.to_owned(),
+        hosts::PIPELINES.to_owned(),
         format!("*.{}", hosts::WEB_DOMAIN),
         format!("*.scm.{}", hosts::WEB_DOMAIN),
         github::API_HOST.to_owned(),
@@ -345,6 +348,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
     let github = Arc::new(github::GitHub::new(https_addr.port())?);
     let client_secret = format!("sbx~{}", random_token(36));
     let oidc_request_token = random_token(48);
+    let pipeline_job = pipelines::PipelineJob::new(random_token(52))?;
     let hook_receivers = hooks::Hooks::new();
     let settings = Settings {
         arm_endpoint: arm_base.clone(),
@@ -360,6 +364,11 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         federated_audience: federated.audience.clone(),
         oidc_request_url: format!("https://{}/_apis/oidc/token?api-version=2.0", hosts::OIDC),
         oidc_request_token: oidc_request_token.clone(),
+        pipelines_oidc_request_uri: pipeline_job.request_uri(),
+        pipelines_access_token: pipeline_job.access_token.clone(),
+        pipelines_service_connection_id: pipeline_job.service_connection_id.clone(),
+        pipelines_federated_issuer: pipeline_job.issuer.clone(),
+        pipelines_federated_subject: pipeline_job.subject.clone(),
         resolve: [
             "*.azure.test".to_owned(),
             "*.actions.test".to_owned(),
@@ -412,6 +421,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         client_secret,
         oidc_request_token,
         federated,
+        pipelines: pipeline_job,
         authority,
         arm_base,
         settings: std::sync::OnceLock::new(),
@@ -525,6 +535,7 @@ impl SandboxHandle {
             hosts::ARM.to_owned(),
             hosts::LOGIN.to_owned(),
             hosts::OIDC.to_owned(),
+            hosts::PIPELINES.to_owned(),
             github::API_HOST.to_owned(),
             github::GIT_HOST.to_owned(),
         ];
@@ -744,6 +755,18 @@ impl SandboxHandle {
         lifetime_secs: i64,
     ) -> Result<String, SandboxError> {
         entra::issue_access_token(&self.shared, audience, lifetime_secs, 0)
+    }
+
+    /// An Azure Pipelines OIDC token for the sandbox's service connection
+    /// (what its `SYSTEM_OIDCREQUESTURI` mints), valid from `offset_secs`
+    /// (negative = in the past) for `lifetime_secs`: lets tests present an
+    /// expired one without waiting.
+    pub fn issue_pipeline_token(
+        &self,
+        offset_secs: i64,
+        lifetime_secs: i64,
+    ) -> Result<String, SandboxError> {
+        pipelines::issue_token(&self.shared, lifetime_secs, offset_secs)
     }
 
     /// A GitHub OIDC ID token with the given audience and subject.

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     pub client_secret: String,
     pub oidc_request_token: String,
     pub federated: Federated,
+    /// The Azure Pipelines job and its service connection's credential.
+    pub pipelines: crate::pipelines::PipelineJob,
     /// Externally visible authority (`https://login.azure.test`).
     pub authority: String,
     /// `https://management.azure.test`.
@@ -352,6 +354,11 @@ async fn dispatch(shared: &Shared, req: &Req) -> (Outcome, String) {
         (crate::entra::handle(shared, req).into(), "entra".into())
     } else if host == hosts::OIDC {
         (crate::entra::handle_oidc(shared, req).into(), "oidc".into())
+    } else if host == hosts::PIPELINES {
+        (
+            crate::pipelines::handle(shared, req).into(),
+            "pipelines".into(),
+        )
     } else if host == crate::github::API_HOST || host == crate::github::GIT_HOST {
         (
             crate::github::handle_api(shared, req).await,

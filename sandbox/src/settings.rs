@@ -35,6 +35,21 @@ pub struct Settings {
     pub oidc_request_url: String,
     /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
     pub oidc_request_token: String,
+    /// Azure Pipelines: `SYSTEM_OIDCREQUESTURI` of the sandbox's job.
+    #[serde(default)]
+    pub pipelines_oidc_request_uri: String,
+    /// The job's `System.AccessToken` (random per start, printed on purpose).
+    #[serde(default)]
+    pub pipelines_access_token: String,
+    /// The id of its Azure Resource Manager service connection
+    /// (`AZURESUBSCRIPTION_SERVICE_CONNECTION_ID`).
+    #[serde(default)]
+    pub pipelines_service_connection_id: String,
+    /// The federated credential Entra holds for that service connection.
+    #[serde(default)]
+    pub pipelines_federated_issuer: String,
+    #[serde(default)]
+    pub pipelines_federated_subject: String,
     pub resolve: Vec<ResolveEntry>,
     /// PEM file of the sandbox CA.
     pub ca_cert_path: PathBuf,
@@ -166,8 +181,30 @@ impl Settings {
         ]
     }
 
+    /// What a step of an Azure Pipelines job sees when it uses the
+    /// sandbox's service connection (AzureCLI@2 or AzurePowerShell@5, with
+    /// `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`). Not in
+    /// [`Settings::env`]: with them, expedite signs in as a pipeline does,
+    /// through the job's OIDC token service, instead of with the secret.
+    pub fn pipelines_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TF_BUILD", "True".to_owned()),
+            (
+                "SYSTEM_OIDCREQUESTURI",
+                self.pipelines_oidc_request_uri.clone(),
+            ),
+            ("SYSTEM_ACCESSTOKEN", self.pipelines_access_token.clone()),
+            (
+                "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+                self.pipelines_service_connection_id.clone(),
+            ),
+            ("AZURESUBSCRIPTION_CLIENT_ID", self.client_id.clone()),
+            ("AZURESUBSCRIPTION_TENANT_ID", self.tenant_id.clone()),
+        ]
+    }
+
     /// `export NAME='value'` lines for `eval "$(…)"`: expedite's settings,
-    /// then the other clients'.
+    /// then the other clients', then (commented out) a pipeline job's.
     pub fn export_lines(&self) -> String {
         let mut lines: String = self
             .env()
@@ -179,6 +216,12 @@ impl Settings {
         );
         for (k, v) in self.client_env() {
             lines.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+        }
+        lines.push_str(
+            "# an Azure Pipelines job using the sandbox's service connection: uncomment and unset AZURE_CLIENT_SECRET to sign in as a pipeline does\n",
+        );
+        for (k, v) in self.pipelines_env() {
+            lines.push_str(&format!("# export {k}={}\n", shell_quote(&v)));
         }
         lines
     }

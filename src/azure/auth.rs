@@ -1,10 +1,16 @@
 //! Microsoft Entra ID tokens for Azure Resource Manager.
 //!
-//! Three ways in, as `azure/login` offers them:
+//! The ways in, as `azure/login` and Azure Pipelines offer them:
 //! - **OIDC federation**: a GitHub ID token (`ACTIONS_ID_TOKEN_REQUEST_URL`,
 //!   needs `permissions: id-token: write`) exchanged as a client assertion.
 //!   GitHub's assertions live about five minutes, so a fresh one is fetched
 //!   for every Entra request and never cached;
+//! - **an Azure Pipelines service connection** with workload identity
+//!   federation: the job's OIDC token (`SYSTEM_OIDCREQUESTURI` with
+//!   `System.AccessToken`, [`super::pipelines`]), likewise fetched fresh for
+//!   every Entra request (they live ten minutes);
+//! - **a federated token given directly** (AzureCLI@2's `idToken`), which
+//!   cannot be renewed: its expiry is checked before each use;
 //! - a **client secret**;
 //! - the **`azure-credentials` JSON** that `azure/login`'s `creds:` takes.
 //!
@@ -40,6 +46,12 @@ pub enum ClientProof {
         /// The `aud` to ask for.
         audience: String,
     },
+    /// An Azure Pipelines job's OIDC token for a service connection,
+    /// fetched fresh for every Entra request.
+    AzurePipelines(super::pipelines::PipelineOidc),
+    /// A federated token given as it is (`AZURE_FEDERATED_TOKEN`): never
+    /// renewed, refused once expired.
+    FederatedToken(SecretString),
 }
 
 impl std::fmt::Debug for ClientProof {
@@ -49,6 +61,8 @@ impl std::fmt::Debug for ClientProof {
             ClientProof::GithubOidc { audience, .. } => {
                 write!(f, "GithubOidc(audience={audience})")
             }
+            ClientProof::AzurePipelines(p) => write!(f, "AzurePipelines({p:?})"),
+            ClientProof::FederatedToken(_) => f.write_str("FederatedToken(***)"),
         }
     }
 }
@@ -129,6 +143,12 @@ pub enum AuthError {
     /// GitHub refused or failed to mint an ID token.
     #[error("could not get a GitHub OIDC token: {0}")]
     Oidc(String),
+    /// The Azure Pipelines job refused or failed to mint an OIDC token.
+    #[error("could not get an OIDC token from the Azure Pipelines job: {0}")]
+    PipelineOidc(String),
+    /// The federated token given directly cannot be used any more.
+    #[error("the federated token (federated-token, AZURE_FEDERATED_TOKEN) {0}; it cannot be renewed: {renew}", renew = super::pipelines::RENEWABLE_INSTEAD)]
+    FederatedToken(String),
     /// Entra ID refused the request; `hint` says what usually fixes it.
     #[error("Microsoft Entra ID refused the token request ({status} {code}): {description}{}", .hint.map(|h| format!(" — {h}")).unwrap_or_default())]
     Entra {
@@ -170,20 +190,61 @@ fn lifetime_of(expires_in: Option<&serde_json::Value>) -> Duration {
     )
 }
 
-/// Hints for the Entra errors people actually hit.
-fn hint_for(description: &str) -> Option<&'static str> {
-    const HINTS: &[(&str, &str)] = &[
+/// Hints for the Entra errors people actually hit, worded for the way in:
+/// a GitHub job's federated credential names a repository, a pipeline's a
+/// service connection. The first code found in `description` wins, so
+/// longer codes come before their prefixes (AADSTS700213 before AADSTS70021).
+fn hint_for(description: &str, proof: &ClientProof) -> Option<&'static str> {
+    const GITHUB: &[(&str, &str)] = &[
         (
             "AADSTS700213",
             "no federated credential matches this job's subject: add one for the `sub` claim shown (e.g. repo:OWNER/REPO:environment:NAME)",
         ),
         (
-            "AADSTS70021",
-            "no federated credential matches the presented assertion: check issuer, subject and audience",
+            "AADSTS700024",
+            "the GitHub assertion expired; expedite fetches a fresh one per request, so check the runner's clock",
+        ),
+    ];
+    const PIPELINES: &[(&str, &str)] = &[
+        (
+            "AADSTS700213",
+            "no federated credential of the app has this service connection's subject: add one with the subject shown (sc://ORGANIZATION/PROJECT/CONNECTION) and the issuer the service connection's page shows, or save the service connection again to have Azure DevOps add it",
+        ),
+        (
+            "AADSTS700211",
+            "no federated credential of the app has the service connection's issuer (https://vstoken.dev.azure.com/ORGANIZATION-ID, or https://login.microsoftonline.com/TENANT-ID/v2.0 for newer connections): use the issuer the service connection's page shows",
         ),
         (
             "AADSTS700024",
-            "the GitHub assertion expired; expedite fetches a fresh one per request, so check the runner's clock",
+            "the pipeline's OIDC token expired; expedite asks for a fresh one per sign-in, so check the agent's clock",
+        ),
+    ];
+    const FEDERATED_TOKEN: &[(&str, &str)] = &[
+        (
+            "AADSTS700213",
+            "no federated credential of the app has this token's subject: add one with the subject shown and the token's issuer",
+        ),
+        (
+            "AADSTS700024",
+            "the federated token expired (AzureCLI@2's idToken lives ten minutes): give service-connection-id with `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)` so expedite asks the pipeline for fresh ones",
+        ),
+    ];
+    const COMMON: &[(&str, &str)] = &[
+        (
+            "AADSTS700223",
+            "workload identity federation is disabled or restricted in this tenant: ask its administrator to allow it",
+        ),
+        (
+            "AADSTS700238",
+            "workload identity federation is restricted in this tenant for this issuer: ask its administrator to allow it",
+        ),
+        (
+            "AADSTS70025",
+            "the app has no federated identity credentials: add one for the issuer and subject shown",
+        ),
+        (
+            "AADSTS70021",
+            "no federated credential matches the presented assertion: check issuer, subject and audience",
         ),
         (
             "AADSTS7000215",
@@ -206,8 +267,14 @@ fn hint_for(description: &str) -> Option<&'static str> {
             "the resource (ARM endpoint) is not known in this tenant: check arm-endpoint",
         ),
     ];
-    HINTS
+    let specific = match proof {
+        ClientProof::GithubOidc { .. } | ClientProof::Secret(_) => GITHUB,
+        ClientProof::AzurePipelines(_) => PIPELINES,
+        ClientProof::FederatedToken(_) => FEDERATED_TOKEN,
+    };
+    specific
         .iter()
+        .chain(COMMON)
         .find(|(code, _)| description.contains(code))
         .map(|(_, h)| *h)
 }
@@ -259,6 +326,15 @@ impl std::fmt::Debug for TokenProvider {
     }
 }
 
+/// Adds a federated token to the form as the client assertion.
+fn push_assertion(form: &mut Vec<(&str, String)>, assertion: &SecretString) {
+    form.push((
+        "client_assertion_type",
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+    ));
+    form.push(("client_assertion", assertion.expose_secret().to_string()));
+}
+
 /// Refresh this long before a token expires (clock skew, long requests).
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
@@ -272,6 +348,14 @@ impl TokenProvider {
         console: Console,
     ) -> Self {
         let scope = format!("{}/.default", arm_endpoint.as_str().trim_end_matches('/'));
+        // Secrets that came from the environment rather than an input
+        // (inputs are masked as they are read): registered before any
+        // request can echo them.
+        match &identity.proof {
+            ClientProof::AzurePipelines(p) => console.add_mask(p.access_token.expose_secret()),
+            ClientProof::FederatedToken(t) => console.add_mask(t.expose_secret()),
+            ClientProof::Secret(_) | ClientProof::GithubOidc { .. } => {}
+        }
         TokenProvider {
             http,
             authority,
@@ -328,11 +412,22 @@ impl TokenProvider {
                 let assertion = self
                     .github_id_token(request_url, request_token, audience, cancel)
                     .await?;
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion.expose_secret().to_string()));
+                push_assertion(&mut form, &assertion);
+            }
+            ClientProof::AzurePipelines(p) => {
+                let assertion = p
+                    .request_token(&self.http, &self.policy, cancel)
+                    .await
+                    .map_err(AuthError::PipelineOidc)?;
+                // Mask before anything else can print it.
+                self.console.add_mask(assertion.expose_secret());
+                push_assertion(&mut form, &assertion);
+            }
+            ClientProof::FederatedToken(token) => {
+                let now = chrono::Utc::now().timestamp();
+                super::pipelines::check_federated_token(token.expose_secret(), now)
+                    .map_err(AuthError::FederatedToken)?;
+                push_assertion(&mut form, token);
             }
         }
         let url = self
@@ -358,7 +453,7 @@ impl TokenProvider {
                     } else {
                         e.error
                     },
-                    hint: hint_for(&description),
+                    hint: hint_for(&description, &self.identity.proof),
                     description: description.lines().next().unwrap_or_default().to_string(),
                 });
             }
@@ -477,16 +572,46 @@ mod tests {
 
     #[test]
     fn hints_match_aadsts_codes() {
+        let secret = ClientProof::Secret(SecretString::from("s".to_string()));
         assert!(
-            hint_for("AADSTS700213: No matching federated identity record")
-                .unwrap()
-                .contains("subject")
+            hint_for(
+                "AADSTS700213: No matching federated identity record",
+                &secret
+            )
+            .unwrap()
+            .contains("subject")
         );
         assert!(
-            hint_for("AADSTS7000215: Invalid client secret provided")
+            hint_for("AADSTS7000215: Invalid client secret provided", &secret)
                 .unwrap()
                 .contains("secret")
         );
-        assert_eq!(hint_for("something else"), None);
+        assert_eq!(hint_for("something else", &secret), None);
+    }
+
+    #[test]
+    fn a_pipeline_is_told_of_service_connections_not_repositories() {
+        let pipeline = ClientProof::AzurePipelines(crate::azure::pipelines::PipelineOidc {
+            request_uri: url::Url::parse("https://dev.azure.com/o/p/oidctoken").unwrap(),
+            access_token: SecretString::from("sat".to_string()),
+            service_connection_id: "id".into(),
+        });
+        let given = ClientProof::FederatedToken(SecretString::from("t".to_string()));
+        let h = hint_for("AADSTS700213: No matching federated identity record found for presented assertion subject 'sc://o/p/c'", &pipeline).unwrap();
+        assert!(h.contains("sc://") && !h.contains("repo:"), "{h}");
+        let h = hint_for("AADSTS700211: No matching federated identity record found for presented assertion issuer", &pipeline).unwrap();
+        assert!(h.contains("vstoken.dev.azure.com"), "{h}");
+        let h = hint_for(
+            "AADSTS700024: Client assertion is not within its valid time range.",
+            &given,
+        )
+        .unwrap();
+        assert!(h.contains("service-connection-id"), "{h}");
+        // Debug shows neither the access token nor the federated token.
+        let shown = format!("{pipeline:?} {given:?}");
+        assert!(
+            !shown.contains("sat") && shown.contains("FederatedToken(***)"),
+            "{shown}"
+        );
     }
 }

@@ -485,7 +485,8 @@ pub const INPUTS: &[InputSpec] = &[
     input(
         "client-id",
         "Application (client) id of the identity expedite signs in as. With no secret, \
-         GitHub OIDC federation is used (the job needs `permissions: id-token: write`).",
+         GitHub OIDC federation is used (the job needs `permissions: id-token: write`), or in \
+         Azure Pipelines `service-connection-id`.",
     )
     .only(AZURE)
     .env("AZURE_CLIENT_ID"),
@@ -511,6 +512,27 @@ pub const INPUTS: &[InputSpec] = &[
     )
     .default("api://AzureADTokenExchange")
     .only(AZURE),
+    input(
+        "service-connection-id",
+        "Azure Pipelines: the id (a GUID, not the name) of the Azure Resource Manager service \
+         connection with workload identity federation to sign in through. expedite asks the \
+         job's OIDC endpoint (`SYSTEM_OIDCREQUESTURI`) for a token with `System.AccessToken` \
+         (map it: `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`) and exchanges it with \
+         Entra ID, a fresh one each time. AzureCLI@2 and AzurePowerShell@5 set it, and \
+         `client-id` and `tenant-id`, for their scripts. Not used when client-secret or \
+         federated-token is given.",
+    )
+    .only(AZURE)
+    .env("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"),
+    input(
+        "federated-token",
+        "A federated (OIDC) token to present to Entra ID as it is, such as AzureCLI@2's \
+         `$idToken` with `addSpnToEnvironment: true`. It cannot be renewed (AzureCLI@2's lives \
+         ten minutes): prefer `service-connection-id`.",
+    )
+    .only(AZURE)
+    .secret()
+    .env("AZURE_FEDERATED_TOKEN"),
     input(
         "arm-endpoint",
         "Azure Resource Manager endpoint (sovereign clouds, the sandbox).",
