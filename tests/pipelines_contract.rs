@@ -26,15 +26,14 @@ fn step(args: &[&str], extra_env: &[(&str, &str)]) -> Step {
     let temp = tempfile::tempdir().unwrap();
     let work = temp.path().join("s");
     std::fs::create_dir_all(&work).unwrap();
-    for name in ["trx-xunitv3-passed-blame-warning.trx"] {
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/test-results")
-                .join(name),
-            work.join(name),
-        )
-        .unwrap();
-    }
+    let name = "trx-xunitv3-passed-blame-warning.trx";
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/test-results")
+            .join(name),
+        work.join(name),
+    )
+    .unwrap();
     let out = std::process::Command::new(common::exe())
         .args(args)
         .env_clear()
