@@ -265,3 +265,120 @@ fn text_from_outside_starts_no_logging_command() {
         assert!(!f.contains("injected"), "formatting: {f}");
     }
 }
+
+/// A whole canary deploy as a pipeline step (signed in through the
+/// sandbox's service connection): the step's progress bar moves during the
+/// canary, `result` is an output variable a later job reads, and the
+/// summary attached is the deploy's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_deploy_in_a_pipeline_moves_the_steps_progress_and_sets_its_outputs() {
+    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig {
+        swap_duration: std::time::Duration::from_millis(300),
+        build_duration: std::time::Duration::from_millis(200),
+        ..expedite_sandbox::SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = sb.settings();
+    let mut env: Vec<(String, String)> = vec![
+        ("EXPEDITE_ARM_ENDPOINT".into(), s.arm_endpoint.clone()),
+        ("AZURE_AUTHORITY_HOST".into(), s.authority_host.clone()),
+        ("EXPEDITE_RESOLVE".into(), s.resolve_string()),
+        (
+            "EXPEDITE_CA_CERT".into(),
+            s.ca_cert_path.display().to_string(),
+        ),
+        ("AZURE_SUBSCRIPTION_ID".into(), s.subscription_id.clone()),
+    ];
+    env.extend(
+        s.pipelines_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    let s2 = tokio::task::spawn_blocking(move || {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            temp.path().join("app.zip"),
+            expedite_sandbox::demo_package("2.4.1").unwrap(),
+        )
+        .unwrap();
+        let out = std::process::Command::new(common::exe())
+            .args([
+                "deploy",
+                "--app-name",
+                "app-contoso-payments",
+                "--resource-group",
+                "rg-contoso-prod",
+                "--package",
+                "app.zip",
+                "--expected-version",
+                "2.4.1",
+                "--lock",
+                "none",
+                "--check-interval",
+                "200ms",
+                "--canary",
+                "20",
+                "--canary-window",
+                "5s",
+                "--evidence-interval",
+                "250ms",
+                "--probe-rate",
+                "20",
+                "--min-requests",
+                "20",
+                "--verify-window",
+                "1s",
+                "--verify-interval",
+                "250ms",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TF_BUILD", "True")
+            .env("AGENT_TEMPDIRECTORY", temp.path())
+            .envs(env)
+            .current_dir(temp.path())
+            .output()
+            .unwrap();
+        Step {
+            code: out.status.code(),
+            text: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            temp,
+        }
+    })
+    .await
+    .unwrap();
+    sb.shutdown().await;
+    assert_eq!(s2.code, Some(0), "{}", s2.text);
+    let (commands, formatting) = agent_reads(&s2.text);
+    assert!(
+        outputs(&commands)
+            .iter()
+            .any(|(k, v)| k == "result" && v == "promoted"),
+        "{}",
+        s2.text
+    );
+    let bars: Vec<u32> = commands
+        .iter()
+        .filter(|c| c.name == "task.setprogress")
+        .filter_map(|c| c.prop("value").and_then(|v| v.parse().ok()))
+        .collect();
+    assert!(bars.len() >= 2, "{}", s2.text);
+    assert!(bars.iter().all(|v| *v <= 100), "{bars:?}");
+    assert!(
+        formatting.iter().any(|f| f.starts_with("##[group]")),
+        "{formatting:?}"
+    );
+    let summary = commands
+        .iter()
+        .find(|c| c.name == "task.uploadsummary")
+        .map(|c| std::fs::read_to_string(&c.data).unwrap())
+        .unwrap_or_default();
+    assert!(summary.contains("Deployed"), "{summary}");
+    // No GitHub workflow command slipped through.
+    assert!(!s2.text.lines().any(|l| l.starts_with("::")), "{}", s2.text);
+}

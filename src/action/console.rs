@@ -127,6 +127,8 @@ struct ConsoleInner {
     last_progress: Mutex<Option<std::time::Instant>>,
     /// Secret variables declared so far (Pipelines style names each).
     masks: std::sync::atomic::AtomicUsize,
+    /// When the step's progress was last set (Pipelines style).
+    last_setprogress: Mutex<Option<std::time::Instant>>,
 }
 
 /// How often progress becomes a log line where it cannot be a status line
@@ -168,6 +170,7 @@ impl Console {
                 status_shown: std::sync::atomic::AtomicBool::new(false),
                 last_progress: Mutex::new(None),
                 masks: std::sync::atomic::AtomicUsize::new(0),
+                last_setprogress: Mutex::new(None),
             }),
         }
     }
@@ -184,8 +187,32 @@ impl Console {
     /// terminal, one status line rewritten in place; elsewhere (a job's log,
     /// a pipe, `NO_COLOR`), a plain line at most every [`PROGRESS_EVERY`].
     pub fn progress(&self, text: &str) {
+        self.progress_done(text, None);
+    }
+
+    /// [`Console::progress`] that knows how far the wait is (`done`, in
+    /// percent): in a pipeline that also moves the step's progress
+    /// (`##vso[task.setprogress]`), at most every 2 s.
+    pub fn progress_done(&self, text: &str, done: Option<u8>) {
         use std::sync::atomic::Ordering::Relaxed;
         let text = self.inner.secrets.redact(text);
+        if self.inner.style == Style::Pipelines
+            && let Some(done) = done
+            && let Ok(mut last) = self.inner.last_setprogress.lock()
+        {
+            let now = std::time::Instant::now();
+            if last.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(2)) {
+                *last = Some(now);
+                self.write_log(&format!(
+                    "{}\n",
+                    vso::command(
+                        "task.setprogress",
+                        &[("value", done.min(100).to_string())],
+                        text.lines().next().unwrap_or_default(),
+                    )
+                ));
+            }
+        }
         if self.inner.style == Style::Cli && self.inner.status_line.load(Relaxed) {
             // Carriage return and erase-line: the line is rewritten, never
             // scrolled; no colour is involved.
@@ -609,6 +636,29 @@ pub(crate) mod tests {
         assert_eq!(lines[3], "##[debug]#\u{2060}#[error]not an error");
         assert_eq!(lines[4], "##[endgroup]");
         assert_eq!(lines[5], "##vso[task.logissue type=warning;]T: careful");
+    }
+
+    #[test]
+    fn pipelines_progress_moves_the_steps_bar_at_most_every_two_seconds() {
+        let (c, out, _) = capture(Style::Pipelines);
+        c.progress_done("canary 10 %: 30 s of 300 s ##vso[x]", Some(10));
+        c.progress_done("canary 10 %: 31 s of 300 s", Some(11));
+        c.progress_done("no figure", None);
+        let text = out.text();
+        let bars: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("##vso[task.setprogress"))
+            .collect();
+        assert_eq!(
+            bars,
+            ["##vso[task.setprogress value=10;]canary 10 %AZP25: 30 s of 300 s ##vso[x]"],
+            "{text}"
+        );
+        // The plain line (one per 15 s) is inert as always.
+        assert!(
+            text.contains("canary 10 %: 30 s of 300 s ##\u{2060}vso[x]"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ struct Fields {
     extra: String,
     /// `progress = true`: a status update, not a log line.
     progress: bool,
+    /// `done = N`: how far the wait is, in percent (a pipeline's progress).
+    done: Option<u8>,
 }
 
 impl Visit for Fields {
@@ -76,6 +78,8 @@ impl Visit for Fields {
     fn record_u64(&mut self, field: &Field, value: u64) {
         if field.name() == "line" {
             self.line = u32::try_from(value).ok();
+        } else if field.name() == "done" {
+            self.done = u8::try_from(value.min(100)).ok();
         } else {
             let _ = write!(self.extra, " {}={value}", field.name());
         }
@@ -136,7 +140,7 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
                 };
                 self.console.annotate(l, &a);
             }
-            TLevel::INFO if f.progress => self.console.progress(&message),
+            TLevel::INFO if f.progress => self.console.progress_done(&message, f.done),
             TLevel::INFO => self.console.info(&message),
             _ => self.console.debug(&message),
         }

@@ -216,6 +216,7 @@ impl Probe {
                 let elapsed = started.elapsed().as_secs();
                 tracing::info!(
                     progress = true,
+                    done = u64::from(100 * attempt / attempts),
                     "{host}: check {attempt} of {attempts} · {elapsed} s, at most {} s left · {said}",
                     schedule.timeout.as_secs().saturating_sub(elapsed)
                 );

@@ -342,7 +342,9 @@ impl Watch {
             // console turns it into a status line, or a log line every 15 s).
             if last_progress.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(2)) {
                 last_progress = Some(Instant::now());
-                tracing::info!(progress = true, "{}", self.progress(percent, window));
+                let done = (100.0 * self.step_started.elapsed().as_secs_f64() / window.max(1e-9))
+                    .clamp(0.0, 100.0) as u64;
+                tracing::info!(progress = true, done, "{}", self.progress(percent, window));
             }
             let mut tripped = None;
             let origin = self.started;

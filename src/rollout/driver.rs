@@ -589,6 +589,8 @@ impl<T: Target> Rollout<T> {
             } else {
                 tracing::info!(
                     progress = true,
+                    done = (100 * waited.as_millis() / self.plan.lock_wait.as_millis().max(1))
+                        .min(100) as u64,
                     "{what}; waiting · {} s, at most {} s left",
                     waited.as_secs(),
                     self.plan.lock_wait.saturating_sub(waited).as_secs()
@@ -701,6 +703,9 @@ impl<T: Target> Rollout<T> {
                 last_progress = Some(Instant::now());
                 tracing::info!(
                     progress = true,
+                    done = (100 * started.elapsed().as_millis()
+                        / self.plan.verify_window.as_millis().max(1))
+                    .min(100) as u64,
                     "verify production: {:.0} s of {} s · {checks} check(s), each healthy on {want}",
                     started.elapsed().as_secs_f64(),
                     self.plan.verify_window.as_secs()

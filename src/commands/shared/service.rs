@@ -329,11 +329,14 @@ pub async fn take(
             holder,
             waited,
             at_most,
-        } => console.progress(&format!(
-            "{name}: waiting for {holder} to finish · {} s, at most {} s left",
-            waited.as_secs(),
-            at_most.saturating_sub(waited).as_secs()
-        )),
+        } => console.progress_done(
+            &format!(
+                "{name}: waiting for {holder} to finish · {} s, at most {} s left",
+                waited.as_secs(),
+                at_most.saturating_sub(waited).as_secs()
+            ),
+            u8::try_from((100 * waited.as_millis() / at_most.as_millis().max(1)).min(100)).ok(),
+        ),
     })
     .await
     .map_err(|e| match e {
