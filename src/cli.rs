@@ -74,7 +74,12 @@ fn value_name(name: &str) -> &'static str {
         "arm-endpoint" | "authority-host" | "prometheus-url" | "slack-webhook-url"
         | "teams-webhook-url" | "pagerduty-url" | "oidc-audience" => "URL",
         "subscription-id" | "tenant-id" | "client-id" | "app-id" => "ID",
-        "github-token" | "client-secret" | "prometheus-token" | "pagerduty-routing-key" => "SECRET",
+        "service-connection-id" => "GUID",
+        "github-token"
+        | "client-secret"
+        | "prometheus-token"
+        | "pagerduty-routing-key"
+        | "federated-token" => "SECRET",
         "azure-credentials" => "JSON",
         "version" | "expected-version" | "to-version" => "VERSION",
         "app-name" | "resource-group" | "container" | "slot" | "environment" | "scenario" => "NAME",

@@ -266,20 +266,9 @@ fn text_from_outside_starts_no_logging_command() {
     }
 }
 
-/// A whole canary deploy as a pipeline step (signed in through the
-/// sandbox's service connection): the step's progress bar moves during the
-/// canary, `result` is an output variable a later job reads, and the
-/// summary attached is the deploy's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_canary_deploy_in_a_pipeline_moves_the_steps_progress_and_sets_its_outputs() {
-    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig {
-        swap_duration: std::time::Duration::from_millis(300),
-        build_duration: std::time::Duration::from_millis(200),
-        ..expedite_sandbox::SandboxConfig::default()
-    })
-    .await
-    .unwrap();
-    let s = sb.settings();
+/// The sandbox's settings for a pipeline step signed in through its
+/// service connection.
+fn sandbox_step_env(s: &expedite_sandbox::Settings) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("EXPEDITE_ARM_ENDPOINT".into(), s.arm_endpoint.clone()),
         ("AZURE_AUTHORITY_HOST".into(), s.authority_host.clone()),
@@ -295,6 +284,86 @@ async fn a_canary_deploy_in_a_pipeline_moves_the_steps_progress_and_sets_its_out
             .into_iter()
             .map(|(k, v)| (k.to_string(), v)),
     );
+    env
+}
+
+/// A reason is text from outside: a hostile one is shown, and acted on
+/// never — not as a logging command, not in the summary's file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_rollback_reason_is_shown_and_inert() {
+    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let env = sandbox_step_env(&sb.settings());
+    let reason = "##vso[task.setvariable variable=injected;isoutput=true]1 ok\r##[error]injected ##vso[task.complete result=Failed]injected";
+    let reason = reason.replace("\\r", "\r");
+    let out = tokio::task::spawn_blocking(move || {
+        let temp = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(common::exe())
+            .args([
+                "rollback",
+                "--services",
+                "app-contoso-payments",
+                "--resource-group",
+                "rg-contoso-prod",
+                "--to-version",
+                "2.4.0",
+                "--lock",
+                "none",
+                "--reason",
+                &reason,
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TF_BUILD", "True")
+            .env("AGENT_TEMPDIRECTORY", temp.path())
+            .envs(env)
+            .current_dir(temp.path())
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+    .await
+    .unwrap();
+    sb.shutdown().await;
+    assert!(out.contains("injected"), "the reason is shown:\n{out}");
+    let (commands, formatting) = agent_reads(&out);
+    for c in &commands {
+        assert!(
+            !c.data.contains("injected") && c.props.iter().all(|(_, v)| v != "injected"),
+            "acted on: {c:?}"
+        );
+    }
+    assert!(
+        formatting.iter().all(|f| !f.contains("injected")),
+        "{formatting:?}"
+    );
+    assert!(
+        outputs(&commands)
+            .iter()
+            .any(|(k, v)| k == "result" && v == "unchanged"),
+        "{out}"
+    );
+}
+
+/// A whole canary deploy as a pipeline step (signed in through the
+/// sandbox's service connection): the step's progress bar moves during the
+/// canary, `result` is an output variable a later job reads, and the
+/// summary attached is the deploy's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_deploy_in_a_pipeline_moves_the_steps_progress_and_sets_its_outputs() {
+    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig {
+        swap_duration: std::time::Duration::from_millis(300),
+        build_duration: std::time::Duration::from_millis(200),
+        ..expedite_sandbox::SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = sandbox_step_env(&sb.settings());
     let s2 = tokio::task::spawn_blocking(move || {
         let temp = tempfile::tempdir().unwrap();
         std::fs::write(
