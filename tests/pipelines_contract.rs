@@ -451,3 +451,34 @@ async fn a_canary_deploy_in_a_pipeline_moves_the_steps_progress_and_sets_its_out
     // No GitHub workflow command slipped through.
     assert!(!s2.text.lines().any(|l| l.starts_with("::")), "{}", s2.text);
 }
+
+/// The manifest the ordered-deploy example writes out in its header is one
+/// `expedite plan` accepts, in the stages the example describes.
+#[test]
+fn the_ordered_deploy_examples_manifest_plans() {
+    let yml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure-pipelines/ordered-deploy.yml"),
+    )
+    .unwrap();
+    let manifest: String = yml
+        .lines()
+        .skip_while(|l| *l != "#   version: 1")
+        .take_while(|l| l.starts_with('#') && *l != "#")
+        .map(|l| format!("{}\n", l.trim_start_matches('#').get(3..).unwrap_or("")))
+        .collect();
+    assert!(manifest.contains("static-web-apps"), "{manifest}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yml"), &manifest).unwrap();
+    let out = std::process::Command::new(common::exe())
+        .args(["plan", "--manifest", "m.yml"])
+        .env_clear()
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{manifest}");
+    assert!(
+        stdout.contains(r#"stages=[["payment-api","notification-service"],["frontend"]]"#),
+        "{stdout}"
+    );
+}
