@@ -551,5 +551,16 @@ async fn a_dry_run_of_the_manifest_previews_every_service_and_changes_nothing() 
         "{}",
         r.all_text()
     );
+
+    // The payment API's package missing: it would stop, and the front end,
+    // which waits for it, would never start.
+    let job = deploy_job(&s, "2.4.1").input("dry-run", "true");
+    std::fs::remove_file(job.workspace().join("payments.zip")).unwrap();
+    let (_job, r) = run(job).await;
+    assert_eq!(r.code, 1, "{}", r.all_text());
+    let outcome = services(&r);
+    assert_eq!(outcome["payment-api"], "would-stop", "{outcome}");
+    assert_eq!(outcome["frontend"], "would-skip", "{outcome}");
+    assert_eq!(outcome["notification-service"], "would-deploy", "{outcome}");
     sb.shutdown().await;
 }

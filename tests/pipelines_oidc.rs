@@ -109,12 +109,12 @@ async fn dry_run(sb: &Sandbox, vars: &[(&str, &str)]) -> Step {
 }
 
 /// Lines that show `secret` other than the agent's own secret-variable
-/// declaration (`##vso[task.setvariable …;issecret=true]`), which the agent
+/// registration (`##vso[task.setsecret]…`), which the agent
 /// consumes and never shows.
 fn shown<'a>(text: &'a str, secret: &str) -> Vec<&'a str> {
     text.lines()
         .filter(|l| l.contains(secret))
-        .filter(|l| !(l.starts_with("##vso[task.setvariable ") && l.contains("issecret=true")))
+        .filter(|l| !l.starts_with("##vso[task.setsecret]"))
         .collect()
 }
 

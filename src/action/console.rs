@@ -125,8 +125,6 @@ struct ConsoleInner {
     /// When the last progress line was printed (plain lines: at most one
     /// every [`PROGRESS_EVERY`]).
     last_progress: Mutex<Option<std::time::Instant>>,
-    /// Secret variables declared so far (Pipelines style names each).
-    masks: std::sync::atomic::AtomicUsize,
     /// When the step's progress was last set (Pipelines style).
     last_setprogress: Mutex<Option<std::time::Instant>>,
 }
@@ -169,7 +167,6 @@ impl Console {
                 status_line: std::sync::atomic::AtomicBool::new(false),
                 status_shown: std::sync::atomic::AtomicBool::new(false),
                 last_progress: Mutex::new(None),
-                masks: std::sync::atomic::AtomicUsize::new(0),
                 last_setprogress: Mutex::new(None),
             }),
         }
@@ -291,23 +288,12 @@ impl Console {
             }
             Style::Pipelines => {
                 for part in added {
-                    // A secret variable is how a pipeline masks a value; the
-                    // agent consumes the line and never shows it.
-                    let n = self
-                        .inner
-                        .masks
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.write_log(&format!(
-                        "{}\n",
-                        vso::command(
-                            "task.setvariable",
-                            &[
-                                ("variable", format!("expedite.mask.{n}")),
-                                ("issecret", "true".into()),
-                            ],
-                            &part,
-                        )
-                    ));
+                    // `task.setsecret` only registers the value for masking;
+                    // the agent consumes the line and never shows it. Not a
+                    // secret *variable* (`setvariable …;issecret=true`): that
+                    // would hand every later step of the job the value — an
+                    // ARM token among them — as `$(name)` and `SECRET_*`.
+                    self.write_log(&format!("{}\n", vso::command("task.setsecret", &[], &part)));
                 }
             }
             Style::Cli => {}
@@ -401,10 +387,12 @@ impl Console {
                             }
                         }
                         // No title in a pipeline's issue: it leads the message.
-                        let message = match &a.title {
+                        // Inert too: the agent writes the issue back into the
+                        // log as `##[error]…` with its line breaks decoded.
+                        let message = vso::inert(&match &a.title {
                             Some(t) => format!("{t}: {}", a.message),
                             None => a.message.clone(),
-                        };
+                        });
                         self.write_log(&format!(
                             "{}\n",
                             vso::command("task.logissue", &props, &message)
@@ -621,10 +609,7 @@ pub(crate) mod tests {
         let text = out.text();
         assert_eq!(err.text(), "", "one ordered stream");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "##vso[task.setvariable variable=expedite.mask.0;issecret=true;]s3cr3t"
-        );
+        assert_eq!(lines[0], "##vso[task.setsecret]s3cr3t");
         assert!(
             lines[1].starts_with("##[group]deploy ##\u{2060}vso["),
             "{text}"

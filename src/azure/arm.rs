@@ -436,7 +436,17 @@ impl Arm {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
             {
-                Some(next) => url = next_url(&self.endpoint, next, api_version)?,
+                Some(next) => {
+                    let next = next_url(&self.endpoint, next, api_version)?;
+                    // A page that links to itself would loop to the bound.
+                    if next == url {
+                        return Err(ArmError::BadAnswer {
+                            what: Redacted(&url).to_string(),
+                            detail: "its nextLink points at the page itself".into(),
+                        });
+                    }
+                    url = next;
+                }
                 None => return Ok(items),
             }
         }

@@ -415,10 +415,7 @@ impl TokenProvider {
                 push_assertion(&mut form, &assertion);
             }
             ClientProof::AzurePipelines(p) => {
-                let assertion = p
-                    .request_token(&self.http, &self.policy, cancel)
-                    .await
-                    .map_err(AuthError::PipelineOidc)?;
+                let assertion = p.request_token(&self.http, &self.policy, cancel).await?;
                 // Mask before anything else can print it.
                 self.console.add_mask(assertion.expose_secret());
                 push_assertion(&mut form, &assertion);

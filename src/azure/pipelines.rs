@@ -75,7 +75,8 @@ impl PipelineOidc {
         client: &reqwest::Client,
         policy: &RetryPolicy,
         cancel: &Cancel,
-    ) -> Result<SecretString, String> {
+    ) -> Result<SecretString, super::auth::AuthError> {
+        use super::auth::AuthError;
         let url = self.request_url();
         let result = http::send_limited(
             || {
@@ -100,32 +101,39 @@ impl PipelineOidc {
                 location: r.header("location").map(str::to_string),
                 body: r.bytes,
             },
-            Err(HttpError::Status { status, body, .. }) => Answer {
-                status: status.as_u16(),
-                content_type: None,
-                location: None,
-                body: body.into_bytes(),
-            },
+            // A refusal is read for what to fix; 429 and 5xx (after the
+            // retries) are the service being unavailable, as below.
+            Err(HttpError::Status { status, body, .. })
+                if status.as_u16() != 429 && status.as_u16() < 500 =>
+            {
+                Answer {
+                    status: status.as_u16(),
+                    content_type: None,
+                    location: None,
+                    body: body.into_bytes(),
+                }
+            }
             Err(HttpError::TooLarge { limit, .. }) => {
-                return Err(format!(
+                return Err(AuthError::PipelineOidc(format!(
                     "the pipeline's OIDC endpoint answered more than {} KiB, far more than a token; check SYSTEM_OIDCREQUESTURI is the job's System.OidcRequestUri",
                     limit >> 10
-                ));
+                )));
             }
-            Err(e) => {
-                return Err(format!(
-                    "the pipeline's OIDC endpoint could not be reached: {e}"
-                ));
-            }
+            // Unreachable, throttled, failing or cancelled: typed, so the
+            // rollout waits and retries (a restore above all) instead of
+            // calling it a refused sign-in.
+            Err(e) => return Err(AuthError::Http(e)),
         };
         answer
             .read(&self.service_connection_id)
             .map(SecretString::from)
+            .map_err(AuthError::PipelineOidc)
     }
 }
 
-/// The token service's answer, as read off the wire.
-#[derive(Debug, Clone)]
+/// The token service's answer, as read off the wire (no `Debug`: a 200's
+/// body is a token).
+#[derive(Clone)]
 pub struct Answer {
     /// HTTP status.
     pub status: u16,
@@ -348,6 +356,36 @@ mod tests {
         );
         // Debug never shows the access token.
         assert!(!format!("{p:?}").contains("sat"));
+    }
+
+    /// An endpoint that cannot be reached is the service being unavailable
+    /// (typed: the rollout waits and retries, a restore above all), never a
+    /// refused sign-in.
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_unavailable_not_refused() {
+        crate::http::install_crypto_provider();
+        // A port nothing listens on: connection refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let p = PipelineOidc {
+            request_uri: url::Url::parse(&format!("https://127.0.0.1:{port}/oidctoken")).unwrap(),
+            access_token: SecretString::from("sat".to_string()),
+            service_connection_id: SC.into(),
+        };
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(2),
+            budget: std::time::Duration::from_secs(2),
+        };
+        let e = p
+            .request_token(&reqwest::Client::new(), &policy, &Cancel::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, super::super::auth::AuthError::Http(_)), "{e:?}");
     }
 
     #[test]

@@ -75,6 +75,10 @@
 //! `max_silence`; empty batches add no evidence (they can never trip).
 //! Batches that start inside the warm-up are ignored by the statistics.
 //! Crossing uses a 1e-9 slack (`2·ln 10 = ln 100` must trip at α = 1 %).
+/// Baseline requests the canary's requests must make expected before a
+/// baseline that counts none is a hole (see [`Breaker::set_canary_share`]).
+pub const HOLE_EXPECTED: f64 = 8.0;
+
 pub mod cusum;
 pub mod sim;
 pub mod split;
@@ -494,6 +498,11 @@ pub struct Breaker {
     /// request (an empty or stale series reads as a zero increment) —
     /// once the series had been seen; `None` while the baseline counts.
     unheard_since: Option<f64>,
+    /// Canary requests counted since `unheard_since`.
+    unheard_canary: u64,
+    /// The canary's share of the traffic in this step (`set_canary_share`):
+    /// how many baseline requests its requests make expected.
+    canary_share: f64,
     /// The longest such stretch in this step.
     step_baseline_gap: f64,
     /// How the baseline's failures clump (tempers every test's evidence).
@@ -549,6 +558,8 @@ impl Breaker {
             last_canary: 0.0,
             baseline_seen: false,
             unheard_since: None,
+            unheard_canary: 0,
+            canary_share: 0.1,
             step_baseline_gap: 0.0,
             clumping: Clumping::default(),
             grouping: Grouping::default(),
@@ -586,13 +597,20 @@ impl Breaker {
         // canary counts requests and the baseline none, and it is timed
         // from the first batch in which it did (a quiet spell on both arms
         // is not one).
+        // It counts only once the canary's requests since then make a
+        // baseline request all but certain (at a high step and low traffic
+        // the baseline is quiet for minutes and is not missing).
         self.baseline_seen |= b.baseline.is_some();
         if base.is_some_and(|(n_b, _)| n_b > 0) {
             self.unheard_since = None;
-        } else if self.baseline_seen && n_c > 0 && self.unheard_since.is_none() {
-            self.unheard_since = Some(b.start);
+            self.unheard_canary = 0;
+        } else if self.baseline_seen && n_c > 0 {
+            self.unheard_since.get_or_insert(b.start);
+            self.unheard_canary += n_c;
         }
-        if let Some(since) = self.unheard_since {
+        if let Some(since) = self.unheard_since
+            && self.hole_is_real()
+        {
             self.step_baseline_gap = self.step_baseline_gap.max(b.end - since);
         }
         add(&mut self.canary, &b.canary);
@@ -741,9 +759,28 @@ impl Breaker {
     pub fn begin_step(&mut self, at: f64) {
         self.step_start = at;
         self.step_requests = 0;
-        self.step_baseline_gap = self
-            .unheard_since
-            .map_or(0.0, |since| (at - since).max(0.0));
+        self.step_baseline_gap = match self.unheard_since {
+            Some(since) if self.hole_is_real() => (at - since).max(0.0),
+            _ => 0.0,
+        };
+    }
+
+    /// The canary's share of the traffic from now on (a step's weight,
+    /// 0–1): with it, how many baseline requests the canary's make
+    /// expected. Default 0.1.
+    pub fn set_canary_share(&mut self, share: f64) {
+        if share.is_finite() {
+            self.canary_share = share.clamp(0.001, 0.999);
+        }
+    }
+
+    /// True when the canary counted so many requests since the baseline's
+    /// last that the baseline, had it been counting, would all but surely
+    /// have counted one: [`HOLE_EXPECTED`] expected (P(none) = e^-8 ≈ 0.03 %,
+    /// small even summed over the many stretches of a long quiet step).
+    fn hole_is_real(&self) -> bool {
+        let ratio = (1.0 - self.canary_share) / self.canary_share;
+        self.unheard_canary as f64 * ratio >= HOLE_EXPECTED
     }
 
     /// PASS iff not tripped, the window has elapsed since the step started and
@@ -759,7 +796,10 @@ impl Breaker {
         if self.tripped.is_some() {
             return Judgement::Continue;
         }
-        let open = self.unheard_since.map_or(0.0, |since| now - since);
+        let open = match self.unheard_since {
+            Some(since) if self.hole_is_real() => now - since,
+            _ => 0.0,
+        };
         let gap = self.step_baseline_gap.max(open);
         if gap >= self.settings.max_silence - SLACK {
             return Judgement::Inconclusive(format!(

@@ -719,3 +719,70 @@ fn a_bad_canary_whose_failures_clump_is_still_rolled_back() {
     times.sort_by(f64::total_cmp);
     assert!(times[50] <= 60.0, "median {} s: {times:?}", times[50]);
 }
+
+/// At a high step with little traffic the baseline is quiet for minutes
+/// and is not missing: 100 seeded 10-minute watches of a good canary at a
+/// 90 % step, 6 requests a minute in all (the baseline gets one every
+/// 100 s on average), `min_requests` 20. None ends inconclusive for a
+/// "missing" baseline (before the canary's share was known, about 30 % of
+/// 120-s stretches would have). A dead baseline at that step is still a
+/// hole once the canary's requests make a baseline request all but certain.
+#[test]
+fn a_quiet_baseline_at_a_high_step_is_not_missing() {
+    let settings = Settings {
+        min_requests: 20,
+        ..Settings::default()
+    };
+    let mut seed: u64 = 0x90_57e9;
+    let mut uniform = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut missing = 0;
+    for _ in 0..100 {
+        let mut b = Breaker::new(settings.clone()).unwrap();
+        // Seen at the first step (10 %), then the 90 % step.
+        b.observe(&batch(0.0, 1.0, canary(1, 0), Some(canary(9, 0))));
+        b.set_canary_share(0.9);
+        b.begin_step(1.0);
+        for s in 1..601usize {
+            let t = s as f64;
+            // 0.1 req/s in all: 0.09 canary, 0.01 baseline, Bernoulli per second.
+            let n_c = u64::from(uniform() < 0.09);
+            let n_b = u64::from(uniform() < 0.01);
+            b.observe(&batch(t, t + 1.0, canary(n_c, 0), Some(canary(n_b, 0))));
+            match b.judge(t + 1.0, 600.0) {
+                Judgement::Inconclusive(why) if why.contains("baseline's series was missing") => {
+                    missing += 1;
+                    break;
+                }
+                Judgement::Continue => {}
+                _ => break,
+            }
+        }
+    }
+    assert!(
+        missing <= 2,
+        "{missing} of 100 quiet baselines called missing"
+    );
+
+    // The same step with the baseline dead: still a hole.
+    let mut b = Breaker::new(settings).unwrap();
+    b.observe(&batch(0.0, 1.0, canary(1, 0), Some(canary(9, 0))));
+    b.set_canary_share(0.9);
+    b.begin_step(1.0);
+    let verdict = (1..2000usize).find_map(|s| {
+        let t = s as f64;
+        b.observe(&batch(t, t + 1.0, canary(1, 0), Some(canary(0, 0))));
+        match b.judge(t + 1.0, 3000.0) {
+            Judgement::Continue => None,
+            other => Some(other),
+        }
+    });
+    assert!(
+        matches!(&verdict, Some(Judgement::Inconclusive(why)) if why.contains("baseline's series was missing")),
+        "{verdict:?}"
+    );
+}

@@ -86,9 +86,15 @@ pub(super) fn azure_config(r: &mut Resolver<'_>, env: &Env) -> Option<AzureConfi
                     .filter(|v| !v.is_empty())
                     .map(str::to_string)
             };
+            // The connection's client id only for the connection's own
+            // proofs: a client secret is another identity's, and the
+            // connection's id beside it would make Entra blame the secret.
+            // (The tenant is the organisation's either way.)
+            let connection = raw.get("client-secret").is_none();
+            let from_connection = |var: &str| connection.then(|| from_task(var)).flatten();
             let [client, tenant, subscription] = ids;
             let ids = [
-                client.or_else(|| from_task("AZURESUBSCRIPTION_CLIENT_ID")),
+                client.or_else(|| from_connection("AZURESUBSCRIPTION_CLIENT_ID")),
                 tenant.or_else(|| from_task("AZURESUBSCRIPTION_TENANT_ID")),
                 subscription,
             ];
@@ -404,6 +410,10 @@ mod tests {
         let c = sign_in(&vars).unwrap();
         assert_eq!(c.identity.client_id, "given-client");
         assert!(matches!(c.identity.proof, ClientProof::Secret(_)));
+        // A secret without its client id does not borrow the connection's.
+        vars.retain(|(k, _)| *k != "AZURE_CLIENT_ID");
+        let e = problems(&sign_in(&vars).unwrap_err());
+        assert!(e.contains("client-id"), "{e}");
     }
 
     #[test]

@@ -323,6 +323,7 @@ impl Watch {
         self.step_started = Instant::now();
         let at = self.secs(self.step_started);
         for f in &mut self.feeds {
+            f.breaker.set_canary_share(f64::from(percent) / 100.0);
             f.breaker.begin_step(at);
             f.begin_step();
         }

@@ -287,6 +287,29 @@ async fn run_manifest(
         for name in stage {
             let Some(s) = m.service(name) else { continue };
             let version = super::multi::service_version(config, s);
+            // What depends on a service that would stop never starts.
+            if let Some(dep) = s.depends_on.iter().find(|d| {
+                matches!(
+                    outcomes.get(d.as_str()).copied(),
+                    Some("would-stop" | "would-skip")
+                )
+            }) {
+                outcomes.insert(s.name.clone(), "would-skip");
+                let _ = writeln!(
+                    md,
+                    "**{}** {} — would not start: {} would not be verified\n",
+                    md_cell(&s.name),
+                    md_cell(&version),
+                    md_cell(dep)
+                );
+                ctx.console.info(&format!(
+                    "dry run, stage {}: {} {} — would not start: {dep} would not be verified",
+                    i + 1,
+                    s.name,
+                    version
+                ));
+                continue;
+            }
             let (heading, body, outcome) = match platforms::place_of_service(s, &subscription) {
                 None => {
                     let ServicePlatform::Command {
@@ -336,20 +359,26 @@ async fn run_manifest(
                             production_host: String::new(),
                             steps: Vec::new(),
                         },
-                        (Some(clients), Ok(plan)) => {
-                            let what = service_build(s, &version);
-                            let mut p = preview(ctx, clients, &place, &plan, what).await;
-                            // A package that is not there stops the deploy
-                            // before any change, as the real one would.
-                            if p.stop.is_none()
-                                && let Err(e) =
-                                    platforms::stage_service(s, &version, &mut plan.clone()).await
-                            {
-                                p.proceeds = false;
-                                p.stop =
-                                    Some(format!("the deploy would stop before any change: {e}"));
+                        (Some(clients), Ok(mut plan)) => {
+                            // The build is staged into the plan first, as the
+                            // real deploy does: a package that is not there
+                            // stops it, and preflight sees what it will upload.
+                            match platforms::stage_service(s, &version, &mut plan).await {
+                                Err(e) => Preview {
+                                    proceeds: false,
+                                    already: false,
+                                    stop: Some(format!(
+                                        "the deploy would stop before any change: {e}"
+                                    )),
+                                    previous: None,
+                                    production_host: String::new(),
+                                    steps: Vec::new(),
+                                },
+                                Ok(()) => {
+                                    let what = service_build(s, &version);
+                                    preview(ctx, clients, &place, &plan, what).await
+                                }
                             }
-                            p
                         }
                     };
                     let previous = p.previous.as_deref().unwrap_or("an unknown version");
