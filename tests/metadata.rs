@@ -132,3 +132,55 @@ fn every_secret_input_has_an_environment_variable() {
         );
     }
 }
+
+/// The docs and examples name the major tag the release workflow moves for
+/// the version in `Cargo.toml` (`v0` for 0.x.y), or a commit SHA: a copied
+/// `uses: expedite-dev/expedite@v1` would not resolve while releases are
+/// 0.x.
+#[test]
+fn docs_name_the_major_tag_the_release_moves() {
+    let major = format!(
+        "v{}",
+        env!("CARGO_PKG_VERSION").split('.').next().unwrap_or("0")
+    );
+    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        release.contains(r#"major="v${VERSION%%.*}""#),
+        "release.yml no longer moves v<major>: update this test with it"
+    );
+    let mut files = vec![root().join("README.md")];
+    let mut dirs = vec![root().join("examples"), root().join("docs")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if !p.ends_with("node_modules") {
+                    dirs.push(p);
+                }
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "md" || x == "yml" || x == "yaml")
+            {
+                files.push(p);
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for (i, _) in text.match_indices("expedite-dev/expedite@") {
+            let r: String = text[i + "expedite-dev/expedite@".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .collect();
+            seen += 1;
+            let sha = r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit());
+            if r != major && !sha && r != "vX.Y.Z" {
+                wrong.push(format!("{}: @{r}", f.display()));
+            }
+        }
+    }
+    assert!(seen >= 5, "no references found: {files:?}");
+    assert!(wrong.is_empty(), "expected @{major}: {wrong:#?}");
+}
