@@ -216,7 +216,7 @@ fn app_key(v: &str) -> Result<SecretString, ValueError> {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n";
-    jsonwebtoken::EncodingKey::from_rsa_pem(text.as_bytes()).map_err(|_| ValueError {
+    crate::github::auth::app_key(&text).map_err(|_| ValueError {
         problem: "is not an RSA private key in PEM".into(),
         accepted: "the App's private key exactly as GitHub generated it \
                    (-----BEGIN RSA PRIVATE KEY----- …)"

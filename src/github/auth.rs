@@ -54,23 +54,52 @@ struct Claims<'a> {
     iss: &'a str,
 }
 
-/// Signs the App's JWT: `iat` = now − 60 s, `exp` = now + 540 s.
+/// Reads the App's RSA private key: PKCS#1 (`BEGIN RSA PRIVATE KEY`, what
+/// GitHub generates) or PKCS#8 (`BEGIN PRIVATE KEY`).
+pub fn app_key(key_pem: &str) -> Result<ring::rsa::KeyPair, String> {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("no private key in the PEM text ({e})"))?;
+    let key = match &der {
+        PrivateKeyDer::Pkcs1(k) => ring::rsa::KeyPair::from_der(k.secret_pkcs1_der()),
+        PrivateKeyDer::Pkcs8(k) => ring::rsa::KeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        _ => return Err("the key is not an RSA key".into()),
+    };
+    key.map_err(|e| format!("the RSA key is not usable ({e})"))
+}
+
+/// Signs the App's JWT (RS256): `iat` = now − 60 s, `exp` = now + 540 s.
+/// Signed by ring, whose RSA is constant-time (the `rsa` crate's is not:
+/// RUSTSEC-2023-0071, ADR 2).
 pub fn app_jwt(app_id: &str, key_pem: &str) -> Result<SecretString, AuthError> {
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes())
-        .map_err(|e| AuthError::BadKey(e.to_string()))?;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let key = app_key(key_pem).map_err(AuthError::BadKey)?;
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         iat: now - 60,
         exp: now + 540,
         iss: app_id,
     };
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-        &claims,
-        &key,
+    let claims = serde_json::to_vec(&claims).map_err(|e| AuthError::BadKey(e.to_string()))?;
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let mut signature = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
     )
-    .map_err(|e| AuthError::BadKey(e.to_string()))?;
-    Ok(SecretString::from(jwt))
+    .map_err(|_| AuthError::BadKey("signing with the App's key failed".into()))?;
+    Ok(SecretString::from(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    )))
 }
 
 #[derive(Deserialize)]
