@@ -8,35 +8,42 @@
 
 use std::fmt::Write as _;
 
-/// Escapes a command's data part: `%`, CR and LF.
-pub fn escape_data(s: &str) -> String {
+/// Replaces each character `map` names, in one pass (so a replacement is
+/// never escaped again). Shared with [`super::vso`], whose agent escapes
+/// differently.
+pub(crate) fn escape_chars(s: &str, map: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '\r' => out.push_str("%0D"),
-            '\n' => out.push_str("%0A"),
-            c => out.push(c),
+        match map(c) {
+            Some(r) => out.push_str(r),
+            None => out.push(c),
         }
     }
     out
 }
 
+/// Escapes a command's data part: `%`, CR and LF.
+pub fn escape_data(s: &str) -> String {
+    escape_chars(s, escape_data_char)
+}
+
 /// Escapes a property value: the data escapes plus `:` and `,`, which would
 /// otherwise end the property list or split it.
 pub fn escape_property(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '\r' => out.push_str("%0D"),
-            '\n' => out.push_str("%0A"),
-            ':' => out.push_str("%3A"),
-            ',' => out.push_str("%2C"),
-            c => out.push(c),
-        }
+    escape_chars(s, |c| match c {
+        ':' => Some("%3A"),
+        ',' => Some("%2C"),
+        c => escape_data_char(c),
+    })
+}
+
+fn escape_data_char(c: char) -> Option<&'static str> {
+    match c {
+        '%' => Some("%25"),
+        '\r' => Some("%0D"),
+        '\n' => Some("%0A"),
+        _ => None,
     }
-    out
 }
 
 /// Annotation level, as the runner names the commands.

@@ -18,36 +18,31 @@
 
 use std::fmt::Write as _;
 
+use super::escape::escape_chars;
+
 /// Escapes a logging command's data: `%`, CR and LF (task-lib's
 /// `escapedata`).
 pub fn escape_data(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%AZP25"),
-            '\r' => out.push_str("%0D"),
-            '\n' => out.push_str("%0A"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape_chars(s, data_char)
 }
 
 /// Escapes a property value: the data escapes plus `;` (ends a property)
 /// and `]` (ends the property list).
 pub fn escape_property(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%AZP25"),
-            '\r' => out.push_str("%0D"),
-            '\n' => out.push_str("%0A"),
-            ';' => out.push_str("%3B"),
-            ']' => out.push_str("%5D"),
-            c => out.push(c),
-        }
+    escape_chars(s, |c| match c {
+        ';' => Some("%3B"),
+        ']' => Some("%5D"),
+        c => data_char(c),
+    })
+}
+
+fn data_char(c: char) -> Option<&'static str> {
+    match c {
+        '%' => Some("%AZP25"),
+        '\r' => Some("%0D"),
+        '\n' => Some("%0A"),
+        _ => None,
     }
-    out
 }
 
 /// Renders `##vso[area.action k=v;k=v;]data`, both parts escaped.

@@ -417,7 +417,7 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
                 &version,
                 "locations/operationResults",
                 &ids.location,
-                &static_sites::STATIC_SITES_API_VERSIONS,
+                static_sites::STATIC_SITES_API_VERSIONS,
             )
             .into();
         }
@@ -484,7 +484,7 @@ async fn route(shared: &Shared, req: &Req) -> Outcome {
                 &version,
                 "staticSites",
                 &ids.location,
-                &static_sites::STATIC_SITES_API_VERSIONS,
+                static_sites::STATIC_SITES_API_VERSIONS,
             )
             .into();
         }

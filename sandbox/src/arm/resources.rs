@@ -289,17 +289,17 @@ fn providers() -> Vec<(&'static str, Vec<ResourceType>)> {
                 ),
                 (
                     "staticSites",
-                    &super::static_sites::STATIC_SITES_API_VERSIONS[..],
+                    super::static_sites::STATIC_SITES_API_VERSIONS,
                     TRACKED,
                 ),
                 (
                     "staticSites/builds",
-                    &super::static_sites::STATIC_SITES_API_VERSIONS[..],
+                    super::static_sites::STATIC_SITES_API_VERSIONS,
                     "None",
                 ),
                 (
                     "locations/operationResults",
-                    &super::static_sites::STATIC_SITES_API_VERSIONS[..],
+                    super::static_sites::STATIC_SITES_API_VERSIONS,
                     "None",
                 ),
             ],

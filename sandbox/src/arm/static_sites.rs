@@ -27,30 +27,8 @@ use crate::world::{OpStatus, World};
 
 /// api-versions of `Microsoft.Web/staticSites` the sandbox accepts: those
 /// of Microsoft.Web whose azure-rest-api-specs folder has `StaticSites.json`
-/// (the type first appears in 2019-08-01).
-pub const STATIC_SITES_API_VERSIONS: [&str; 21] = [
-    "2019-08-01",
-    "2020-06-01",
-    "2020-09-01",
-    "2020-10-01",
-    "2020-12-01",
-    "2021-01-01",
-    "2021-01-15",
-    "2021-02-01",
-    "2021-03-01",
-    "2022-03-01",
-    "2022-09-01",
-    "2023-01-01",
-    "2023-12-01",
-    "2024-04-01",
-    "2024-11-01",
-    "2025-03-01",
-    "2025-05-01",
-    "2026-03-01-preview",
-    "2026-03-15",
-    "2026-07-15",
-    "2026-09-01",
-];
+/// (the type first appears in 2019-08-01, the fifth of sites' versions).
+pub const STATIC_SITES_API_VERSIONS: &[&str] = super::WEB_API_VERSIONS.as_slice().split_at(4).1;
 
 /// Fields of `StaticSiteZipDeployment` (the envelope's `properties`).
 const ZIP_DEPLOY_FIELDS: [&str; 5] = [
