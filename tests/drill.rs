@@ -23,6 +23,12 @@ fn drill_out(args: &[&str], summary: &std::path::Path) -> (i32, String, String, 
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
+        // The drill keeps its logs for the engineer to read; here they go in
+        // the test's own directory, removed with it.
+        .env(
+            "TMPDIR",
+            summary.parent().expect("the summary is in a directory"),
+        )
         .output()
         .unwrap();
     let text = format!(
