@@ -184,8 +184,8 @@ pub enum SignalPolicy {
     },
 }
 
-/// Listens for SIGTERM and SIGINT: the first cancels (the run restores
-/// production, then ends). On a terminal a second one exits at once after
+/// Listens for SIGTERM and SIGINT (Windows: Ctrl-C and Ctrl-Break): the
+/// first cancels (the run restores production, then ends). On a terminal a second one exits at once after
 /// printing what is left. In a job later signals are the runner's
 /// escalation (GitHub: SIGINT, then SIGTERM 7.5 s later, then SIGKILL; an
 /// Azure Pipelines agent likewise signals, then kills after its cancel
@@ -195,20 +195,13 @@ pub enum SignalPolicy {
 pub fn listen_for_signals(cancel: &Cancel, policy: SignalPolicy) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let Ok(mut interrupts) = Interrupts::listen() else {
             tracing::warn!("cannot listen for signals; cancellation will not be graceful");
             return;
         };
         let mut seen = 0;
         loop {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
+            let name = interrupts.next().await;
             seen += 1;
             if seen > 1
                 && let SignalPolicy::Job { after_kill } = policy
@@ -241,6 +234,59 @@ pub fn listen_for_signals(cancel: &Cancel, policy: SignalPolicy) {
             }
         }
     });
+}
+
+/// The interrupts a person or a runner sends. Unix: SIGTERM and SIGINT.
+/// Windows has no SIGTERM: Ctrl-C and Ctrl-Break in the console are the
+/// interrupts (closing the window or `taskkill /F` ends the process with
+/// nothing to act on, like SIGKILL).
+#[cfg(unix)]
+struct Interrupts {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Interrupts {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next one's name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+#[cfg(windows)]
+struct Interrupts {
+    c: tokio::signal::windows::CtrlC,
+    brk: tokio::signal::windows::CtrlBreak,
+}
+
+#[cfg(windows)]
+impl Interrupts {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            c: tokio::signal::windows::ctrl_c()?,
+            brk: tokio::signal::windows::ctrl_break()?,
+        })
+    }
+
+    /// The next one's name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.c.recv() => "Ctrl-C",
+            _ = self.brk.recv() => "Ctrl-Break",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -513,6 +513,8 @@ impl GitHub {
         std::fs::create_dir_all(&hooks_dir).map_err(io)?;
         let hook = hooks_dir.join("pre-receive");
         std::fs::write(&hook, PRE_RECEIVE).map_err(io)?;
+        // Git runs hooks through sh on Windows and needs no mode bit there.
+        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
