@@ -48,6 +48,7 @@ pub mod faults;
 pub mod github;
 pub mod hooks;
 pub mod hosts;
+pub mod kube;
 mod kudu;
 pub mod log;
 pub mod pipelines;
@@ -267,6 +268,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         github::GIT_HOST.to_owned(),
     ];
     dns_names.extend(hooks::HOSTS.iter().map(|h| (*h).to_owned()));
+    dns_names.push(kube::HOST.to_owned());
     let mut concrete_hosts = vec![
         hosts::ARM.to_owned(),
         hosts::LOGIN.to_owned(),
@@ -350,6 +352,19 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
     let oidc_request_token = random_token(48);
     let pipeline_job = pipelines::PipelineJob::new(random_token(52))?;
     let hook_receivers = hooks::Hooks::new();
+    // kubectl and the Kubernetes clients connect to 127.0.0.1 and name the
+    // API server in TLS (`tls-server-name`), so no proxy or hosts entry is needed.
+    let kube_token = random_token(40);
+    let kubeconfig_path = ca_dir.join("kubeconfig");
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: https://{https_addr}\n    tls-server-name: {host}\n    certificate-authority: {ca}\nusers:\n- name: expedite\n  user:\n    token: {kube_token}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: expedite\n    namespace: default\ncurrent-context: sandbox\n",
+        host = kube::HOST,
+        ca = ca_path.display(),
+    );
+    std::fs::write(&kubeconfig_path, kubeconfig).map_err(|source| SandboxError::WriteCa {
+        path: kubeconfig_path.clone(),
+        source,
+    })?;
     let settings = Settings {
         arm_endpoint: arm_base.clone(),
         authority_host: authority.clone(),
@@ -408,6 +423,8 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         teams_webhook_url: hook_receivers.teams_url(),
         pagerduty_routing_key: hook_receivers.pagerduty_key().to_owned(),
         pagerduty_url: hooks::Hooks::pagerduty_url(),
+        kubeconfig_path,
+        kube_server: format!("https://{https_addr}"),
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -434,6 +451,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         )),
         github,
         hooks: hook_receivers,
+        kube: Mutex::new(kube::Cluster::new(kube_token)),
         config,
     });
     let _ = shared.settings.set(settings.clone());
@@ -527,11 +545,35 @@ pub struct SandboxHandle {
 }
 
 impl SandboxHandle {
+    /// How pods of `image` behave in the emulated cluster (an exact image,
+    /// or a prefix such as `shop:` for every tag).
+    pub fn kube_set_pod_behaviour(&self, image: &str, behaviour: kube::PodBehaviour) {
+        self.shared
+            .kube()
+            .behaviours
+            .insert(image.to_owned(), behaviour);
+    }
+
+    /// A Kubernetes object as the API server holds it now (`plural`:
+    /// `deployments`, `services`, …; `namespace` empty for cluster-scoped).
+    pub fn kube_object(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let kind = kube::KINDS.iter().position(|k| k.plural == plural)?;
+        let mut cluster = self.shared.kube();
+        kube::controller::reconcile(&mut cluster);
+        cluster.object(kind, namespace, name).cloned()
+    }
+
     /// Every concrete host name the scenario serves (for clients that can
     /// only resolve exact names, such as reqwest's `resolve`).
     pub fn hosts(&self) -> Vec<String> {
         let world = self.shared.world();
         let mut v = vec![
+            kube::HOST.to_owned(),
             hosts::ARM.to_owned(),
             hosts::LOGIN.to_owned(),
             hosts::OIDC.to_owned(),

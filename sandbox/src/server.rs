@@ -74,9 +74,16 @@ pub(crate) struct Shared {
     pub github: Arc<crate::github::GitHub>,
     /// Slack, Teams and PagerDuty receivers and what they recorded.
     pub hooks: crate::hooks::Hooks,
+    /// The emulated Kubernetes cluster.
+    pub kube: Mutex<crate::kube::Cluster>,
 }
 
 impl Shared {
+    /// The Kubernetes cluster.
+    pub fn kube(&self) -> MutexGuard<'_, crate::kube::Cluster> {
+        self.kube.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The estate, with every due change applied.
     pub fn world(&self) -> MutexGuard<'_, World> {
         let mut w = self.world.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,8 +249,11 @@ async fn read_request(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| parts.uri.host().map(str::to_owned))
-        .or_else(|| fallback_host.map(str::to_owned))
         .map(|h| hosts::normalise(&h))
+        // A client that dials 127.0.0.1 and names the server in TLS
+        // (kubectl's `tls-server-name`) is routed by that name.
+        .filter(|h| h.parse::<std::net::IpAddr>().is_err() || fallback_host.is_none())
+        .or_else(|| fallback_host.map(hosts::normalise))
         .unwrap_or_default();
     let no_length = matches!(parts.version, Version::HTTP_10 | Version::HTTP_11)
         && !parts.headers.contains_key(header::CONTENT_LENGTH)
@@ -354,6 +364,8 @@ async fn dispatch(shared: &Shared, req: &Req) -> (Outcome, String) {
         (crate::entra::handle(shared, req).into(), "entra".into())
     } else if host == hosts::OIDC {
         (crate::entra::handle_oidc(shared, req).into(), "oidc".into())
+    } else if host == crate::kube::HOST {
+        (crate::kube::handle(shared, req).await, "kubernetes".into())
     } else if host == hosts::PIPELINES {
         (
             crate::pipelines::handle(shared, req).into(),

@@ -103,6 +103,13 @@ pub struct Settings {
     /// PagerDuty Events API base URL (`https://events.pagerduty.test`).
     #[serde(default)]
     pub pagerduty_url: String,
+    /// A kubeconfig for the emulated Kubernetes API server (its CA, its
+    /// token, `tls-server-name`); `KUBECONFIG` in [`Settings::client_env`].
+    #[serde(default)]
+    pub kubeconfig_path: PathBuf,
+    /// The Kubernetes API server's URL (`https://127.0.0.1:{port}`).
+    #[serde(default)]
+    pub kube_server: String,
 }
 
 /// Single-quotes a value for POSIX shells.
@@ -178,6 +185,8 @@ impl Settings {
             ("SSL_CERT_FILE", ca.clone()),
             ("CURL_CA_BUNDLE", ca.clone()),
             ("NODE_EXTRA_CA_CERTS", ca),
+            // kubectl and the Kubernetes clients.
+            ("KUBECONFIG", self.kubeconfig_path.display().to_string()),
         ]
     }
 
