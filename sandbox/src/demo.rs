@@ -115,6 +115,13 @@ pub(crate) enum Workload {
         site: String,
         env: String,
     },
+    /// A Kubernetes pod running `version` (its image's tag) since `started`.
+    Pod {
+        namespace: String,
+        pod: String,
+        version: String,
+        started: Instant,
+    },
 }
 
 impl Workload {
@@ -123,6 +130,7 @@ impl Workload {
             Workload::Slot { site, slot } => format!("app:{site}/{slot}"),
             Workload::Revision { app, revision } => format!("ca:{app}/{revision}"),
             Workload::StaticEnv { site, env } => format!("swa:{site}/{env}"),
+            Workload::Pod { namespace, pod, .. } => format!("k8s:{namespace}/{pod}"),
         }
     }
 }
@@ -193,6 +201,18 @@ fn availability(world: &World, w: &Workload, now: Instant) -> Availability {
                 None => Availability::Unavailable(static_site_not_found()),
             }
         }
+        // The cluster decided the pod serves (ready) before asking.
+        Workload::Pod {
+            version, started, ..
+        } => Availability::Serving {
+            build: Build {
+                version: version.clone(),
+                behaviour: None,
+                deployment_id: None,
+                package: None,
+            },
+            started: *started,
+        },
     }
 }
 
@@ -220,6 +240,7 @@ fn process<'w>(world: &'w World, w: &Workload) -> Option<&'w Process> {
             .get(site)
             .and_then(|s| s.environments.get(env))
             .map(|e| &e.process),
+        Workload::Pod { .. } => None,
     }
 }
 
@@ -228,6 +249,7 @@ fn orders<'w>(world: &'w mut World, w: &Workload) -> Option<&'w mut OrderBook> {
         Workload::Slot { site, .. } => world.sites.get_mut(site).map(|s| &mut s.orders),
         Workload::Revision { app, .. } => world.container_apps.get_mut(app).map(|a| &mut a.orders),
         Workload::StaticEnv { site, .. } => world.static_sites.get_mut(site).map(|s| &mut s.orders),
+        Workload::Pod { .. } => Some(&mut world.kube_orders),
     }
 }
 
@@ -271,6 +293,17 @@ async fn serve(shared: &Shared, req: &Req, w: &Workload, plan_now: Plan, started
     };
     record(shared, req, w, resp.status().as_u16(), started.elapsed());
     resp
+}
+
+/// Serves a request on a ready Kubernetes pod running `version` (through
+/// the API server's pod or service proxy, or the mesh's ingress).
+pub(crate) async fn handle_pod(shared: &Shared, req: &Req, w: Workload) -> Resp {
+    let started = Instant::now();
+    let p = {
+        let mut world = shared.world();
+        plan(&mut world, &w, started)
+    };
+    serve(shared, req, &w, p, started).await
 }
 
 /// Serves a request to an App Service site host; returns the outcome and
@@ -560,6 +593,8 @@ fn record(shared: &Shared, req: &Req, w: &Workload, status: u16, took: Duration)
                     .record(status, req.method.as_str(), &label, secs);
             }
         }
+        // The mesh counts its own requests (`istio_requests_total`).
+        Workload::Pod { .. } => {}
         Workload::Revision { app, revision } => {
             let dropped = world.revision_dropout(app, revision);
             let Some(app) = world.container_apps.get_mut(app) else {

@@ -269,6 +269,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
     ];
     dns_names.extend(hooks::HOSTS.iter().map(|h| (*h).to_owned()));
     dns_names.push(kube::HOST.to_owned());
+    dns_names.push(format!("*.{}", kube::mesh::MESH_DOMAIN));
     let mut concrete_hosts = vec![
         hosts::ARM.to_owned(),
         hosts::LOGIN.to_owned(),
@@ -390,6 +391,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
             format!("*.{}", hosts::WEB_DOMAIN),
             format!("*.{}", hosts::CONTAINER_APPS_DOMAIN),
             format!("*.{}", hosts::STATIC_APPS_DOMAIN),
+            format!("*.{}", kube::mesh::MESH_DOMAIN),
         ]
         .into_iter()
         .chain(world.storage_accounts.keys().map(|a| blob::account_host(a)))
@@ -574,6 +576,7 @@ impl SandboxHandle {
         let world = self.shared.world();
         let mut v = vec![
             kube::HOST.to_owned(),
+            kube::mesh::METRICS_HOST.to_owned(),
             hosts::ARM.to_owned(),
             hosts::LOGIN.to_owned(),
             hosts::OIDC.to_owned(),

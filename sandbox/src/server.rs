@@ -364,6 +364,8 @@ async fn dispatch(shared: &Shared, req: &Req) -> (Outcome, String) {
         (crate::entra::handle(shared, req).into(), "entra".into())
     } else if host == hosts::OIDC {
         (crate::entra::handle_oidc(shared, req).into(), "oidc".into())
+    } else if host.ends_with(&format!(".{}", crate::kube::mesh::MESH_DOMAIN)) {
+        (crate::kube::mesh::handle(shared, req).await, "mesh".into())
     } else if host == crate::kube::HOST {
         (crate::kube::handle(shared, req).await, "kubernetes".into())
     } else if host == hosts::PIPELINES {

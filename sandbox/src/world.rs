@@ -588,6 +588,9 @@ pub struct World {
     /// ([`Behaviour::error_clump`]), by workload label, with the start of
     /// the process they belong to (a restart ends the run).
     pub(crate) clumps: BTreeMap<String, (Instant, u64)>,
+    /// The orders the Kubernetes-hosted demo app took (one database for
+    /// all its pods, as in production).
+    pub kube_orders: OrderBook,
     pub rng: StdRng,
 }
 
@@ -820,6 +823,7 @@ impl World {
                 .collect(),
             metrics_dropouts: Vec::new(),
             clumps: BTreeMap::new(),
+            kube_orders: OrderBook::default(),
             rng: StdRng::seed_from_u64(seed),
         }
     }

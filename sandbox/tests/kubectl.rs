@@ -543,6 +543,58 @@ async fn the_api_server_refuses_what_a_real_one_refuses() {
     assert_eq!(events.len(), 1, "{text}");
     assert_eq!(events[0]["type"], "MODIFIED");
     assert_eq!(events[0]["object"]["metadata"]["labels"]["app"], "b");
+    // Malformed objects and patches are refused, and the server goes on.
+    for (method, path, ct, body, code) in [
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/default/services",
+            "application/json",
+            r#"{"metadata":"svc2"}"#,
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/namespaces/default/services",
+            "application/json",
+            r#"{"metadata":{"name":"svc2","labels":{"app":7}}}"#,
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/apis/apps/v1/namespaces/default/deployments",
+            "application/json",
+            r#"{"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":"x"}}"#,
+            400,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/namespaces/default/services/svc",
+            "application/json-patch+json",
+            r#"[{"op":"add","path":"","value":5}]"#,
+            422,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/namespaces/default/services/svc",
+            "application/merge-patch+json",
+            r#"{"spec":"x"}"#,
+            400,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/namespaces/default/services/svc",
+            "application/json",
+            r#"[1,2]"#,
+            400,
+        ),
+    ] {
+        let r = send(method.clone(), path, ct, body).await.unwrap();
+        assert_eq!(r.status(), code, "{method} {path} {body}");
+    }
+    let r = send(reqwest::Method::GET, "/version", "application/json", "")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Label selectors on lists.
     let r = send(
         reqwest::Method::GET,

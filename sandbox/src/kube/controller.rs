@@ -48,15 +48,21 @@ fn template_hash(template: &Value) -> String {
     if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
         labels.remove(HASH);
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in t.to_string().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv(&t.to_string());
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..10)
         .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
         .collect()
+}
+
+/// FNV-1a, 64 bits.
+fn fnv(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 fn revision_of(rs: &Value) -> u64 {
@@ -379,7 +385,12 @@ fn pod_status(pod: &Value, ready: bool, crashing: bool) -> Value {
                     } else {
                         json!({"running": {}})
                     };
-                    json!({"name": ct["name"], "image": ct["image"], "ready": ready,
+                    // `imageID` is required by the API (clients reject a
+                    // status without it): the image's digest as resolved.
+                    let image = ct["image"].as_str().unwrap_or_default();
+                    let digest = format!("{:016x}", fnv(image)).repeat(4);
+                    json!({"name": ct["name"], "image": image, "ready": ready,
+                           "imageID": format!("{}@sha256:{}", image.split(':').next().unwrap_or(image), &digest[..64]),
                            "restartCount": if crashing { 3 } else { 0 }, "started": !crashing, "state": state})
                 })
                 .collect()

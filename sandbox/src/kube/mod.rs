@@ -23,6 +23,7 @@
 //! (`415` and `404`, which `kubectl apply --validate=false` does without).
 
 pub(crate) mod controller;
+pub mod mesh;
 mod patch;
 mod store;
 
@@ -167,6 +168,15 @@ async fn resource(
         );
     };
     let kind = &KINDS[kind_index];
+    // The API server's proxy: `…/{pods|services}/{name}/proxy/{path…}`.
+    if sub == Some("proxy")
+        && let (Some(ns), Some(name)) = (ns, name)
+        && matches!(plural, "pods" | "services")
+    {
+        let skip = 5; // namespaces, {ns}, {plural}, {name}, proxy
+        let path = format!("/{}", rest.get(skip..).unwrap_or_default().join("/"));
+        return mesh::proxy(shared, req, plural, ns, name, path).await;
+    }
     if kind.namespaced != ns.is_some() && !(kind.namespaced && ns.is_none() && name.is_none()) {
         return status(
             StatusCode::NOT_FOUND,

@@ -261,6 +261,9 @@ pub(crate) struct Cluster {
     /// When each pod was created (sandbox time, for readiness).
     pub pod_started: BTreeMap<(String, String), Instant>,
     pub(crate) started: Instant,
+    /// Requests through the mesh's ingress: (namespace, service, the pod's
+    /// `version` label, response code) → count.
+    mesh_requests: BTreeMap<(String, String, String, u16), u64>,
 }
 
 impl Cluster {
@@ -275,6 +278,7 @@ impl Cluster {
             behaviours: BTreeMap::new(),
             pod_started: BTreeMap::new(),
             started: Instant::now(),
+            mesh_requests: BTreeMap::new(),
         };
         for ns in ["default", "kube-system"] {
             let _ = c.insert_new(
@@ -284,6 +288,27 @@ impl Cluster {
             );
         }
         c
+    }
+
+    /// Counts one request through the mesh.
+    pub(crate) fn count_mesh(&mut self, ns: &str, service: &str, version: &str, code: u16) {
+        *self
+            .mesh_requests
+            .entry((ns.to_owned(), service.to_owned(), version.to_owned(), code))
+            .or_insert(0) += 1;
+    }
+
+    /// `istio_requests_total` in Prometheus' text format.
+    pub(crate) fn mesh_metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP istio_requests_total Total requests.\n# TYPE istio_requests_total counter\n",
+        );
+        for ((ns, service, version, code), n) in &self.mesh_requests {
+            out.push_str(&format!(
+                "istio_requests_total{{reporter=\"destination\",source_workload=\"istio-ingressgateway\",destination_service=\"{service}.{ns}.svc.cluster.local\",destination_service_name=\"{service}\",destination_service_namespace=\"{ns}\",destination_version=\"{version}\",response_code=\"{code}\"}} {n}\n"
+            ));
+        }
+        out
     }
 
     /// The bearer token every request must carry.
@@ -490,6 +515,9 @@ impl Cluster {
                 ),
             );
         }
+        if body["metadata"].is_null() {
+            body["metadata"] = json!({});
+        }
         let mut name = body["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -604,6 +632,13 @@ impl Cluster {
         dry_run: bool,
     ) -> Outcome {
         let k = &KINDS[kind];
+        if !body.is_object() {
+            return status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "the patched or replaced object is not a JSON object",
+            );
+        }
         let current_rv = current["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or("");
@@ -737,8 +772,45 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
-/// The body's `apiVersion` and `kind`, where given, are the URL's.
+/// The body's `apiVersion` and `kind`, where given, are the URL's, and its
+/// metadata has the shape the server writes into (an object; labels and
+/// annotations maps of strings) — a malformed object is a 400, never a
+/// panic in the controller.
 fn check_type(k: &Kind, body: &Value) -> Result<(), Outcome> {
+    let bad = |what: &str| {
+        Err(status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("the object's {what}"),
+        ))
+    };
+    let meta = &body["metadata"];
+    if !(meta.is_object() || meta.is_null()) {
+        return bad("metadata must be an object");
+    }
+    for field in ["labels", "annotations"] {
+        let m = &meta[field];
+        if !(m.is_null()
+            || m.as_object()
+                .is_some_and(|m| m.values().all(Value::is_string)))
+        {
+            return bad(&format!("metadata.{field} must map strings to strings"));
+        }
+    }
+    for field in ["spec", "status"] {
+        let v = &body[field];
+        if !(v.is_null() || v.is_object()) {
+            return bad(&format!("{field} must be an object"));
+        }
+    }
+    if k.plural == "deployments" || k.plural == "replicasets" {
+        let t = &body["spec"]["template"];
+        if !(t.is_null()
+            || (t.is_object() && (t["metadata"].is_null() || t["metadata"].is_object())))
+        {
+            return bad("spec.template must be an object with object metadata");
+        }
+    }
     let api_version = body["apiVersion"].as_str();
     let kind = body["kind"].as_str();
     if api_version.is_some_and(|a| a != k.api_version()) || kind.is_some_and(|x| x != k.kind) {
