@@ -295,8 +295,35 @@ fn user_agent() -> String {
     }
 }
 
+/// A client certificate and its key, presented in the TLS handshake (a
+/// Kubernetes user's `client-certificate` and `client-key`).
+pub struct ClientIdentity {
+    certs: Vec<CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+}
+
+impl ClientIdentity {
+    /// From PEM text: the certificate chain and one private key (PKCS#8,
+    /// PKCS#1 or SEC1).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, String> {
+        use rustls_pki_types::pem::PemObject as _;
+        let certs = parse_pem_certs(cert_pem)?;
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| format!("no usable private key in the PEM text ({e})"))?;
+        Ok(ClientIdentity { certs, key })
+    }
+}
+
 /// Builds a client from the settings.
 pub fn client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
+    client_with_identity(settings, None)
+}
+
+/// [`client`], presenting `identity` to servers that ask for one.
+pub fn client_with_identity(
+    settings: &HttpSettings,
+    identity: Option<ClientIdentity>,
+) -> Result<reqwest::Client, HttpError> {
     install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     if settings.system_roots {
@@ -319,11 +346,16 @@ pub fn client(settings: &HttpSettings) -> Result<reqwest::Client, HttpError> {
         ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| HttpError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut tls = match identity {
+        Some(id) => tls
+            .with_client_auth_cert(id.certs, id.key)
+            .map_err(|e| HttpError::Config(format!("the client certificate or its key: {e}")))?,
+        None => tls.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)

@@ -9,7 +9,9 @@
 //! - [`app`]: one run from arguments to exit code; [`cancel`]: signals and
 //!   deadline; [`commands`]: the commands;
 //! - [`gate`]: critical-test and security gate; [`report`]: summaries;
-//! - [`breaker`]: the statistical canary circuit breaker (pure) and its simulator.
+//! - [`breaker`]: the statistical canary circuit breaker (pure) and its simulator;
+//! - [`azure`], [`kube`]: the connections to Azure and to a Kubernetes API
+//!   server (credentials, errors by what the caller does).
 pub mod action;
 pub mod app;
 pub mod archive;
@@ -23,6 +25,7 @@ pub mod gate;
 pub mod git;
 pub mod github;
 pub mod http;
+pub mod kube;
 pub mod lock;
 pub mod manifest;
 pub mod notify;
