@@ -25,8 +25,13 @@
 //!
 //! The post stage continues as the main stage's holder: its identity and
 //! the chain's tip are in the journal.
+//!
+//! A second store keeps the record in a Kubernetes Lease ([`lease`]), whose
+//! `resourceVersion` is the API server's compare-and-set; the protocol
+//! tests run against both.
 
 pub mod github;
+pub mod lease;
 #[cfg(test)]
 mod memory;
 
@@ -307,6 +312,8 @@ impl From<LockError> for CasError {
 pub enum Store {
     /// Refs in a GitHub repository.
     Github(github::GithubStore),
+    /// Leases in a Kubernetes namespace.
+    Lease(lease::LeaseStore),
     /// In memory (unit tests of the protocol).
     #[cfg(test)]
     Memory(Arc<memory::MemoryStore>),
@@ -316,6 +323,7 @@ impl Store {
     async fn read(&self, key: &LockKey) -> Result<Option<Versioned>, LockError> {
         match self {
             Store::Github(s) => s.read(key).await,
+            Store::Lease(s) => s.read(key).await,
             #[cfg(test)]
             Store::Memory(s) => s.read(key).await,
         }
@@ -324,6 +332,7 @@ impl Store {
     async fn create(&self, key: &LockKey, record: &Record) -> Result<String, CasError> {
         match self {
             Store::Github(s) => s.create(key, record).await,
+            Store::Lease(s) => s.create(key, record).await,
             #[cfg(test)]
             Store::Memory(s) => s.create(key, record).await,
         }
@@ -337,6 +346,7 @@ impl Store {
     ) -> Result<String, CasError> {
         match self {
             Store::Github(s) => s.replace(key, expected, record).await,
+            Store::Lease(s) => s.replace(key, expected, record).await,
             #[cfg(test)]
             Store::Memory(s) => s.replace(key, expected, record).await,
         }
@@ -346,6 +356,7 @@ impl Store {
     async fn unchanged(&self, key: &LockKey, version: &str) -> Result<bool, LockError> {
         match self {
             Store::Github(s) => s.unchanged(key, version).await,
+            Store::Lease(s) => s.unchanged(key, version).await,
             #[cfg(test)]
             Store::Memory(s) => s.unchanged(key, version).await,
         }
@@ -355,6 +366,8 @@ impl Store {
     async fn run_over(&self, run: &ActionsRun) -> Option<bool> {
         match self {
             Store::Github(s) => s.run_over(run).await,
+            // A Lease cannot tell: only the record's expiry makes it stale.
+            Store::Lease(_) => None,
             #[cfg(test)]
             Store::Memory(s) => s.run_over(run),
         }
@@ -364,6 +377,7 @@ impl Store {
     pub fn describe(&self, key: &LockKey) -> String {
         match self {
             Store::Github(s) => s.describe(key),
+            Store::Lease(s) => s.describe(key),
             #[cfg(test)]
             Store::Memory(_) => format!("memory:{}", key.path),
         }
@@ -373,6 +387,7 @@ impl Store {
     fn clear_hint(&self, key: &LockKey) -> String {
         match self {
             Store::Github(s) => s.clear_hint(key),
+            Store::Lease(s) => s.clear_hint(key),
             #[cfg(test)]
             Store::Memory(_) => "restart the test".into(),
         }

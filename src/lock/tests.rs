@@ -1,6 +1,7 @@
-//! The lock protocol against the in-memory store: mutual exclusion under
-//! random interleavings, takeover of stale holders, stop requests, and a
-//! lost lock.
+//! The lock protocol against the in-memory store and against Kubernetes
+//! Leases on the sandbox's API server (each test runs on both): mutual
+//! exclusion under random interleavings, takeover of stale holders, stop
+//! requests, a lost lock, the post stage continuing as the holder.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -34,14 +35,67 @@ fn fast() -> Timing {
 }
 
 fn req(holder: Holder, wait: Duration) -> Request {
+    req_for(key(), holder, wait)
+}
+
+fn req_for(key: LockKey, holder: Holder, wait: Duration) -> Request {
     Request {
-        key: key(),
+        key,
         holder,
         wait,
         preempt: None,
         preempt_grace: Duration::from_secs(5),
         timing: fast(),
     }
+}
+
+/// Where a protocol test keeps its locks.
+enum Backend {
+    Memory,
+    Lease,
+}
+
+/// A fresh store (and the sandbox that serves it, kept alive by the caller).
+async fn store_for(b: Backend) -> (Store, Option<expedite_sandbox::Sandbox>) {
+    match b {
+        Backend::Memory => (
+            Store::Memory(Arc::new(memory::MemoryStore::default())),
+            None,
+        ),
+        Backend::Lease => {
+            let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
+                .await
+                .unwrap();
+            let kube = crate::kube::Kube::connect(
+                &crate::kube::Source::Path(sb.settings().kubeconfig_path.clone()),
+                None,
+            )
+            .unwrap();
+            (
+                Store::Lease(lease::LeaseStore::new(kube, "default")),
+                Some(sb),
+            )
+        }
+    }
+}
+
+/// Runs a protocol test's body on both stores.
+macro_rules! on_both_stores {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn memory() {
+                let (store, _sandbox) = store_for(Backend::Memory).await;
+                $body(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lease() {
+                let (store, _sandbox) = store_for(Backend::Lease).await;
+                $body(store).await;
+            }
+        }
+    };
 }
 
 #[test]
@@ -51,12 +105,14 @@ fn keys_are_lower_case_and_ref_safe() {
     assert_eq!(k.display, "app.(x)");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn only_one_run_ever_holds_the_lock() {
-    // 100 trials of 2–4 runs started at random offsets: at no moment do two
-    // of them believe they hold it, and every one gets it in turn.
+on_both_stores!(only_one_run_ever_holds_the_lock, mutual_exclusion);
+
+async fn mutual_exclusion(store: Store) {
+    // 100 trials of 2–4 runs started at random offsets (each trial its own
+    // lock): at no moment do two of them believe they hold it, and every
+    // one gets it in turn.
     for trial in 0..100 {
-        let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+        let key = LockKey::azure("sub", "rg", &format!("app-{trial}"));
         let inside = Arc::new(AtomicUsize::new(0));
         let worst = Arc::new(AtomicUsize::new(0));
         let runs = rand::rng().random_range(2..=4);
@@ -67,11 +123,12 @@ async fn only_one_run_ever_holds_the_lock() {
             let worst = worst.clone();
             let offset = rand::rng().random_range(0..5u64);
             let hold = rand::rng().random_range(0..3u64);
+            let key = key.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(offset)).await;
                 let (guard, _) = Guard::acquire(
                     store,
-                    req(me(&format!("run{i}"), false), Duration::from_secs(10)),
+                    req_for(key, me(&format!("run{i}"), false), Duration::from_secs(10)),
                     &Cancel::new(),
                     |_| {},
                 )
@@ -91,9 +148,9 @@ async fn only_one_run_ever_holds_the_lock() {
     }
 }
 
-#[tokio::test]
-async fn a_busy_lock_is_a_clear_error_after_the_wait() {
-    let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+on_both_stores!(a_busy_lock_is_a_clear_error_after_the_wait, busy_lock);
+
+async fn busy_lock(store: Store) {
     let (_a, _) = Guard::acquire(
         store.clone(),
         req(me("alice", false), Duration::ZERO),
@@ -151,9 +208,9 @@ fn news_text(news: LockNews<'_>) -> String {
     }
 }
 
-#[tokio::test]
-async fn a_stale_holder_is_taken_over_with_its_intent() {
-    let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+on_both_stores!(a_stale_holder_is_taken_over_with_its_intent, stale_takeover);
+
+async fn stale_takeover(store: Store) {
     let mut r = req(me("alice", true), Duration::ZERO);
     r.timing.ttl = Duration::from_millis(1);
     let (a, _) = Guard::acquire(store.clone(), r, &Cancel::new(), |_| {})
@@ -209,9 +266,12 @@ async fn a_finished_workflow_run_is_stale_at_once() {
     assert!(got.took_over.unwrap().contains("has finished"));
 }
 
-#[tokio::test]
-async fn an_emergency_rollback_asks_a_deploy_to_stop_and_gets_the_lock() {
-    let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+on_both_stores!(
+    an_emergency_rollback_asks_a_deploy_to_stop_and_gets_the_lock,
+    emergency_stop
+);
+
+async fn emergency_stop(store: Store) {
     let (deploy, _) = Guard::acquire(
         store.clone(),
         req(me("deploy", true), Duration::ZERO),
@@ -251,9 +311,12 @@ async fn an_emergency_rollback_asks_a_deploy_to_stop_and_gets_the_lock() {
     assert!(got.took_over.is_none(), "released, not taken over");
 }
 
-#[tokio::test]
-async fn a_rollback_is_not_preempted_by_another() {
-    let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+on_both_stores!(
+    a_rollback_is_not_preempted_by_another,
+    rollback_not_preempted
+);
+
+async fn rollback_not_preempted(store: Store) {
     let (first, _) = Guard::acquire(
         store.clone(),
         req(me("first", false), Duration::ZERO),
@@ -273,9 +336,12 @@ async fn a_rollback_is_not_preempted_by_another() {
     assert!(!cancel.is_cancelled());
 }
 
-#[tokio::test]
-async fn a_holder_whose_lock_was_taken_finds_out_and_never_releases_it() {
-    let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+on_both_stores!(
+    a_holder_whose_lock_was_taken_finds_out_and_never_releases_it,
+    lost_lock
+);
+
+async fn lost_lock(store: Store) {
     let mut r = req(me("alice", true), Duration::ZERO);
     r.timing.ttl = Duration::from_millis(1);
     let (a, _) = Guard::acquire(store.clone(), r, &Cancel::new(), |_| {})
@@ -310,9 +376,9 @@ async fn a_holder_whose_lock_was_taken_finds_out_and_never_releases_it() {
     assert!(e.to_string().contains("bob"), "{e}");
 }
 
-#[tokio::test]
-async fn the_post_stage_continues_as_the_holder() {
-    let store = Store::Memory(Arc::new(memory::MemoryStore::default()));
+on_both_stores!(the_post_stage_continues_as_the_holder, post_stage);
+
+async fn post_stage(store: Store) {
     let (a, _) = Guard::acquire(
         store.clone(),
         req(me("main", true), Duration::ZERO),
@@ -346,4 +412,58 @@ async fn the_post_stage_continues_as_the_holder() {
         Guard::resume(store, &handle, fast()).await,
         Err(LockError::Lost { .. })
     ));
+}
+
+#[test]
+fn lease_names_are_valid_stable_and_distinct() {
+    let a = lease::lease_name(&key());
+    assert_eq!(a, lease::lease_name(&key()));
+    assert!(a.starts_with("expedite-lock-") && a.len() <= 253, "{a}");
+    assert!(
+        a.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+        "{a}"
+    );
+    let long = LockKey::azure("sub", "rg", &"x".repeat(300));
+    let b = lease::lease_name(&long);
+    assert!(b.len() <= 253 && b != a, "{b}");
+    let near = LockKey::azure("sub", "rg", "app-contoso-payments2");
+    assert_ne!(lease::lease_name(&near), a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_expedite_did_not_write_is_refused_with_the_command_that_clears_it() {
+    let (store, sandbox) = store_for(Backend::Lease).await;
+    let sb = sandbox.unwrap();
+    let kube = crate::kube::Kube::connect(
+        &crate::kube::Source::Path(sb.settings().kubeconfig_path.clone()),
+        None,
+    )
+    .unwrap();
+    kube.create(
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        &serde_json::json!({"metadata": {"name": lease::lease_name(&key())},
+                            "spec": {"holderIdentity": "someone-else"}}),
+        &Cancel::new(),
+    )
+    .await
+    .unwrap();
+    let e = Guard::acquire(
+        store,
+        req(me("alice", false), Duration::ZERO),
+        &Cancel::new(),
+        |_| {},
+    )
+    .await
+    .err()
+    .unwrap();
+    let text = e.to_string();
+    assert!(
+        text.contains("has no expedite.dev/lock-record annotation")
+            && text.contains(&format!(
+                "kubectl --context sandbox -n default delete lease {}",
+                lease::lease_name(&key())
+            )),
+        "{text}"
+    );
 }
