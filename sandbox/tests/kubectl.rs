@@ -34,6 +34,11 @@ fn kubectl_version() -> Option<String> {
 /// environment: (exit code, stdout, stderr).
 fn kubectl(env: &Env, home: &Path, args: &[&str]) -> (i32, String, String) {
     let s = env.sb.settings();
+    // The kubeconfig is the one `expedite sandbox` prints for other clients.
+    assert!(
+        s.client_env()
+            .contains(&("KUBECONFIG", s.kubeconfig_path.display().to_string()))
+    );
     let out = std::process::Command::new("kubectl")
         .args(args)
         .env_clear()
