@@ -72,12 +72,13 @@ pub enum KubeError {
         /// The server's message.
         message: String,
     },
-    /// The request is wrong (400, 415, 422): abort.
-    #[error("the Kubernetes API server rejected {what} ({status}): {message}")]
+    /// The request is wrong (400, 415, 422), or the answer cannot be one
+    /// (too large, not JSON): abort.
+    #[error("the Kubernetes API server rejected {what}{}: {message}", if *.status == 0 { String::new() } else { format!(" ({status})") })]
     Rejected {
         /// What was asked.
         what: String,
-        /// The status.
+        /// The status (0: no status applies).
         status: u16,
         /// The server's message.
         message: String,
@@ -648,9 +649,18 @@ fn message(body: &str) -> (String, String) {
 
 fn classify(e: HttpError, what: &str) -> KubeError {
     let Some(status) = e.status() else {
-        return KubeError::Unavailable {
-            what: what.to_owned(),
-            detail: e.to_string(),
+        return match e {
+            // An answer too large to be one, or a request that cannot be
+            // built, will not get better by asking again.
+            HttpError::TooLarge { .. } | HttpError::Config(_) => KubeError::Rejected {
+                what: what.to_owned(),
+                status: 0,
+                message: e.to_string(),
+            },
+            _ => KubeError::Unavailable {
+                what: what.to_owned(),
+                detail: e.to_string(),
+            },
         };
     };
     let body = match &e {
