@@ -13,7 +13,7 @@ mod gh;
 
 use common::processed_lines;
 use expedite_sandbox::{FaultKind, FaultSpec};
-use gh::{Fixture, ORDERS, all_pulls, api_get, github_writes, job, run};
+use gh::{Fixture, ORDERS, all_pulls, api_get, api_send, github_writes, job, run};
 
 async fn sandbox() -> expedite_sandbox::Sandbox {
     expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
@@ -838,4 +838,55 @@ async fn a_creation_applied_whose_answer_is_lost_is_found_not_sent_again() {
     assert_eq!(pulls[0]["html_url"].as_str(), r.output("pull-request-url"));
     // The labels went to the pull request GitHub did open.
     assert_eq!(pulls[0]["labels"].as_array().unwrap().len(), 2);
+}
+
+/// Someone moved the pick's pull request to another base: a re-run does not
+/// push over its branch or open a second one; it names the pull request and
+/// says how to go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_moved_to_another_base_is_left_alone_and_the_step_says_why() {
+    let sb = sandbox().await;
+    let f = Fixture::new(&sb);
+    let fix = f.hotfix();
+    main_moves_on(&f);
+    f.switch("develop", Some("main"));
+    f.push_all();
+    let (_, r) = run(job(&sb, "cherry-pick").input("commits", &fix)).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    let n = r.output("pull-request-number").unwrap().to_owned();
+    let url = r.output("pull-request-url").unwrap().to_owned();
+    let branch = branch_for(&fix);
+    let (status, pr) = api_send(
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("/repos/contoso/payments/pulls/{n}"),
+        Some(serde_json::json!({"base": "develop"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{pr}");
+    assert_eq!(pr["base"]["ref"], "develop");
+    let head = f.remote_rev(&format!("refs/heads/{branch}"));
+    let pulls = all_pulls(&sb).await.len();
+    let writes = github_writes(&sb).len();
+
+    let (_, r) = run(job(&sb, "cherry-pick").input("commits", &fix)).await;
+    assert_ne!(r.code, 0, "{}", r.all_text());
+    let text = r.all_text();
+    assert!(
+        text.contains(&format!(
+            "the branch {branch} is the head of open pull request {url} into develop, not into main"
+        )) && text.contains("change that pull request's base back to main or close it"),
+        "{text}"
+    );
+    assert_eq!(
+        f.remote_rev(&format!("refs/heads/{branch}")),
+        head,
+        "the branch was not pushed over"
+    );
+    assert_eq!(all_pulls(&sb).await.len(), pulls, "no second pull request");
+    assert_eq!(
+        github_writes(&sb).len(),
+        writes,
+        "nothing written to GitHub"
+    );
 }

@@ -194,6 +194,19 @@ pub async fn run(job: Job) -> (Job, StepResult) {
 
 /// A REST GET against the sandbox GitHub with the personal token.
 pub async fn api_get(sb: &Sandbox, path: &str) -> serde_json::Value {
+    let (status, v) = api_send(sb, reqwest::Method::GET, path, None).await;
+    assert!((200..300).contains(&status), "GET {path}: {status}");
+    v
+}
+
+/// A REST request against the sandbox GitHub with the personal token:
+/// (status, body).
+pub async fn api_send(
+    sb: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
     let s = sb.settings();
     let http = expedite::http::client(&expedite::http::HttpSettings {
         resolve: s
@@ -209,15 +222,16 @@ pub async fn api_get(sb: &Sandbox, path: &str) -> serde_json::Value {
         ..expedite::http::HttpSettings::default()
     })
     .unwrap();
-    let r = http
-        .get(format!("{}{path}", s.github_api_url))
+    let mut rb = http
+        .request(method, format!("{}{path}", s.github_api_url))
         .bearer_auth(&s.github_token)
-        .header("accept", "application/vnd.github+json")
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "GET {path}: {}", r.status());
-    r.json().await.unwrap()
+        .header("accept", "application/vnd.github+json");
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// Mutating REST requests the sandbox GitHub saw.

@@ -755,6 +755,64 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
                 &pull_json(ctx, r, item, true),
             ))
         }
+        // Update a pull request: title, body, state, and base (a branch
+        // that exists; 422 otherwise), as GitHub's REST API takes them.
+        ("PATCH", ["pulls", n]) => {
+            need("pull_requests", true)?;
+            let body = body_json(ctx.req, doc)?;
+            let r = &st.repos[&key];
+            let num = find_item(r, n)
+                .filter(|i| i.pull.is_some())
+                .map(|i| i.number)
+                .ok_or_else(|| not_found(doc))?;
+            let base = body.get("base").and_then(Value::as_str).map(str::to_owned);
+            if let Some(b) = &base
+                && branch_sha(&r.path, b).is_none()
+            {
+                return Err(invalid(
+                    doc,
+                    json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]),
+                ));
+            }
+            let state = body.get("state").and_then(Value::as_str);
+            if let Some(x) = state
+                && !matches!(x, "open" | "closed")
+            {
+                return Err(invalid(
+                    doc,
+                    json!([{"resource": "PullRequest", "field": "state", "code": "invalid", "value": x}]),
+                ));
+            }
+            let r = st.repos.get_mut(&key).expect("repo checked");
+            let item = r
+                .items
+                .iter_mut()
+                .find(|i| i.number == num)
+                .expect("exists");
+            let now = Utc::now();
+            if let Some(Value::String(t)) = body.get("title") {
+                item.title = t.clone();
+            }
+            match body.get("body") {
+                Some(Value::String(b)) => item.body = Some(b.clone()),
+                Some(Value::Null) => item.body = None,
+                _ => {}
+            }
+            if let Some(x) = state {
+                item.closed_at = (x == "closed").then_some(now);
+                item.state = x.to_owned();
+            }
+            if let (Some(b), Some(p)) = (base, item.pull.as_mut()) {
+                p.base_ref = b;
+            }
+            item.updated_at = now;
+            let r = &st.repos[&key];
+            let item = r.items.iter().find(|i| i.number == num).expect("exists");
+            Ok(respond::json(
+                StatusCode::OK,
+                &pull_json(ctx, r, item, true),
+            ))
+        }
         ("POST", ["issues"]) => {
             need("issues", true)?;
             create_issue(ctx, &mut st, &key, &token, doc)
@@ -904,6 +962,9 @@ fn doc_for(m: &Method, tail: &[&str]) -> &'static str {
             "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"
         }
         (_, Some("pulls"), None) => "https://docs.github.com/rest/pulls/pulls#list-pull-requests",
+        ("PATCH", Some("pulls"), _) => {
+            "https://docs.github.com/rest/pulls/pulls#update-a-pull-request"
+        }
         (_, Some("pulls"), _) => "https://docs.github.com/rest/pulls/pulls#get-a-pull-request",
         (_, Some("issues"), _) => match (m.as_str(), tail.get(2).copied()) {
             ("POST", None) if tail.len() == 1 => {
