@@ -1,5 +1,14 @@
 //! Plain-text helpers shared by every writer (summaries, notifications,
-//! error lines): cutting text to a bound in characters, never inside one.
+//! error lines): cutting text to a bound in characters, never inside one;
+//! and a stable hash for names derived from text.
+
+/// 64-bit FNV-1a of `bytes`: a stable hash for names and seeds derived from
+/// text (std's hasher is not stable across Rust releases).
+pub fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// `text` cut to at most `max` characters, the last being `…` when it was
 /// cut: a hard bound for fields with a limit (Slack's 3,000 characters, a

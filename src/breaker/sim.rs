@@ -122,11 +122,7 @@ pub struct RunResult {
 /// Seed of run `run` of cell `cell`: FNV-1a of the cell id, mixed with the
 /// run index and a global seed by splitmix64.
 pub fn run_seed(global: u64, cell: &str, run: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in cell.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::text::fnv1a64(cell.bytes());
     splitmix(splitmix(h ^ global) ^ run)
 }
 

@@ -218,6 +218,32 @@ fn pem(
     }
 }
 
+/// Where a YAML error is, without the parser's excerpt of the text around
+/// it or any value it quotes: the lines next to a mistake in a kubeconfig
+/// are often its token or key.
+fn yaml_error_place(error: &str) -> String {
+    let first = error.lines().next().unwrap_or_default();
+    match first.find("line ") {
+        Some(at) => {
+            let place = &first[at..];
+            let end = place
+                .find("column ")
+                .map(|c| {
+                    let digits = place[c + 7..]
+                        .find(|ch: char| !ch.is_ascii_digit())
+                        .unwrap_or(place.len() - c - 7);
+                    c + 7 + digits
+                })
+                .unwrap_or(0);
+            format!(
+                "YAML error at {}",
+                place[..end].replace(" column", ", column")
+            )
+        }
+        None => "not YAML".to_owned(),
+    }
+}
+
 fn names<T>(items: &[Named<T>]) -> String {
     let v: Vec<&str> = items.iter().map(|n| n.name.as_str()).collect();
     if v.is_empty() {
@@ -296,8 +322,12 @@ impl Kube {
         context: Option<&str>,
         from: &str,
     ) -> Result<Kube, KubeError> {
-        let cfg: KubeConfig = serde_saphyr::from_str(text)
-            .map_err(|e| KubeError::Config(format!("the {from} is not a kubeconfig: {e}")))?;
+        let cfg: KubeConfig = serde_saphyr::from_str(text).map_err(|e| {
+            KubeError::Config(format!(
+                "the {from} is not a kubeconfig ({}; its text is not repeated here, since a kubeconfig holds credentials)",
+                yaml_error_place(&e.to_string())
+            ))
+        })?;
         let wanted = match context.or(cfg.current_context.as_deref()) {
             Some(c) if !c.is_empty() => c.to_owned(),
             _ => {
@@ -760,6 +790,25 @@ mod tests {
         assert!(e.contains("/nonexistent/ca.crt"), "{e}");
         let e = err("clusters: [", None);
         assert!(e.contains("not a kubeconfig"), "{e}");
+        // A YAML mistake next to a credential: where it is, never the text.
+        for (text, place) in [
+            (
+                "users:\n- name: u\n  user:\n    token: s3cr3t-T0KEN\n    token-file: [unclosed\n",
+                "line 5, column 17",
+            ),
+            (
+                "users:\n- name: u\n  user:\n    token: s3cr3t-T0KEN\n    client-key-data: {a: 1}\n",
+                "line 5, column 22",
+            ),
+            (
+                "users:\n- name: u\n  user:\n    token: [s3cr3t-T0KEN]\n",
+                "line 4",
+            ),
+        ] {
+            let e = err(text, None);
+            assert!(e.contains("not a kubeconfig") && e.contains(place), "{e}");
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
         let e = err("apiVersion: v1\nkind: Config\n", None);
         assert!(e.contains("no current-context"), "{e}");
         let e = match Kube::connect(&Source::Path("/nonexistent/kubeconfig".into()), None) {

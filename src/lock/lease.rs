@@ -44,23 +44,12 @@ pub fn lease_name(key: &LockKey) -> String {
             }
         })
         .collect();
-    let readable: String = readable
-        .trim_matches('-')
-        .chars()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.path.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    // The key's end says most (the app); the hash keeps it unique.
+    let readable = readable.trim_matches('-');
+    let tail = readable[readable.len().saturating_sub(40)..].trim_start_matches('-');
     format!(
-        "expedite-lock-{}-{h:016x}",
-        readable.trim_start_matches('-')
+        "expedite-lock-{tail}-{:016x}",
+        crate::text::fnv1a64(key.path.bytes())
     )
 }
 

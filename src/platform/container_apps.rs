@@ -417,16 +417,14 @@ fn slug(s: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-/// 64-bit FNV-1a: a stable hash (std's is not stable across releases).
+/// [`crate::text::fnv1a64`] of the parts, each ended by a NUL so that
+/// `("ab", "c")` and `("a", "bc")` differ.
 fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    crate::text::fnv1a64(
+        parts
+            .iter()
+            .flat_map(|p| p.bytes().chain(std::iter::once(0))),
+    )
 }
 
 fn base36(mut n: u64, len: usize) -> String {

@@ -790,14 +790,7 @@ fn repo_route(ctx: &Ctx<'_>, owner: &str, repo: &str, tail: &[&str]) -> R<Resp> 
                 .find(|i| i.number == num)
                 .expect("exists");
             let now = Utc::now();
-            if let Some(Value::String(t)) = body.get("title") {
-                item.title = t.clone();
-            }
-            match body.get("body") {
-                Some(Value::String(b)) => item.body = Some(b.clone()),
-                Some(Value::Null) => item.body = None,
-                _ => {}
-            }
+            set_title_and_body(item, &body);
             if let Some(x) = state {
                 item.closed_at = (x == "closed").then_some(now);
                 item.state = x.to_owned();
@@ -2279,6 +2272,19 @@ fn create_issue(ctx: &Ctx<'_>, st: &mut State, key: &str, token: &Token, doc: &s
     Ok(resp)
 }
 
+/// `title` and `body` of an issue or pull request update (`body: null`
+/// clears it), as both PATCH endpoints take them.
+fn set_title_and_body(item: &mut Item, body: &Value) {
+    if let Some(Value::String(t)) = body.get("title") {
+        item.title = t.clone();
+    }
+    match body.get("body") {
+        Some(Value::String(b)) => item.body = Some(b.clone()),
+        Some(Value::Null) => item.body = None,
+        _ => {}
+    }
+}
+
 fn create_pull(ctx: &Ctx<'_>, st: &mut State, key: &str, token: &Token, doc: &str) -> R<Resp> {
     let body = body_json(ctx.req, doc)?;
     let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -2448,14 +2454,7 @@ fn issue_route(
                 .find(|i| i.number == num)
                 .expect("exists");
             let now = Utc::now();
-            if let Some(Value::String(t)) = body.get("title") {
-                item.title = t.clone();
-            }
-            match body.get("body") {
-                Some(Value::String(b)) => item.body = Some(b.clone()),
-                Some(Value::Null) => item.body = None,
-                _ => {}
-            }
+            set_title_and_body(item, &body);
             if let Some(l) = labels {
                 item.labels = l;
             }
