@@ -393,16 +393,21 @@ fn post_has_work(env: &Env, console: &Console) -> bool {
 /// of the job (after failure and cancellation too) with the same inputs, and
 /// restores production to a safe state from the journals.
 async fn post_stage(console: Console, sinks: Sinks, env: Env, config: Config) -> u8 {
-    let (azure, base) = match (&config.deploy, &config.rollback) {
-        (Some(d), _) => (d.azure.clone(), Some(d.plan.clone())),
-        (None, Some(r)) => (r.azure.clone(), None),
+    let (azure, http, kube, base) = match (&config.deploy, &config.rollback) {
+        (Some(d), _) => (
+            d.azure.clone(),
+            d.http.clone(),
+            d.kube.clone(),
+            Some(d.plan.clone()),
+        ),
+        (None, Some(r)) => (r.azure.clone(), r.http.clone(), r.kube.clone(), None),
         (None, None) => return 0,
     };
-    // Only rollouts on Azure keep journals; a run of command services
+    // Only rollouts on a platform keep journals; a run of command services
     // alone has nothing for the post stage to restore.
-    let Some(azure) = azure else {
+    if azure.is_none() && kube.is_none() {
         return 0;
-    };
+    }
     let identity = RunIdentity::from_env(&env);
     crate::http::set_run_tag(&identity.id);
     let ctx = Ctx {
@@ -413,7 +418,15 @@ async fn post_stage(console: Console, sinks: Sinks, env: Env, config: Config) ->
         config,
         identity,
     };
-    match crate::commands::shared::service::post(&ctx, &azure, base.as_ref()).await {
+    match crate::commands::shared::service::post(
+        &ctx,
+        azure.as_ref(),
+        &http,
+        kube.as_ref(),
+        base.as_ref(),
+    )
+    .await
+    {
         Ok(report) => {
             for e in &report.errors {
                 console.annotate(Level::Error, &Annotation::message(e.clone()));

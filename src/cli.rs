@@ -82,7 +82,11 @@ fn value_name(name: &str) -> &'static str {
         | "federated-token" => "SECRET",
         "azure-credentials" => "JSON",
         "version" | "expected-version" | "to-version" => "VERSION",
-        "app-name" | "resource-group" | "container" | "slot" | "environment" | "scenario" => "NAME",
+        "app-name" | "resource-group" | "container" | "slot" | "environment" | "scenario"
+        | "namespace" | "service" | "kube-context" => "NAME",
+        "strategy" => "blue-green|canary",
+        "kubeconfig" => "FILE|YAML",
+        "production-url" => "URL",
         "services" => "NAMES|all",
         "platform" => "PLATFORM",
         "image" => "IMAGE",

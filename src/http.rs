@@ -372,6 +372,77 @@ pub fn client_with_identity(
         .map_err(|e| HttpError::Config(error_chain(&e)))
 }
 
+/// Which client, and which credential, a request to a URL goes through:
+/// the shared client, except under one Kubernetes API server's base, where
+/// that connection's client (its CA, its client certificate) and bearer
+/// token are used — a deploy probes new pods through the API server's
+/// proxy. The token is attached only to URLs under the base's
+/// `https://host:port/path/`, so a probe of a user-facing host never
+/// carries it.
+#[derive(Clone)]
+pub struct Dial {
+    shared: reqwest::Client,
+    api: Option<ApiDial>,
+}
+
+#[derive(Clone)]
+struct ApiDial {
+    prefix: String,
+    http: reqwest::Client,
+    token: Option<secrecy::SecretString>,
+}
+
+impl fmt::Debug for Dial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dial")
+            .field("api", &self.api.as_ref().map(|a| a.prefix.as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dial {
+    /// Every request through `shared`.
+    pub fn new(shared: reqwest::Client) -> Dial {
+        Dial { shared, api: None }
+    }
+
+    /// Requests under `base` (`https://host:port[/path]`, no trailing
+    /// slash) through `http`, with `token` as their bearer.
+    pub fn with_api(
+        mut self,
+        base: &str,
+        http: reqwest::Client,
+        token: Option<secrecy::SecretString>,
+    ) -> Dial {
+        self.api = Some(ApiDial {
+            prefix: format!("{}/", base.trim_end_matches('/')),
+            http,
+            token,
+        });
+        self
+    }
+
+    /// A request to `url` through the client that serves it.
+    pub fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        use secrecy::ExposeSecret as _;
+        match &self.api {
+            Some(api) if url.starts_with(&api.prefix) => {
+                let rb = api.http.request(method, url);
+                match &api.token {
+                    Some(t) => rb.bearer_auth(t.expose_secret()),
+                    None => rb,
+                }
+            }
+            _ => self.shared.request(method, url),
+        }
+    }
+
+    /// A GET of `url`.
+    pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.request(Method::GET, url)
+    }
+}
+
 /// Whether a request may be repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotency {

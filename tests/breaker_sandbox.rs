@@ -108,10 +108,13 @@ async fn deploy(sb: &Sandbox, plan: DeployPlan) -> Journal {
     let s = &clients.settings;
     let sources = Some(SourceClients {
         http: clients.http.clone(),
-        arm: arm.clone(),
-        monitor: MonitorTarget::AppService {
-            site_id: web_site_id(&s.subscription_id, &s.resource_group, WEB),
-        },
+        dial: None,
+        monitor: Some((
+            arm.clone(),
+            MonitorTarget::AppService {
+                site_id: web_site_id(&s.subscription_id, &s.resource_group, WEB),
+            },
+        )),
     });
     Rollout {
         target: AppServiceTarget {

@@ -138,10 +138,13 @@ async fn prometheus_queries_trip_a_bad_canary_and_production_is_restored() {
         plan,
         sources: Some(SourceClients {
             http: clients.http.clone(),
-            arm,
-            monitor: MonitorTarget::AppService {
-                site_id: web_site_id(&s.subscription_id, &s.resource_group, APP),
-            },
+            dial: None,
+            monitor: Some((
+                arm,
+                MonitorTarget::AppService {
+                    site_id: web_site_id(&s.subscription_id, &s.resource_group, APP),
+                },
+            )),
         }),
         cancel: Cancel::new(),
         lock: None,

@@ -117,10 +117,13 @@ async fn deploy(
             let app = clients.app(arm.clone(), WEB);
             let sources = Some(SourceClients {
                 http: clients.http.clone(),
-                arm: arm.clone(),
-                monitor: MonitorTarget::AppService {
-                    site_id: web_site_id(&s.subscription_id, &s.resource_group, WEB),
-                },
+                dial: None,
+                monitor: Some((
+                    arm.clone(),
+                    MonitorTarget::AppService {
+                        site_id: web_site_id(&s.subscription_id, &s.resource_group, WEB),
+                    },
+                )),
             });
             Rollout {
                 target: AppServiceTarget {
@@ -148,10 +151,13 @@ async fn deploy(
             };
             let sources = Some(SourceClients {
                 http: clients.http.clone(),
-                arm: arm.clone(),
-                monitor: MonitorTarget::ContainerApp {
-                    app_id: container_app_id(&s.subscription_id, &s.resource_group, CA),
-                },
+                dial: None,
+                monitor: Some((
+                    arm.clone(),
+                    MonitorTarget::ContainerApp {
+                        app_id: container_app_id(&s.subscription_id, &s.resource_group, CA),
+                    },
+                )),
             });
             Rollout {
                 target: ContainerAppsTarget {

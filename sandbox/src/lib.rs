@@ -556,6 +556,109 @@ impl SandboxHandle {
             .insert(image.to_owned(), behaviour);
     }
 
+    /// The bearer token the emulated API server accepts (the one in the
+    /// kubeconfig it writes).
+    pub fn kube_token(&self) -> String {
+        self.shared.kube().token().to_owned()
+    }
+
+    /// Puts a demo app on the emulated cluster, as a team's manifests
+    /// would: namespace `namespace`, a Deployment `name` of `replicas` pods
+    /// running `image` (its tag is the version the pods serve) labelled
+    /// `app: name` and `version: {tag}`, and a Service `name` on port 80.
+    /// `istio`: the Service selects `app` only, and a VirtualService and a
+    /// DestinationRule (both `name`) send all traffic to the tag's subset
+    /// (`v` and the tag with `.` as `-`); otherwise the Service selects
+    /// the version too (blue-green). Returns every refusal the API server
+    /// gave (none when it was applied).
+    pub fn kube_seed_app(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        replicas: u32,
+        istio: bool,
+    ) -> Vec<String> {
+        use serde_json::json;
+        let tag = image.rsplit_once(':').map_or("latest", |(_, t)| t);
+        let subset = format!("v{}", tag.replace('.', "-"));
+        let mut selector = json!({"app": name, "version": tag});
+        if istio && let Some(m) = selector.as_object_mut() {
+            m.remove("version");
+        }
+        let objects = [
+            ("namespaces", "", json!({"metadata": {"name": namespace}})),
+            (
+                "deployments",
+                namespace,
+                json!({
+                    "metadata": {"name": name, "labels": {"app": name}},
+                    "spec": {
+                        "replicas": replicas,
+                        "selector": {"matchLabels": {"app": name, "version": tag}},
+                        "template": {
+                            "metadata": {"labels": {"app": name, "version": tag}},
+                            "spec": {"containers": [{
+                                "name": "app",
+                                "image": image,
+                                "ports": [{"containerPort": 8080}]
+                            }]}
+                        }
+                    }
+                }),
+            ),
+            (
+                "services",
+                namespace,
+                json!({
+                    "metadata": {"name": name},
+                    "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]}
+                }),
+            ),
+        ];
+        let istio_objects = [
+            (
+                "destinationrules",
+                namespace,
+                json!({
+                    "metadata": {"name": name},
+                    "spec": {"host": name, "subsets": [{"name": subset, "labels": {"version": tag}}]}
+                }),
+            ),
+            (
+                "virtualservices",
+                namespace,
+                json!({
+                    "metadata": {"name": name},
+                    "spec": {"hosts": [name], "http": [{"route": [
+                        {"destination": {"host": name, "subset": subset}, "weight": 100}
+                    ]}]}
+                }),
+            ),
+        ];
+        let mut refused = Vec::new();
+        let mut cluster = self.shared.kube();
+        let wanted = objects
+            .into_iter()
+            .chain(istio_objects.into_iter().filter(|_| istio));
+        for (plural, ns, body) in wanted {
+            let Some(kind) = kube::KINDS.iter().position(|k| k.plural == plural) else {
+                refused.push(format!("{plural}: not a kind the sandbox knows"));
+                continue;
+            };
+            if plural == "namespaces" && cluster.object(kind, "", namespace).is_some() {
+                continue;
+            }
+            match cluster.create(kind, ns, body, false) {
+                respond::Outcome::Respond(r) if r.status().is_success() => {}
+                respond::Outcome::Respond(r) => refused.push(format!("{plural}: {}", r.status())),
+                respond::Outcome::Drop => refused.push(format!("{plural}: dropped")),
+            }
+        }
+        kube::controller::reconcile(&mut cluster);
+        refused
+    }
+
     /// A Kubernetes object as the API server holds it now (`plural`:
     /// `deployments`, `services`, …; `namespace` empty for cluster-scoped).
     pub fn kube_object(

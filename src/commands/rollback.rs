@@ -26,8 +26,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::shared::service::{
-    self, AzureClients, Keeper, RollbackSettings, ServiceResult, azure_clients, rollback_one,
-    write_audit,
+    self, Clients, Keeper, RollbackSettings, ServiceResult, rollback_one, write_audit,
 };
 use super::{CommandError, Ctx, Report};
 use crate::commands::shared::platforms;
@@ -41,12 +40,14 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
     ctx.console.untrusted("rollback reason", &config.reason);
     let mut rec =
         super::shared::records::Records::connect(ctx, ctx.config.records.as_deref()).await;
-    // A manifest of command services only rolls back without an Azure
-    // sign-in; config asks for it whenever a service needs it.
-    let clients = match &config.azure {
-        Some(azure) => Some(azure_clients(&ctx.console, azure)?),
-        None => None,
-    };
+    // Services off Azure roll back without an Azure sign-in; config asks
+    // for it whenever a service needs it.
+    let clients = service::clients(
+        &ctx.console,
+        config.azure.as_ref(),
+        &config.http,
+        config.kube.as_ref(),
+    )?;
     let subscription = config
         .azure
         .as_ref()
@@ -80,7 +81,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                 from_manifest(
                     ctx,
                     config,
-                    clients.as_ref(),
+                    &clients,
                     &subscription,
                     &keeper,
                     service,
@@ -102,13 +103,9 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
                 } else {
                     None
                 };
-                let Some(clients) = clients.as_ref() else {
-                    results.push(no_sign_in(app_name));
-                    continue;
-                };
                 let (r, j) = rollback_one(
                     ctx,
-                    clients,
+                    &clients,
                     &keeper,
                     &place,
                     &RollbackSettings::of(config),
@@ -219,7 +216,7 @@ pub async fn run(ctx: &Ctx, config: &RollbackConfig) -> Result<Report, CommandEr
 async fn from_manifest(
     ctx: &Ctx,
     config: &RollbackConfig,
-    clients: Option<&AzureClients>,
+    clients: &Clients,
     subscription: &str,
     keeper: &Keeper,
     service: &crate::manifest::Service,
@@ -255,20 +252,9 @@ async fn from_manifest(
         r.error = Some("no platform to roll it back on".into());
         return r;
     };
-    let Some(clients) = clients else {
-        return no_sign_in(&service.name);
-    };
     let (mut r, j) = rollback_one(ctx, clients, keeper, &place, &settings, None).await;
     journals.extend(j);
     r.app = format!("{} ({})", service.name, place.name());
-    r
-}
-
-/// A service on Azure when no Azure sign-in was configured: config asks
-/// for one whenever a service needs it, so this is a guard, not a path.
-fn no_sign_in(name: &str) -> ServiceResult {
-    let mut r = ServiceResult::new(name, None);
-    r.error = Some("it runs on Azure, but no Azure sign-in was configured".into());
     r
 }
 

@@ -312,6 +312,27 @@ fn pipeline_proof(
     }
 }
 
+/// How a run's HTTP clients are built: the Azure sign-in's settings when
+/// there is one (its `resolve` and `ca-cert` are read there), else the same
+/// inputs read here.
+pub(super) fn http_settings(
+    r: &mut Resolver<'_>,
+    azure: &Option<Option<AzureConfig>>,
+) -> Option<crate::http::HttpSettings> {
+    match azure {
+        Some(Some(a)) => return Some(a.http.clone()),
+        // The sign-in failed: its errors (those inputs' included) are said.
+        None => return None,
+        Some(None) => {}
+    }
+    let (resolve, ca_pem) = http_inputs(r);
+    Some(crate::http::HttpSettings {
+        resolve: resolve.unwrap_or_default(),
+        extra_ca_pem: ca_pem.into_iter().collect(),
+        ..crate::http::HttpSettings::default()
+    })
+}
+
 /// The `resolve` and `ca-cert` inputs, shared by every command that builds
 /// HTTP clients (Azure, GitHub).
 pub(super) fn http_inputs(

@@ -18,8 +18,14 @@ pub struct DeployConfig {
     pub settings: std::collections::BTreeMap<String, String>,
     /// Several services from the manifest instead of `app-name`.
     pub multi: Option<MultiConfig>,
-    /// Azure access; `None` for a manifest of `command` services only.
+    /// Azure access; `None` when no service is on Azure.
     pub azure: Option<AzureConfig>,
+    /// How HTTP clients are built (resolution, extra CA): Azure's when it
+    /// is there, else from the same inputs.
+    pub http: crate::http::HttpSettings,
+    /// Where the Kubernetes connection comes from; `None` when no service
+    /// is on Kubernetes.
+    pub kube: Option<crate::kube::Source>,
     /// The app.
     pub resource: crate::rollout::platforms::Resource,
     /// What to do, validated.
@@ -58,18 +64,28 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
     use crate::probe::{Endpoints, Schedule};
     use crate::rollout::driver::{DeployPlan, StalePolicy};
     let raw = r.raw;
-    // A manifest of `command` services only needs no Azure sign-in.
+    // Services off Azure (`command`, `kubernetes`) need no Azure sign-in.
     let multi = multi_config(r);
-    let azure_needed = match &multi {
-        Some(Some(m)) => m.manifest.needs_azure(),
-        _ => true,
+    let platform = r.parse("platform", parse_platform);
+    let (azure_needed, kube_needed) = match &multi {
+        Some(Some(m)) => (m.manifest.needs_azure(), m.manifest.needs_kube()),
+        _ => (
+            platform.is_none_or(|p| p.needs_azure()),
+            platform.is_some_and(|p| p.needs_kube()),
+        ),
     };
     let azure = if azure_needed {
         azure_config(r, env).map(Some)
     } else {
         Some(None)
     };
-    if !raw.given("manifest") && raw.get("resource-group").is_none() {
+    let http = http_settings(r, &azure);
+    let kube = if kube_needed {
+        super::kube::kube_source(r, env)
+    } else {
+        None
+    };
+    if !raw.given("manifest") && raw.get("resource-group").is_none() && azure_needed {
         r.error(
             "resource-group",
             "is required by `deploy`",
@@ -102,8 +118,15 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
             accepted: "clear or fail".into(),
         }),
     });
-    for name in ["resource-group", "app-name"] {
-        r.parse(name, service::resource_name);
+    r.parse("resource-group", service::resource_name);
+    match platform {
+        // A Deployment's name: a DNS-1123 name, part of an API path.
+        Some(p) if p.needs_kube() => {
+            r.parse("app-name", |v| service::dns_label("Deployment", v));
+        }
+        _ => {
+            r.parse("app-name", service::resource_name);
+        }
     }
     let runner = env.runner();
     let run_id = runner.run_name();
@@ -120,7 +143,7 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.join(format!("expedite-deploy-{stem}.json")));
     let journal = dir.join(format!("expedite-journal-{stem}.json"));
-    let resource = crate::rollout::platforms::Resource {
+    let mut resource = crate::rollout::platforms::Resource {
         subscription: azure
             .as_ref()
             .and_then(|a| a.as_ref().map(|a| a.subscription_id.clone()))
@@ -133,7 +156,6 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         interval: interval?,
         timeout: check_timeout?,
     };
-    let platform = r.parse("platform", parse_platform);
     // The platform's settings, checked as a manifest entry's are; a
     // setting of another platform is refused, not ignored.
     let (settings, package, image) = match platform {
@@ -152,6 +174,19 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
                 })
                 .and_then(|v| package_file(r, v));
             let image = settings.get("image").cloned();
+            let canary_given = raw.get("canary").is_some_and(|c| !c.trim().is_empty());
+            if let Err((key, problem, accepted)) = p.check(&settings, canary_given) {
+                r.error(key, problem, accepted);
+            }
+            if multi.as_ref().is_some_and(Option::is_none)
+                && let Some(source) = &kube
+            {
+                super::kube::check_connection(
+                    r,
+                    source,
+                    settings.get("kube-context").map(String::as_str),
+                );
+            }
             (Some(settings), package, image)
         }
         None => (None, None, None),
@@ -169,7 +204,28 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
             "leave it out (the new build is checked in its staging place, then promoted and verified)",
         );
     }
-    let canary = canary_config(r);
+    // The platform says what the three parts are (Kubernetes: context,
+    // namespace, Deployment).
+    if let (Some(p), Some(settings)) = (platform, &settings) {
+        resource = p.resource(
+            &resource.subscription,
+            &resource.resource_group,
+            &resource.app,
+            settings,
+        );
+    }
+    // A platform whose metrics are not `http_requests_total` by `slot`
+    // (Istio's `istio_requests_total` by `destination_version`) brings its
+    // own Prometheus defaults.
+    let prom_defaults = match (platform, &settings) {
+        (Some(p), Some(settings)) => p.prometheus_defaults(&crate::rollout::platforms::Place {
+            platform: p,
+            resource: resource.clone(),
+            settings: settings.clone(),
+        }),
+        _ => None,
+    };
+    let canary = canary_config(r, prom_defaults);
     if raw.get("app-name").is_none() && !raw.given("manifest") {
         r.error(
             "app-name",
@@ -209,6 +265,8 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
             patience: Duration::from_secs(900),
         },
         azure: azure?,
+        http: http?,
+        kube,
         resource,
         package,
         audit_log,
@@ -382,6 +440,7 @@ pub(super) fn multi_config(r: &mut Resolver<'_>) -> Option<Option<MultiConfig>> 
 pub(super) fn prometheus_spec(
     r: &mut Resolver<'_>,
     latency: Option<Duration>,
+    defaults: Option<(String, String)>,
 ) -> Option<crate::probe::evidence::prometheus::PrometheusSpec> {
     use crate::probe::evidence::prometheus::{PromAuth, PromQueries, PrometheusSpec};
     let raw = r.raw;
@@ -396,6 +455,10 @@ pub(super) fn prometheus_spec(
     let url = r.parse("prometheus-url", values::parse_url)?;
     let mut spec = PrometheusSpec::new(url);
     spec.queries = PromQueries::standard(latency);
+    if let Some((requests, failures)) = defaults {
+        spec.queries.requests = requests;
+        spec.queries.failures = failures;
+    }
     if let Some(q) = raw.get("prometheus-requests-query") {
         spec.queries.requests = q.to_string();
     }
@@ -430,6 +493,7 @@ pub(super) fn prometheus_spec(
 /// `None` when an input was wrong (the error is recorded).
 pub(super) fn canary_config(
     r: &mut Resolver<'_>,
+    prom_defaults: Option<(String, String)>,
 ) -> Option<Option<crate::rollout::canary::CanaryPlan>> {
     use crate::probe::evidence::probes::{ProbeSettings, parse_requests};
     use crate::rollout::canary::{CanaryPlan, InconclusivePolicy, SourceSpec};
@@ -584,7 +648,7 @@ pub(super) fn canary_config(
             }
             "azure-monitor" => sources.push(SourceSpec::AzureMonitor),
             "prometheus" => {
-                if let Some(spec) = prometheus_spec(r, latency) {
+                if let Some(spec) = prometheus_spec(r, latency, prom_defaults.clone()) {
                     sources.push(SourceSpec::Prometheus(Box::new(spec)));
                 }
             }

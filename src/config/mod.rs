@@ -17,6 +17,7 @@ mod deploy;
 pub mod docs;
 mod gate;
 pub mod github;
+mod kube;
 mod lock;
 mod rollback;
 mod sandbox;
@@ -25,7 +26,7 @@ pub mod spec;
 pub mod values;
 
 pub use azure::AzureConfig;
-use azure::{azure_config, http_inputs};
+use azure::{azure_config, http_inputs, http_settings};
 pub use deploy::{DeployConfig, MultiConfig, PlanConfig};
 use deploy::{deploy_config, load_manifest, parse_platform, plan_config};
 pub use gate::GateConfig;

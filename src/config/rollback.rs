@@ -15,8 +15,13 @@ pub struct RollbackConfig {
     /// `services: all`: the manifest, whose services are rolled back in
     /// reverse dependency order (`services` holds that order).
     pub manifest: Option<crate::manifest::Manifest>,
-    /// Azure access; `None` for a manifest of `command` services only.
+    /// Azure access; `None` when no service is on Azure.
     pub azure: Option<AzureConfig>,
+    /// How HTTP clients are built: Azure's when it is there, else from the
+    /// same inputs.
+    pub http: crate::http::HttpSettings,
+    /// Where the Kubernetes connection comes from, when a service needs one.
+    pub kube: Option<crate::kube::Source>,
     /// Resource group of the apps.
     pub resource_group: String,
     /// Apps to roll back, in order.
@@ -95,7 +100,8 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
     let all = services
         .as_ref()
         .is_some_and(|s| s.len() == 1 && s[0].eq_ignore_ascii_case("all"));
-    if !all && raw.get("resource-group").is_none() {
+    let platform_needs_azure = platform.is_none_or(|p| p.needs_azure());
+    if !all && raw.get("resource-group").is_none() && platform_needs_azure {
         r.error(
             "resource-group",
             "is required by `rollback` (unless `services: all` reads the manifest)",
@@ -105,11 +111,33 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
     // Read before the Azure inputs: a manifest of `command` services only
     // needs no Azure sign-in.
     let loaded = if all { load_manifest(r) } else { None };
-    let azure_needed = loaded.as_ref().is_none_or(|(_, m)| m.needs_azure());
+    let (azure_needed, kube_needed) = match &loaded {
+        Some((_, m)) => (m.needs_azure(), m.needs_kube()),
+        None => (
+            platform_needs_azure,
+            platform.is_some_and(|p| p.needs_kube()),
+        ),
+    };
     let azure = if azure_needed {
         azure_config(r, env).map(Some)
     } else {
         Some(None)
+    };
+    let http = http_settings(r, &azure);
+    let kube = if kube_needed {
+        let source = super::kube::kube_source(r, env);
+        if let (Some(source), Some(settings)) = (&source, &settings)
+            && !all
+        {
+            super::kube::check_connection(
+                r,
+                source,
+                settings.get("kube-context").map(String::as_str),
+            );
+        }
+        source
+    } else {
+        None
     };
     let mut services = services?;
     let mut manifest = None;
@@ -137,6 +165,8 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
         platform: platform?,
         manifest,
         azure: azure?,
+        http: http?,
+        kube,
         resource_group: raw.get("resource-group").unwrap_or_default().to_string(),
         services,
         settings: settings?,

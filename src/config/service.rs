@@ -137,6 +137,77 @@ pub fn container(v: &str) -> Result<String, ValueError> {
     }
 }
 
+/// A Kubernetes name that must be a DNS-1123 label (a namespace, a
+/// Service): lower-case letters, digits and `-`, starting and ending with
+/// a letter or digit, at most 63 — so it is sent as written and cannot
+/// reshape the API path it is put in.
+pub fn dns_label(what: &str, v: &str) -> Result<String, ValueError> {
+    let ok = !v.is_empty()
+        && v.len() <= 63
+        && v.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(ValueError {
+            problem: format!("{} is not a Kubernetes {what} name", shown(v)),
+            accepted: "lower-case letters, digits and -, starting and ending with a letter or digit (up to 63)".into(),
+        })
+    }
+}
+
+/// How a Kubernetes service changes.
+pub fn strategy(v: &str) -> Result<String, ValueError> {
+    match v {
+        "blue-green" | "canary" => Ok(v.to_string()),
+        other => Err(ValueError {
+            problem: format!("{} is not a strategy", shown(other)),
+            accepted: "blue-green (switch the Service's version selector) or canary (Istio VirtualService weights)".into(),
+        }),
+    }
+}
+
+/// A kubeconfig context's name: printable, no spaces at either end.
+pub fn kube_context(v: &str) -> Result<String, ValueError> {
+    if !v.is_empty() && v.len() <= 253 && v.trim() == v && !v.contains(|c: char| c.is_control()) {
+        Ok(v.to_string())
+    } else {
+        Err(ValueError {
+            problem: format!("{} is not a context name", shown(v)),
+            accepted: "the name of a context in the kubeconfig (kubectl config get-contexts)"
+                .into(),
+        })
+    }
+}
+
+/// Where users reach a service: an `https://` URL with a host, and no
+/// credentials, query or fragment (probes add the paths).
+pub fn production_url(v: &str) -> Result<String, ValueError> {
+    let accepted =
+        "an https:// address users reach the service at, e.g. https://payments.example.com";
+    let bad = |problem: String| ValueError {
+        problem,
+        accepted: accepted.into(),
+    };
+    let url = reqwest::Url::parse(v).map_err(|_| bad(format!("{} is not a URL", shown(v))))?;
+    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(format!("{} is not an https:// URL", shown(v))));
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad(format!(
+            "{} carries a user, a query or a fragment",
+            shown(&redacted_url(v))
+        )));
+    }
+    Ok(v.trim_end_matches('/').to_string())
+}
+
 /// A zip the platform downloads: an absolute `https://` URL with a host and
 /// no user name or password in it (a SAS token goes in the query, which
 /// expedite never prints), naming `${version}` where the version goes.
@@ -255,6 +326,11 @@ pub fn platform_settings<'g>(
             Setting::PackageUrl => package_url(v),
             Setting::Image => image(v),
             Setting::Container => container(v),
+            Setting::Namespace => dns_label("namespace", v),
+            Setting::Service => dns_label("Service", v),
+            Setting::Strategy => strategy(v),
+            Setting::KubeContext => kube_context(v),
+            Setting::ProductionUrl => production_url(v),
         });
         match (checked, t.need) {
             (Some(Ok(v)), _) => {

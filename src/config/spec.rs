@@ -395,31 +395,75 @@ pub const INPUTS: &[InputSpec] = &[
     .env("EXPEDITE_RESOURCE_GROUP"),
     input(
         "app-name",
-        "The app to deploy to: an App Service web app, or a container app with \
-         `platform: container-apps`. Required unless `manifest` names the services.",
+        "The app to deploy to: an App Service web app, a container app with \
+         `platform: container-apps`, or with `platform: kubernetes` the stable Deployment \
+         (its name also names the lock). Required unless `manifest` names the services.",
     )
     .only(DEPLOY)
     .aliases(&["containerAppName"]),
     input(
         "platform",
         "Where the app runs: `app-service` (a staging slot, routing rules, a swap), \
-         `container-apps` (a new revision, traffic weights) or `static-web-apps` (a preview \
-         environment, then the same zip to production; no canary). Rollback: the platform \
-         of the apps in `services`.",
+         `container-apps` (a new revision, traffic weights), `static-web-apps` (a preview \
+         environment, then the same zip to production; no canary) or `kubernetes` (a new \
+         Deployment per version, then the Service's `version` selector or Istio weights). \
+         Rollback: the platform of the apps in `services`.",
     )
     .default("app-service")
     .only(AZURE),
     input(
         "image",
-        "Container Apps: the image of the new build (e.g. `contoso.azurecr.io/payments:2.4.1`).",
+        "Container Apps and Kubernetes: the image of the new build (e.g. \
+         `contoso.azurecr.io/payments:2.4.1`).",
     )
     .only(DEPLOY)
     .aliases(&["images", "imageToDeploy"]),
     input(
         "container",
-        "Container Apps: which container gets the image, when the app has several.",
+        "Container Apps and Kubernetes: which container gets the image, when the app has \
+         several.",
     )
     .only(DEPLOY),
+    input(
+        "namespace",
+        "Kubernetes: the namespace of the Deployment and its Service (default: the \
+         context's namespace, else `default`).",
+    )
+    .only(AZURE),
+    input(
+        "service",
+        "Kubernetes: the Service users reach (default: the Deployment's name).",
+    )
+    .only(AZURE),
+    input(
+        "strategy",
+        "Kubernetes: `blue-green` (switch the Service's `version` selector once the new \
+         Deployment is checked) or `canary` (step an Istio VirtualService's weights over \
+         DestinationRule subsets by `version`, under the breaker).",
+    )
+    .default("blue-green")
+    .only(AZURE),
+    input(
+        "kube-context",
+        "Kubernetes: the kubeconfig context to use (default: its current context).",
+    )
+    .only(AZURE),
+    input(
+        "production-url",
+        "Kubernetes: where users reach the service (`https://…`, through the mesh's \
+         ingress). Required by `strategy: canary`; blue-green checks production through the \
+         API server's service proxy when it is not given.",
+    )
+    .only(AZURE),
+    input(
+        "kubeconfig",
+        "Kubernetes: the kubeconfig's path, or its content (default: `KUBECONFIG`, then the \
+         pod's service account when run in a cluster, then `~/.kube/config`). Tokens and keys \
+         in it are never printed; exec plugins and `insecure-skip-tls-verify` are refused.",
+    )
+    .secret()
+    .env("KUBECONFIG")
+    .only(AZURE),
     input(
         "services",
         "Deploy: the manifest's services to deploy (default: all). Rollback: the App Service \

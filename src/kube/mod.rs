@@ -27,7 +27,7 @@ use crate::cancel::{Cancel, Cancelled};
 use crate::http::{self, HttpError, HttpSettings, Idempotency, RetryPolicy};
 
 /// Where the connection comes from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Source {
     /// A kubeconfig file (relative paths in it are relative to its folder).
     Path(PathBuf),
@@ -36,6 +36,17 @@ pub enum Source {
     /// The pod's service account (`KUBERNETES_SERVICE_HOST`, the token and
     /// CA under `/var/run/secrets/kubernetes.io/serviceaccount`).
     InCluster,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            // A kubeconfig's content may hold a token or a key.
+            Source::Content(_) => f.write_str("Content(***)"),
+            Source::InCluster => f.write_str("InCluster"),
+        }
+    }
 }
 
 /// What went wrong, by what the caller does about it.
@@ -512,6 +523,23 @@ impl Kube {
     /// The API server's URL as expedite reaches it.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// A [`Dial`](http::Dial) that sends requests under the API server
+    /// through this connection (its CA, client certificate and token), and
+    /// every other request through `shared`.
+    pub fn dial(&self, shared: reqwest::Client) -> http::Dial {
+        http::Dial::new(shared).with_api(&self.base, self.http.clone(), self.token.clone())
+    }
+
+    /// A host for [`crate::probe::Probe`] that reaches `path` (an API
+    /// server proxy path such as `/api/v1/namespaces/shop/pods/web-1:8080/proxy`)
+    /// through this API server: its base without the scheme, then `path`.
+    pub fn proxy_host(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.base.strip_prefix("https://").unwrap_or(&self.base)
+        )
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

@@ -571,9 +571,16 @@ impl Manifest {
     /// True when a service runs on Azure (and so needs an Azure sign-in);
     /// a manifest of `command` services only does not.
     pub fn needs_azure(&self) -> bool {
-        self.services
-            .iter()
-            .any(|s| matches!(s.platform, Platform::Target { .. }))
+        self.services.iter().any(
+            |s| matches!(&s.platform, Platform::Target { platform, .. } if platform.needs_azure()),
+        )
+    }
+
+    /// True when a service runs on Kubernetes (and so needs a connection).
+    pub fn needs_kube(&self) -> bool {
+        self.services.iter().any(
+            |s| matches!(&s.platform, Platform::Target { platform, .. } if platform.needs_kube()),
+        )
     }
 
     /// Reads and validates the manifest at `path`.

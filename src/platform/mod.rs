@@ -6,4 +6,5 @@
 
 pub mod app_service;
 pub mod container_apps;
+pub mod kubernetes;
 pub mod static_web_apps;

@@ -93,7 +93,7 @@ pub fn parse_version_body(body: &str) -> Option<String> {
 /// Probes hosts over HTTPS with the shared client.
 #[derive(Debug, Clone)]
 pub struct Probe {
-    http: reqwest::Client,
+    http: crate::http::Dial,
     /// Bound on each probe request.
     pub request_timeout: Duration,
 }
@@ -101,10 +101,22 @@ pub struct Probe {
 impl Probe {
     /// A prober using `http` (built by [`crate::http::client`]).
     pub fn new(http: reqwest::Client) -> Self {
+        Probe::dialing(crate::http::Dial::new(http))
+    }
+
+    /// A prober whose requests go through `dial` (a Kubernetes target's:
+    /// hosts under its API server are reached with the cluster's
+    /// credentials).
+    pub fn dialing(dial: crate::http::Dial) -> Self {
         Probe {
-            http,
+            http: dial,
             request_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// How this prober reaches hosts.
+    pub fn dial(&self) -> &crate::http::Dial {
+        &self.http
     }
 
     fn url(host: &str, path: &str) -> String {
@@ -128,7 +140,7 @@ impl Probe {
         let get = |path: &str| {
             let mut rb = self
                 .http
-                .get(Probe::url(host, path))
+                .get(&Probe::url(host, path))
                 .timeout(self.request_timeout);
             if let Some(name) = routing_name {
                 rb = rb.query(&[("x-ms-routing-name", name)]);

@@ -526,14 +526,15 @@ impl super::platforms::Platform for AppServicePlatform {
         place: &super::platforms::Place,
         _plan: &DeployPlan,
         env: &super::platforms::TargetEnv,
-    ) -> Box<dyn super::target::AnyTarget> {
-        Box::new(AppServiceTarget {
-            app: AppService::new(env.arm.clone(), Self::site(place)),
-            tokens: env.tokens.clone(),
+    ) -> Result<Box<dyn super::target::AnyTarget>, String> {
+        let az = env.azure(self.name())?;
+        Ok(Box::new(AppServiceTarget {
+            app: AppService::new(az.arm.clone(), Self::site(place)),
+            tokens: az.tokens.clone(),
             http: env.http.clone(),
             slot: place.staging_slot().unwrap_or("staging").to_string(),
             archive: env.archive.clone(),
-        })
+        }))
     }
 
     fn monitor(
@@ -571,7 +572,7 @@ impl super::platforms::Platform for AppServicePlatform {
         c: &'a Cancel,
     ) -> super::target::Fut<'a, Option<String>> {
         Box::pin(async move {
-            let app = AppService::new(env.arm.clone(), Self::site(place));
+            let app = AppService::new(env.azure.as_ref()?.arm.clone(), Self::site(place));
             let prod = app.slot(PRODUCTION, c).await.ok()?;
             Probe::new(env.http.clone())
                 .observe(&prod.default_host_name, endpoints, Some("self"))
@@ -587,7 +588,7 @@ impl super::platforms::Platform for AppServicePlatform {
         c: &'a Cancel,
     ) -> super::target::Fut<'a, Result<BTreeMap<String, String>, String>> {
         Box::pin(async move {
-            let app = AppService::new(env.arm.clone(), Self::site(place));
+            let app = AppService::new(env.azure(self.name())?.arm.clone(), Self::site(place));
             match app.slot(PRODUCTION, c).await {
                 Ok(p) => Ok(p.tags),
                 Err(ArmError::NotFound { .. }) => Err(format!(

@@ -46,17 +46,25 @@ pub enum SourceSpec {
 impl SourceSpec {
     /// The source this spec describes, ready to start: the one place
     /// sources are registered.
-    pub fn build(&self, clients: &SourceClients) -> Box<dyn AnySource> {
-        match self {
-            SourceSpec::Probes(p) => Box::new(ProbeSource::new(clients.http.clone(), p.clone())),
+    pub fn build(&self, clients: &SourceClients) -> Result<Box<dyn AnySource>, String> {
+        Ok(match self {
+            SourceSpec::Probes(p) => {
+                let dial = clients
+                    .dial
+                    .clone()
+                    .unwrap_or_else(|| crate::http::Dial::new(clients.http.clone()));
+                Box::new(ProbeSource::new(dial, p.clone()))
+            }
             SourceSpec::Prometheus(p) => {
                 Box::new(PrometheusSource::new(clients.http.clone(), (**p).clone()))
             }
-            SourceSpec::AzureMonitor => Box::new(AzureMonitorSource::new(
-                clients.arm.clone(),
-                clients.monitor.clone(),
-            )),
-        }
+            SourceSpec::AzureMonitor => {
+                let Some((arm, monitor)) = &clients.monitor else {
+                    return Err("azure-monitor evidence needs a service on an Azure platform; use probes or prometheus".into());
+                };
+                Box::new(AzureMonitorSource::new(arm.clone(), monitor.clone()))
+            }
+        })
     }
 
     /// The source's name as the `evidence` input spells it.
@@ -134,10 +142,15 @@ pub struct StepRecord {
 pub struct SourceClients {
     /// The shared HTTP client.
     pub http: reqwest::Client,
-    /// ARM (Azure Monitor).
-    pub arm: crate::azure::arm::Arm,
-    /// The resource whose metrics Azure Monitor has.
-    pub monitor: crate::probe::evidence::azure_monitor::MonitorTarget,
+    /// How probes reach the arms' hosts, when not through `http` alone (a
+    /// Kubernetes target's API-server proxy).
+    pub dial: Option<crate::http::Dial>,
+    /// ARM and the resource whose metrics Azure Monitor has (`None`: the
+    /// platform has no such metrics).
+    pub monitor: Option<(
+        crate::azure::arm::Arm,
+        crate::probe::evidence::azure_monitor::MonitorTarget,
+    )>,
 }
 
 struct Feed {
@@ -262,7 +275,7 @@ impl Watch {
         let share = plan.sources.len().max(1) as f64;
         let mut feeds = Vec::new();
         for spec in &plan.sources {
-            let mut source = spec.build(clients);
+            let mut source = spec.build(clients)?;
             source
                 .start(arms, c)
                 .await

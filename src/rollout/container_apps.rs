@@ -430,16 +430,17 @@ impl super::platforms::Platform for ContainerAppsPlatform {
         place: &super::platforms::Place,
         plan: &DeployPlan,
         env: &super::platforms::TargetEnv,
-    ) -> Box<dyn super::target::AnyTarget> {
-        Box::new(ContainerAppsTarget {
-            app: ContainerApps::new(env.arm.clone(), Self::app(place)),
+    ) -> Result<Box<dyn super::target::AnyTarget>, String> {
+        let az = env.azure(self.name())?;
+        Ok(Box::new(ContainerAppsTarget {
+            app: ContainerApps::new(az.arm.clone(), Self::app(place)),
             container: place.setting("container").map(str::to_string),
             suffix: container_apps::revision_suffix(
                 &plan.expected_version,
                 &env.run_tag,
                 &env.attempt,
             ),
-        })
+        }))
     }
 
     fn monitor(
@@ -483,7 +484,7 @@ impl super::platforms::Platform for ContainerAppsPlatform {
         c: &'a Cancel,
     ) -> super::target::Fut<'a, Result<BTreeMap<String, String>, String>> {
         Box::pin(async move {
-            match ContainerApps::new(env.arm.clone(), Self::app(place))
+            match ContainerApps::new(env.azure(self.name())?.arm.clone(), Self::app(place))
                 .get(c)
                 .await
             {
@@ -514,10 +515,11 @@ impl super::platforms::Platform for ContainerAppsPlatform {
                 return Ok(tagged_revision);
             }
             let app = place.resource.app.as_str();
-            let revisions = ContainerApps::new(env.arm.clone(), Self::app(place))
-                .revisions(c)
-                .await
-                .map_err(|e| e.to_string())?;
+            let revisions =
+                ContainerApps::new(env.azure(self.name())?.arm.clone(), Self::app(place))
+                    .revisions(c)
+                    .await
+                    .map_err(|e| e.to_string())?;
             // A revision expedite created for that version carries it in
             // its name; the newest one wins. Its identity is checked
             // before any traffic moves.

@@ -35,6 +35,7 @@ pub mod app_service;
 pub mod canary;
 pub mod container_apps;
 pub mod driver;
+pub mod kubernetes;
 pub mod multi;
 pub mod platforms;
 pub mod static_web_apps;

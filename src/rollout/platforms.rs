@@ -32,6 +32,7 @@ pub static PLATFORMS: &[&dyn Platform] = &[
     &super::app_service::PLATFORM,
     &super::container_apps::PLATFORM,
     &super::static_web_apps::PLATFORM,
+    &super::kubernetes::PLATFORM,
 ];
 
 /// The platform called `name`, as the inputs and the manifest spell it.
@@ -80,16 +81,32 @@ pub enum Setting {
     Image,
     /// Which container of the app gets the image.
     Container,
+    /// The Kubernetes namespace.
+    Namespace,
+    /// The Kubernetes Service users reach.
+    Service,
+    /// How a Kubernetes service changes: `blue-green` or `canary`.
+    Strategy,
+    /// The kubeconfig context (its cluster and user).
+    KubeContext,
+    /// Where users reach the service (`https://…`), when production is
+    /// checked there rather than through the platform's own view.
+    ProductionUrl,
 }
 
 impl Setting {
     /// Every setting, for checks that a service gave none it does not take.
-    pub const ALL: [Setting; 5] = [
+    pub const ALL: [Setting; 10] = [
         Setting::Slot,
         Setting::Package,
         Setting::PackageUrl,
         Setting::Image,
         Setting::Container,
+        Setting::Namespace,
+        Setting::Service,
+        Setting::Strategy,
+        Setting::KubeContext,
+        Setting::ProductionUrl,
     ];
 
     /// The input's name and the manifest's field.
@@ -99,6 +116,11 @@ impl Setting {
             Setting::Package | Setting::PackageUrl => "package",
             Setting::Image => "image",
             Setting::Container => "container",
+            Setting::Namespace => "namespace",
+            Setting::Service => "service",
+            Setting::Strategy => "strategy",
+            Setting::KubeContext => "kube-context",
+            Setting::ProductionUrl => "production-url",
         }
     }
 }
@@ -126,14 +148,17 @@ pub struct Takes {
     pub need: Need,
 }
 
-/// The Azure resource a service runs as.
+/// The resource a service runs as. On Azure: the subscription, resource
+/// group and resource name. On Kubernetes: the kubeconfig context (empty:
+/// the current one), the namespace and the Deployment named by the inputs
+/// (ADR 15) — the same three parts name the lock and the journal's place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
-    /// Subscription id.
+    /// Subscription id (Kubernetes: the context).
     pub subscription: String,
-    /// Resource group.
+    /// Resource group (Kubernetes: the namespace).
     pub resource_group: String,
-    /// The resource's name.
+    /// The resource's name (Kubernetes: the Deployment).
     pub app: String,
 }
 
@@ -241,15 +266,23 @@ impl Place {
     }
 }
 
+/// ARM and Entra tokens: what a platform on Azure needs.
+#[derive(Clone)]
+pub struct AzureAccess {
+    /// ARM.
+    pub arm: Arm,
+    /// Entra tokens (for data planes such as Kudu).
+    pub tokens: Arc<TokenProvider>,
+}
+
 /// What a platform's factory needs to build its target.
 #[derive(Clone)]
 pub struct TargetEnv {
     /// The shared HTTP client.
     pub http: reqwest::Client,
-    /// ARM.
-    pub arm: Arm,
-    /// Entra tokens (for data planes such as Kudu).
-    pub tokens: Arc<TokenProvider>,
+    /// Azure, when the run signed in (config asks for the sign-in whenever
+    /// a service is on a platform that [`Platform::needs_azure`]).
+    pub azure: Option<AzureAccess>,
     /// Where packages are kept for rollbacks, if anywhere.
     pub archive: Option<Archive>,
     /// Unique per run and per process (`{run}-{nonce}`): two runs never
@@ -257,6 +290,20 @@ pub struct TargetEnv {
     pub run_tag: String,
     /// The run's attempt.
     pub attempt: String,
+    /// Where a Kubernetes connection comes from (`kubeconfig`, or the
+    /// defaults `kubectl` uses); `None` when no service needs one.
+    pub kube: Option<crate::kube::Source>,
+}
+
+impl TargetEnv {
+    /// Azure, or what to give to have it.
+    pub fn azure(&self, platform: &str) -> Result<&AzureAccess, String> {
+        self.azure.as_ref().ok_or_else(|| {
+            format!(
+                "platform {platform} needs an Azure sign-in: give client-id, tenant-id and subscription-id (or azure-credentials)"
+            )
+        })
+    }
 }
 
 /// Where a rollback goes.
@@ -288,8 +335,66 @@ pub trait Platform: Send + Sync {
         true
     }
 
-    /// The rollout's target for `place`.
-    fn target(&self, place: &Place, plan: &DeployPlan, env: &TargetEnv) -> Box<dyn AnyTarget>;
+    /// The resource a service named `app` is, from the run's Azure
+    /// subscription and resource group and the service's settings.
+    fn resource(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+        app: &str,
+        _settings: &BTreeMap<String, String>,
+    ) -> Resource {
+        Resource {
+            subscription: subscription.to_string(),
+            resource_group: resource_group.to_string(),
+            app: app.to_string(),
+        }
+    }
+
+    /// Whether its services need an Azure sign-in.
+    fn needs_azure(&self) -> bool {
+        true
+    }
+
+    /// Whether its services need a Kubernetes connection.
+    fn needs_kube(&self) -> bool {
+        false
+    }
+
+    /// What is wrong with a service's settings taken together (each one
+    /// alone is checked by `config::service`): the setting's key, the
+    /// problem and what is accepted. `canary`: whether canary steps were
+    /// given.
+    fn check(
+        &self,
+        _settings: &BTreeMap<String, String>,
+        _canary: bool,
+    ) -> Result<(), (&'static str, String, String)> {
+        Ok(())
+    }
+
+    /// The PromQL templates for requests and failures per arm (`$arm`: the
+    /// arm's label) when the inputs give none, for a platform whose
+    /// metrics are not `http_requests_total` by `slot`.
+    fn prometheus_defaults(&self, _place: &Place) -> Option<(String, String)> {
+        None
+    }
+
+    /// How probes reach its hosts (a Kubernetes target's go through the
+    /// API server's proxy with the cluster's credentials); the shared
+    /// client by default.
+    fn dial(&self, _place: &Place, env: &TargetEnv) -> Result<crate::http::Dial, String> {
+        Ok(crate::http::Dial::new(env.http.clone()))
+    }
+
+    /// The rollout's target for `place`; `Err` says what is missing (an
+    /// Azure sign-in, a usable kubeconfig) before anything is read.
+    fn target(
+        &self,
+        place: &Place,
+        plan: &DeployPlan,
+        env: &TargetEnv,
+    ) -> Result<Box<dyn AnyTarget>, String>;
 
     /// The resource whose metrics Azure Monitor keeps, for that evidence
     /// source (`None`: the platform has none).

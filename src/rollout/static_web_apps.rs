@@ -288,16 +288,16 @@ pub struct StaticWebAppsPlatform;
 pub static PLATFORM: StaticWebAppsPlatform = StaticWebAppsPlatform;
 
 impl StaticWebAppsPlatform {
-    fn client(place: &Place, env: &TargetEnv) -> StaticWebApps {
+    fn client(place: &Place, env: &TargetEnv) -> Result<StaticWebApps, String> {
         let r = &place.resource;
-        StaticWebApps::new(
-            env.arm.clone(),
+        Ok(StaticWebApps::new(
+            env.azure(PLATFORM.name())?.arm.clone(),
             StaticSiteRef {
                 subscription: r.subscription.clone(),
                 resource_group: r.resource_group.clone(),
                 name: r.app.clone(),
             },
-        )
+        ))
     }
 }
 
@@ -329,12 +329,17 @@ impl Platform for StaticWebAppsPlatform {
         false
     }
 
-    fn target(&self, place: &Place, _plan: &DeployPlan, env: &TargetEnv) -> Box<dyn AnyTarget> {
-        Box::new(StaticWebAppsTarget {
-            app: Self::client(place, env),
+    fn target(
+        &self,
+        place: &Place,
+        _plan: &DeployPlan,
+        env: &TargetEnv,
+    ) -> Result<Box<dyn AnyTarget>, String> {
+        Ok(Box::new(StaticWebAppsTarget {
+            app: Self::client(place, env)?,
             environment: place.staging_slot().unwrap_or("staging").to_string(),
             package: place.setting("package").unwrap_or_default().to_string(),
-        })
+        }))
     }
 
     fn monitor(&self, _place: &Place) -> Option<MonitorTarget> {
@@ -356,7 +361,7 @@ impl Platform for StaticWebAppsPlatform {
         c: &'a Cancel,
     ) -> Fut<'a, Option<String>> {
         Box::pin(async move {
-            let site = Self::client(place, env).get(c).await.ok()?;
+            let site = Self::client(place, env).ok()?.get(c).await.ok()?;
             Probe::new(env.http.clone())
                 .observe(&site.default_hostname, endpoints, Some("self"))
                 .await
@@ -371,7 +376,7 @@ impl Platform for StaticWebAppsPlatform {
         c: &'a Cancel,
     ) -> Fut<'a, Result<BTreeMap<String, String>, String>> {
         Box::pin(async move {
-            match Self::client(place, env).get(c).await {
+            match Self::client(place, env)?.get(c).await {
                 Ok(s) => Ok(s.tags),
                 Err(ArmError::NotFound { .. }) => Err(format!(
                     "the static web app '{}' was not found in resource group '{}'",

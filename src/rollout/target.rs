@@ -177,6 +177,69 @@ pub trait Target: Send + Sync {
     fn rollback_command(&self, version: &str) -> String;
 }
 
+/// A target that could not be built (no Azure sign-in, an unusable
+/// kubeconfig): every phase fails with the reason, so the rollout stops at
+/// preflight — before anything is changed — and says why, through the same
+/// journal and summary as any other failure.
+pub struct Unbuildable(pub String);
+
+impl Target for Unbuildable {
+    async fn preflight(&self, _: &DeployPlan, _: &mut Facts, _: &Probe, _: &Cancel) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn busy(&self, _: &Cancel) -> Result<Option<String>, R> {
+        Err(R::Failed(self.0.clone()))
+    }
+    async fn merge_tags(&self, _: &BTreeMap<String, String>, _: &Cancel) -> Result<(), R> {
+        Err(R::Failed(self.0.clone()))
+    }
+    async fn route_all(&self, _: Side, _: &Facts, _: &Cancel) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn check_routing(&self, _: Side, _: &Facts, _: &Cancel) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn stage(&self, _: &DeployPlan, _: &mut Facts, _: &Probe, _: &Cancel) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn shift(&self, _: u8, _: &Facts, _: &Cancel) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn swap(&self, _: &DeployPlan, _: &Facts, _: &Probe, _: bool, _: &Cancel) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn resolve_swap(
+        &self,
+        _: &DeployPlan,
+        _: &Facts,
+        _: Option<&str>,
+        _: &Probe,
+        _: &Cancel,
+    ) -> R {
+        R::Failed(self.0.clone())
+    }
+    async fn retire(&self, _: &Facts, _: &Cancel) {}
+    async fn keep(&self, _: &DeployPlan, _: &Facts, _: &Cancel) -> Option<String> {
+        None
+    }
+    fn arms(&self, _: &Facts) -> Arms {
+        let none = || crate::probe::evidence::ArmRef {
+            label: String::new(),
+            host: String::new(),
+        };
+        Arms {
+            canary: none(),
+            baseline: none(),
+        }
+    }
+    fn rollback_command(&self, version: &str) -> String {
+        format!(
+            "expedite rollback --to-version {version} (after fixing: {})",
+            self.0
+        )
+    }
+}
+
 /// A boxed future, the shape [`AnyTarget`]'s methods return.
 pub type Fut<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -202,12 +202,27 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Outcome {
         .as_object()
         .cloned()
         .unwrap_or_default();
+    // A subset narrows the Service's endpoints: a subset label that
+    // contradicts the Service's selector leaves none (Envoy's "no healthy
+    // upstream"), as in Istio.
+    let mut contradicts = false;
     if let Some(subset) = routed_subset(shared, &ns, &service)
         && let Some(subset_labels) = subset_labels(shared, &ns, &service, &subset)
     {
-        labels.extend(subset_labels);
+        for (k, v) in subset_labels {
+            match labels.get(&k) {
+                Some(have) if *have != v => contradicts = true,
+                _ => {
+                    labels.insert(k, v);
+                }
+            }
+        }
     }
-    let ready = ready_pods(shared, &ns, &labels);
+    let ready = if contradicts {
+        Vec::new()
+    } else {
+        ready_pods(shared, &ns, &labels)
+    };
     if ready.is_empty() {
         shared.kube().count_mesh(&ns, &service, "unknown", 503);
         return respond::text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream").into();
@@ -233,10 +248,16 @@ fn routed_subset(shared: &Shared, ns: &str, service: &str) -> Option<String> {
         format!("{service}.{ns}"),
         format!("{service}.{ns}.svc.cluster.local"),
     ];
+    // The VirtualService that names the Service as a host, or (bound to a
+    // gateway under a public host) routes to it.
+    let names_it = |h: &Value| names.iter().any(|n| h == n.as_str());
     let vs = vss.into_iter().find(|vs| {
         vs["spec"]["hosts"]
             .as_array()
-            .is_some_and(|hs| hs.iter().any(|h| names.iter().any(|n| h == n.as_str())))
+            .is_some_and(|hs| hs.iter().any(names_it))
+            || vs["spec"]["http"][0]["route"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| names_it(&r["destination"]["host"])))
     })?;
     let routes = vs["spec"]["http"][0]["route"].as_array()?.clone();
     let weights: Vec<u64> = routes

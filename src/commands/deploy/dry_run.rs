@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use crate::commands::shared::platforms;
-use crate::commands::shared::service::{AzureClients, azure_clients};
+use crate::commands::shared::service::{Clients, clients};
 use crate::commands::{CommandError, Ctx, Report};
 use crate::config::{DeployConfig, MultiConfig};
 use crate::manifest::Platform as ServicePlatform;
@@ -41,7 +41,7 @@ struct Preview {
 /// order, what a deploy of `plan` would change; `what` names the build.
 async fn preview(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     place: &Place,
     plan: &DeployPlan,
     what: String,
@@ -158,7 +158,7 @@ fn service_build(s: &crate::manifest::Service, version: &str) -> String {
             Setting::Package => package = Some(std::path::Path::new(v)),
             Setting::Image => image = Some(v.replace("${version}", version)),
             Setting::PackageUrl => url = Some(v),
-            Setting::Slot | Setting::Container => {}
+            _ => {}
         }
     }
     build_named(package, image.as_deref(), url, version)
@@ -178,13 +178,12 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
     if let Some(multi) = &config.multi {
         return run_manifest(ctx, config, multi).await;
     }
-    let azure = config.azure.as_ref().ok_or_else(|| {
-        CommandError::Failed(
-            "a dry run reads the app through Azure: give the Azure inputs (client-id, tenant-id, subscription-id)"
-                .into(),
-        )
-    })?;
-    let clients = azure_clients(&ctx.console, azure)?;
+    let clients = clients(
+        &ctx.console,
+        config.azure.as_ref(),
+        &config.http,
+        config.kube.as_ref(),
+    )?;
     let place = place_of(config);
     let plan = &config.plan;
     let version = &plan.expected_version;
@@ -269,10 +268,12 @@ async fn run_manifest(
     multi: &MultiConfig,
 ) -> Result<Report, CommandError> {
     let m = &multi.manifest;
-    let clients = match &config.azure {
-        Some(azure) => Some(azure_clients(&ctx.console, azure)?),
-        None => None,
-    };
+    let clients = clients(
+        &ctx.console,
+        config.azure.as_ref(),
+        &config.http,
+        config.kube.as_ref(),
+    )?;
     let subscription = config
         .azure
         .as_ref()
@@ -339,48 +340,39 @@ async fn run_manifest(
                     ("commands, none run".to_string(), steps, "would-deploy")
                 }
                 Some(place) => {
-                    let p = match (
-                        &clients,
-                        super::multi::service_plan(config, s, &super::multi::journal_name(s)),
-                    ) {
-                        (None, _) => Preview {
-                            proceeds: false,
-                            already: false,
-                            stop: Some("no Azure sign-in was configured".into()),
-                            previous: None,
-                            production_host: String::new(),
-                            steps: Vec::new(),
-                        },
-                        (_, Err(e)) => Preview {
-                            proceeds: false,
-                            already: false,
-                            stop: Some(e),
-                            previous: None,
-                            production_host: String::new(),
-                            steps: Vec::new(),
-                        },
-                        (Some(clients), Ok(mut plan)) => {
-                            // The build is staged into the plan first, as the
-                            // real deploy does: a package that is not there
-                            // stops it, and preflight sees what it will upload.
-                            match platforms::stage_service(s, &version, &mut plan).await {
-                                Err(e) => Preview {
-                                    proceeds: false,
-                                    already: false,
-                                    stop: Some(format!(
-                                        "the deploy would stop before any change: {e}"
-                                    )),
-                                    previous: None,
-                                    production_host: String::new(),
-                                    steps: Vec::new(),
-                                },
-                                Ok(()) => {
-                                    let what = service_build(s, &version);
-                                    preview(ctx, clients, &place, &plan, what).await
+                    let p =
+                        match super::multi::service_plan(config, s, &super::multi::journal_name(s))
+                        {
+                            Err(e) => Preview {
+                                proceeds: false,
+                                already: false,
+                                stop: Some(e),
+                                previous: None,
+                                production_host: String::new(),
+                                steps: Vec::new(),
+                            },
+                            Ok(mut plan) => {
+                                // The build is staged into the plan first, as the
+                                // real deploy does: a package that is not there
+                                // stops it, and preflight sees what it will upload.
+                                match platforms::stage_service(s, &version, &mut plan).await {
+                                    Err(e) => Preview {
+                                        proceeds: false,
+                                        already: false,
+                                        stop: Some(format!(
+                                            "the deploy would stop before any change: {e}"
+                                        )),
+                                        previous: None,
+                                        production_host: String::new(),
+                                        steps: Vec::new(),
+                                    },
+                                    Ok(()) => {
+                                        let what = service_build(s, &version);
+                                        preview(ctx, &clients, &place, &plan, what).await
+                                    }
                                 }
                             }
-                        }
-                    };
+                        };
                     let previous = p.previous.as_deref().unwrap_or("an unknown version");
                     match (&p.stop, p.already) {
                         (Some(why), _) => {

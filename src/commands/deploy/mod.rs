@@ -18,8 +18,7 @@ use serde_json::json;
 
 use crate::commands::shared::platforms;
 use crate::commands::shared::service::{
-    self, AzureClients, Keeper, LockAsk, azure_clients, save_journal_paths, serving_one,
-    write_audit,
+    self, Clients, Keeper, LockAsk, save_journal_paths, serving_one, write_audit,
 };
 use crate::commands::{CommandError, Ctx, Report};
 use crate::config::DeployConfig;
@@ -64,13 +63,12 @@ pub async fn run(ctx: &Ctx, config: &DeployConfig) -> Result<Report, CommandErro
         return Ok(report);
     }
     let started = Instant::now();
-    let azure = config.azure.as_ref().ok_or_else(|| {
-        CommandError::Failed(
-            "deploying an app needs the Azure inputs (client-id, tenant-id, subscription-id)"
-                .into(),
-        )
-    })?;
-    let clients = azure_clients(&ctx.console, azure)?;
+    let clients = service::clients(
+        &ctx.console,
+        config.azure.as_ref(),
+        &config.http,
+        config.kube.as_ref(),
+    )?;
     let mut plan = config.plan.clone();
     if let Some(path) = &config.package {
         plan.package = Some(tokio::fs::read(path).await.map_err(|e| {
@@ -232,7 +230,7 @@ fn report(
     ctx: &Ctx,
     config: &DeployConfig,
     j: &Journal,
-    clients: &AzureClients,
+    clients: &Clients,
     elapsed: std::time::Duration,
     notes: &[String],
 ) -> Report {
@@ -245,7 +243,7 @@ fn report(
     } else {
         format!("https://{}", j.facts.production_host)
     };
-    let (reads, writes) = clients.arm.counts();
+    let (reads, writes) = clients.arm_counts();
     let audit = json!({
         "command": "deploy",
         "app": config.resource,

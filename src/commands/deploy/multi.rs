@@ -11,8 +11,7 @@ use serde_json::json;
 
 use crate::commands::shared::platforms;
 use crate::commands::shared::service::{
-    self, AzureClients, Keeper, LockAsk, RollbackSettings, azure_clients, manifest_command,
-    rollback_one, write_audit,
+    self, Clients, Keeper, LockAsk, RollbackSettings, manifest_command, rollback_one, write_audit,
 };
 use crate::commands::{CommandError, Ctx, Report};
 use crate::config::{DeployConfig, MultiConfig};
@@ -28,7 +27,7 @@ struct Runner {
     config: DeployConfig,
     multi: MultiConfig,
     /// `None` for a manifest of `command` services only.
-    clients: Option<AzureClients>,
+    clients: Clients,
     keeper: Keeper,
     journals: Mutex<BTreeMap<String, Journal>>,
 }
@@ -125,14 +124,6 @@ impl Runner {
             .unwrap_or_default()
     }
 
-    /// The Azure clients, for services on Azure (config asks for the
-    /// sign-in whenever the manifest has one).
-    fn clients(&self) -> Result<&AzureClients, Step> {
-        self.clients.as_ref().ok_or_else(|| {
-            failed("this service runs on Azure, but no Azure sign-in was configured")
-        })
-    }
-
     fn version(&self, s: &Service) -> String {
         service_version(&self.config, s)
     }
@@ -159,10 +150,7 @@ impl Runner {
     /// The same verified rollout as a single deploy; the journal is kept
     /// for a later rollback.
     async fn rollout(&self, s: &Service, place: Place, plan: DeployPlan) -> Step {
-        let clients = match self.clients() {
-            Ok(c) => c,
-            Err(step) => return step,
-        };
+        let clients = &self.clients;
         let cancel = self.ctx.cancel.child();
         let ask = LockAsk {
             command: format!(
@@ -303,10 +291,7 @@ impl Runner {
                 .map(std::path::Path::to_path_buf),
             preempt: false,
         };
-        let clients = match self.clients() {
-            Ok(c) => c,
-            Err(step) => return step,
-        };
+        let clients = &self.clients;
         let (r, _) = rollback_one(&self.ctx, clients, &self.keeper, &place, &settings, None).await;
         Step {
             undo: false,
@@ -371,10 +356,12 @@ pub async fn run(
     keeper: &Keeper,
 ) -> Result<Report, CommandError> {
     let started = Instant::now();
-    let clients = match &config.azure {
-        Some(azure) => Some(azure_clients(&ctx.console, azure)?),
-        None => None,
-    };
+    let clients = service::clients(
+        &ctx.console,
+        config.azure.as_ref(),
+        &config.http,
+        config.kube.as_ref(),
+    )?;
     // The post stage finishes every service's journal.
     let paths: Vec<std::path::PathBuf> = multi
         .manifest

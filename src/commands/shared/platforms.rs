@@ -15,9 +15,9 @@ use crate::manifest::{Platform as ServicePlatform, Service};
 use crate::probe::Probe;
 use crate::rollout::canary::SourceClients;
 use crate::rollout::driver::{DeployPlan, Journal, PREVIOUS_VERSION_TAG, Place};
-use crate::rollout::platforms::{self, Aim, Platform, Resource, Setting, TargetEnv};
+use crate::rollout::platforms::{self, Aim, Platform, Setting, TargetEnv};
 
-use super::service::{AzureClients, Keeper, Start, roll};
+use super::service::{Clients, Keeper, Start, roll};
 
 /// Where a service named by the inputs runs (`settings`: the platform's
 /// settings, checked by `config::service::platform_settings`).
@@ -30,11 +30,7 @@ pub fn place(
 ) -> Place {
     Place {
         platform,
-        resource: Resource {
-            subscription: subscription.to_string(),
-            resource_group: resource_group.to_string(),
-            app: app.to_string(),
-        },
+        resource: platform.resource(subscription, resource_group, app, &settings),
         settings,
     }
 }
@@ -86,7 +82,7 @@ pub async fn stage_service(
                 }
             }
             Setting::Image => plan.image = Some(value.replace("${version}", version)),
-            Setting::PackageUrl | Setting::Container => {}
+            _ => {}
         }
     }
     Ok(())
@@ -107,16 +103,16 @@ pub fn rollback_flags(place: &Place) -> String {
 }
 
 /// What a platform's factory needs, from the command's clients.
-fn target_env(ctx: &Ctx, clients: &AzureClients, keeper: Option<&Keeper>) -> TargetEnv {
+fn target_env(ctx: &Ctx, clients: &Clients, keeper: Option<&Keeper>) -> TargetEnv {
     let (run, attempt) = ctx.identity.run_and_attempt();
     let nonce: String = ctx.identity.nonce().chars().take(4).collect();
     TargetEnv {
         http: clients.http.clone(),
-        arm: clients.arm.clone(),
-        tokens: clients.tokens.clone(),
+        azure: clients.azure.clone(),
         archive: keeper.and_then(|k| k.archive.clone()),
         run_tag: format!("{run}-{nonce}"),
         attempt,
+        kube: clients.kube.clone(),
     }
 }
 
@@ -125,7 +121,7 @@ fn target_env(ctx: &Ctx, clients: &AzureClients, keeper: Option<&Keeper>) -> Tar
 /// record then names no previous version).
 pub async fn live_version(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     place: &Place,
     endpoints: &crate::probe::Endpoints,
     c: &Cancel,
@@ -139,14 +135,13 @@ pub async fn live_version(
 /// leftovers). No lock, nothing changed.
 pub async fn preflight(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     place: &Place,
     plan: &DeployPlan,
 ) -> (crate::rollout::Result, crate::rollout::driver::Facts) {
     use crate::rollout::target::Target as _;
     let env = target_env(ctx, clients, None);
-    let target = place.platform.target(place, plan, &env);
-    let probe = Probe::new(clients.http.clone());
+    let (target, probe) = target_and_probe(place, plan, &env);
     let mut facts = crate::rollout::driver::Facts::default();
     let r = target
         .preflight(plan, &mut facts, &probe, &ctx.cancel)
@@ -157,24 +152,42 @@ pub async fn preflight(
 /// Builds the platform's target and evidence clients and runs the rollout.
 pub async fn drive(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     keeper: &Keeper,
     place: &Place,
     plan: DeployPlan,
     start: Start,
 ) -> Journal {
-    let probe = Probe::new(clients.http.clone());
-    let sources = match (&plan.canary, place.platform.monitor(place)) {
-        (Some(_), Some(monitor)) => Some(SourceClients {
-            http: clients.http.clone(),
-            arm: clients.arm.clone(),
-            monitor,
-        }),
-        _ => None,
-    };
     let env = target_env(ctx, clients, Some(keeper));
-    let target = place.platform.target(place, &plan, &env);
+    let (target, probe) = target_and_probe(place, &plan, &env);
+    let sources = plan.canary.as_ref().map(|_| SourceClients {
+        http: clients.http.clone(),
+        dial: Some(probe.dial().clone()),
+        monitor: clients
+            .azure
+            .as_ref()
+            .zip(place.platform.monitor(place))
+            .map(|(az, monitor)| (az.arm.clone(), monitor)),
+    });
     Box::pin(roll(target, probe, plan, sources, place, start)).await
+}
+
+/// The platform's target for `place` (one that fails at preflight with
+/// the reason when it cannot be built) and a probe that reaches its hosts.
+fn target_and_probe(
+    place: &Place,
+    plan: &DeployPlan,
+    env: &TargetEnv,
+) -> (Box<dyn crate::rollout::target::AnyTarget>, Probe) {
+    let target = place
+        .platform
+        .target(place, plan, env)
+        .unwrap_or_else(|why| Box::new(crate::rollout::target::Unbuildable(why)));
+    let dial = place
+        .platform
+        .dial(place, env)
+        .unwrap_or_else(|_| crate::http::Dial::new(env.http.clone()));
+    (target, Probe::dialing(dial))
 }
 
 /// Finds the version (and the platform's handle on it) a rollback of
@@ -183,7 +196,7 @@ pub async fn drive(
 /// (the last successful GitHub deployment).
 pub async fn aim(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     place: &Place,
     to_version: Option<&str>,
     recorded: Option<String>,

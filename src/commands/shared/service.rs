@@ -34,30 +34,54 @@ use crate::rollout::driver::{
     DeployPlan, Facts, Journal, Place, Rollout, StalePolicy, intent, journal_from_intent,
     show_sample,
 };
+use crate::rollout::platforms::AzureAccess;
 use crate::rollout::{Outcome, State, Stop, StopKind};
 
-/// The HTTP client, token provider and ARM client for a run.
-pub struct AzureClients {
+/// What a run talks to remote APIs with: the shared HTTP client, Azure
+/// (tokens and ARM) when it signed in, and where a Kubernetes connection
+/// comes from when a service is on Kubernetes.
+pub struct Clients {
     /// Shared HTTP client (TLS, resolution, timeouts).
     pub http: reqwest::Client,
-    /// Entra tokens.
-    pub tokens: Arc<TokenProvider>,
-    /// ARM.
-    pub arm: Arm,
+    /// Azure, when the configuration signed in.
+    pub azure: Option<AzureAccess>,
+    /// The kubeconfig (or the pod's service account), when one is needed.
+    pub kube: Option<crate::kube::Source>,
 }
 
-/// Builds the clients for `azure`.
-pub fn azure_clients(console: &Console, azure: &AzureConfig) -> Result<AzureClients, CommandError> {
-    let http = crate::http::client(&azure.http).map_err(|e| CommandError::Failed(e.to_string()))?;
-    let tokens = Arc::new(TokenProvider::new(
-        http.clone(),
-        azure.authority_host.clone(),
-        &azure.arm_endpoint,
-        azure.identity.clone(),
-        console.clone(),
-    ));
-    let arm = Arm::new(http.clone(), azure.arm_endpoint.clone(), tokens.clone());
-    Ok(AzureClients { http, tokens, arm })
+impl Clients {
+    /// ARM's read and write counts (zero without Azure).
+    pub fn arm_counts(&self) -> (u64, u64) {
+        self.azure.as_ref().map_or((0, 0), |a| a.arm.counts())
+    }
+}
+
+/// Builds the clients: Azure's when `azure` is given, with `http`'s trust
+/// and resolution either way.
+pub fn clients(
+    console: &Console,
+    azure: Option<&AzureConfig>,
+    http: &crate::http::HttpSettings,
+    kube: Option<&crate::kube::Source>,
+) -> Result<Clients, CommandError> {
+    let settings = azure.map_or(http, |a| &a.http);
+    let client = crate::http::client(settings).map_err(|e| CommandError::Failed(e.to_string()))?;
+    let azure = azure.map(|azure| {
+        let tokens = Arc::new(TokenProvider::new(
+            client.clone(),
+            azure.authority_host.clone(),
+            &azure.arm_endpoint,
+            azure.identity.clone(),
+            console.clone(),
+        ));
+        let arm = Arm::new(client.clone(), azure.arm_endpoint.clone(), tokens.clone());
+        AzureAccess { arm, tokens }
+    });
+    Ok(Clients {
+        http: client,
+        azure,
+        kube: kube.cloned(),
+    })
 }
 
 /// Writes a JSON audit log (creating its directory); warns and returns false
@@ -299,7 +323,7 @@ pub(super) async fn roll<T: crate::rollout::target::Target>(
 /// intent before this returns. An error means nothing was changed.
 pub async fn take(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     keeper: &Keeper,
     place: &Place,
     ask: &LockAsk,
@@ -488,7 +512,7 @@ pub fn refused(expected_version: &str, why: String) -> Journal {
 /// was nothing to do.
 pub async fn finish_interrupted(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     keeper: &Keeper,
     base: Option<&DeployPlan>,
     journal: Journal,
@@ -673,7 +697,7 @@ impl RollbackSettings {
 /// lock back. Also used by the manifest's `on-failure` rollbacks.
 pub async fn rollback_one(
     ctx: &Ctx,
-    clients: &AzureClients,
+    clients: &Clients,
     keeper: &Keeper,
     place: &Place,
     settings: &RollbackSettings,
@@ -878,7 +902,9 @@ pub fn save_journal_paths(ctx: &Ctx, paths: &[std::path::PathBuf]) {
 /// phase that may have been in flight), gives the locks back.
 pub async fn post(
     ctx: &Ctx,
-    azure: &AzureConfig,
+    azure: Option<&AzureConfig>,
+    http: &crate::http::HttpSettings,
+    kube: Option<&crate::kube::Source>,
     base: Option<&DeployPlan>,
 ) -> Result<Report, CommandError> {
     let paths: Vec<std::path::PathBuf> = match ctx.env.get(&format!("STATE_{STATE_JOURNAL}")) {
@@ -910,7 +936,7 @@ pub async fn post(
     let _group = ctx
         .console
         .group("post stage: finishing the interrupted deploy");
-    let clients = azure_clients(&ctx.console, azure)?;
+    let clients = clients(&ctx.console, azure, http, kube)?;
     let keeper = Keeper::connect(ctx).await.unwrap_or_default();
     let mut done = Vec::new();
     let mut errors = Vec::new();

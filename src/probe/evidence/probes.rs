@@ -160,15 +160,16 @@ impl Tally {
 
 /// Synthetic probes as an evidence source.
 pub struct ProbeSource {
-    http: reqwest::Client,
+    http: crate::http::Dial,
     settings: ProbeSettings,
     tallies: [Arc<Mutex<Tally>>; 2],
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ProbeSource {
-    /// Probes with `http` (built by [`crate::http::client`]).
-    pub fn new(http: reqwest::Client, settings: ProbeSettings) -> Self {
+    /// Probes through `http` (the shared client, or a Kubernetes target's
+    /// [`crate::http::Dial`]).
+    pub fn new(http: crate::http::Dial, settings: ProbeSettings) -> Self {
         ProbeSource {
             http,
             settings,
@@ -192,7 +193,7 @@ impl Drop for ProbeSource {
 
 /// One probe: the request, then its read-back. `Err` says why it failed.
 async fn probe_once(
-    http: &reqwest::Client,
+    http: &crate::http::Dial,
     base: &str,
     pin: Option<&str>,
     r: &ProbeRequest,
@@ -200,7 +201,7 @@ async fn probe_once(
 ) -> Result<(), String> {
     let send = |method: reqwest::Method, path: &str, body: Option<&Value>| {
         let mut rb = http
-            .request(method, format!("{base}{path}"))
+            .request(method, &format!("{base}{path}"))
             .timeout(timeout);
         if let Some(p) = pin {
             rb = rb.query(&[("x-ms-routing-name", p)]);

@@ -1,0 +1,385 @@
+//! The Kubernetes platform end to end on the sandbox's emulated API server
+//! and mesh, both strategies:
+//!
+//! - **blue-green**: a good build gets its own Deployment, is checked
+//!   through the pod proxy and the Service's `version` selector switches;
+//!   pods that never become ready leave the selector alone with a clear
+//!   error;
+//! - **Istio canary**: a good build steps 10/50 % and is promoted; a build
+//!   failing 5 % of requests at a 10 % weight trips within seconds and
+//!   100 % goes back to stable; an outage hitting both versions does not
+//!   trip.
+//!
+//! Driven through the library as `deploy` drives it (the registry's
+//! platform, its target and its probe), so each test reads the journal.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use expedite::breaker;
+use expedite::cancel::Cancel;
+use expedite::probe::evidence::probes::{ProbeSettings, parse_requests};
+use expedite::probe::{Endpoints, Probe, Schedule};
+use expedite::rollout::Outcome;
+use expedite::rollout::canary::{CanaryPlan, InconclusivePolicy, SourceClients, SourceSpec};
+use expedite::rollout::driver::{DeployPlan, Journal, Rollout, StalePolicy};
+use expedite::rollout::platforms::{self, Place, Resource, TargetEnv};
+use expedite_sandbox::kube::PodBehaviour;
+use expedite_sandbox::{Behaviour, SandboxConfig};
+
+const NS: &str = "shop";
+const APP: &str = "payments";
+const STABLE_IMAGE: &str = "registry.test/payments:2.4.1";
+const NEW_IMAGE: &str = "registry.test/payments:2.4.2";
+
+async fn sandbox(istio: bool) -> expedite_sandbox::Sandbox {
+    let sb = expedite_sandbox::start(SandboxConfig::default())
+        .await
+        .unwrap();
+    let refused = sb.kube_seed_app(NS, APP, STABLE_IMAGE, 3, istio);
+    assert!(refused.is_empty(), "{refused:?}");
+    wait_ready(&sb, APP).await;
+    sb
+}
+
+/// Waits until the sandbox's controller has the Deployment's pods ready.
+async fn wait_ready(sb: &expedite_sandbox::Sandbox, name: &str) {
+    let started = Instant::now();
+    loop {
+        let d = sb.kube_object("deployments", NS, name).unwrap();
+        let want = d["spec"]["replicas"].as_u64().unwrap();
+        if d["status"]["availableReplicas"].as_u64() == Some(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{name} not ready: {}",
+            d["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn place(strategy: &str) -> Place {
+    let platform = platforms::find("kubernetes").unwrap();
+    let mut settings = BTreeMap::from([
+        ("namespace".to_string(), NS.to_string()),
+        ("strategy".to_string(), strategy.to_string()),
+    ]);
+    if strategy == "canary" {
+        settings.insert(
+            "production-url".into(),
+            format!("https://{APP}--{NS}.mesh.test"),
+        );
+    }
+    Place {
+        platform,
+        resource: Resource {
+            subscription: String::new(),
+            resource_group: NS.into(),
+            app: APP.into(),
+        },
+        settings,
+    }
+}
+
+fn plan(canary: Option<CanaryPlan>) -> DeployPlan {
+    DeployPlan {
+        slot: String::new(),
+        package: None,
+        endpoints: Endpoints {
+            health_path: "/health".into(),
+            health_status: 200,
+            version_path: Some("/api/version".into()),
+        },
+        expected_version: "2.4.2".into(),
+        staging: Schedule {
+            attempts: 20,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(6),
+        },
+        verify_window: Duration::from_millis(300),
+        verify_interval: Duration::from_millis(100),
+        verify_samples: 40,
+        swap_timeout: Duration::from_secs(20),
+        stale: StalePolicy::Clear,
+        lock_wait: Duration::from_secs(2),
+        run_id: "contoso/payments#77.1".into(),
+        journal: None,
+        image: Some(NEW_IMAGE.into()),
+        canary,
+        rollback: false,
+        revision: None,
+        patience: Duration::from_secs(120),
+    }
+}
+
+fn canary() -> CanaryPlan {
+    CanaryPlan {
+        steps: vec![10, 50],
+        window: Duration::from_millis(1500),
+        interval: Duration::from_millis(200),
+        breaker: breaker::Settings {
+            min_requests: 30,
+            max_silence: 2.0,
+            ..breaker::Settings::default()
+        },
+        sources: vec![SourceSpec::Probes(ProbeSettings {
+            rate: 50.0,
+            requests: parse_requests(
+                "POST /api/payments {\"amount\": 25, \"currency\": \"USD\"} => GET /api/payments/{id}",
+            )
+            .unwrap(),
+            slow_threshold: None,
+            timeout: Duration::from_secs(5),
+        })],
+        on_inconclusive: InconclusivePolicy::Fail,
+        inconclusive_wait: Duration::from_secs(1),
+    }
+}
+
+/// Runs the rollout as `deploy` does: the registry's platform builds the
+/// target and the probe that reaches pods through the API server.
+async fn deploy(sb: &expedite_sandbox::Sandbox, place: &Place, plan: DeployPlan) -> Journal {
+    let http = common::azure::clients(sb).http;
+    let env = TargetEnv {
+        http: http.clone(),
+        azure: None,
+        archive: None,
+        run_tag: "77-abcd".into(),
+        attempt: "1".into(),
+        kube: Some(expedite::kube::Source::Path(sb.settings().kubeconfig_path)),
+    };
+    let target = place.platform.target(place, &plan, &env).unwrap();
+    let dial = place.platform.dial(place, &env).unwrap();
+    let sources = plan.canary.as_ref().map(|_| SourceClients {
+        http: http.clone(),
+        dial: Some(dial.clone()),
+        monitor: None,
+    });
+    Rollout {
+        target,
+        probe: Probe::dialing(dial),
+        plan,
+        sources,
+        cancel: Cancel::new(),
+        lock: None,
+        place: Some(place.clone()),
+    }
+    .run()
+    .await
+}
+
+fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
+    sb.kube_object("services", NS, APP).unwrap()["spec"]["selector"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The VirtualService's weights by subset.
+fn weights(sb: &expedite_sandbox::Sandbox) -> BTreeMap<String, u64> {
+    let vs = sb.kube_object("virtualservices", NS, APP).unwrap();
+    vs["spec"]["http"][0]["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["destination"]["subset"].as_str().unwrap().to_owned(),
+                r["weight"].as_u64().unwrap_or(100),
+            )
+        })
+        .collect()
+}
+
+/// What users get through the mesh: versions of `n` requests.
+async fn through_mesh(sb: &expedite_sandbox::Sandbox, n: usize) -> BTreeMap<String, usize> {
+    let http = common::azure::clients(sb).http;
+    Probe::new(http)
+        .sample_versions(&format!("{APP}--{NS}.mesh.test"), "/api/version", n)
+        .await
+}
+
+/// Requests that changed something on the API server.
+fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
+    sb.request_log()
+        .into_iter()
+        .filter(|r| r.target.starts_with("kube") && r.method != "GET")
+        .map(|r| format!("{} {} → {}", r.method, r.path, r.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn blue_green_promotes_a_good_build_by_the_services_selector() {
+    let sb = sandbox(false).await;
+    let j = deploy(&sb, &place("blue-green"), plan(None)).await;
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    assert_eq!(selector_version(&sb), "2.4.2");
+    let new = sb
+        .kube_object("deployments", NS, "payments-v2.4.2")
+        .unwrap();
+    assert_eq!(
+        new["spec"]["template"]["spec"]["containers"][0]["image"],
+        NEW_IMAGE
+    );
+    assert_eq!(new["spec"]["replicas"], 3, "the stable one's size");
+    assert_eq!(new["metadata"]["annotations"]["expedite/version"], "2.4.2");
+    // The previous version stays running for a rollback, and is recorded.
+    let old = sb.kube_object("deployments", NS, APP).unwrap();
+    assert_eq!(old["status"]["availableReplicas"], 3);
+    let svc = sb.kube_object("services", NS, APP).unwrap();
+    assert_eq!(
+        svc["metadata"]["annotations"]["expedite-previous-version"],
+        "2.4.1"
+    );
+    assert_eq!(
+        svc["metadata"]["annotations"]["expedite-previous-revision"],
+        APP
+    );
+    assert_eq!(j.facts.production_sample.get("2.4.2"), Some(&40));
+    // A second run of the same deploy changes nothing.
+    let before = kube_writes(&sb).len();
+    let again = deploy(&sb, &place("blue-green"), plan(None)).await;
+    assert_eq!(again.outcome(), Some(Outcome::Unchanged));
+    assert_eq!(kube_writes(&sb).len(), before, "{:?}", kube_writes(&sb));
+}
+
+#[tokio::test]
+async fn blue_green_never_switches_to_pods_that_never_become_ready() {
+    let sb = sandbox(false).await;
+    sb.kube_set_pod_behaviour(
+        NEW_IMAGE,
+        PodBehaviour {
+            never_ready: true,
+            ..PodBehaviour::default()
+        },
+    );
+    let started = Instant::now();
+    let j = deploy(&sb, &place("blue-green"), plan(None)).await;
+    assert_eq!(
+        j.outcome(),
+        Some(Outcome::FailedBeforeChange),
+        "{:#?}",
+        j.phases
+    );
+    let why = j.state.failure.clone().unwrap_or_default();
+    assert!(
+        why.contains("payments-v2.4.2")
+            && why.contains("not ready")
+            && why.contains("CrashLoopBackOff"),
+        "{why}"
+    );
+    assert!(why.contains("production was not switched"), "{why}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(selector_version(&sb), "2.4.1");
+    let served = through_mesh(&sb, 30).await;
+    assert_eq!(served.get("2.4.1"), Some(&30), "{served:?}");
+    // No write ever touched the Service.
+    assert!(
+        !kube_writes(&sb).iter().any(|w| w.contains("/services/")),
+        "{:?}",
+        kube_writes(&sb)
+    );
+}
+
+#[tokio::test]
+async fn an_istio_canary_steps_a_good_build_to_everyone() {
+    let sb = sandbox(true).await;
+    let j = deploy(&sb, &place("canary"), plan(Some(canary()))).await;
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    assert_eq!(
+        j.facts
+            .canary_steps
+            .iter()
+            .map(|s| (s.percent, s.decision.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(10, "pass"), (50, "pass")],
+    );
+    assert_eq!(weights(&sb), BTreeMap::from([("v2-4-2".to_string(), 100)]));
+    let served = through_mesh(&sb, 40).await;
+    assert_eq!(served.get("2.4.2"), Some(&40), "{served:?}");
+    let dr = sb.kube_object("destinationrules", NS, APP).unwrap();
+    let subsets: Vec<&str> = dr["spec"]["subsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(subsets, ["v2-4-1", "v2-4-2"]);
+}
+
+#[tokio::test]
+async fn an_istio_canary_failing_five_percent_trips_in_seconds_and_all_goes_back() {
+    let sb = sandbox(true).await;
+    sb.set_behaviour(
+        "2.4.2",
+        Behaviour {
+            error_rate: 0.05,
+            ..Behaviour::default()
+        },
+    )
+    .unwrap();
+    let mut plan = plan(Some(canary()));
+    if let Some(c) = plan.canary.as_mut() {
+        // Long enough that only the breaker can end the first step.
+        c.window = Duration::from_secs(60);
+    }
+    let started = Instant::now();
+    let j = deploy(&sb, &place("canary"), plan).await;
+    assert_eq!(j.outcome(), Some(Outcome::RolledBack), "{:#?}", j.phases);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        started.elapsed()
+    );
+    let first = &j.facts.canary_steps[0];
+    assert_eq!((first.percent, first.decision.as_str()), (10, "trip"));
+    assert_eq!(weights(&sb), BTreeMap::from([("v2-4-1".to_string(), 100)]));
+    let served = through_mesh(&sb, 40).await;
+    assert_eq!(served.get("2.4.1"), Some(&40), "{served:?}");
+    // The rejected build no longer runs.
+    let rejected = sb
+        .kube_object("deployments", NS, "payments-v2.4.2")
+        .unwrap();
+    assert_eq!(rejected["spec"]["replicas"], 0);
+}
+
+#[tokio::test]
+async fn an_outage_hitting_both_versions_does_not_trip_the_canary() {
+    let sb = sandbox(true).await;
+    for v in ["2.4.1", "2.4.2"] {
+        sb.set_behaviour(
+            v,
+            Behaviour {
+                error_rate: 0.2,
+                ..Behaviour::default()
+            },
+        )
+        .unwrap();
+    }
+    let j = deploy(&sb, &place("canary"), plan(Some(canary()))).await;
+    assert!(
+        j.facts.canary_steps.iter().all(|s| s.decision != "trip"),
+        "{:#?}",
+        j.facts.canary_steps
+    );
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    let first = &j.facts.canary_steps[0].sources[0];
+    assert!(first.canary.failures > 0 && first.baseline.unwrap().failures > 0);
+}
+
+#[tokio::test]
+async fn a_canary_needs_the_service_to_leave_versions_to_istio() {
+    // A Service that selects a version itself would give the canary's
+    // subset no endpoints: refused before any write.
+    let sb = sandbox(false).await;
+    let j = deploy(&sb, &place("canary"), plan(Some(canary()))).await;
+    assert_eq!(j.outcome(), Some(Outcome::FailedBeforeChange));
+    let why = j.state.failure.clone().unwrap_or_default();
+    assert!(why.contains("selects `version` itself"), "{why}");
+    assert!(kube_writes(&sb).is_empty(), "{:?}", kube_writes(&sb));
+}
