@@ -130,6 +130,9 @@ pub async fn run(argv: Vec<OsString>, env: Env) -> u8 {
     for secret in raw.secret_values() {
         console.add_mask(secret);
     }
+    for credential in raw.embedded_credentials() {
+        console.add_mask(credential);
+    }
     // Redacted from everything expedite writes (an Azure error that echoes
     // the URL included). Not announced to the runner: it is the user's URL,
     // not a credential of the job.

@@ -41,26 +41,11 @@ async fn sandbox(istio: bool) -> expedite_sandbox::Sandbox {
         .unwrap();
     let refused = sb.kube_seed_app(NS, APP, STABLE_IMAGE, 3, istio);
     assert!(refused.is_empty(), "{refused:?}");
-    wait_ready(&sb, APP).await;
+    assert!(
+        sb.kube_wait_available(NS, APP, Duration::from_secs(20))
+            .await
+    );
     sb
-}
-
-/// Waits until the sandbox's controller has the Deployment's pods ready.
-async fn wait_ready(sb: &expedite_sandbox::Sandbox, name: &str) {
-    let started = Instant::now();
-    loop {
-        let d = sb.kube_object("deployments", NS, name).unwrap();
-        let want = d["spec"]["replicas"].as_u64().unwrap();
-        if d["status"]["availableReplicas"].as_u64() == Some(want) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{name} not ready: {}",
-            d["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn place(strategy: &str) -> Place {

@@ -562,6 +562,29 @@ impl SandboxHandle {
         self.shared.kube().token().to_owned()
     }
 
+    /// Waits until the Deployment `name` has every replica available
+    /// (polling every 50 ms, at most `timeout`); false when it did not.
+    pub async fn kube_wait_available(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> bool {
+        let started = Instant::now();
+        loop {
+            if let Some(d) = self.kube_object("deployments", namespace, name) {
+                let want = d["spec"]["replicas"].as_u64().unwrap_or(1);
+                if d["status"]["availableReplicas"].as_u64().unwrap_or(0) >= want {
+                    return true;
+                }
+            }
+            if started.elapsed() >= timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Puts a demo app on the emulated cluster, as a team's manifests
     /// would: namespace `namespace`, a Deployment `name` of `replicas` pods
     /// running `image` (its tag is the version the pods serve) labelled

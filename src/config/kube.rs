@@ -18,9 +18,12 @@ pub(super) fn kube_source(r: &mut Resolver<'_>, env: &Env) -> Option<Source> {
         if v.contains('\n') {
             return Some(Source::Content(v.to_string()));
         }
-        let sep = if cfg!(windows) { ';' } else { ':' };
-        let first = v.split(sep).find(|p| !p.is_empty()).unwrap_or(v);
-        return Some(Source::Path(first.into()));
+        return Some(Source::Path(first_path(v).into()));
+    }
+    // The action reads `KUBECONFIG` itself (the CLI takes it as the
+    // input's variable).
+    if let Some(v) = env.get("KUBECONFIG").filter(|v| !v.trim().is_empty()) {
+        return Some(Source::Path(first_path(v).into()));
     }
     if env.get("KUBERNETES_SERVICE_HOST").is_some() {
         return Some(Source::InCluster);
@@ -38,6 +41,13 @@ pub(super) fn kube_source(r: &mut Resolver<'_>, env: &Env) -> Option<Source> {
             None
         }
     }
+}
+
+/// The first file of a `KUBECONFIG`-style list (`:`-separated; `;` on
+/// Windows).
+fn first_path(list: &str) -> &str {
+    let sep = if cfg!(windows) { ';' } else { ':' };
+    list.split(sep).find(|p| !p.is_empty()).unwrap_or(list)
 }
 
 /// Connects as `source` says with `context`, sending nothing: an error

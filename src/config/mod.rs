@@ -287,6 +287,34 @@ impl RawInputs {
             )
             .collect()
     }
+
+    /// Credentials inside an ordinary input, to be masked like secrets: a
+    /// kubeconfig given as content — its tokens, keys and passwords (a
+    /// kubeconfig's *path* stays readable: it says which file was used).
+    pub fn embedded_credentials(&self) -> Vec<&str> {
+        const SECRET_KEYS: [&str; 6] = [
+            "token",
+            "client-key-data",
+            "client-certificate-data",
+            "password",
+            "id-token",
+            "refresh-token",
+        ];
+        let Some((content, _)) = self
+            .values
+            .get("kubeconfig")
+            .filter(|(v, _)| v.contains('\n'))
+        else {
+            return Vec::new();
+        };
+        content
+            .lines()
+            .filter_map(|line| line.trim().trim_start_matches("- ").split_once(':'))
+            .filter(|(key, _)| SECRET_KEYS.contains(&key.trim()))
+            .map(|(_, value)| value.trim().trim_matches(|c| c == '"' || c == '\''))
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
 }
 
 fn action_commands() -> String {

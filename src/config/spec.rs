@@ -458,10 +458,10 @@ pub const INPUTS: &[InputSpec] = &[
     input(
         "kubeconfig",
         "Kubernetes: the kubeconfig's path, or its content (default: `KUBECONFIG`, then the \
-         pod's service account when run in a cluster, then `~/.kube/config`). Tokens and keys \
-         in it are never printed; exec plugins and `insecure-skip-tls-verify` are refused.",
+         pod's service account when run in a cluster, then `~/.kube/config`). Given as content, \
+         its tokens and keys are masked; exec plugins and `insecure-skip-tls-verify` are \
+         refused.",
     )
-    .secret()
     .env("KUBECONFIG")
     .only(AZURE),
     input(

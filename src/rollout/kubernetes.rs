@@ -561,10 +561,6 @@ impl Target for KubernetesTarget {
                 "canary steps need strategy: canary (an Istio VirtualService); blue-green switches all traffic at once".into(),
             );
         }
-        let service = match self.service(app, c).await {
-            Ok(s) => s,
-            Err(r) => return r,
-        };
         match app.deployment(&app.deployment, c).await {
             Ok(Some(_)) => {}
             Ok(None) => {
@@ -575,6 +571,10 @@ impl Target for KubernetesTarget {
             }
             Err(e) => return kube_result(e),
         }
+        let service = match self.service(app, c).await {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
         let (selector, split) = match self
             .production_selector(app, &service, plan.rollback, c)
             .await

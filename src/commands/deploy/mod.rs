@@ -266,19 +266,22 @@ fn report(
         && let Some(previous) = &j.facts.previous_version
     {
         errors.push(format!(
-            "to put production back on {previous}: expedite rollback --services {} --resource-group {} --to-version {previous} --reason \"…\"{}",
-            config.resource.app,
-            config.resource.resource_group,
-            platforms::rollback_flags(&place_of(config))
+            "to put production back on {previous}: {}",
+            platforms::rollback_command(&place_of(config), previous)
         ));
     }
     for note in &j.state.notes {
         tracing::warn!("{note}");
     }
     ctx.console.info(&format!(
-        "deploy: {} in {:.1}s ({reads} ARM reads, {writes} writes)",
+        "deploy: {} in {:.1}s{}",
         outcome.as_str(),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        if clients.azure.is_some() {
+            format!(" ({reads} ARM reads, {writes} writes)")
+        } else {
+            String::new()
+        }
     ));
     Report {
         success: outcome.success(),

@@ -93,13 +93,42 @@ pub fn staged_in(place: &Place, new_revision: Option<&str>) -> String {
     place.platform.staged_in(place, new_revision)
 }
 
-/// The `rollback` flags that name `place`'s platform (none for the default).
-pub fn rollback_flags(place: &Place) -> String {
-    if place.platform == platforms::default() {
-        String::new()
-    } else {
-        format!(" --platform {}", place.platform.name())
+/// The `expedite rollback` command line that puts `place` back on
+/// `version`: its resource group where its platform is on Azure, its
+/// platform unless it is the default, and every setting it was deployed
+/// with that `rollback` takes (a Kubernetes namespace, Service, strategy,
+/// context) unless it is the default.
+pub fn rollback_command(place: &Place, version: &str) -> String {
+    use crate::config::{Command, spec};
+    let quote = |v: &str| {
+        if v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@=".contains(c))
+        {
+            v.to_string()
+        } else {
+            format!("'{}'", v.replace('\'', r"'\''"))
+        }
+    };
+    let mut cmd = format!("expedite rollback --services {}", quote(place.name()));
+    if place.platform.needs_azure() {
+        cmd.push_str(&format!(
+            " --resource-group {}",
+            quote(&place.resource.resource_group)
+        ));
     }
+    if place.platform != platforms::default() {
+        cmd.push_str(&format!(" --platform {}", place.platform.name()));
+    }
+    for (key, value) in &place.settings {
+        let Some(input) = spec::input_spec(key) else {
+            continue;
+        };
+        if input.scope.includes(Command::Rollback) && input.default != Some(value.as_str()) {
+            cmd.push_str(&format!(" --{key} {}", quote(value)));
+        }
+    }
+    cmd.push_str(&format!(" --to-version {} --reason \"…\"", quote(version)));
+    cmd
 }
 
 /// What a platform's factory needs, from the command's clients.

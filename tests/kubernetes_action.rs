@@ -1,0 +1,209 @@
+//! `platform: kubernetes` the way a workflow runs it: the action's binary
+//! in a clean environment, the kubeconfig the sandbox writes for other
+//! clients, the lock on GitHub. A blue-green deploy is promoted; the
+//! rollback button pressed twice restores the previous version once and
+//! then changes nothing; each bad input (unknown context, unreadable
+//! kubeconfig, missing Deployment, a Service that selects no `version`)
+//! is one clear error and not one write to the API server.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use common::{Job, StepResult};
+
+const NS: &str = "shop";
+const APP: &str = "payments";
+const STABLE_IMAGE: &str = "registry.test/payments:2.4.1";
+const NEW_IMAGE: &str = "registry.test/payments:2.4.2";
+
+async fn sandbox(istio: bool) -> expedite_sandbox::Sandbox {
+    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let refused = sb.kube_seed_app(NS, APP, STABLE_IMAGE, 2, istio);
+    assert!(refused.is_empty(), "{refused:?}");
+    let ready = sb
+        .kube_wait_available(NS, APP, std::time::Duration::from_secs(20))
+        .await;
+    assert!(ready);
+    sb
+}
+
+/// A step on `platform: kubernetes` with the sandbox's kubeconfig, trust
+/// and resolution, and its GitHub for the lock.
+fn job(sb: &expedite_sandbox::Sandbox, command: &str) -> Job {
+    let s = sb.settings();
+    Job::new()
+        .github_of(sb)
+        .input("command", command)
+        .input("platform", "kubernetes")
+        .input("namespace", NS)
+        .input("kubeconfig", &s.kubeconfig_path.to_string_lossy())
+        .input("resolve", &s.resolve_string())
+        .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+        .input("verify-requests", "30")
+}
+
+fn deploy_job(sb: &expedite_sandbox::Sandbox) -> Job {
+    job(sb, "deploy")
+        .input("app-name", APP)
+        .input("image", NEW_IMAGE)
+        .input("expected-version", "2.4.2")
+        .input("check-interval", "200ms")
+        .input("check-timeout", "20s")
+        .input("verify-window", "1s")
+        .input("verify-interval", "250ms")
+}
+
+fn rollback_job(sb: &expedite_sandbox::Sandbox) -> Job {
+    job(sb, "rollback")
+        .input("services", APP)
+        .input("reason", "INC-4521 payments failing")
+}
+
+async fn run(job: Job) -> StepResult {
+    tokio::task::spawn_blocking(move || job.run_main())
+        .await
+        .unwrap()
+}
+
+/// Requests that changed something on the API server.
+fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
+    sb.request_log()
+        .into_iter()
+        .filter(|r| r.target.starts_with("kube") && r.method != "GET")
+        .map(|r| format!("{} {} → {}", r.method, r.path, r.status))
+        .collect()
+}
+
+fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
+    sb.kube_object("services", NS, APP).unwrap()["spec"]["selector"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_blue_green_deploy_then_the_rollback_button_twice() {
+    let sb = sandbox(false).await;
+    let r = run(deploy_job(&sb)).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    assert_eq!(
+        r.output("previous-version"),
+        Some("2.4.1"),
+        "{}",
+        r.all_text()
+    );
+    assert_eq!(selector_version(&sb), "2.4.2");
+    assert!(r.summary.contains("payments-v2.4.2"), "{}", r.summary);
+
+    // The first press restores the previous version, verified.
+    let first = run(rollback_job(&sb)).await;
+    assert_eq!(first.code, 0, "{}", first.all_text());
+    assert_eq!(selector_version(&sb), "2.4.1", "{}", first.all_text());
+    assert!(first.all_text().contains("2.4.1"), "{}", first.all_text());
+
+    // The second press finds production there already: no write at all.
+    let before = kube_writes(&sb);
+    let second = run(rollback_job(&sb)).await;
+    assert_eq!(second.code, 0, "{}", second.all_text());
+    assert_eq!(selector_version(&sb), "2.4.1");
+    assert_eq!(kube_writes(&sb), before, "{}", second.all_text());
+}
+
+/// Each bad input: a non-zero exit, the problem named in the first error
+/// line, and the API server never written to.
+async fn refused(sb: &expedite_sandbox::Sandbox, job: Job, says: &[&str]) {
+    let r = run(job).await;
+    assert_ne!(r.code, 0, "{}", r.all_text());
+    let errors = r.error_lines();
+    let first = errors.first().copied().unwrap_or_default();
+    for s in says {
+        assert!(
+            first.contains(s),
+            "wanted {s:?} in {first:?}\n{}",
+            r.all_text()
+        );
+    }
+    assert!(kube_writes(sb).is_empty(), "{:?}", kube_writes(sb));
+}
+
+#[tokio::test]
+async fn bad_kubernetes_inputs_are_one_clear_error_and_no_write() {
+    let sb = sandbox(false).await;
+    refused(
+        &sb,
+        deploy_job(&sb).input("kube-context", "prod-eu"),
+        &["kube-context", "prod-eu"],
+    )
+    .await;
+    refused(
+        &sb,
+        deploy_job(&sb).input("kubeconfig", "/nonexistent/kubeconfig"),
+        &["kubeconfig", "/nonexistent/kubeconfig"],
+    )
+    .await;
+    refused(
+        &sb,
+        deploy_job(&sb).input("app-name", "orders"),
+        &["Deployment orders was not found in namespace shop"],
+    )
+    .await;
+    refused(
+        &sb,
+        deploy_job(&sb).input("namespace", "Shop_1"),
+        &["namespace", "Shop_1"],
+    )
+    .await;
+    refused(
+        &sb,
+        deploy_job(&sb).input("canary", "10,50"),
+        &["canary", "strategy: canary"],
+    )
+    .await;
+    refused(
+        &sb,
+        deploy_job(&sb).input("strategy", "canary"),
+        &["production-url"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn blue_green_refuses_a_service_that_selects_no_version() {
+    // Seeded for Istio: the Service selects `app` only.
+    let sb = sandbox(true).await;
+    refused(
+        &sb,
+        deploy_job(&sb),
+        &["the Service payments selects no `version` label"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_kubeconfig_given_as_content_never_shows_its_token() {
+    let sb = sandbox(false).await;
+    let s = sb.settings();
+    let content = std::fs::read_to_string(&s.kubeconfig_path).unwrap();
+    let token = sb.kube_token();
+    assert!(content.contains(&token));
+    // Refused (a context it lacks): the error names the context only.
+    let r = run(deploy_job(&sb)
+        .input("kubeconfig", &content)
+        .input("kube-context", "prod-eu"))
+    .await;
+    assert_ne!(r.code, 0);
+    assert!(r.error_lines()[0].contains("prod-eu"), "{}", r.all_text());
+    let shown: String = r
+        .all_text()
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect();
+    assert!(!shown.contains(&token), "{shown}");
+    // And the same content deploys.
+    let r = run(deploy_job(&sb).input("kubeconfig", &content)).await;
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    assert!(r.all_text().contains(&format!("::add-mask::{token}")));
+}
