@@ -67,12 +67,21 @@ async fn run(job: Job) -> StepResult {
         .unwrap()
 }
 
-/// Requests that changed something on the API server.
+/// Requests that changed something on the API server (the lock's Lease
+/// included).
 fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
     sb.request_log()
         .into_iter()
         .filter(|r| r.target.starts_with("kube") && r.method != "GET")
         .map(|r| format!("{} {} → {}", r.method, r.path, r.status))
+        .collect()
+}
+
+/// Writes to the app's own objects: everything but the lock's Lease.
+fn app_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
+    kube_writes(sb)
+        .into_iter()
+        .filter(|w| !w.contains("/leases"))
         .collect()
 }
 
@@ -104,16 +113,28 @@ async fn a_blue_green_deploy_then_the_rollback_button_twice() {
     assert_eq!(selector_version(&sb), "2.4.1", "{}", first.all_text());
     assert!(first.all_text().contains("2.4.1"), "{}", first.all_text());
 
-    // The second press finds production there already: no write at all.
-    let before = kube_writes(&sb);
+    // The second press finds production there already: it takes and gives
+    // back the lock, and writes nothing else.
+    let before = app_writes(&sb);
     let second = run(rollback_job(&sb)).await;
     assert_eq!(second.code, 0, "{}", second.all_text());
+    assert!(
+        second.all_text().contains("unchanged"),
+        "{}",
+        second.all_text()
+    );
     assert_eq!(selector_version(&sb), "2.4.1");
-    assert_eq!(kube_writes(&sb), before, "{}", second.all_text());
+    assert_eq!(app_writes(&sb), before, "{}", second.all_text());
+    // Both presses and the deploy held the Lease, and gave it back.
+    let leases = kube_writes(&sb)
+        .into_iter()
+        .filter(|w| w.contains("/leases"))
+        .count();
+    assert!(leases >= 3 * 2, "{:?}", kube_writes(&sb));
 }
 
 /// Each bad input: a non-zero exit, the problem named in the first error
-/// line, and the API server never written to.
+/// line, and the API server never written to (not even the lock's Lease).
 async fn refused(sb: &expedite_sandbox::Sandbox, job: Job, says: &[&str]) {
     let r = run(job).await;
     assert_ne!(r.code, 0, "{}", r.all_text());

@@ -10,8 +10,12 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct LockConfig {
     /// The lock is a ref in the repository (`lock: github`, or `auto` with
-    /// a token and repository); false: `lock: none`.
+    /// a token and repository when a service is on Azure).
     pub github: bool,
+    /// The lock is a `coordination.k8s.io` Lease on the cluster
+    /// (`lock: kubernetes`, or `auto` when every service is on
+    /// Kubernetes). Neither: `lock: none`.
+    pub kubernetes: bool,
     /// How long a holder's lock lasts without renewal: at most this long a
     /// run that died without its post stage blocks the next one.
     pub ttl: Duration,
@@ -21,6 +25,7 @@ impl Default for LockConfig {
     fn default() -> Self {
         LockConfig {
             github: false,
+            kubernetes: false,
             ttl: Duration::from_secs(300),
         }
     }
@@ -28,26 +33,40 @@ impl Default for LockConfig {
 
 /// The `lock` and `lock-ttl` inputs, for the commands that change
 /// production; `has_github`: a token and repository are known;
-/// `on_azure`: the run changes a service on Azure (what the lock guards).
+/// `on_azure`, `on_kube`: the run changes a service on Azure, on
+/// Kubernetes (what the lock guards).
 pub(super) fn lock_config(
     r: &mut Resolver<'_>,
     has_github: bool,
     on_azure: bool,
+    on_kube: bool,
 ) -> Option<LockConfig> {
     let ttl = duration_at_least(r, "lock-ttl", Duration::from_secs(5));
     let mode = r.parse("lock", |v| match v {
-        "auto" | "github" | "none" => Ok(v.to_string()),
+        "auto" | "github" | "kubernetes" | "none" => Ok(v.to_string()),
         other => Err(ValueError {
             problem: format!("{} is not a lock", shown(other)),
             accepted:
-                "auto (a ref in the repository when a GitHub token is given), github, or none"
+                "auto, github (a ref in the repository), kubernetes (a Lease on the cluster), or none"
                     .into(),
         }),
     });
-    let github = match mode.as_deref() {
-        Some("none") => false,
-        Some("github" | "auto") | None if has_github => true,
-        Some("auto") | None if !on_azure => false,
+    let (github, kubernetes) = match mode.as_deref() {
+        Some("none") => (false, false),
+        Some("kubernetes") if on_kube => (false, true),
+        Some("kubernetes") => {
+            r.error(
+                "lock",
+                "is kubernetes, but no service runs on Kubernetes: the Lease lives on the services' cluster",
+                "lock: github (or auto) for services on Azure",
+            );
+            return None;
+        }
+        // Services on Kubernetes alone: the cluster's own Lease, with no
+        // GitHub permission needed.
+        Some("auto") | None if on_kube && !on_azure => (false, true),
+        Some("github" | "auto") | None if has_github => (true, false),
+        Some("auto") | None if !on_azure && !on_kube => (false, false),
         Some(m) => {
             r.error(
                 "lock",
@@ -62,6 +81,7 @@ pub(super) fn lock_config(
     };
     Some(LockConfig {
         github,
+        kubernetes,
         ttl: ttl.unwrap_or(Duration::from_secs(300)),
     })
 }

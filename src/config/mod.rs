@@ -520,11 +520,13 @@ impl Config {
         });
         let lock = if matches!(raw.command, Command::Deploy | Command::Rollback) {
             let has_github = records.as_ref().is_some_and(|r| r.github.is_some());
-            // Only rollouts on Azure take the lock: a manifest of `command`
-            // services runs what it says, one service at a time.
+            // Only rollouts on a platform take the lock: a manifest of
+            // `command` services runs what it says, one service at a time.
             let on_azure = deploy.as_ref().is_some_and(|d| d.azure.is_some())
                 || rollback.as_ref().is_some_and(|d| d.azure.is_some());
-            lock_config(&mut r, has_github, on_azure)
+            let on_kube = deploy.as_ref().is_some_and(|d| d.kube.is_some())
+                || rollback.as_ref().is_some_and(|d| d.kube.is_some());
+            lock_config(&mut r, has_github, on_azure, on_kube)
         } else {
             None
         };

@@ -89,6 +89,42 @@ fn ports(service: &Value) -> (String, String) {
     (svc, pod)
 }
 
+/// The named Deployment is not there.
+fn missing_deployment(app: &KubeApp) -> String {
+    format!(
+        "the Deployment {} was not found in namespace {} (kubectl get deployments -n {})",
+        app.deployment, app.namespace, app.namespace
+    )
+}
+
+/// The Service is not there.
+fn missing_service(app: &KubeApp) -> String {
+    format!(
+        "the Service {} was not found in namespace {} (kubectl get services -n {})",
+        app.service, app.namespace, app.namespace
+    )
+}
+
+/// What is wrong with the Service's selector for `strategy`: blue-green
+/// switches its `version`; a canary leaves versions to Istio's subsets.
+fn selector_problem(app: &KubeApp, strategy: Strategy, service: &Value) -> Option<String> {
+    let selector = &service["spec"]["selector"];
+    let has_version = selector.get(VERSION_LABEL).is_some();
+    match strategy {
+        Strategy::BlueGreen if !has_version => Some(format!(
+            "the Service {} selects no `{VERSION_LABEL}` label ({}); blue-green switches that label: add `{VERSION_LABEL}: <the stable pods' label>` to its selector, or use strategy: canary with Istio",
+            app.service,
+            k8s::selector_string(selector)
+        )),
+        Strategy::Canary if has_version => Some(format!(
+            "the Service {} selects `{VERSION_LABEL}` itself ({}), so an Istio subset of another version would have no endpoints; remove `{VERSION_LABEL}` from its selector (the VirtualService chooses versions), or use strategy: blue-green",
+            app.service,
+            k8s::selector_string(selector)
+        )),
+        _ => None,
+    }
+}
+
 impl KubernetesTarget {
     fn pod_host(app: &KubeApp, pod: &str, port: &str) -> String {
         app.kube.proxy_host(&format!(
@@ -154,10 +190,7 @@ impl KubernetesTarget {
     async fn service(&self, app: &KubeApp, c: &Cancel) -> Result<Value, R> {
         match app.service(c).await {
             Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(R::Failed(format!(
-                "the Service {} was not found in namespace {} (kubectl get services -n {})",
-                app.service, app.namespace, app.namespace
-            ))),
+            Ok(None) => Err(R::Failed(missing_service(app))),
             Err(e) => Err(kube_result(e)),
         }
     }
@@ -266,26 +299,12 @@ impl KubernetesTarget {
         c: &Cancel,
     ) -> Result<(Value, Option<String>), R> {
         let selector = service["spec"]["selector"].clone();
-        let has_version = selector.get(VERSION_LABEL).is_some();
+        if let Some(why) = selector_problem(app, self.strategy, service) {
+            return Err(R::Failed(why));
+        }
         match self.strategy {
-            Strategy::BlueGreen => {
-                if !has_version {
-                    return Err(R::Failed(format!(
-                        "the Service {} selects no `{VERSION_LABEL}` label ({}); blue-green switches that label: add `{VERSION_LABEL}: <the stable pods' label>` to its selector, or use strategy: canary with Istio",
-                        app.service,
-                        k8s::selector_string(&selector)
-                    )));
-                }
-                Ok((selector, None))
-            }
+            Strategy::BlueGreen => Ok((selector, None)),
             Strategy::Canary => {
-                if has_version {
-                    return Err(R::Failed(format!(
-                        "the Service {} selects `{VERSION_LABEL}` itself ({}), so an Istio subset of another version would have no endpoints; remove `{VERSION_LABEL}` from its selector (the VirtualService chooses versions), or use strategy: blue-green",
-                        app.service,
-                        k8s::selector_string(&selector)
-                    )));
-                }
                 let vs = self.virtual_service(app, c).await?;
                 let weights = Self::weights(app, &vs);
                 let serving: Vec<_> = weights.iter().filter(|(_, w)| *w > 0).collect();
@@ -563,12 +582,7 @@ impl Target for KubernetesTarget {
         }
         match app.deployment(&app.deployment, c).await {
             Ok(Some(_)) => {}
-            Ok(None) => {
-                return R::Failed(format!(
-                    "the Deployment {} was not found in namespace {} (kubectl get deployments -n {})",
-                    app.deployment, app.namespace, app.namespace
-                ));
-            }
+            Ok(None) => return R::Failed(missing_deployment(app)),
             Err(e) => return kube_result(e),
         }
         let service = match self.service(app, c).await {
@@ -969,6 +983,35 @@ impl super::platforms::Platform for KubernetesPlatform {
             ));
         }
         Ok(())
+    }
+
+    fn precheck<'a>(
+        &'a self,
+        place: &'a Place,
+        env: &'a TargetEnv,
+        c: &'a Cancel,
+    ) -> Fut<'a, Result<(), String>> {
+        Box::pin(async move {
+            let app = Self::connect(place, env)?;
+            // Only a definite answer refuses; a server that cannot answer
+            // now is the rollout's to wait out.
+            match app.deployment(&app.deployment, c).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(missing_deployment(&app)),
+                Err(e @ (KubeError::Config(_) | KubeError::Denied { .. })) => {
+                    return Err(e.to_string());
+                }
+                Err(_) => return Ok(()),
+            }
+            match app.service(c).await {
+                Ok(Some(svc)) => match selector_problem(&app, Self::strategy(place), &svc) {
+                    Some(why) => Err(why),
+                    None => Ok(()),
+                },
+                Ok(None) => Err(missing_service(&app)),
+                Err(_) => Ok(()),
+            }
+        })
     }
 
     fn prometheus_defaults(&self, place: &Place) -> Option<(String, String)> {

@@ -373,6 +373,21 @@ pub trait Platform: Send + Sync {
         Ok(())
     }
 
+    /// Read-only checks of `place` made before its lock is taken, so a
+    /// mistake in the inputs (a resource that is not there, a shape the
+    /// platform cannot deploy to) is refused without writing anything —
+    /// not even the lock. `Err` says what is wrong; a server that cannot
+    /// answer is not a refusal (the rollout waits it out under the lock).
+    /// Preflight checks the same again under the lock.
+    fn precheck<'a>(
+        &'a self,
+        _place: &'a Place,
+        _env: &'a TargetEnv,
+        _c: &'a Cancel,
+    ) -> Fut<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The PromQL templates for requests and failures per arm (`$arm`: the
     /// arm's label) when the inputs give none, for a platform whose
     /// metrics are not `http_requests_total` by `slot`.

@@ -159,6 +159,18 @@ pub async fn live_version(
     place.platform.live_version(place, &env, endpoints, c).await
 }
 
+/// The platform's read-only checks of `place`, before its lock is taken
+/// (`Err`: what is wrong; nothing was written).
+pub async fn precheck(
+    ctx: &Ctx,
+    clients: &Clients,
+    place: &Place,
+    c: &Cancel,
+) -> Result<(), String> {
+    let env = target_env(ctx, clients, None);
+    place.platform.precheck(place, &env, c).await
+}
+
 /// Only the platform's read-only preflight (for `deploy --dry-run`): what
 /// it found, and the facts it read (hosts, what production serves,
 /// leftovers). No lock, nothing changed.

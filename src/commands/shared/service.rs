@@ -152,6 +152,9 @@ impl Keeper {
                 poll: (lock.ttl / 6).clamp(Duration::from_millis(200), Duration::from_secs(5)),
             },
         };
+        if lock.kubernetes {
+            keeper.store = Some(Store::Lease(lease_store(ctx)?));
+        }
         let access = ctx.config.records.as_ref().and_then(|r| r.github.clone());
         let Some(access) = access else {
             if lock.github {
@@ -181,13 +184,40 @@ impl Keeper {
         keeper.archive = Some(Archive::new(api.clone(), ctx.identity.id.clone()));
         if lock.github {
             keeper.store = Some(Store::Github(crate::lock::github::GithubStore::new(api)));
-        } else {
+        } else if keeper.store.is_none() {
             tracing::warn!(
                 "lock: none — nothing stops another run from changing this app at the same time"
             );
         }
         Ok(keeper)
     }
+}
+
+/// The Lease store of `lock: kubernetes`: on the cluster of the run's
+/// Kubernetes services, in the namespace given (else the context's).
+fn lease_store(ctx: &Ctx) -> Result<crate::lock::lease::LeaseStore, CommandError> {
+    let (source, settings) = match (&ctx.config.deploy, &ctx.config.rollback) {
+        (Some(d), _) => (d.kube.as_ref(), &d.settings),
+        (None, Some(r)) => (r.kube.as_ref(), &r.settings),
+        (None, None) => (None, &BTreeMap::new()),
+    };
+    let source = source.ok_or_else(|| {
+        CommandError::Failed(
+            "lock: kubernetes needs a Kubernetes connection (kubeconfig); nothing was changed"
+                .into(),
+        )
+    })?;
+    let kube = crate::kube::Kube::connect(source, settings.get("kube-context").map(String::as_str))
+        .map_err(|e| {
+            CommandError::Failed(format!(
+                "cannot connect to the cluster for the deploy lock: {e}; nothing was changed"
+            ))
+        })?;
+    let namespace = settings
+        .get("namespace")
+        .cloned()
+        .unwrap_or_else(|| kube.namespace.clone());
+    Ok(crate::lock::lease::LeaseStore::new(kube, namespace))
 }
 
 /// How a change asks for the lock.
@@ -329,6 +359,11 @@ pub async fn take(
     ask: &LockAsk,
     cancel: &Cancel,
 ) -> Result<Held, String> {
+    // A mistake in the inputs is refused before anything is written, the
+    // lock included.
+    super::platforms::precheck(ctx, clients, place, cancel)
+        .await
+        .map_err(|why| format!("{why}; nothing was changed"))?;
     let mut held = Held {
         guard: None,
         notes: Vec::new(),
