@@ -1,9 +1,10 @@
 //! The safety sweep behind BENCHMARKS.md's "Safety under faults" figures:
 //!
-//! - **concurrency**: `--trials` trials per platform of 2–4 runs of one app
+//! - **concurrency**: `--trials` trials per platform (App Service,
+//!   Container Apps, Kubernetes with an Istio canary) of 2–4 runs of one app
 //!   (deploy+deploy, deploy+rollback, rollback+rollback) started at random
 //!   0–300 ms offsets, through the built binary against the sandbox; each
-//!   trial checks that no two runs' Azure changes interleave, that every
+//!   trial checks that no two runs' changes to the platform interleave, that every
 //!   loser waited or stopped with a message, and that production ends on
 //!   one version a run verified;
 //! - **preemption**: an emergency rollback clicked during a two-minute
@@ -17,6 +18,8 @@
 //! ```sh
 //! cargo build --release --bin expedite --example safety_sweep
 //! target/release/examples/safety_sweep --trials 100
+//! # one part, one platform:
+//! target/release/examples/safety_sweep --only concurrency --platform kubernetes
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measurement tool
 
@@ -55,7 +58,18 @@ async fn main() {
         common::exe().display()
     );
     if only.as_deref().is_none_or(|o| o == "concurrency") {
-        for platform in [Platform::AppService, Platform::ContainerApps] {
+        let wanted = arg("--platform");
+        for platform in [
+            Platform::AppService,
+            Platform::ContainerApps,
+            Platform::Kubernetes,
+        ] {
+            if wanted
+                .as_deref()
+                .is_some_and(|w| !format!("{platform:?}").eq_ignore_ascii_case(w))
+            {
+                continue;
+            }
             concurrency(platform, trials, seed).await;
         }
     }
@@ -92,10 +106,10 @@ async fn concurrency(platform: Platform, trials: u64, seed: u64) {
         let t = concurrency_trial(
             platform,
             seed + i
-                + if platform == Platform::ContainerApps {
-                    100_000
-                } else {
-                    0
+                + match platform {
+                    Platform::AppService => 0,
+                    Platform::ContainerApps => 100_000,
+                    Platform::Kubernetes => 200_000,
                 },
         )
         .await;

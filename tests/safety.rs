@@ -73,23 +73,6 @@ fn ca_patches(rig: &Rig) -> usize {
         .count()
 }
 
-/// The lock record at the tip of the app's lock ref, read with git.
-fn lock_record(rig: &Rig, app: &str) -> Option<serde_json::Value> {
-    let s = rig.sb.settings();
-    let bare = rig.sb.handle().github_repo_path("contoso", "payments")?;
-    let name = format!(
-        "refs/expedite/locks/{}/{}/{app}",
-        s.subscription_id, s.resource_group
-    );
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(&bare)
-        .args(["log", "-1", "--format=%B", &name])
-        .output()
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_of_one_app_service_app_never_interleave() {
     for seed in 1..=trials() {
@@ -147,7 +130,7 @@ async fn kill_sweep(platform: Platform) {
     assert!(changes >= 4, "{changes}");
     let mut points: Vec<Point> = (1..=changes).map(Point::AfterChange).collect();
     eprintln!(
-        "{platform:?}: {changes} changes to Azure, {} kill points",
+        "{platform:?}: {changes} changes to the platform, {} kill points",
         changes + 4
     );
     let mut rng = StdRng::seed_from_u64(7);
@@ -156,10 +139,7 @@ async fn kill_sweep(platform: Platform) {
             rng.random_range(0..wall.as_millis() as u64),
         )));
     }
-    let app = match platform {
-        Platform::AppService => APP,
-        Platform::ContainerApps => CA,
-    };
+    let app = platform.app();
     for point in points {
         let rig = Rig::new().await;
         let job = kill_job(&rig, platform);
@@ -195,7 +175,7 @@ async fn kill_sweep(platform: Platform) {
             Err(e) => panic!("{point:?}: {e}\npost:\n{}", p.all_text()),
         }
         // The lock is given back: the next run does not wait.
-        let lock = lock_record(&rig, app);
+        let lock = rig.lock_record(platform);
         if let Some(l) = &lock {
             assert_eq!(l["state"], "released", "{point:?}: {l}");
         }
@@ -211,6 +191,27 @@ async fn every_kill_point_on_app_service_ends_on_one_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kill_point_on_container_apps_ends_on_one_version() {
     kill_sweep(Platform::ContainerApps).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kill_point_on_kubernetes_ends_on_one_version() {
+    kill_sweep(Platform::Kubernetes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_of_one_kubernetes_app_never_interleave() {
+    for seed in 1..=trials() {
+        let t = concurrency_trial(Platform::Kubernetes, 2000 + seed).await;
+        if let Err(e) = t.check() {
+            panic!(
+                "trial {seed}: {e}\n{:#?}",
+                t.runs
+                    .iter()
+                    .map(|(k, o, r)| (k, o, r.output("result"), r.output("error")))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

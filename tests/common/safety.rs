@@ -20,12 +20,30 @@ use super::{Job, Running, StepResult, seed_repo};
 pub const APP: &str = "app-contoso-payments";
 pub const CA: &str = "ca-contoso-payments";
 pub const APP_HOST: &str = "app-contoso-payments.azurewebsites.test";
+/// The Kubernetes app: Deployment and Service `payments` in `shop`,
+/// behind an Istio VirtualService.
+pub const KUBE_NS: &str = "shop";
+pub const KUBE_APP: &str = "payments";
+pub const KUBE_HOST: &str = "payments--shop.mesh.test";
 
 /// Which platform a trial drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
     AppService,
     ContainerApps,
+    /// An Istio canary (`strategy: canary`), the lock a Lease.
+    Kubernetes,
+}
+
+impl Platform {
+    /// The app's name, as the inputs and the journal's file name give it.
+    pub fn app(self) -> &'static str {
+        match self {
+            Platform::AppService => APP,
+            Platform::ContainerApps => CA,
+            Platform::Kubernetes => KUBE_APP,
+        }
+    }
 }
 
 /// A sandbox with the repository the lock lives in.
@@ -43,7 +61,42 @@ impl Rig {
         .await
         .unwrap();
         seed_repo(&sb, "contoso", "payments");
+        let refused = sb.kube_seed_app(KUBE_NS, KUBE_APP, "registry.test/payments:2.4.0", 2, true);
+        assert!(refused.is_empty(), "{refused:?}");
+        assert!(
+            sb.kube_wait_available(KUBE_NS, KUBE_APP, Duration::from_secs(20))
+                .await
+        );
         Rig { sb }
+    }
+
+    /// The cluster (the sandbox's kubeconfig, trust and resolution) and
+    /// GitHub for `job`, with short lock timings; the lock is a Lease.
+    pub fn kube(&self, job: Job) -> Job {
+        let s = self.sb.settings();
+        job.github_of(&self.sb)
+            .input("platform", "kubernetes")
+            .input("namespace", KUBE_NS)
+            .input("strategy", "canary")
+            .input("production-url", &format!("https://{KUBE_HOST}"))
+            .input("kubeconfig", &s.kubeconfig_path.to_string_lossy())
+            .input("resolve", &s.resolve_string())
+            .input("ca-cert", &s.ca_cert_path.to_string_lossy())
+            .input("lock-ttl", "6s")
+            .input("lock-wait", "3m")
+            .input("verify-requests", "30")
+    }
+
+    /// A deploy of `version` to the Kubernetes app (its image's tag).
+    pub fn deploy_kube(&self, version: &str) -> Job {
+        self.kube(Job::new())
+            .input("command", "deploy")
+            .input("app-name", KUBE_APP)
+            .input("image", &format!("registry.test/payments:{version}"))
+            .input("expected-version", version)
+            .input("check-interval", "200ms")
+            .input("verify-window", "500ms")
+            .input("verify-interval", "250ms")
     }
 
     /// Azure sign-in and GitHub (the lock) for `job`, with short lock
@@ -96,13 +149,17 @@ impl Rig {
         match platform {
             Platform::AppService => self.deploy(version),
             Platform::ContainerApps => self.deploy_ca(version),
+            Platform::Kubernetes => self.deploy_kube(version),
         }
     }
 
     /// The one-click rollback of the app on `platform`.
     pub fn rollback(&self, platform: Platform, to_version: Option<&str>) -> Job {
-        let mut job = self
-            .azure(Job::new())
+        let job = match platform {
+            Platform::Kubernetes => self.kube(Job::new()),
+            _ => self.azure(Job::new()),
+        };
+        let mut job = job
             .input("command", "rollback")
             .input("reason", "drill: the rollback button");
         job = match platform {
@@ -110,6 +167,7 @@ impl Rig {
             Platform::ContainerApps => job
                 .input("services", CA)
                 .input("platform", "container-apps"),
+            Platform::Kubernetes => job.input("services", KUBE_APP),
         };
         match to_version {
             Some(v) => job.input("to-version", v),
@@ -117,15 +175,19 @@ impl Rig {
         }
     }
 
-    /// Changes to Azure (ARM and Kudu writes), in order, with the run that
-    /// made each (from its `User-Agent`).
+    /// Changes to the platforms (ARM and Kudu writes; writes to the API
+    /// server but the lock's Leases), in order, with the run that made
+    /// each (from its `User-Agent`).
     pub fn mutations(&self) -> Vec<(u64, String, String)> {
         self.sb
             .handle()
             .request_log()
             .into_iter()
             .filter(|r| {
-                r.method != "GET" && (r.host == "management.azure.test" || r.host.contains(".scm."))
+                r.method != "GET"
+                    && (r.host == "management.azure.test"
+                        || r.host.contains(".scm.")
+                        || (r.target.starts_with("kube") && !r.path.contains("/leases")))
             })
             .map(|r| {
                 let run = r
@@ -151,6 +213,7 @@ impl Rig {
                 .unwrap()
                 .fqdn
                 .unwrap(),
+            Platform::Kubernetes => KUBE_HOST.to_string(),
         };
         Probe::new(c.http)
             .sample_versions(&host, "/api/version", n)
@@ -199,12 +262,73 @@ impl Rig {
                     return Err(format!("traffic is split: {t:?}"));
                 }
             }
+            Platform::Kubernetes => {
+                let w = self.kube_weights();
+                if w.len() != 1 || w.values().next() != Some(&100) {
+                    return Err(format!("the VirtualService splits traffic: {w:?}"));
+                }
+            }
         }
         let sample = self.serving(platform, 30).await;
         match sample.iter().collect::<Vec<_>>().as_slice() {
             [(v, 30)] => Ok((*v).clone()),
             _ => Err(format!("production serves {sample:?}")),
         }
+    }
+
+    /// The VirtualService's weights by subset, where > 0.
+    pub fn kube_weights(&self) -> BTreeMap<String, u64> {
+        let vs = self
+            .sb
+            .kube_object("virtualservices", KUBE_NS, KUBE_APP)
+            .unwrap();
+        let routes = vs["spec"]["http"][0]["route"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let n = routes.len();
+        routes
+            .iter()
+            .map(|r| {
+                (
+                    r["destination"]["subset"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    r["weight"].as_u64().unwrap_or(if n == 1 { 100 } else { 0 }),
+                )
+            })
+            .filter(|(_, w)| *w > 0)
+            .collect()
+    }
+
+    /// The lock record of the app on `platform`: the tip of its ref in the
+    /// repository, or its Lease's annotation.
+    pub fn lock_record(&self, platform: Platform) -> Option<serde_json::Value> {
+        if platform == Platform::Kubernetes {
+            let key = expedite::lock::LockKey::azure("", KUBE_NS, KUBE_APP);
+            let lease =
+                self.sb
+                    .kube_object("leases", KUBE_NS, &expedite::lock::lease::lease_name(&key))?;
+            let text = lease["metadata"]["annotations"][expedite::lock::lease::RECORD_ANNOTATION]
+                .as_str()?;
+            return serde_json::from_str(text).ok();
+        }
+        let s = self.sb.settings();
+        let bare = self.sb.handle().github_repo_path("contoso", "payments")?;
+        let name = format!(
+            "refs/expedite/locks/{}/{}/{}",
+            s.subscription_id,
+            s.resource_group,
+            platform.app()
+        );
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&bare)
+            .args(["log", "-1", "--format=%B", &name])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
     }
 
     pub async fn shutdown(self) {
