@@ -8,13 +8,19 @@
 //! - **Istio canary**: a good build steps 10/50 % and is promoted; a build
 //!   failing 5 % of requests at a 10 % weight trips within seconds and
 //!   100 % goes back to stable; an outage hitting both versions does not
-//!   trip.
+//!   trip; with a real Prometheus scraping the mesh's
+//!   `istio_requests_total`, the platform's default queries trip a bad
+//!   build on user traffic alone.
 //!
 //! Driven through the library as `deploy` drives it (the registry's
 //! platform, its target and its probe), so each test reads the journal.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
+#[path = "common/prometheus.rs"]
+mod prom;
+
+use prom::{Prometheus, Target};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -367,4 +373,71 @@ async fn a_canary_needs_the_service_to_leave_versions_to_istio() {
     let why = j.state.failure.clone().unwrap_or_default();
     assert!(why.contains("selects `version` itself"), "{why}");
     assert!(kube_writes(&sb).is_empty(), "{:?}", kube_writes(&sb));
+}
+
+#[tokio::test]
+async fn prometheus_on_istio_metrics_trips_a_bad_canary_on_user_traffic() {
+    let sb = sandbox(true).await;
+    let control = format!("http://{}", sb.http_addr());
+    let Some(prometheus) = Prometheus::start(
+        &control,
+        &[Target {
+            slot: "mesh".into(),
+            host: "metrics.mesh.test".into(),
+            params: vec![],
+        }],
+    )
+    .await
+    else {
+        return;
+    };
+    sb.set_behaviour(
+        "2.4.2",
+        Behaviour {
+            error_rate: 0.5,
+            ..Behaviour::default()
+        },
+    )
+    .unwrap();
+    // Users, through the mesh: every request places an order.
+    sb.generate_traffic(expedite_sandbox::TrafficSpec {
+        host: format!("{APP}--{NS}.mesh.test"),
+        rps: 100.0,
+        duration_ms: 120_000,
+        order_ratio: 1.0,
+        large_order_ratio: 0.0,
+    })
+    .unwrap();
+    let place = place("canary");
+    let (requests, failures) = place.platform.prometheus_defaults(&place).unwrap();
+    assert!(
+        requests.contains("istio_requests_total")
+            && requests.contains("destination_version=\"$arm\"")
+    );
+    let mut spec =
+        expedite::probe::evidence::prometheus::PrometheusSpec::new(prometheus.url.clone());
+    spec.queries.requests = requests;
+    spec.queries.failures = failures;
+    let mut c = canary();
+    c.sources = vec![SourceSpec::Prometheus(Box::new(spec))];
+    c.window = Duration::from_secs(60);
+    c.breaker.max_silence = 5.0;
+    let started = Instant::now();
+    let j = deploy(&sb, &place, plan(Some(c))).await;
+    sb.stop_traffic();
+    assert_eq!(
+        j.outcome(),
+        Some(Outcome::RolledBack),
+        "{:#?}\n{:#?}\n{}",
+        j.phases,
+        j.facts.canary_steps,
+        prometheus.log()
+    );
+    assert_eq!(j.facts.canary_steps[0].decision, "trip");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(weights(&sb), BTreeMap::from([("v2-4-1".to_string(), 100)]));
+    // The evidence was Istio's counts of user requests, by version label.
+    let f = &j.facts.canary_steps[0].sources[0];
+    assert!(f.canary.requests > 0 && f.canary.failures > 0, "{f:?}");
+    assert!(f.baseline.unwrap().requests > f.canary.requests, "{f:?}");
 }

@@ -556,12 +556,14 @@ async fn handle_control(shared: Arc<Shared>, req: http::Request<Incoming>) -> Re
 }
 
 /// True for the demo app's hosts: App Service sites and slots (not Kudu),
-/// Container Apps and Static Web Apps environments.
+/// Container Apps and Static Web Apps environments, and the emulated
+/// mesh's ingress and metrics (`*.mesh.test`; never the API server).
 fn is_app_host(host: &str) -> bool {
     (host.ends_with(&format!(".{}", hosts::WEB_DOMAIN))
         && !host.ends_with(&format!(".scm.{}", hosts::WEB_DOMAIN)))
         || host.ends_with(&format!(".{}", hosts::CONTAINER_APPS_DOMAIN))
         || host.ends_with(&format!(".{}", hosts::STATIC_APPS_DOMAIN))
+        || host.ends_with(&format!(".{}", crate::kube::mesh::MESH_DOMAIN))
 }
 
 /// The control listener as a minimal HTTP forward proxy **for the demo
@@ -573,7 +575,7 @@ fn is_app_host(host: &str) -> bool {
 /// host, `https://` targets and `CONNECT` are refused; nothing is ever
 /// connected to.
 async fn forward_proxy(shared: Arc<Shared>, req: http::Request<Incoming>) -> Resp {
-    const ONLY: &str = "The sandbox proxy forwards plain-HTTP requests in absolute form (GET http://HOST/path) to the demo app's hosts only (*.azurewebsites.test except Kudu, *.azurecontainerapps.test, *.azurestaticapps.test); it never connects anywhere else.";
+    const ONLY: &str = "The sandbox proxy forwards plain-HTTP requests in absolute form (GET http://HOST/path) to the demo app's hosts only (*.azurewebsites.test except Kudu, *.azurecontainerapps.test, *.azurestaticapps.test, *.mesh.test); it never connects anywhere else.";
     if req.method() == Method::CONNECT {
         return respond::text(
             StatusCode::FORBIDDEN,
