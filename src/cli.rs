@@ -118,7 +118,7 @@ fn value_name(name: &str) -> &'static str {
         "on-failure" => "rollback-all|rollback-failed|stop",
         "mode" => "pull-request|push",
         "incident-action" => "create|update|resolve",
-        "lock" => "auto|github|kubernetes|none",
+        "lock" => "auto|github|lease|none",
         "on-inconclusive" => "wait|fail|promote",
         "on-stale-routing" => "clear|fail",
         "failure-clumping" => "estimate|independent",

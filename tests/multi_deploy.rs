@@ -429,6 +429,55 @@ services:
     sb.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_service_takes_its_place_in_the_graph() {
+    let sb = sandbox().await;
+    let s = sb.settings();
+    assert!(
+        sb.kube_seed_app("shop", "payments", "registry.test/payments:2.4.0", 2, false)
+            .is_empty()
+    );
+    assert!(
+        sb.kube_wait_available("shop", "payments", Duration::from_secs(20))
+            .await
+    );
+    let manifest = r#"
+services:
+  - name: payments
+    platform: kubernetes
+    app: payments
+    namespace: shop
+    image: registry.test/payments:${version}
+  - name: frontend
+    app: app-contoso-web
+    package: web.zip
+    depends_on: [payments]
+"#;
+    let job = deploy_job(&s, "2.4.1")
+        .input("kubeconfig", &s.kubeconfig_path.to_string_lossy())
+        .input("check-timeout", "20s");
+    std::fs::write(job.workspace().join(".github/expedite.yml"), manifest).unwrap();
+    let (_job, r) = run(job).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    let outcome = services(&r);
+    assert_eq!(outcome["payments"], "promoted", "{outcome}");
+    assert_eq!(outcome["frontend"], "promoted", "{outcome}");
+    let svc = sb.kube_object("services", "shop", "payments").unwrap();
+    assert_eq!(svc["spec"]["selector"]["version"], "2.4.1");
+    // The front end changed only after production was verified on the
+    // cluster (through the API server's service proxy).
+    let log = sb.handle().request_log();
+    let payments_verified = log
+        .iter()
+        .filter(|r| r.path.contains("/services/payments:80/proxy"))
+        .map(|r| r.seq)
+        .max()
+        .unwrap();
+    let web_first_change = *changes_to(&log, "app-contoso-web").first().unwrap();
+    assert!(web_first_change > payments_verified);
+    sb.shutdown().await;
+}
+
 /// A manifest of `command` services only: no Azure sign-in, no resource
 /// group. The second service's deploy runs and its verify fails; by policy
 /// its `rollback:` undoes what the deploy did (it left a change), and

@@ -13,9 +13,9 @@ pub struct LockConfig {
     /// a token and repository when a service is on Azure).
     pub github: bool,
     /// The lock is a `coordination.k8s.io` Lease on the cluster
-    /// (`lock: kubernetes`, or `auto` when every service is on
-    /// Kubernetes). Neither: `lock: none`.
-    pub kubernetes: bool,
+    /// (`lock: lease`, or `auto` when every service is on Kubernetes).
+    /// Neither: `lock: none`.
+    pub lease: bool,
     /// How long a holder's lock lasts without renewal: at most this long a
     /// run that died without its post stage blocks the next one.
     pub ttl: Duration,
@@ -25,7 +25,7 @@ impl Default for LockConfig {
     fn default() -> Self {
         LockConfig {
             github: false,
-            kubernetes: false,
+            lease: false,
             ttl: Duration::from_secs(300),
         }
     }
@@ -43,21 +43,21 @@ pub(super) fn lock_config(
 ) -> Option<LockConfig> {
     let ttl = duration_at_least(r, "lock-ttl", Duration::from_secs(5));
     let mode = r.parse("lock", |v| match v {
-        "auto" | "github" | "kubernetes" | "none" => Ok(v.to_string()),
+        "auto" | "github" | "lease" | "none" => Ok(v.to_string()),
         other => Err(ValueError {
             problem: format!("{} is not a lock", shown(other)),
             accepted:
-                "auto, github (a ref in the repository), kubernetes (a Lease on the cluster), or none"
+                "auto, github (a ref in the repository), lease (a Kubernetes Lease on the services' cluster), or none"
                     .into(),
         }),
     });
-    let (github, kubernetes) = match mode.as_deref() {
+    let (github, lease) = match mode.as_deref() {
         Some("none") => (false, false),
-        Some("kubernetes") if on_kube => (false, true),
-        Some("kubernetes") => {
+        Some("lease") if on_kube => (false, true),
+        Some("lease") => {
             r.error(
                 "lock",
-                "is kubernetes, but no service runs on Kubernetes: the Lease lives on the services' cluster",
+                "is lease, but no service runs on Kubernetes: the Lease lives on the services' cluster",
                 "lock: github (or auto) for services on Azure",
             );
             return None;
@@ -81,7 +81,7 @@ pub(super) fn lock_config(
     };
     Some(LockConfig {
         github,
-        kubernetes,
+        lease,
         ttl: ttl.unwrap_or(Duration::from_secs(300)),
     })
 }

@@ -835,8 +835,8 @@ pub const INPUTS: &[InputSpec] = &[
         "How runs of one app exclude each other: `auto` (a ref `refs/expedite/locks/…` in \
          the repository, created and moved by compare-and-set; needs `github-token` with \
          `contents: write` and `repository` — or, when every service is on Kubernetes, a \
-         Lease), `github` (the ref, required), `kubernetes` (a `coordination.k8s.io` Lease in \
-         the service's namespace, moved by `resourceVersion` compare-and-set), or `none` (no \
+         Lease), `github` (the ref, required), `lease` (a Kubernetes `coordination.k8s.io` Lease \
+         in the service's namespace, moved by `resourceVersion` compare-and-set), or `none` (no \
          exclusion: only when nobody else can deploy the app).",
     )
     .default("auto")

@@ -53,6 +53,8 @@ struct RawDefaults {
     health_path: Option<String>,
     version_path: Option<String>,
     slot: Option<String>,
+    namespace: Option<String>,
+    kube_context: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +68,11 @@ struct RawService {
     package: Option<String>,
     image: Option<String>,
     container: Option<String>,
+    namespace: Option<String>,
+    service: Option<String>,
+    strategy: Option<String>,
+    kube_context: Option<String>,
+    production_url: Option<String>,
     version: Option<String>,
     health_path: Option<String>,
     version_path: Option<String>,
@@ -371,6 +378,11 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
                     ("package", s.package.is_some()),
                     ("image", s.image.is_some()),
                     ("container", s.container.is_some()),
+                    ("namespace", s.namespace.is_some()),
+                    ("service", s.service.is_some()),
+                    ("strategy", s.strategy.is_some()),
+                    ("kube-context", s.kube_context.is_some()),
+                    ("production-url", s.production_url.is_some()),
                     ("canary", s.canary.is_some()),
                 ],
                 &mut missing,
@@ -421,6 +433,11 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
                 "package" => s.package.as_deref(),
                 "image" => s.image.as_deref(),
                 "container" => s.container.as_deref(),
+                "namespace" => s.namespace.as_deref().or(d.namespace.as_deref()),
+                "service" => s.service.as_deref(),
+                "strategy" => s.strategy.as_deref(),
+                "kube-context" => s.kube_context.as_deref().or(d.kube_context.as_deref()),
+                "production-url" => s.production_url.as_deref(),
                 _ => None,
             };
             let (settings, refusals) = service::platform_settings(p, false, given);
@@ -440,12 +457,22 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
             if s.app.is_none() {
                 missing("`app`", &format!("is missing ({}'s name)", p.noun()));
             }
-            if no_group {
+            if let Err((key, problem, accepted)) = p.check(&settings, s.canary.is_some()) {
+                missing(&format!("`{key}`"), &format!("{problem} ({accepted})"));
+            }
+            if no_group && p.needs_azure() {
                 missing(
                     "`resource-group`",
                     "is missing (here, in `defaults`, or the resource-group input)",
                 );
             }
+            // Off Azure, a resource group means nothing (the platform names
+            // its own place: a Kubernetes namespace).
+            let rg = if p.needs_azure() {
+                rg
+            } else {
+                Some(String::new())
+            };
             match (app, rg) {
                 (Some(app), Some(resource_group)) => Some(Platform::Target {
                     platform: p,

@@ -152,7 +152,7 @@ impl Keeper {
                 poll: (lock.ttl / 6).clamp(Duration::from_millis(200), Duration::from_secs(5)),
             },
         };
-        if lock.kubernetes {
+        if lock.lease {
             keeper.store = Some(Store::Lease(lease_store(ctx)?));
         }
         let access = ctx.config.records.as_ref().and_then(|r| r.github.clone());
@@ -193,7 +193,7 @@ impl Keeper {
     }
 }
 
-/// The Lease store of `lock: kubernetes`: on the cluster of the run's
+/// The Lease store of `lock: lease`: on the cluster of the run's
 /// Kubernetes services, in the namespace given (else the context's).
 fn lease_store(ctx: &Ctx) -> Result<crate::lock::lease::LeaseStore, CommandError> {
     let (source, settings) = match (&ctx.config.deploy, &ctx.config.rollback) {
@@ -203,8 +203,7 @@ fn lease_store(ctx: &Ctx) -> Result<crate::lock::lease::LeaseStore, CommandError
     };
     let source = source.ok_or_else(|| {
         CommandError::Failed(
-            "lock: kubernetes needs a Kubernetes connection (kubeconfig); nothing was changed"
-                .into(),
+            "lock: lease needs a Kubernetes connection (kubeconfig); nothing was changed".into(),
         )
     })?;
     let kube = crate::kube::Kube::connect(source, settings.get("kube-context").map(String::as_str))
