@@ -114,3 +114,42 @@ fn a_broken_expectation_fails_the_drill_loudly() {
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("❌ Incident drill") && md.contains('✗'), "{md}");
 }
+
+#[test]
+fn the_payment_gateway_scenario_plays_the_second_seeds_sev1_on_kubernetes() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("drill.md");
+    let (code, text, took) = drill(&["--scenario", "payment-gateway"], &summary);
+    assert_eq!(code, 0, "{text}");
+    for step in [
+        "a payment on 2.1.0: HTTP 500",
+        "incident: declare SEV1, page on-call: created",
+        "deploy 2.1.1: new Deployment, Istio canary 10/25/50/75 %, verify: promoted",
+        "a payment on 2.1.1: HTTP 200",
+        "deploy a bad 2.1.2: the breaker trips the 10 % canary: rolled-back",
+        "rollback to 2.1.1, second click: unchanged",
+        "production after the clicks: 0 writes to the app",
+        "incident: resolve with root cause: resolved",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    assert!(!text.contains('✗'), "{text}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("Incident drill: Payment Gateway Down"), "{md}");
+    for secret in ["ghp_sandbox", "ghs_"] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    assert!(took < Duration::from_secs(90), "{took:?}");
+    // Broken on purpose, it fails at the breaker and says so.
+    let (code, text, _) = drill(
+        &["--scenario", "payment-gateway", "--sabotage", "breaker"],
+        &dir.path().join("broken.md"),
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "drill expectation broken at 'deploy a bad 2.1.2: the breaker trips the 10 % canary'"
+        ),
+        "{text}"
+    );
+}

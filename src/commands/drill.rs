@@ -16,9 +16,17 @@
 //! twice, resolve the incident. Each step has expectations; the drill
 //! prints a timeline, writes the job-summary markdown to a file, and exits 0
 //! only if every expectation held.
+//!
+//! `--scenario payment-gateway` plays the second seed's SEV1 on the
+//! emulated Kubernetes cluster instead (see `imp::gateway`).
 
 use super::{CommandError, Ctx, Report};
 use crate::config::DrillConfig;
+
+/// The second seed's incident (`--scenario payment-gateway`): "Payment
+/// Gateway Down", SEV1, on Kubernetes behind Istio.
+#[cfg(feature = "sandbox")]
+const GATEWAY: &str = "payment-gateway";
 
 /// Plays the drill.
 #[cfg(feature = "sandbox")]
@@ -73,6 +81,8 @@ mod imp {
 
     struct Drill<'a> {
         ctx: &'a Ctx,
+        /// The summary's heading after "Incident drill: ".
+        title: &'static str,
         exe: PathBuf,
         dir: PathBuf,
         workspace: PathBuf,
@@ -393,16 +403,23 @@ mod imp {
         })
         .await
         .map_err(|e| failed(format!("the sandbox could not start: {e}")))?;
-        let result = play(ctx, config, &sandbox).await;
+        let result = match config.scenario.as_str() {
+            super::GATEWAY => gateway::play(ctx, config, &sandbox).await,
+            _ => play(ctx, config, &sandbox).await,
+        };
         sandbox.shutdown().await;
         result
     }
 
-    async fn play(
-        ctx: &Ctx,
-        config: &DrillConfig,
+    /// A drill on `sandbox`: its directory, the environment every step
+    /// gets as the runner would give it (`repository` the workflow's),
+    /// the inputs that reach the sandbox's Azure, GitHub and receivers.
+    fn prepare<'a>(
+        ctx: &'a Ctx,
         sandbox: &expedite_sandbox::Sandbox,
-    ) -> Result<Report, CommandError> {
+        title: &'static str,
+        repository: &str,
+    ) -> Result<Drill<'a>, CommandError> {
         let failed = |e: String| CommandError::Failed(e);
         let s = sandbox.settings();
         let h = sandbox.handle();
@@ -416,15 +433,9 @@ mod imp {
         let workspace = dir.join("workspace");
         std::fs::create_dir_all(&workspace).map_err(|e| failed(e.to_string()))?;
         ctx.console.info(&format!(
-            "drill: the Contoso incident on the sandbox; logs and summaries in {}",
+            "drill: {title} on the sandbox; logs and summaries in {}",
             dir.display()
         ));
-        // The repository on the sandbox GitHub.
-        let bare = h
-            .github_create_repo(OWNER, REPO, "main")
-            .map_err(|e| failed(format!("sandbox GitHub: {e}")))?;
-        build_repository(&bare, &dir.join("seed-repo")).map_err(failed)?;
-        // The environment every step gets, as the runner would give it.
         let mut env: Vec<(String, String)> = s
             .env()
             .into_iter()
@@ -432,7 +443,7 @@ mod imp {
             .collect();
         for (k, v) in [
             ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_REPOSITORY", "contoso/payments"),
+            ("GITHUB_REPOSITORY", repository),
             ("GITHUB_RUN_ATTEMPT", "1"),
             ("GITHUB_ACTOR", "dana-oncall"),
             ("GITHUB_WORKFLOW", "drill"),
@@ -489,11 +500,12 @@ mod imp {
             ..crate::http::HttpSettings::default()
         })
         .map_err(|e| failed(e.to_string()))?;
-        let mut d = Drill {
+        Ok(Drill {
             ctx,
+            title,
             exe,
-            dir: dir.clone(),
-            workspace: workspace.clone(),
+            dir,
+            workspace,
             env,
             azure,
             github,
@@ -503,7 +515,29 @@ mod imp {
             summaries: Vec::new(),
             serial: 0,
             http,
-        };
+        })
+    }
+
+    async fn play(
+        ctx: &Ctx,
+        config: &DrillConfig,
+        sandbox: &expedite_sandbox::Sandbox,
+    ) -> Result<Report, CommandError> {
+        let failed = |e: String| CommandError::Failed(e);
+        let s = sandbox.settings();
+        let h = sandbox.handle();
+        let mut d = prepare(
+            ctx,
+            sandbox,
+            "Contoso payments, INC-2041",
+            &format!("{OWNER}/{REPO}"),
+        )?;
+        let (dir, workspace) = (d.dir.clone(), d.workspace.clone());
+        // The repository on the sandbox GitHub.
+        let bare = h
+            .github_create_repo(OWNER, REPO, "main")
+            .map_err(|e| failed(format!("sandbox GitHub: {e}")))?;
+        build_repository(&bare, &dir.join("seed-repo")).map_err(failed)?;
         let production = format!("{APP}.azurewebsites.test");
         let incident_available = crate::config::Command::Incident.available();
 
@@ -873,6 +907,298 @@ mod imp {
         finish(ctx, &d)
     }
 
+    /// `--scenario payment-gateway`: the second seed's SEV1 on Kubernetes.
+    ///
+    /// The payment gateway runs 2.1.0 on the cluster behind an Istio
+    /// VirtualService, and every payment fails (the database connection
+    /// pool is exhausted). The drill opens PROD-2847 (sev1) and pages,
+    /// posts the root cause, deploys the 2.1.1 fix as the seed's canary
+    /// (10/25/50/75 %, probes placing payments and reading them back),
+    /// checks a payment through the mesh, lets the breaker trip a bad
+    /// 2.1.2 at 10 % within seconds (100 % back on 2.1.1), clicks the
+    /// rollback button to 2.1.1 twice (neither changes anything), and
+    /// resolves the incident. The lock is a Lease on the cluster.
+    mod gateway {
+        use std::time::{Duration, Instant};
+
+        use expedite_sandbox::Behaviour;
+
+        use super::{Drill, expect_code, expect_output, expect_quiet, finish, git, prepare};
+        use crate::commands::{CommandError, Ctx, Report};
+        use crate::config::DrillConfig;
+
+        const NS: &str = "payments";
+        const APP: &str = "payment-gateway";
+        const IMAGE: &str = "registry.contoso.test/payment-gateway";
+        const INCIDENT: &str = "PROD-2847";
+
+        pub(super) async fn play(
+            ctx: &Ctx,
+            config: &DrillConfig,
+            sandbox: &expedite_sandbox::Sandbox,
+        ) -> Result<Report, CommandError> {
+            let failed = |e: String| CommandError::Failed(e);
+            let s = sandbox.settings();
+            let h = sandbox.handle();
+            let mut d = prepare(
+                ctx,
+                sandbox,
+                "Payment Gateway Down, PROD-2847 (Kubernetes, Istio)",
+                "contoso/payment-gateway",
+            )?;
+            // The workflow's repository, where the deployments are recorded.
+            let bare = h
+                .github_create_repo_with_readme(
+                    "contoso",
+                    "payment-gateway",
+                    "main",
+                    "# payment-gateway\n",
+                )
+                .map_err(|e| failed(format!("sandbox GitHub: {e}")))?;
+            let head = git(&bare, &["rev-parse", "main"]).map_err(failed)?;
+            d.env.push(("GITHUB_SHA".into(), head.trim().to_string()));
+            d.env.push(("GITHUB_REF".into(), "refs/heads/main".into()));
+            // Production: 2.1.0 on three pods, all traffic to its subset.
+            let t = Instant::now();
+            let refused = h.kube_seed_app(NS, APP, &format!("{IMAGE}:2.1.0"), 3, true);
+            let ready = sandbox
+                .kube_wait_available(NS, APP, Duration::from_secs(30))
+                .await;
+            d.check(
+                "the cluster: payment-gateway 2.1.0 behind Istio",
+                t,
+                format!("{} pods ready", if ready { "3" } else { "not all" }),
+                if refused.is_empty() && ready {
+                    Ok(())
+                } else {
+                    Err(format!("the cluster could not be set up: {refused:?}"))
+                },
+            );
+            // The outage: every payment fails on 2.1.0.
+            let _ = h.set_behaviour(
+                "2.1.0",
+                Behaviour {
+                    error_rate: 1.0,
+                    ..Behaviour::default()
+                },
+            );
+            let mesh = format!("{APP}--{NS}.mesh.test");
+            payment_step(&mut d, "a payment on 2.1.0", &mesh, false).await;
+
+            if crate::config::Command::Incident.available() {
+                let inputs = d.with(
+                    &[d.github.clone(), d.notify.clone()].concat(),
+                    &[
+                        ("command", "incident"),
+                        ("incident-action", "create"),
+                        ("incident", INCIDENT),
+                        ("severity", "sev1"),
+                        ("title", "Payment Gateway Down"),
+                    ],
+                );
+                d.step("incident: declare SEV1, page on-call", inputs, |o| {
+                    expect_code(o, 0)
+                })
+                .await;
+                let inputs = d.with(
+                    &[d.github.clone(), d.notify.clone()].concat(),
+                    &[
+                        ("command", "incident"),
+                        ("incident-action", "update"),
+                        ("incident", INCIDENT),
+                        (
+                            "message",
+                            "Identified root cause: database connection pool exhaustion. Deploying hotfix 2.1.1 (pool size).",
+                        ),
+                    ],
+                );
+                d.step("incident: root cause identified", inputs, |o| {
+                    expect_code(o, 0)
+                })
+                .await;
+            }
+
+            let kube: Vec<(String, String)> = vec![
+                ("platform".into(), "kubernetes".into()),
+                ("app-name".into(), APP.into()),
+                ("namespace".into(), NS.into()),
+                ("strategy".into(), "canary".into()),
+                ("production-url".into(), format!("https://{mesh}")),
+                (
+                    "kubeconfig".into(),
+                    s.kubeconfig_path.to_string_lossy().into_owned(),
+                ),
+            ];
+            // `window`: how long each step is watched; a bad build's is long
+            // enough that only the breaker can end it.
+            let deploy = |d: &Drill<'_>, version: &str, steps: &str, window: &str| {
+                d.with(
+                    &[d.github.clone(), d.notify.clone(), kube.clone()].concat(),
+                    &[
+                        ("command", "deploy"),
+                        ("image", &format!("{IMAGE}:{version}")),
+                        ("expected-version", version),
+                        ("check-interval", "200ms"),
+                        ("canary", steps),
+                        ("canary-window", window),
+                        ("evidence-interval", "200ms"),
+                        ("probe-rate", "50"),
+                        ("min-requests", "30"),
+                        (
+                            "probe-requests",
+                            "POST /api/payments {\"amount\": 125, \"currency\": \"USD\"} => GET /api/payments/{id}",
+                        ),
+                        ("verify-window", "1s"),
+                        ("verify-interval", "250ms"),
+                        ("verify-requests", "50"),
+                    ],
+                )
+            };
+            let mut inputs = deploy(&d, "2.1.1", "10,25,50,75", "2s");
+            if crate::config::Command::Incident.available() {
+                inputs = d.with(&inputs, &[("incident", INCIDENT)]);
+            }
+            d.step(
+                "deploy 2.1.1: new Deployment, Istio canary 10/25/50/75 %, verify",
+                inputs,
+                |o| {
+                    expect_code(o, 0)?;
+                    expect_quiet(o)?;
+                    expect_output(o, "result", "promoted")?;
+                    expect_output(o, "canary-decision", "pass")?;
+                    expect_output(o, "deployed-version", "2.1.1")
+                },
+            )
+            .await;
+            payment_step(&mut d, "a payment on 2.1.1", &mesh, true).await;
+
+            // A bad follow-up: 5 % of payments fail on 2.1.2.
+            if config.sabotage.as_deref() != Some("breaker") {
+                let _ = h.set_behaviour(
+                    "2.1.2",
+                    Behaviour {
+                        error_rate: 0.05,
+                        ..Behaviour::default()
+                    },
+                );
+            }
+            let inputs = deploy(&d, "2.1.2", "10", "20s");
+            d.step(
+                "deploy a bad 2.1.2: the breaker trips the 10 % canary",
+                inputs,
+                |o| {
+                    expect_code(o, 1)?;
+                    expect_output(o, "result", "rolled-back")?;
+                    expect_output(o, "canary-decision", "trip")?;
+                    expect_output(o, "deployed-version", "2.1.1")
+                },
+            )
+            .await;
+
+            // The rollback button to 2.1.1, twice: production is there.
+            let writes = || {
+                h.request_log()
+                    .iter()
+                    .filter(|r| {
+                        r.target.starts_with("kube")
+                            && r.method != "GET"
+                            && !r.path.contains("/leases")
+                    })
+                    .count()
+            };
+            let before = writes();
+            for click in ["first", "second"] {
+                let inputs = d.with(
+                    &[d.github.clone(), kube.clone()].concat(),
+                    &[
+                        ("command", "rollback"),
+                        ("services", APP),
+                        ("to-version", "2.1.1"),
+                        ("reason", "drill: is 2.1.1 still serving?"),
+                        ("verify-requests", "30"),
+                    ],
+                );
+                let inputs: Vec<(String, String)> = inputs
+                    .into_iter()
+                    .filter(|(k, _)| k != "app-name")
+                    .collect();
+                d.step(&format!("rollback to 2.1.1, {click} click"), inputs, |o| {
+                    expect_code(o, 0)?;
+                    expect_quiet(o)?;
+                    expect_output(o, "result", "unchanged")
+                })
+                .await;
+            }
+            let t = Instant::now();
+            let changed = writes() - before;
+            let weights = h
+                .kube_object("virtualservices", NS, APP)
+                .map(|vs| vs["spec"]["http"][0]["route"].to_string())
+                .unwrap_or_default();
+            d.check(
+                "production after the clicks",
+                t,
+                format!("{changed} writes to the app; routes {weights}"),
+                if changed == 0 && weights.contains("v2-1-1") && !weights.contains("v2-1-2") {
+                    Ok(())
+                } else {
+                    Err("a click changed production".into())
+                },
+            );
+
+            if crate::config::Command::Incident.available() {
+                let inputs = d.with(
+                    &[d.github.clone(), d.notify.clone()].concat(),
+                    &[
+                        ("command", "incident"),
+                        ("incident-action", "resolve"),
+                        ("incident", INCIDENT),
+                        (
+                            "root-cause",
+                            "Database connection pool exhaustion in 2.1.0 under payment load.",
+                        ),
+                        (
+                            "action-items",
+                            "Alert on connection pool saturation\nCanary every gateway release with payment probes",
+                        ),
+                    ],
+                );
+                d.step("incident: resolve with root cause", inputs, |o| {
+                    expect_code(o, 0)
+                })
+                .await;
+            }
+            finish(ctx, &d)
+        }
+
+        /// A payment through the mesh, as a customer's: `works` is what
+        /// it should do.
+        async fn payment_step(d: &mut Drill<'_>, name: &str, host: &str, works: bool) {
+            let t = Instant::now();
+            let got = d
+                .http
+                .post(format!("https://{host}/api/payments"))
+                .json(&serde_json::json!({"amount": 125, "currency": "USD"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| crate::http::error_chain(&e));
+            let (result, held) = match got {
+                Ok(code) if (200..300).contains(&code) == works => (format!("HTTP {code}"), Ok(())),
+                Ok(code) => (
+                    format!("HTTP {code}"),
+                    Err(if works {
+                        "the fix did not fix it".to_string()
+                    } else {
+                        "the outage did not reproduce".to_string()
+                    }),
+                ),
+                Err(e) => (format!("error: {e}"), Err(e)),
+            };
+            d.check(name, t, result, held);
+        }
+    }
+
     /// The hotfix branch gets the fix (in the file's old place) and a limit
     /// change; returns both commits.
     fn push_hotfix(bare: &Path, work: &Path) -> Result<(String, String), String> {
@@ -939,8 +1265,9 @@ mod imp {
         let total = d.started.elapsed();
         let broken: Vec<&Line> = d.lines.iter().filter(|l| l.held.is_err()).collect();
         let mut md = format!(
-            "# {} Incident drill: Contoso payments, INC-2041\n\n{} steps in {:.1} s; {} expectation(s) broken.\n\n| # | step | start | took | result | expectation |\n|---|---|---|---|---|---|\n",
+            "# {} Incident drill: {}\n\n{} steps in {:.1} s; {} expectation(s) broken.\n\n| # | step | start | took | result | expectation |\n|---|---|---|---|---|---|\n",
             if broken.is_empty() { "✅" } else { "❌" },
+            d.title,
             d.lines.len(),
             total.as_secs_f64(),
             broken.len()

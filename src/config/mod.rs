@@ -382,6 +382,8 @@ pub struct Config {
 /// Settings of `drill` (CLI only).
 #[derive(Debug, Clone)]
 pub struct DrillConfig {
+    /// Which incident: `contoso` (Azure) or `payment-gateway` (Kubernetes).
+    pub scenario: String,
     /// The sandbox's seed.
     pub seed: u64,
     /// The expectation to break on purpose, if any.
@@ -473,7 +475,15 @@ impl Config {
                     accepted: "breaker".into(),
                 }),
             });
+            let scenario = r.parse("scenario", |v| match v {
+                "contoso" | "payment-gateway" => Ok(v.to_string()),
+                other => Err(ValueError {
+                    problem: format!("{} is not a drill scenario", shown(other)),
+                    accepted: "contoso (orders lost on App Service), payment-gateway (Payment Gateway Down on Kubernetes with Istio)".into(),
+                }),
+            });
             Some(DrillConfig {
+                scenario: scenario.unwrap_or_else(|| "contoso".into()),
                 seed: seed.unwrap_or(0),
                 sabotage,
             })

@@ -1027,10 +1027,13 @@ pub const INPUTS: &[InputSpec] = &[
         .only(&[Command::CherryPick, Command::Start, Command::Tag]),
     input(
         "scenario",
-        "The sandbox's scenario: contoso (Contoso's payments estate).",
+        "sandbox: the estate it emulates, contoso (Contoso's payments estate, with an empty \
+         cluster). drill: the incident played, contoso (orders over $10,000 lost on App \
+         Service; the README's drill) or payment-gateway (the second seed's \"Payment Gateway \
+         Down\", SEV1, on Kubernetes with an Istio canary).",
     )
     .default("contoso")
-    .only(SANDBOX),
+    .only(SANDBOX_AND_DRILL),
     input(
         "seed",
         "Seed for the sandbox's traffic split, demo errors and probabilistic faults.",
