@@ -20,93 +20,19 @@ mod common;
 #[path = "common/prometheus.rs"]
 mod prom;
 
+use common::kube::{APP, NEW_IMAGE, NS, deploy, mesh_host, place, plan, sandbox, weights};
 use prom::{Prometheus, Target};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use expedite::breaker;
-use expedite::cancel::Cancel;
+use expedite::probe::Probe;
 use expedite::probe::evidence::probes::{ProbeSettings, parse_requests};
-use expedite::probe::{Endpoints, Probe, Schedule};
 use expedite::rollout::Outcome;
-use expedite::rollout::canary::{CanaryPlan, InconclusivePolicy, SourceClients, SourceSpec};
-use expedite::rollout::driver::{DeployPlan, Journal, Rollout, StalePolicy};
-use expedite::rollout::platforms::{self, Place, Resource, TargetEnv};
+use expedite::rollout::canary::{CanaryPlan, InconclusivePolicy, SourceSpec};
+use expedite_sandbox::Behaviour;
 use expedite_sandbox::kube::PodBehaviour;
-use expedite_sandbox::{Behaviour, SandboxConfig};
-
-const NS: &str = "shop";
-const APP: &str = "payments";
-const STABLE_IMAGE: &str = "registry.test/payments:2.4.1";
-const NEW_IMAGE: &str = "registry.test/payments:2.4.2";
-
-async fn sandbox(istio: bool) -> expedite_sandbox::Sandbox {
-    let sb = expedite_sandbox::start(SandboxConfig::default())
-        .await
-        .unwrap();
-    let refused = sb.kube_seed_app(NS, APP, STABLE_IMAGE, 3, istio);
-    assert!(refused.is_empty(), "{refused:?}");
-    assert!(
-        sb.kube_wait_available(NS, APP, Duration::from_secs(20))
-            .await
-    );
-    sb
-}
-
-fn place(strategy: &str) -> Place {
-    let platform = platforms::find("kubernetes").unwrap();
-    let mut settings = BTreeMap::from([
-        ("namespace".to_string(), NS.to_string()),
-        ("strategy".to_string(), strategy.to_string()),
-    ]);
-    if strategy == "canary" {
-        settings.insert(
-            "production-url".into(),
-            format!("https://{APP}--{NS}.mesh.test"),
-        );
-    }
-    Place {
-        platform,
-        resource: Resource {
-            subscription: String::new(),
-            resource_group: NS.into(),
-            app: APP.into(),
-        },
-        settings,
-    }
-}
-
-fn plan(canary: Option<CanaryPlan>) -> DeployPlan {
-    DeployPlan {
-        slot: String::new(),
-        package: None,
-        endpoints: Endpoints {
-            health_path: "/health".into(),
-            health_status: 200,
-            version_path: Some("/api/version".into()),
-        },
-        expected_version: "2.4.2".into(),
-        staging: Schedule {
-            attempts: 20,
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_secs(6),
-        },
-        verify_window: Duration::from_millis(300),
-        verify_interval: Duration::from_millis(100),
-        verify_samples: 40,
-        swap_timeout: Duration::from_secs(20),
-        stale: StalePolicy::Clear,
-        lock_wait: Duration::from_secs(2),
-        run_id: "contoso/payments#77.1".into(),
-        journal: None,
-        image: Some(NEW_IMAGE.into()),
-        canary,
-        rollback: false,
-        revision: None,
-        patience: Duration::from_secs(120),
-    }
-}
 
 fn canary() -> CanaryPlan {
     CanaryPlan {
@@ -132,38 +58,6 @@ fn canary() -> CanaryPlan {
     }
 }
 
-/// Runs the rollout as `deploy` does: the registry's platform builds the
-/// target and the probe that reaches pods through the API server.
-async fn deploy(sb: &expedite_sandbox::Sandbox, place: &Place, plan: DeployPlan) -> Journal {
-    let http = common::azure::clients(sb).http;
-    let env = TargetEnv {
-        http: http.clone(),
-        azure: None,
-        archive: None,
-        run_tag: "77-abcd".into(),
-        attempt: "1".into(),
-        kube: Some(expedite::kube::Source::Path(sb.settings().kubeconfig_path)),
-    };
-    let target = place.platform.target(place, &plan, &env).unwrap();
-    let dial = place.platform.dial(place, &env).unwrap();
-    let sources = plan.canary.as_ref().map(|_| SourceClients {
-        http: http.clone(),
-        dial: Some(dial.clone()),
-        monitor: None,
-    });
-    Rollout {
-        target,
-        probe: Probe::dialing(dial),
-        plan,
-        sources,
-        cancel: Cancel::new(),
-        lock: None,
-        place: Some(place.clone()),
-    }
-    .run()
-    .await
-}
-
 fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
     sb.kube_object("services", NS, APP).unwrap()["spec"]["selector"]["version"]
         .as_str()
@@ -171,27 +65,11 @@ fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
         .to_owned()
 }
 
-/// The VirtualService's weights by subset.
-fn weights(sb: &expedite_sandbox::Sandbox) -> BTreeMap<String, u64> {
-    let vs = sb.kube_object("virtualservices", NS, APP).unwrap();
-    vs["spec"]["http"][0]["route"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["destination"]["subset"].as_str().unwrap().to_owned(),
-                r["weight"].as_u64().unwrap_or(100),
-            )
-        })
-        .collect()
-}
-
 /// What users get through the mesh: versions of `n` requests.
 async fn through_mesh(sb: &expedite_sandbox::Sandbox, n: usize) -> BTreeMap<String, usize> {
     let http = common::azure::clients(sb).http;
     Probe::new(http)
-        .sample_versions(&format!("{APP}--{NS}.mesh.test"), "/api/version", n)
+        .sample_versions(&mesh_host(), "/api/version", n)
         .await
 }
 
@@ -401,7 +279,7 @@ async fn prometheus_on_istio_metrics_trips_a_bad_canary_on_user_traffic() {
     .unwrap();
     // Users, through the mesh: every request places an order.
     sb.generate_traffic(expedite_sandbox::TrafficSpec {
-        host: format!("{APP}--{NS}.mesh.test"),
+        host: mesh_host(),
         rps: 100.0,
         duration_ms: 120_000,
         order_ratio: 1.0,

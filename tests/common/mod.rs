@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub mod azure;
+pub mod kube;
 pub mod safety;
 
 use expedite::action::files::parse_key_value_file;
