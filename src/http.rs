@@ -745,6 +745,43 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
+    fn the_api_servers_token_goes_only_under_its_base() {
+        let plain = client(&HttpSettings::default()).expect("a client");
+        let dial = Dial::new(plain.clone()).with_api(
+            "https://kubernetes.test:6443",
+            plain,
+            Some(secrecy::SecretString::from("tok".to_string())),
+        );
+        let auth = |url: &str| {
+            dial.get(url)
+                .build()
+                .expect("a request")
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap_or_default().to_string())
+        };
+        assert_eq!(
+            auth("https://kubernetes.test:6443/api/v1/namespaces/shop/pods/p:8080/proxy/health")
+                .as_deref(),
+            Some("Bearer tok")
+        );
+        for elsewhere in [
+            "https://payments--shop.mesh.test/api/version",
+            "https://kubernetes.test:6443@evil.test/api",
+            "https://kubernetes.test/api/v1",
+            "http://kubernetes.test:6443/api/v1",
+            "https://kubernetes.test:64430/api",
+        ] {
+            // (reqwest turns a URL's user into Basic auth of its own.)
+            assert_ne!(
+                auth(elsewhere).as_deref(),
+                Some("Bearer tok"),
+                "{elsewhere}"
+            );
+        }
+    }
+
+    #[test]
     fn resolve_rules_parse_and_match() {
         let r: ResolveRule = "*.azurewebsites.test=127.0.0.1:8443".parse().unwrap();
         assert!(r.matches("app-contoso-payments-staging.azurewebsites.test"));

@@ -26,7 +26,7 @@ struct Runner {
     ctx: Ctx,
     config: DeployConfig,
     multi: MultiConfig,
-    /// `None` for a manifest of `command` services only.
+    /// The run's clients (Azure's only when a service is on Azure).
     clients: Clients,
     keeper: Keeper,
     journals: Mutex<BTreeMap<String, Journal>>,
