@@ -1,8 +1,8 @@
 //! `platform: kubernetes` the way a workflow runs it: the action's binary
 //! in a clean environment, the kubeconfig the sandbox writes for other
-//! clients, the lock on GitHub. A blue-green deploy is promoted; the
-//! rollback button pressed twice restores the previous version once and
-//! then changes nothing; each bad input (unknown context, unreadable
+//! clients, the lock a Lease. A blue-green deploy and an Istio canary are
+//! promoted; the rollback button pressed twice restores the previous
+//! version once and then changes nothing; each bad input (unknown context, unreadable
 //! kubeconfig, missing Deployment, a Service that selects no `version`)
 //! is one clear error and not one write to the API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
@@ -227,4 +227,51 @@ async fn a_kubeconfig_given_as_content_never_shows_its_token() {
     let r = run(deploy_job(&sb).input("kubeconfig", &content)).await;
     assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
     assert!(r.all_text().contains(&format!("::add-mask::{token}")));
+}
+
+#[tokio::test]
+async fn an_istio_canary_then_the_rollback_button_twice() {
+    let sb = sandbox(true).await;
+    let mesh = format!("https://{APP}--{NS}.mesh.test");
+    let canary = |job: Job| {
+        job.input("strategy", "canary")
+            .input("production-url", &mesh)
+    };
+    let r = run(canary(deploy_job(&sb))
+        .input("canary", "10,50")
+        .input("canary-window", "1s")
+        .input("evidence-interval", "200ms")
+        .input("probe-rate", "20")
+        .input("min-requests", "10"))
+    .await;
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    let vs =
+        || sb.kube_object("virtualservices", NS, APP).unwrap()["spec"]["http"][0]["route"].clone();
+    assert_eq!(vs()[0]["destination"]["subset"], "v2-4-2", "{}", vs());
+    assert_eq!(vs().as_array().unwrap().len(), 1, "{}", vs());
+
+    let first = run(canary(rollback_job(&sb))).await;
+    assert_eq!(
+        first.output("result"),
+        Some("rolled-back"),
+        "{}",
+        first.all_text()
+    );
+    assert_eq!(vs()[0]["destination"]["subset"], "v2-4-1", "{}", vs());
+    assert_eq!(vs().as_array().unwrap().len(), 1, "{}", vs());
+    // The previous Deployment kept running: the switch back is instant.
+    assert_eq!(
+        sb.kube_object("deployments", NS, APP).unwrap()["status"]["availableReplicas"],
+        2
+    );
+
+    let before = app_writes(&sb);
+    let second = run(canary(rollback_job(&sb))).await;
+    assert_eq!(
+        second.output("result"),
+        Some("unchanged"),
+        "{}",
+        second.all_text()
+    );
+    assert_eq!(app_writes(&sb), before, "{}", second.all_text());
 }
