@@ -83,7 +83,7 @@ impl Command {
         match self {
             Command::Gate => "Gate on critical tests and the security scan from result files",
             Command::Deploy => {
-                "Deploy to the staging slot, check health and version, swap, verify; roll back on any failure"
+                "Deploy to a staging place (slot, revision, environment, Deployment), check health and version, canary, promote, verify; roll back on any failure"
             }
             Command::Rollback => {
                 "Roll one or several services back to a known good version (idempotent)"
@@ -96,9 +96,9 @@ impl Command {
             Command::Incident => "Create, update or resolve an incident record and notify",
             Command::Plan => "Validate a multi-service manifest and print its deploy stages",
             Command::Sandbox => {
-                "Run the local emulation of Azure (and GitHub's OIDC tokens) until Ctrl-C"
+                "Run the local emulation of Azure, GitHub and a Kubernetes cluster with Istio until Ctrl-C"
             }
-            Command::Drill => "Play the Contoso incident end to end on the built-in sandbox",
+            Command::Drill => "Play an incident end to end on the built-in sandbox (Contoso on Azure, or the payment gateway on Kubernetes)",
         }
     }
 
