@@ -319,3 +319,65 @@ async fn prometheus_on_istio_metrics_trips_a_bad_canary_on_user_traffic() {
     assert!(f.canary.requests > 0 && f.canary.failures > 0, "{f:?}");
     assert!(f.baseline.unwrap().requests > f.canary.requests, "{f:?}");
 }
+
+#[tokio::test]
+async fn an_api_server_that_throttles_fails_and_loses_answers_is_waited_out() {
+    use expedite_sandbox::{FaultKind, FaultSpec};
+    let sb = sandbox(false).await;
+    let fault = |kind: FaultKind, method: &str, path: &str, times: u32| FaultSpec {
+        host: Some("kubernetes.test".into()),
+        method: Some(method.into()),
+        path_prefix: Some(path.into()),
+        times: Some(times),
+        ..FaultSpec::new(kind)
+    };
+    // The green Deployment is made, but the answer never comes back.
+    sb.add_fault(fault(
+        FaultKind::AnswerLost,
+        "POST",
+        "/apis/apps/v1/namespaces/shop/deployments",
+        1,
+    ))
+    .unwrap();
+    // Reading Deployments fails for a while; the switch is throttled.
+    sb.add_fault(fault(
+        FaultKind::Status { status: 503 },
+        "GET",
+        "/apis/apps/v1/namespaces/shop/deployments",
+        4,
+    ))
+    .unwrap();
+    sb.add_fault(fault(
+        FaultKind::Throttle {
+            retry_after_secs: 1,
+        },
+        "PATCH",
+        "/api/v1/namespaces/shop/services/payments",
+        3,
+    ))
+    .unwrap();
+    let j = deploy(&sb, &place("blue-green"), plan(None)).await;
+    assert_eq!(j.outcome(), Some(Outcome::Promoted), "{:#?}", j.phases);
+    assert_eq!(selector_version(&sb), "2.4.2");
+    assert!(
+        sb.faults().is_empty(),
+        "every fault fired: {:?}",
+        sb.faults()
+    );
+    // One Deployment was created, once: the lost answer was read back,
+    // not repeated.
+    let creates = sb
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path
+                    .starts_with("/apis/apps/v1/namespaces/shop/deployments")
+        })
+        .count();
+    assert_eq!(creates, 1);
+    assert!(
+        sb.kube_object("deployments", NS, "payments-v2.4.2")
+            .is_some()
+    );
+}

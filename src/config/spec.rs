@@ -98,7 +98,9 @@ impl Command {
             Command::Sandbox => {
                 "Run the local emulation of Azure, GitHub and a Kubernetes cluster with Istio until Ctrl-C"
             }
-            Command::Drill => "Play an incident end to end on the built-in sandbox (Contoso on Azure, or the payment gateway on Kubernetes)",
+            Command::Drill => {
+                "Play an incident end to end on the built-in sandbox (Contoso on Azure, or the payment gateway on Kubernetes)"
+            }
         }
     }
 
