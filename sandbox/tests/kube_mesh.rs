@@ -240,6 +240,34 @@ async fn the_app_is_reached_by_proxy_by_selector_and_by_istio_weights() {
     assert_eq!(count("green"), green_seen, "{metrics}");
     assert_eq!(count("blue"), 30 + n - green_seen, "{metrics}");
 
+    // A subset narrows the Service's endpoints, as in Istio: a Service that
+    // selects blue itself leaves the green subset none — Envoy's 503.
+    let (code, v) = k
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/namespaces/shop/services/web",
+            "application/merge-patch+json",
+            json!({"spec": {"selector": {"version": "blue"}}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = k
+        .send(
+            reqwest::Method::PATCH,
+            "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/web",
+            "application/merge-patch+json",
+            json!({"spec": {"http": [{"route": [
+                {"destination": {"host": "web", "subset": "canary"}, "weight": 100}]}]}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    for _ in 0..5 {
+        assert_eq!(
+            k.ingress_version("web").await,
+            Err((503, "no healthy upstream".to_owned()))
+        );
+    }
+
     // Pods that never become ready serve nothing: 503s, not a version.
     env.sb.kube_set_pod_behaviour(
         "contoso.azurecr.io/payments:9.9.9",
