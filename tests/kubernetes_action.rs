@@ -275,3 +275,80 @@ async fn an_istio_canary_then_the_rollback_button_twice() {
     );
     assert_eq!(app_writes(&sb), before, "{}", second.all_text());
 }
+
+/// kubectl with the sandbox's kubeconfig: its stdout, or `None` when it is
+/// not installed here and CI does not require it.
+fn kubectl(
+    sb: &expedite_sandbox::Sandbox,
+    home: &std::path::Path,
+    args: &[&str],
+) -> Option<String> {
+    let out = match std::process::Command::new("kubectl")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("KUBECONFIG", sb.settings().kubeconfig_path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var("EXPEDITE_REQUIRE_KUBECTL").as_deref() != Ok("1") => {
+            eprintln!("SKIPPED: kubectl is not installed");
+            return None;
+        }
+        Err(e) => panic!("kubectl is required (EXPEDITE_REQUIRE_KUBECTL=1): {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+// Two workers: kubectl blocks one while the sandbox answers on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_expedite_leaves_on_the_cluster_is_what_kubectl_reads() {
+    let sb = sandbox(false).await;
+    let r = run(deploy_job(&sb)).await;
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    let home = tempfile::tempdir().unwrap();
+    let k = |args: &[&str]| kubectl(&sb, home.path(), args);
+    // The new Deployment is rolled out by kubectl's own reading.
+    let Some(status) = k(&[
+        "-n",
+        NS,
+        "rollout",
+        "status",
+        "deployment/payments-v2.4.2",
+        "--timeout=20s",
+    ]) else {
+        return;
+    };
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let selector = k(&[
+        "-n",
+        NS,
+        "get",
+        "service",
+        APP,
+        "-o",
+        "jsonpath={.spec.selector.version} {.metadata.annotations.expedite-previous-version}",
+    ])
+    .unwrap();
+    assert_eq!(selector, "2.4.2 2.4.1");
+    let images = k(&[
+        "-n",
+        NS,
+        "get",
+        "deployments",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.spec.template.spec.containers[0].image} {end}",
+    ])
+    .unwrap();
+    assert!(
+        images.contains(&format!("payments={STABLE_IMAGE}"))
+            && images.contains(&format!("payments-v2.4.2={NEW_IMAGE}")),
+        "{images}"
+    );
+}
