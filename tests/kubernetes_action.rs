@@ -352,3 +352,20 @@ async fn what_expedite_leaves_on_the_cluster_is_what_kubectl_reads() {
         "{images}"
     );
 }
+
+#[tokio::test]
+async fn a_dry_run_reads_the_cluster_and_writes_nothing() {
+    let sb = sandbox(false).await;
+    let r = run(deploy_job(&sb).input("dry-run", "true")).await;
+    assert_eq!(r.code, 0, "{}", r.all_text());
+    for says in [
+        "none was made",
+        "serving 2.4.1",
+        "in a new Deployment",
+        "would serve 2.4.2",
+    ] {
+        assert!(r.summary.contains(says), "{says:?} in {}", r.summary);
+    }
+    assert!(kube_writes(&sb).is_empty(), "{:?}", kube_writes(&sb));
+    assert_eq!(selector_version(&sb), "2.4.1");
+}
