@@ -22,6 +22,8 @@
 //! cargo build --release --example bench_kube
 //! target/release/examples/bench_kube --runs 10 --prom-runs 5 --stage 300
 //! ```
+//! Each run is its own sandbox with its own seed (the demo app's errors and
+//! the mesh's split are drawn from it), so runs are independent.
 //! `--stage 300` is the seed's `CANARY_DURATION`; the seed's cells take
 //! that long each (a smaller value shortens a trial run, not the figure to
 //! publish). Needs `prometheus` and `kubectl` on `PATH`.
@@ -35,7 +37,7 @@ mod prom;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kube::{APP, NS, deploy, mesh_host, place, plan, sandbox, weights};
+use common::kube::{APP, NS, deploy, mesh_host, place, plan, seeded, weights};
 use expedite::breaker;
 use expedite::probe::evidence::probes::{ProbeSettings, parse_requests};
 use expedite::probe::evidence::prometheus::PrometheusSpec;
@@ -285,8 +287,8 @@ async fn main() {
 async fn blue_green(runs: usize) {
     let mut ours = Vec::new();
     let mut seed = Vec::new();
-    for _ in 0..runs {
-        let sb = sandbox(false).await;
+    for i in 0..runs {
+        let sb = seeded(false, i as u64 + 1).await;
         let j = deploy(&sb, &place("blue-green"), plan(None)).await;
         assert_eq!(
             j.outcome(),
@@ -297,7 +299,7 @@ async fn blue_green(runs: usize) {
         ours.push(between(&j, Phase::CheckStaging, Phase::VerifyProduction).unwrap());
         sb.shutdown().await;
         // The seed: green ready, then one `kubectl patch` of the selector.
-        let sb = sandbox(false).await;
+        let sb = seeded(false, i as u64 + 1).await;
         let (ok, out) = kubectl(
             &sb,
             &["apply", "--validate=false", "-f", "-"],
@@ -346,8 +348,8 @@ async fn blue_green(runs: usize) {
 async fn trip(runs: usize, prom_runs: usize, stage: Duration) {
     // expedite, probes on the canary's pods.
     let mut with_probes = Vec::new();
-    for _ in 0..runs {
-        let sb = sandbox(true).await;
+    for i in 0..runs {
+        let sb = seeded(true, 100 + i as u64).await;
         bad(&sb, "2.4.2", 0.05);
         let j = deploy(
             &sb,
@@ -367,8 +369,8 @@ async fn trip(runs: usize, prom_runs: usize, stage: Duration) {
     // expedite, Prometheus on users' traffic alone.
     let mut with_prom = Vec::new();
     let mut prom_tripped = 0;
-    for _ in 0..prom_runs {
-        let sb = sandbox(true).await;
+    for i in 0..prom_runs {
+        let sb = seeded(true, 200 + i as u64).await;
         let Some(p) = prometheus(&sb).await else {
             return;
         };
@@ -396,7 +398,7 @@ async fn trip(runs: usize, prom_runs: usize, stage: Duration) {
         sb.shutdown().await;
     }
     // The seed's loop, once: its figure is its schedule.
-    let sb = sandbox(true).await;
+    let sb = seeded(true, 300).await;
     let Some(p) = prometheus(&sb).await else {
         return;
     };
@@ -430,8 +432,8 @@ async fn outage(prom_runs: usize, stage: Duration) {
     let mut ours_tripped = 0;
     let mut promoted = 0;
     let mut walls = Vec::new();
-    for _ in 0..prom_runs {
-        let sb = sandbox(true).await;
+    for i in 0..prom_runs {
+        let sb = seeded(true, 400 + i as u64).await;
         let Some(p) = prometheus(&sb).await else {
             return;
         };
@@ -459,7 +461,7 @@ async fn outage(prom_runs: usize, stage: Duration) {
         sb.stop_traffic();
         sb.shutdown().await;
     }
-    let sb = sandbox(true).await;
+    let sb = seeded(true, 500).await;
     let Some(p) = prometheus(&sb).await else {
         return;
     };

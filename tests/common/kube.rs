@@ -21,9 +21,18 @@ pub const NEW_IMAGE: &str = "registry.test/payments:2.4.2";
 /// A sandbox with `payments` 2.4.1 (3 pods) in `shop`, ready; `istio`:
 /// behind a VirtualService, else a Service selecting the version.
 pub async fn sandbox(istio: bool) -> expedite_sandbox::Sandbox {
-    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
-        .await
-        .unwrap();
+    seeded(istio, 0).await
+}
+
+/// [`sandbox`] whose demo errors and traffic split draw from `seed`
+/// (independent runs for a benchmark).
+pub async fn seeded(istio: bool, seed: u64) -> expedite_sandbox::Sandbox {
+    let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig {
+        seed,
+        ..expedite_sandbox::SandboxConfig::default()
+    })
+    .await
+    .unwrap();
     let refused = sb.kube_seed_app(NS, APP, STABLE_IMAGE, 3, istio);
     assert!(refused.is_empty(), "{refused:?}");
     assert!(
