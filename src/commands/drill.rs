@@ -1018,17 +1018,19 @@ mod imp {
                 .await;
             }
 
-            let kube: Vec<(String, String)> = vec![
-                ("platform".into(), "kubernetes".into()),
-                ("app-name".into(), APP.into()),
-                ("namespace".into(), NS.into()),
-                ("strategy".into(), "canary".into()),
-                ("production-url".into(), format!("https://{mesh}")),
-                (
-                    "kubeconfig".into(),
-                    s.kubeconfig_path.to_string_lossy().into_owned(),
-                ),
-            ];
+            let kubeconfig = s.kubeconfig_path.to_string_lossy().into_owned();
+            let production = format!("https://{mesh}");
+            let kube = d.with(
+                &[],
+                &[
+                    ("platform", "kubernetes"),
+                    ("app-name", APP),
+                    ("namespace", NS),
+                    ("strategy", "canary"),
+                    ("production-url", &production),
+                    ("kubeconfig", &kubeconfig),
+                ],
+            );
             // `window`: how long each step is watched; a bad build's is long
             // enough that only the breaker can end it.
             let deploy = |d: &Drill<'_>, version: &str, steps: &str, window: &str| {
