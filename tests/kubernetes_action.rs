@@ -369,3 +369,50 @@ async fn a_dry_run_reads_the_cluster_and_writes_nothing() {
     assert!(kube_writes(&sb).is_empty(), "{:?}", kube_writes(&sb));
     assert_eq!(selector_version(&sb), "2.4.1");
 }
+
+#[tokio::test]
+async fn a_rollback_to_a_scaled_down_version_scales_it_up_checks_it_and_switches() {
+    let sb = sandbox(false).await;
+    // 2.4.2, then 2.4.3: 2.4.1's Deployment is two versions back.
+    for version in ["2.4.2", "2.4.3"] {
+        let r = run(deploy_job(&sb)
+            .input("image", &format!("registry.test/payments:{version}"))
+            .input("expected-version", version))
+        .await;
+        assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    }
+    assert_eq!(selector_version(&sb), "2.4.3");
+    // Someone scaled the old one down since.
+    let token = sb.kube_token();
+    let http = expedite::http::client(&expedite::http::HttpSettings {
+        extra_ca_pem: vec![sb.ca_pem().to_string()],
+        system_roots: false,
+        resolve: vec![expedite::http::ResolveRule {
+            host: "kubernetes.test".into(),
+            addr: sb.https_addr(),
+        }],
+        ..Default::default()
+    })
+    .unwrap();
+    let scaled = http
+        .patch(format!(
+            "https://kubernetes.test/apis/apps/v1/namespaces/{NS}/deployments/{APP}"
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"spec":{"replicas":0}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(scaled.status().is_success());
+
+    let r = run(rollback_job(&sb).input("to-version", "2.4.1")).await;
+    assert_eq!(r.output("result"), Some("rolled-back"), "{}", r.all_text());
+    assert_eq!(selector_version(&sb), "2.4.1");
+    let back = sb.kube_object("deployments", NS, APP).unwrap();
+    assert_eq!(
+        back["spec"]["replicas"], 2,
+        "the size of the one it replaces"
+    );
+    assert_eq!(back["status"]["availableReplicas"], 2);
+}
