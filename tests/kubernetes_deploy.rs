@@ -321,7 +321,7 @@ async fn prometheus_on_istio_metrics_trips_a_bad_canary_on_user_traffic() {
 }
 
 #[tokio::test]
-async fn an_api_server_that_throttles_fails_and_loses_answers_is_waited_out() {
+async fn an_api_server_that_throttles_conflicts_fails_and_loses_answers_is_waited_out() {
     use expedite_sandbox::{FaultKind, FaultSpec};
     let sb = sandbox(false).await;
     let fault = |kind: FaultKind, method: &str, path: &str, times: u32| FaultSpec {
@@ -354,6 +354,17 @@ async fn an_api_server_that_throttles_fails_and_loses_answers_is_waited_out() {
         "PATCH",
         "/api/v1/namespaces/shop/services/payments",
         3,
+    ))
+    .unwrap();
+    // Another writer got there first: the switch is read again, not forced.
+    sb.add_fault(fault(
+        FaultKind::Error {
+            status: 409,
+            message: "Operation cannot be fulfilled on services \"payments\": the object has been modified".into(),
+        },
+        "PATCH",
+        "/api/v1/namespaces/shop/services/payments",
+        1,
     ))
     .unwrap();
     let j = deploy(&sb, &place("blue-green"), plan(None)).await;
