@@ -416,3 +416,40 @@ async fn a_rollback_to_a_scaled_down_version_scales_it_up_checks_it_and_switches
     );
     assert_eq!(back["status"]["availableReplicas"], 2);
 }
+
+#[tokio::test]
+async fn a_hotfix_over_a_production_that_is_down_still_records_what_to_roll_back_to() {
+    let sb = sandbox(false).await;
+    let r = run(deploy_job(&sb)).await;
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    // 2.4.2 goes down: every request is an error page, no version read.
+    sb.set_behaviour(
+        "2.4.2",
+        expedite_sandbox::Behaviour {
+            crash_loop: true,
+            ..expedite_sandbox::Behaviour::default()
+        },
+    )
+    .unwrap();
+    let r = run(deploy_job(&sb)
+        .input("image", "registry.test/payments:2.4.3")
+        .input("expected-version", "2.4.3"))
+    .await;
+    assert_eq!(r.output("result"), Some("promoted"), "{}", r.all_text());
+    assert_eq!(
+        r.output("previous-version"),
+        Some("2.4.2"),
+        "{}",
+        r.all_text()
+    );
+    let svc = sb.kube_object("services", NS, APP).unwrap();
+    assert_eq!(
+        svc["metadata"]["annotations"]["expedite-previous-version"],
+        "2.4.2"
+    );
+    // What the rollback button reads (`expedite-previous-revision` too).
+    assert_eq!(
+        svc["metadata"]["annotations"]["expedite-previous-revision"],
+        "payments-v2.4.2"
+    );
+}

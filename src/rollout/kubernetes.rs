@@ -638,10 +638,22 @@ impl Target for KubernetesTarget {
         let now = probe.observe(&observed_host, &plan.endpoints, None).await;
         f.previous_version = now.version.clone();
         if now.version.is_none() {
-            tracing::warn!(
-                "the stable Deployment's version could not be read ({}); the previous version is unknown",
-                now.describe()
-            );
+            // Production may be down (the reason for a hotfix): a Deployment
+            // expedite made says which version it runs, so the rollback
+            // button still has a target afterwards.
+            match stable["metadata"]["annotations"][VERSION_ANNOTATION].as_str() {
+                Some(v) => {
+                    tracing::info!(
+                        "production did not report its version ({}); its Deployment {stable_name} runs {v} ({VERSION_ANNOTATION})",
+                        now.describe()
+                    );
+                    f.previous_version = Some(v.to_owned());
+                }
+                None => tracing::warn!(
+                    "the stable Deployment's version could not be read ({}); the previous version is unknown",
+                    now.describe()
+                ),
+            }
         }
         if let Some(s) = split {
             f.stale_rules = vec![s];
