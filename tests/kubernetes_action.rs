@@ -9,12 +9,8 @@
 
 mod common;
 
+use common::kube::{APP, NEW_IMAGE, NS, STABLE_IMAGE, app_writes, kube_writes, selector_version};
 use common::{Job, StepResult};
-
-const NS: &str = "shop";
-const APP: &str = "payments";
-const STABLE_IMAGE: &str = "registry.test/payments:2.4.1";
-const NEW_IMAGE: &str = "registry.test/payments:2.4.2";
 
 async fn sandbox(istio: bool) -> expedite_sandbox::Sandbox {
     let sb = expedite_sandbox::start(expedite_sandbox::SandboxConfig::default())
@@ -65,31 +61,6 @@ async fn run(job: Job) -> StepResult {
     tokio::task::spawn_blocking(move || job.run_main())
         .await
         .unwrap()
-}
-
-/// Requests that changed something on the API server (the lock's Lease
-/// included).
-fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
-    sb.request_log()
-        .into_iter()
-        .filter(|r| r.target.starts_with("kube") && r.method != "GET")
-        .map(|r| format!("{} {} → {}", r.method, r.path, r.status))
-        .collect()
-}
-
-/// Writes to the app's own objects: everything but the lock's Lease.
-fn app_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
-    kube_writes(sb)
-        .into_iter()
-        .filter(|w| !w.contains("/leases"))
-        .collect()
-}
-
-fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
-    sb.kube_object("services", NS, APP).unwrap()["spec"]["selector"]["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test]

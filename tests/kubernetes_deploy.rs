@@ -20,7 +20,10 @@ mod common;
 #[path = "common/prometheus.rs"]
 mod prom;
 
-use common::kube::{APP, NEW_IMAGE, NS, deploy, mesh_host, place, plan, sandbox, weights};
+use common::kube::{
+    APP, NEW_IMAGE, NS, deploy, kube_writes, mesh_host, place, plan, sandbox, selector_version,
+    weights,
+};
 use prom::{Prometheus, Target};
 
 use std::collections::BTreeMap;
@@ -58,28 +61,12 @@ fn canary() -> CanaryPlan {
     }
 }
 
-fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
-    sb.kube_object("services", NS, APP).unwrap()["spec"]["selector"]["version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// What users get through the mesh: versions of `n` requests.
 async fn through_mesh(sb: &expedite_sandbox::Sandbox, n: usize) -> BTreeMap<String, usize> {
     let http = common::azure::clients(sb).http;
     Probe::new(http)
         .sample_versions(&mesh_host(), "/api/version", n)
         .await
-}
-
-/// Requests that changed something on the API server.
-fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
-    sb.request_log()
-        .into_iter()
-        .filter(|r| r.target.starts_with("kube") && r.method != "GET")
-        .map(|r| format!("{} {} → {}", r.method, r.path, r.status))
-        .collect()
 }
 
 #[tokio::test]

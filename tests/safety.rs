@@ -73,10 +73,11 @@ fn ca_patches(rig: &Rig) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_runs_of_one_app_service_app_never_interleave() {
+/// `trials()` concurrency trials on `platform`, seeds from `base` + 1; the
+/// first broken promise fails the test with every run's result.
+async fn concurrency(platform: Platform, base: u64) {
     for seed in 1..=trials() {
-        let t = concurrency_trial(Platform::AppService, seed).await;
+        let t = concurrency_trial(platform, base + seed).await;
         if let Err(e) = t.check() {
             panic!(
                 "trial {seed}: {e}\n{:#?}",
@@ -90,19 +91,13 @@ async fn concurrent_runs_of_one_app_service_app_never_interleave() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_of_one_app_service_app_never_interleave() {
+    concurrency(Platform::AppService, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_of_one_container_app_never_interleave() {
-    for seed in 1..=trials() {
-        let t = concurrency_trial(Platform::ContainerApps, 1000 + seed).await;
-        if let Err(e) = t.check() {
-            panic!(
-                "trial {seed}: {e}\n{:#?}",
-                t.runs
-                    .iter()
-                    .map(|(k, o, r)| (k, o, r.output("result"), r.output("error")))
-                    .collect::<Vec<_>>()
-            );
-        }
-    }
+    concurrency(Platform::ContainerApps, 1000).await;
 }
 
 /// Where to SIGKILL the main stage.
@@ -200,18 +195,7 @@ async fn every_kill_point_on_kubernetes_ends_on_one_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_of_one_kubernetes_app_never_interleave() {
-    for seed in 1..=trials() {
-        let t = concurrency_trial(Platform::Kubernetes, 2000 + seed).await;
-        if let Err(e) = t.check() {
-            panic!(
-                "trial {seed}: {e}\n{:#?}",
-                t.runs
-                    .iter()
-                    .map(|(k, o, r)| (k, o, r.output("result"), r.output("error")))
-                    .collect::<Vec<_>>()
-            );
-        }
-    }
+    concurrency(Platform::Kubernetes, 2000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

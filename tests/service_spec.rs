@@ -58,7 +58,30 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "static-web-apps",
         "site-${version}.zip",
     ),
+    ("app-name", "app", "kubernetes", "Payments"),
+    ("app-name", "app", "kubernetes", "pay_ments"),
+    ("namespace", "namespace", "kubernetes", "Shop_1"),
+    ("namespace", "namespace", "kubernetes", "a/b"),
+    ("service", "service", "kubernetes", "pay ments"),
+    ("strategy", "strategy", "kubernetes", "rolling"),
+    ("kube-context", "kube-context", "kubernetes", "prod\teu"),
+    (
+        "production-url",
+        "production-url",
+        "kubernetes",
+        "http://payments.example.com",
+    ),
+    (
+        "production-url",
+        "production-url",
+        "kubernetes",
+        "https://payments.example.com/?token=x",
+    ),
+    ("image", "image", "kubernetes", "registry.test/p 2.4.1"),
 ];
+
+/// A kubeconfig that names a cluster (never reached: validation fails first).
+const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    token: not-used\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n";
 
 /// The Static Web Apps build every good service names.
 const ZIPS: &str = "https://st.blob.core.windows.net/store/store-${version}.zip";
@@ -80,6 +103,10 @@ fn deploy_inputs(platform: &str) -> Job {
     match platform {
         "container-apps" => j.input("image", "contoso.azurecr.io/p:2.4.1"),
         "static-web-apps" => j.input("package", ZIPS),
+        "kubernetes" => j
+            .input("app-name", "payments")
+            .input("image", "registry.test/p:2.4.1")
+            .input("kubeconfig", KUBECONFIG),
         _ => j,
     }
 }
@@ -93,6 +120,9 @@ fn manifest(field: &str, platform: &str, value: &str) -> String {
             "    platform: container-apps\n    app: ca-contoso-notify\n    image: contoso.azurecr.io/n:${version}\n"
         }
         "static-web-apps" => swa.as_str(),
+        "kubernetes" => {
+            "    platform: kubernetes\n    app: payments\n    namespace: shop\n    image: registry.test/p:${version}\n"
+        }
         _ => "    app: app-contoso-payments\n",
     };
     // A YAML double-quoted scalar holds any of the table's values.

@@ -119,15 +119,7 @@ pub(super) fn deploy_config(r: &mut Resolver<'_>, env: &Env) -> Option<DeployCon
         }),
     });
     r.parse("resource-group", service::resource_name);
-    match platform {
-        // A Deployment's name: a DNS-1123 name, part of an API path.
-        Some(p) if p.needs_kube() => {
-            r.parse("app-name", |v| service::dns_label("Deployment", v));
-        }
-        _ => {
-            r.parse("app-name", service::resource_name);
-        }
-    }
+    r.parse("app-name", service::app_name_check(platform));
     let runner = env.runner();
     let run_id = runner.run_name();
     let app = raw.get("app-name").unwrap_or_default().to_string();

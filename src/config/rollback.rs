@@ -47,6 +47,9 @@ pub struct RollbackConfig {
 
 pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<RollbackConfig> {
     let raw = r.raw;
+    // The platform first: it says how the services' names are checked.
+    let platform = r.parse("platform", parse_platform);
+    let name_check = service::app_name_check(platform);
     let services = r.parse("services", |v| {
         let list = values::parse_list(v);
         if list.iter().any(|s| s.eq_ignore_ascii_case("all")) {
@@ -58,7 +61,7 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
             }
             return Ok(list);
         }
-        match list.iter().find(|s| service::resource_name(s).is_err()) {
+        match list.iter().find(|s| name_check(s).is_err()) {
             Some(bad) => Err(ValueError {
                 problem: format!("{} is not an app name", shown(bad)),
                 accepted: "app names, comma-separated".into(),
@@ -71,7 +74,6 @@ pub(super) fn rollback_config(r: &mut Resolver<'_>, env: &Env) -> Option<Rollbac
         }
     });
     let reason = raw.get("reason").map(str::to_string);
-    let platform = r.parse("platform", parse_platform);
     let to_version = r.parse("to-version", values::parse_version);
     let health_path = r.parse("health-path", |v| service::url_path("health-path", v));
     let version_path = r.parse("version-path", |v| service::url_path("version-path", v));

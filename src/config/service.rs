@@ -158,6 +158,43 @@ pub fn dns_label(what: &str, v: &str) -> Result<String, ValueError> {
     }
 }
 
+/// A Kubernetes Deployment's name: a DNS-1123 subdomain — lower-case
+/// letters, digits, `-` and `.`, starting and ending with a letter or
+/// digit, at most 253 — so it is sent as written and cannot reshape the API
+/// path it is put in.
+pub fn deployment_name(v: &str) -> Result<String, ValueError> {
+    let ok = !v.is_empty()
+        && v.len() <= 253
+        && v.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(ValueError {
+            problem: format!("{} is not a Kubernetes Deployment name", shown(v)),
+            accepted:
+                "lower-case letters, digits, - and ., starting and ending with a letter or digit"
+                    .into(),
+        })
+    }
+}
+
+/// How the name of a service's resource (`app-name`, a manifest's `app`,
+/// `rollback`'s `services`) is checked on `platform`: a Deployment's name
+/// on Kubernetes, an Azure resource name elsewhere (and while the platform
+/// is not known).
+pub fn app_name_check(
+    platform: Option<&dyn crate::rollout::platforms::Platform>,
+) -> fn(&str) -> Result<String, ValueError> {
+    if platform.is_some_and(|p| p.needs_kube()) {
+        deployment_name
+    } else {
+        resource_name
+    }
+}
+
 /// How a Kubernetes service changes.
 pub fn strategy(v: &str) -> Result<String, ValueError> {
     match v {

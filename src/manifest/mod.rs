@@ -319,7 +319,13 @@ pub fn parse(text: &str, default_resource_group: Option<&str>) -> Result<Manifes
                 .or(default_resource_group),
             service::resource_name,
         );
-        let app = check("app", s.app.as_deref(), service::resource_name);
+        // A Deployment's name on Kubernetes, an Azure resource name elsewhere.
+        let app_check = service::app_name_check(
+            s.platform
+                .as_deref()
+                .and_then(crate::rollout::platforms::find),
+        );
+        let app = check("app", s.app.as_deref(), app_check);
         let health_path = check(
             "health-path",
             s.health_path.as_deref().or(d.health_path.as_deref()),

@@ -153,3 +153,29 @@ pub fn weights(sb: &expedite_sandbox::Sandbox) -> BTreeMap<String, u64> {
         })
         .collect()
 }
+
+/// The Service's `version` selector now.
+pub fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
+    sb.kube_object("services", NS, APP).unwrap()["spec"]["selector"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Requests that changed something on the API server (the lock's Lease
+/// included), as `METHOD path → status`.
+pub fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
+    sb.request_log()
+        .into_iter()
+        .filter(|r| r.target.starts_with("kube") && r.method != "GET")
+        .map(|r| format!("{} {} → {}", r.method, r.path, r.status))
+        .collect()
+}
+
+/// Writes to the app's own objects: everything but the lock's Lease.
+pub fn app_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
+    kube_writes(sb)
+        .into_iter()
+        .filter(|w| !w.contains("/leases"))
+        .collect()
+}

@@ -278,26 +278,8 @@ impl Rig {
 
     /// The VirtualService's weights by subset, where > 0.
     pub fn kube_weights(&self) -> BTreeMap<String, u64> {
-        let vs = self
-            .sb
-            .kube_object("virtualservices", KUBE_NS, KUBE_APP)
-            .unwrap();
-        let routes = vs["spec"]["http"][0]["route"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let n = routes.len();
-        routes
-            .iter()
-            .map(|r| {
-                (
-                    r["destination"]["subset"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    r["weight"].as_u64().unwrap_or(if n == 1 { 100 } else { 0 }),
-                )
-            })
+        super::kube::weights(&self.sb)
+            .into_iter()
             .filter(|(_, w)| *w > 0)
             .collect()
     }
