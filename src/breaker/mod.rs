@@ -44,13 +44,17 @@
 //! **Clumped failures.** Every likelihood ratio above treats failures as
 //! independent, so a clump (a request and its retries, one sick instance)
 //! counts as several pieces of evidence and false-trips good canaries
-//! (2–22 % against a 1 % budget, `examples/bench_clumping.rs`). Each
-//! batch's log-likelihood ratios of the error tests and the late-onset
-//! guard are multiplied by `1/φ̂`, where `φ̂` is the baseline's clump index
-//! estimated from earlier batches ([`split::Clumping`]); the split test so
-//! tempered stays valid under "canary no worse than production" when
-//! clumps hold at most `φ̂` failures each. `independent_failures` turns it
-//! off (the `failure-clumping: independent` input).
+//! (2–22 % against a 1 % budget, `examples/bench_clumping.rs`). The tests
+//! count clumps instead ([`split::Counted`]): the canary's failures as at
+//! least how many clumps they must be — a run of consecutive batches with
+//! canary failures is `max(1, Σ x/φ̂)` clumps ([`split::ClumpCount`]) — and
+//! the baseline's as at most (one each); `φ̂` is the clump index estimated
+//! from both arms' earlier batches ([`split::Clumping`]). The failure split
+//! so counted stays valid under "canary no worse than production" when
+//! clumps hold at most `φ̂` failures and fall in consecutive batches; a
+//! lone failure counts in full, so low traffic pays nothing for it.
+//! `independent_failures` counts every failure (the `failure-clumping:
+//! independent` input).
 //!
 //! **Low traffic and spills.** A batch in which one arm had no request
 //! teaches the two-sample tests nothing, so its counts wait, summed, until
@@ -59,7 +63,9 @@
 //! 2 and 4 (small prior weight, [`split::SPILL_WEIGHT`]), for a shared
 //! dependency that drags the baseline up with the canary, and its estimate
 //! of the baseline's rate forgets in a minute with a light prior (power
-//! only, never validity).
+//! only, never validity); one more 2×2 component bets on the rates
+//! estimated so far ([`split::PLUG_IN_WEIGHT`]), which follows a spill
+//! and a canary rate between the grid's points.
 //!
 //! **α split (Bonferroni over active tests).** Latency on: error α/2,
 //! latency α/4, late onset α/4. Latency off: error 3α/4, late onset α/4.
@@ -85,7 +91,7 @@ pub mod split;
 pub mod sprt;
 
 use cusum::RestartCusum;
-use split::{Clumping, FailureSplit, Pair, TwoSample};
+use split::{ClumpCount, Clumping, Counted, FailureSplit, Pair, TwoSample};
 use sprt::{GridMixture, Sprt};
 
 /// Slack for "exactly on the boundary counts as crossing".
@@ -369,17 +375,18 @@ impl Iut {
         }
     }
 
-    /// One batch: the canary's counts for the one-sample test; for the
-    /// two-sample test, whether the baseline's series was there and the
-    /// pair to add when both arms have had requests (see `Grouping`).
-    fn update(&mut self, end: f64, n_c: u64, x_c: u64, base: Base, temper: f64) {
+    /// One batch: the canary's (failures, successes) for the one-sample
+    /// test, failures counted as clumps; for the two-sample test, whether
+    /// the baseline's series was there and the pair to add when both arms
+    /// have had requests (see `Grouping`).
+    fn update(&mut self, end: f64, one: (f64, f64), base: Base) {
         self.batches += 1;
-        self.one.update_tempered(x_c, n_c - x_c, temper);
+        self.one.update_counted(one.0, one.1);
         if base.present {
             self.two.note_seen();
         }
-        if let Some(pair) = base.ready {
-            self.two.update(end, pair, temper);
+        if let Some((pair, counted)) = base.ready {
+            self.two.update(end, pair, counted);
         }
         let t = self.threshold - SLACK;
         if self.first_cross[0].is_none() && self.one.max() >= t {
@@ -415,13 +422,13 @@ struct LateOnset {
 }
 
 impl LateOnset {
-    fn update(&mut self, n_c: u64, x_c: u64, base: Base, temper: f64) {
-        self.one.add(temper * self.sprt.increment(x_c, n_c - x_c));
+    fn update(&mut self, n_c: u64, one: (f64, f64), base: Base) {
+        self.one.add(self.sprt.increment_counted(one.0, one.1));
         if base.present {
             self.baseline_seen = true;
         }
-        if let Some(pair) = base.ready {
-            self.two.add(temper * self.split.increment(pair));
+        if let Some((pair, counted)) = base.ready {
+            self.two.add(self.split.increment_counted(pair, counted));
         }
         self.since_restart += n_c;
         if self.since_restart >= self.spacing {
@@ -442,8 +449,9 @@ impl LateOnset {
 struct Base {
     /// The baseline's series was in the batch.
     present: bool,
-    /// Counts to add now: both arms have had requests since the last pair.
-    ready: Option<Pair>,
+    /// Counts to add now (both arms have had requests since the last
+    /// pair), and how much evidence each is.
+    ready: Option<(Pair, Counted)>,
 }
 
 /// Low traffic: a batch in which one arm had no request teaches a
@@ -505,8 +513,12 @@ pub struct Breaker {
     canary_share: f64,
     /// The longest such stretch in this step.
     step_baseline_gap: f64,
-    /// How the baseline's failures clump (tempers every test's evidence).
+    /// How failures clump (how many clumps a run of canary failures is).
     clumping: Clumping,
+    /// The canary's failures per batch as clumps (one-sample tests).
+    clumps_one: ClumpCount,
+    /// The canary's failures per grouped pair as clumps (two-sample tests).
+    clumps_two: ClumpCount,
     /// Counts waiting for both arms to have had requests.
     grouping: Grouping,
 }
@@ -562,6 +574,8 @@ impl Breaker {
             canary_share: 0.1,
             step_baseline_gap: 0.0,
             clumping: Clumping::default(),
+            clumps_one: ClumpCount::default(),
+            clumps_two: ClumpCount::default(),
             grouping: Grouping::default(),
         })
     }
@@ -622,21 +636,37 @@ impl Breaker {
             return Verdict::Continue; // no data, no evidence
         }
 
-        // Failures that clump count as fewer pieces of evidence; the index
-        // comes from earlier batches only, so the tempering is predictable.
+        // Failures that clump count as clumps (`split::Counted`): the
+        // canary's as at least how many clumps they must be, with the index
+        // from earlier batches only, so the counting is predictable.
         let temper = if self.settings.independent_failures {
             1.0
         } else {
             1.0 / self.clumping.index()
         };
+        // A batch without canary requests neither adds to a run nor ends it
+        // (a retry may still come).
+        let one = if n_c > 0 {
+            (self.clumps_one.add(x_c, temper), (n_c - x_c) as f64)
+        } else {
+            (0.0, 0.0)
+        };
+        let ready = base.and_then(|(n_b, x_b)| self.grouping.add(n_c, x_c, n_b, x_b));
         let grouped = Base {
             present: base.is_some(),
-            ready: base.and_then(|(n_b, x_b)| self.grouping.add(n_c, x_c, n_b, x_b)),
+            ready: ready.map(|p| {
+                let counted = Counted {
+                    x_c: self.clumps_two.add(p.x_c, temper),
+                    ..Counted::plain(p)
+                };
+                (p, counted)
+            }),
         };
-        self.error.update(b.end, n_c, x_c, grouped, temper);
+        self.error.update(b.end, one, grouped);
         if let Some(lat) = &mut self.latency
             && let Some(s_c) = b.canary.slow
         {
+            // Slow requests are not failures: counted as they are.
             let s_c = s_c.min(n_c);
             let base_slow = b.baseline.and_then(|a| {
                 a.slow.map(|s| Pair {
@@ -648,13 +678,16 @@ impl Breaker {
             });
             let slow = Base {
                 present: base_slow.is_some(),
-                ready: base_slow.filter(|p| p.n_c > 0 && p.n_b > 0),
+                ready: base_slow
+                    .filter(|p| p.n_c > 0 && p.n_b > 0)
+                    .map(|p| (p, Counted::plain(p))),
             };
-            lat.update(b.end, n_c, s_c, slow, 1.0);
+            lat.update(b.end, (s_c as f64, (n_c - s_c) as f64), slow);
         }
-        self.late.update(n_c, x_c, grouped, temper);
+        self.late.update(n_c, one, grouped);
+        self.clumping.add_canary(n_c, x_c);
         if let Some((n_b, x_b)) = base {
-            self.clumping.update(n_b, x_b);
+            self.clumping.add_baseline(n_b, x_b);
         }
 
         self.tripped = self.check();

@@ -15,9 +15,12 @@
 //!   from the baseline's successes, so a canary outage against a clean
 //!   baseline earns up to `ln(e·(1+n_b/n_c))` per failure instead of
 //!   `ln(1+n_b/n_c)`.
-//! * [`TwoSample`]: an equal-weight mixture of one split and several 2×2
-//!   components (grid of canary rates), trip-only.
-use super::sprt::{log_sum_exp, mul0};
+//! * [`TwoSample`]: a mixture of failure splits and 2×2 components (a grid
+//!   of canary rates, and one betting on the rates estimated so far),
+//!   trip-only.
+//! * [`Counted`], [`ClumpCount`], [`Clumping`]: how many pieces of evidence
+//!   a batch's counts are when failures come in clumps.
+use super::sprt::log_sum_exp;
 
 /// One batch of both arms (counts within the batch; failures ≤ requests).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,6 +29,44 @@ pub struct Pair {
     pub x_c: u64,
     pub n_b: u64,
     pub x_b: u64,
+}
+
+/// How many pieces of evidence each count of a [`Pair`] is worth.
+///
+/// Every likelihood ratio here treats failures as independent. When they
+/// come in clumps (a request and its retries, one sick instance), the
+/// tests count clumps instead: the canary's failures as *at least* how many
+/// clumps they must be ([`ClumpCount`]), the baseline's as *at most* (every
+/// failure its own clump), successes as they are. The ratios grow with
+/// the canary's failures and shrink with the baseline's, so counting
+/// that way never overstates the evidence against a canary whose clumps
+/// land like production's: for the failure split, `e(Y_c, x_b) ≤ e(C_c,
+/// C_b)`, the split of the clumps themselves, which is an e-value (each
+/// clump lands on the canary with its exposure share). The 2×2 components
+/// so counted are the 2×2 e-values of the clump-level table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Counted {
+    pub x_c: f64,
+    pub s_c: f64,
+    pub x_b: f64,
+    pub s_b: f64,
+}
+
+impl Counted {
+    /// Every failure its own piece of evidence (independent failures).
+    pub fn plain(p: Pair) -> Counted {
+        Counted {
+            x_c: p.x_c as f64,
+            s_c: (p.n_c - p.x_c) as f64,
+            x_b: p.x_b as f64,
+            s_b: (p.n_b - p.x_b) as f64,
+        }
+    }
+}
+
+/// `k·x` with `0·x = 0` even when `x` is infinite.
+fn mulf(k: f64, x: f64) -> f64 {
+    if k == 0.0 { 0.0 } else { k * x }
 }
 
 /// The failure-split test's per-batch constants and increment.
@@ -43,12 +84,18 @@ impl FailureSplit {
     /// Log-likelihood-ratio increment of one batch; 0 when either arm had no
     /// requests (no evidence) or there was no failure.
     pub fn increment(&self, p: Pair) -> f64 {
+        self.increment_counted(p, Counted::plain(p))
+    }
+
+    /// [`Self::increment`] with the failures counted as `c` says (the
+    /// exposure share still comes from the requests).
+    pub fn increment_counted(&self, p: Pair, c: Counted) -> f64 {
         if p.n_c == 0 || p.n_b == 0 || (p.x_c == 0 && p.x_b == 0) {
             return 0.0;
         }
         let pi0 = p.n_c as f64 / (p.n_c + p.n_b) as f64;
         let pi1 = self.pi1(pi0);
-        mul0(p.x_c, (pi1 / pi0).ln()) + mul0(p.x_b, ((1.0 - pi1) / (1.0 - pi0)).ln())
+        mulf(c.x_c, (pi1 / pi0).ln()) + mulf(c.x_b, ((1.0 - pi1) / (1.0 - pi0)).ln())
     }
 }
 
@@ -62,6 +109,12 @@ pub struct Grow2x2 {
 
 impl Grow2x2 {
     pub fn increment(&self, p: Pair, q_b: f64) -> f64 {
+        self.increment_counted(p, q_b, Counted::plain(p))
+    }
+
+    /// [`Self::increment`] with the counts weighed as `c` says (`p*` still
+    /// comes from the requests).
+    pub fn increment_counted(&self, p: Pair, q_b: f64, c: Counted) -> f64 {
         let q_c = self.q_c;
         if p.n_c == 0
             || p.n_b == 0
@@ -73,18 +126,23 @@ impl Grow2x2 {
         let n = (p.n_c + p.n_b) as f64;
         let ps = (p.n_c as f64 * q_c + p.n_b as f64 * q_b) / n;
         // Logs only for counts that are present (most batches have no failure).
-        let term = |k: u64, ratio: f64| if k == 0 { 0.0 } else { k as f64 * ratio.ln() };
-        term(p.x_c, q_c / ps)
-            + term(p.n_c - p.x_c, (1.0 - q_c) / (1.0 - ps))
-            + term(p.x_b, q_b / ps)
-            + term(p.n_b - p.x_b, (1.0 - q_b) / (1.0 - ps))
+        let term = |k: f64, ratio: f64| if k == 0.0 { 0.0 } else { k * ratio.ln() };
+        term(c.x_c, q_c / ps)
+            + term(c.s_c, (1.0 - q_c) / (1.0 - ps))
+            + term(c.x_b, q_b / ps)
+            + term(c.s_b, (1.0 - q_b) / (1.0 - ps))
     }
 }
 
-/// Predictable, slowly forgetting estimate of the baseline's rate, used only
-/// as the 2×2 test's baseline alternative (it affects power, never validity).
+/// Predictable, forgetting estimate of an arm's error rate, used only as
+/// an alternative of the 2×2 tests (the baseline's for every component,
+/// the canary's for the one betting on the rates seen so far): it affects
+/// power, never validity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BaselineRate {
+    /// The largest estimate used (the baseline's stays at most 50 %, so a
+    /// canary can still be worse; the canary's may approach 100 %).
+    cap: f64,
     prior_rate: f64,
     failures: f64,
     requests: f64,
@@ -97,12 +155,21 @@ pub struct BaselineRate {
 pub const BASELINE_MEMORY: f64 = 60.0;
 
 /// Weight of [`BaselineRate`]'s prior, in pseudo-requests at the prior
-/// rate: light, so the baseline's own data speaks after a few seconds.
-pub const BASELINE_PRIOR_REQUESTS: f64 = 50.0;
+/// rate: light, so an arm's own data speaks after its first requests (a
+/// spill drags the baseline to 50 % from the first second, and an estimate
+/// still at 0.1 % then makes every 2×2 component bet against the
+/// baseline's failures and lose tens of nats it never wins back).
+pub const BASELINE_PRIOR_REQUESTS: f64 = 3.0;
 
 impl BaselineRate {
     pub fn new(prior_rate: f64) -> BaselineRate {
+        BaselineRate::capped(prior_rate, 0.5)
+    }
+
+    /// An estimate that never exceeds `cap`.
+    pub fn capped(prior_rate: f64, cap: f64) -> BaselineRate {
         BaselineRate {
+            cap,
             prior_rate,
             failures: 0.0,
             requests: 0.0,
@@ -116,7 +183,7 @@ impl BaselineRate {
     pub fn estimate(&self) -> f64 {
         let est = (self.failures + BASELINE_PRIOR_REQUESTS * self.prior_rate)
             / (self.requests + BASELINE_PRIOR_REQUESTS);
-        est.clamp(1e-6, 0.5)
+        est.clamp(1e-6, self.cap)
     }
 
     pub fn update(&mut self, end: f64, requests: u64, failures: u64) {
@@ -134,76 +201,123 @@ impl BaselineRate {
     }
 }
 
-/// How failures clump, estimated predictably from the baseline's batches:
-/// the mean size of the clump a failure belongs to (`E[K²]/E[K]`, 1 when
+/// How failures clump, estimated predictably from both arms' batches: the
+/// mean size of the clump a failure belongs to (`E[K²]/E[K]`, 1 when
 /// failures are independent; 3 when each comes with two retries).
 ///
-/// Why it matters: the likelihood ratios here treat failures as
-/// independent, so a clump of `k` failures landing on one arm counts as `k`
-/// pieces of evidence. Raising a batch's likelihood ratio to the power
-/// `1/φ` (tempering) makes a clump of up to `φ` failures count as at most
-/// one: for the split test, per clump `E[LR^{k/φ}] ≤ (E[LR])^{k/φ} = 1` by
-/// Jensen when `k ≤ φ`, so the tempered test stays valid under "canary no
-/// worse than production" when failures come in clumps of at most `φ`
-/// (each clump on one arm, as retries pinned by affinity and a sick
-/// instance are).
+/// [`ClumpCount`] divides a run of canary failures by it: counting a clump
+/// of up to `φ̂` failures as one keeps the failure split valid under
+/// "canary no worse than production" when clumps hold at most `φ̂`.
 ///
 /// The estimate: for failures per batch `X` (compound Poisson, clump size
-/// `K`), `E[X(X−1)]/E[X] = E[K²]/E[K] − 1 + E[X]`, so
-/// `φ̂ = 1 + (Σ x(x−1) − p̂²·Σ n²) / Σ x` removes the part independent
-/// failures explain (`p̂ = Σx/Σn`). A prior of [`Clumping::PRIOR_FAILURES`]
-/// failures at index [`Clumping::PRIOR_INDEX`] keeps the first clumps from
-/// counting in full before production has shown how its failures come;
-/// independent failures wash it out. Only the baseline feeds it (it carries
-/// most of the traffic, and a bad canary cannot slow its own trip by
-/// clumping). Clamped to `[1, MAX_INDEX]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `K`), `E[X(X−1)]/E[X] = E[K²]/E[K] − 1 + E[X]`, so per arm
+/// `Σ x(x−1) − p̂²·Σ n²` is the excess independent failures do not explain
+/// (`p̂ = Σx/Σn` of that arm), and `φ̂ = 1 + (excess + prior) / (Σ x +
+/// prior failures)` over both arms. A light prior
+/// ([`Clumping::PRIOR_FAILURES`] failures at index
+/// [`Clumping::PRIOR_INDEX`]) keeps the very first clump from counting in
+/// full; a clump that is seen moves the estimate at once (one clump of 3
+/// gives 2.8), and independent failures wash the prior out within a few.
+/// The canary feeds it too: under the null its failures clump like
+/// production's, and a bad canary's many independent failures show that
+/// they are independent within seconds (the baseline, at 0.1 %, takes
+/// minutes). A bad canary whose failures clump slows its own trip — its
+/// evidence really is weaker. Clamped to `[1, MAX_INDEX]`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Clumping {
+    canary: Moments,
+    baseline: Moments,
+}
+
+/// One arm's sums for [`Clumping`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Moments {
     failures: f64,
     requests: f64,
     pairs: f64,
     requests_sq: f64,
 }
 
-impl Default for Clumping {
-    fn default() -> Self {
-        Clumping {
-            failures: 0.0,
-            requests: 0.0,
-            pairs: 0.0,
-            requests_sq: 0.0,
-        }
+impl Moments {
+    fn add(&mut self, requests: u64, failures: u64) {
+        let (n, x) = (requests as f64, failures.min(requests) as f64);
+        self.failures += x;
+        self.requests += n;
+        self.pairs += x * (x - 1.0).max(0.0);
+        self.requests_sq += n * n;
     }
-}
 
-impl Clumping {
-    /// Pseudo-failures of the prior.
-    pub const PRIOR_FAILURES: f64 = 4.0;
-    /// The prior's clump index.
-    pub const PRIOR_INDEX: f64 = 2.0;
-    /// The largest index used (clumps larger than this count as several).
-    pub const MAX_INDEX: f64 = 10.0;
-
-    /// The index to temper the next batch with (from past batches only).
-    pub fn index(&self) -> f64 {
+    /// `Σ x(x−1)` beyond what independent failures at this arm's rate explain.
+    fn excess(&self) -> f64 {
         let p = if self.requests > 0.0 {
             self.failures / self.requests
         } else {
             0.0
         };
-        let excess = (self.pairs - p * p * self.requests_sq).max(0.0);
+        self.pairs - p * p * self.requests_sq
+    }
+}
+
+impl Clumping {
+    /// Pseudo-failures of the prior.
+    pub const PRIOR_FAILURES: f64 = 0.5;
+    /// The prior's clump index (the index before any failure is seen).
+    pub const PRIOR_INDEX: f64 = 1.5;
+    /// The largest index used (clumps larger than this count as several).
+    pub const MAX_INDEX: f64 = 10.0;
+
+    /// The index for the next batch (from past batches only).
+    pub fn index(&self) -> f64 {
+        let excess = (self.canary.excess() + self.baseline.excess()).max(0.0);
+        let failures = self.canary.failures + self.baseline.failures;
         let prior = Self::PRIOR_FAILURES * (Self::PRIOR_INDEX - 1.0);
-        (1.0 + (excess + prior) / (self.failures + Self::PRIOR_FAILURES))
-            .clamp(1.0, Self::MAX_INDEX)
+        (1.0 + (excess + prior) / (failures + Self::PRIOR_FAILURES)).clamp(1.0, Self::MAX_INDEX)
+    }
+
+    /// Adds one canary batch.
+    pub fn add_canary(&mut self, requests: u64, failures: u64) {
+        self.canary.add(requests, failures);
     }
 
     /// Adds one baseline batch.
-    pub fn update(&mut self, requests: u64, failures: u64) {
-        let (n, x) = (requests as f64, failures as f64);
-        self.failures += x;
-        self.requests += n;
-        self.pairs += x * (x - 1.0).max(0.0);
-        self.requests_sq += n * n;
+    pub fn add_baseline(&mut self, requests: u64, failures: u64) {
+        self.baseline.add(requests, failures);
+    }
+}
+
+/// The canary's failures counted as at least how many clumps they must be.
+///
+/// A run is a stretch of consecutive batches that all had canary failures
+/// (a clump that straddles a batch boundary stays in one run). Its `S`
+/// failures, in clumps of at most `φ` each, are at least `max(1, S/φ)`
+/// clumps: the first failure of a run always counts one, the rest count
+/// `1/φ` each once the run's tempered total passes one. At low traffic a
+/// canary failure is almost always alone in its run and counts in full
+/// (tempering every failure by `1/φ̂` halved a 5 % canary's evidence while
+/// production had shown too few failures to learn it was independent);
+/// at high traffic, where a bad canary fails in every batch, the run is
+/// long and its failures count `1/φ̂` each, with `φ̂` near 1 within seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClumpCount {
+    /// The open run's failures, each divided by the index of its batch.
+    run: f64,
+}
+
+impl ClumpCount {
+    /// The clumps a batch's `failures` add, `temper` being `1/φ̂` (1 when
+    /// failures are independent, which makes this the plain count).
+    pub fn add(&mut self, failures: u64, temper: f64) -> f64 {
+        if failures == 0 {
+            self.run = 0.0;
+            return 0.0;
+        }
+        let before = if self.run > 0.0 {
+            self.run.max(1.0)
+        } else {
+            0.0
+        };
+        self.run += failures as f64 * temper;
+        self.run.max(1.0) - before
     }
 }
 
@@ -217,16 +331,25 @@ pub const SPLIT_RATIOS: [f64; 2] = [2.0, 4.0];
 /// slower to show, and pays the extra nats from its steady evidence).
 pub const SPILL_WEIGHT: f64 = 0.05;
 
+/// Prior weight of the 2×2 component that bets on the rates seen so far
+/// (the canary's and the baseline's [`BaselineRate`] estimates, each from
+/// earlier batches only, so every batch's bet is predictable): it follows
+/// a canary whose rate is between the grid's points, and a spill, where
+/// the baseline's rate is far from its prior.
+pub const PLUG_IN_WEIGHT: f64 = 0.3;
+
 /// Trip-only two-sample mixture: failure-split components (the design's
-/// `ρ1` and [`SPLIT_RATIOS`] below it) and one 2×2 component per canary
-/// rate in `grid`, equal weights.
+/// `ρ1` and [`SPLIT_RATIOS`] below it), one 2×2 component per canary rate
+/// in `grid`, and one 2×2 component betting on the estimated rates
+/// ([`PLUG_IN_WEIGHT`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TwoSample {
     splits: Vec<FailureSplit>,
     grow: Vec<Grow2x2>,
-    log_e: Vec<f64>, // [splits..., grow...], the design's split first
+    log_e: Vec<f64>, // [splits..., grow..., plug-in], the design's split first
     ln_w: Vec<f64>,
     baseline: BaselineRate,
+    canary: BaselineRate,
     current: f64,
     max: f64,
     seen: bool,
@@ -238,10 +361,11 @@ impl TwoSample {
             .chain(SPLIT_RATIOS.into_iter().filter(|&r| r < rho1 - 1e-9))
             .map(|rho1| FailureSplit { rho1 })
             .collect();
-        // The design's split and the 2×2 components share what the spill
-        // components leave; weights sum to 1 (a mixture of e-processes).
+        // The design's split and the grid's 2×2 components share what the
+        // spill and plug-in components leave; weights sum to 1 (a mixture
+        // of e-processes).
         let extra = splits.len() - 1;
-        let main = (1.0 - SPILL_WEIGHT * extra as f64) / (1 + grid.len()) as f64;
+        let main = (1.0 - PLUG_IN_WEIGHT - SPILL_WEIGHT * extra as f64) / (1 + grid.len()) as f64;
         let ln_w = (0..splits.len() + grid.len())
             .map(|i| {
                 if (1..=extra).contains(&i) {
@@ -250,35 +374,41 @@ impl TwoSample {
                     main.ln()
                 }
             })
+            .chain(std::iter::once(PLUG_IN_WEIGHT.ln()))
             .collect();
         TwoSample {
-            log_e: vec![0.0; grid.len() + splits.len()],
+            log_e: vec![0.0; grid.len() + splits.len() + 1],
             ln_w,
             splits,
             grow: grid.iter().map(|&q_c| Grow2x2 { q_c }).collect(),
             baseline: BaselineRate::new(prior_rate),
+            canary: BaselineRate::capped(prior_rate, 0.99),
             current: 0.0,
             max: 0.0,
             seen: false,
         }
     }
 
-    /// Adds one batch, its log-likelihood ratios multiplied by `temper`
-    /// (`1/φ`, see [`Clumping`]; 1 for independent failures).
-    pub fn update(&mut self, end: f64, p: Pair, temper: f64) {
+    /// Adds one batch, its counts weighed as `c` says ([`Counted`]).
+    pub fn update(&mut self, end: f64, p: Pair, c: Counted) {
         self.seen = true;
         if p.n_c == 0 && p.n_b == 0 {
             return;
         }
         let q_b = self.baseline.estimate();
         let k = self.splits.len();
+        let plug_in = self.log_e.len() - 1;
         for (l, split) in self.log_e[..k].iter_mut().zip(&self.splits) {
-            *l += temper * split.increment(p);
+            *l += split.increment_counted(p, c);
         }
-        for (l, g) in self.log_e[k..].iter_mut().zip(&self.grow) {
-            *l += temper * g.increment(p, q_b);
+        for (l, g) in self.log_e[k..plug_in].iter_mut().zip(&self.grow) {
+            *l += g.increment_counted(p, q_b, c);
         }
+        // Bets only once the canary looks worse (no bet is no loss).
+        let q_c = self.canary.estimate();
+        self.log_e[plug_in] += Grow2x2 { q_c }.increment_counted(p, q_b, c);
         self.baseline.update(end, p.n_b, p.x_b);
+        self.canary.update(end, p.n_c, p.x_c);
         self.current = log_sum_exp(self.log_e.iter().zip(&self.ln_w).map(|(l, w)| l + w));
         self.max = self.max.max(self.current);
     }

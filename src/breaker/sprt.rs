@@ -52,6 +52,12 @@ impl Sprt {
     pub fn increment(&self, failures: u64, successes: u64) -> f64 {
         mul0(failures, self.a) + mul0(successes, self.b)
     }
+
+    /// [`Self::increment`] of weighed counts (failures counted as clumps).
+    pub fn increment_counted(&self, failures: f64, successes: f64) -> f64 {
+        let m = |k: f64, x: f64| if k == 0.0 { 0.0 } else { k * x };
+        m(failures, self.a) + m(successes, self.b)
+    }
 }
 
 /// Trip-only grid mixture: `E_n = Σ_j w_j Π_i LR_j(X_i)` against a point null
@@ -84,18 +90,17 @@ impl GridMixture {
     }
 
     pub fn update(&mut self, failures: u64, successes: u64) {
-        self.update_tempered(failures, successes, 1.0);
+        self.update_counted(failures as f64, successes as f64);
     }
 
-    /// [`Self::update`] with the batch's log-likelihood ratios multiplied
-    /// by `temper` (`1/φ` for failures that clump, see
-    /// [`super::split::Clumping`]).
-    pub fn update_tempered(&mut self, failures: u64, successes: u64, temper: f64) {
-        if failures == 0 && successes == 0 {
+    /// [`Self::update`] with the failures counted as clumps (see
+    /// [`super::split::ClumpCount`]); successes as they are.
+    pub fn update_counted(&mut self, failures: f64, successes: f64) {
+        if failures == 0.0 && successes == 0.0 {
             return;
         }
         for (l, s) in self.log_e.iter_mut().zip(&self.inc) {
-            *l += temper * s.increment(failures, successes);
+            *l += s.increment_counted(failures, successes);
         }
         self.current = log_sum_exp(self.ln_w.iter().zip(&self.log_e).map(|(w, l)| w + l));
         self.max = self.max.max(self.current);

@@ -770,11 +770,11 @@ pub const INPUTS: &[InputSpec] = &[
     input(
         "failure-clumping",
         "How the breaker counts failures that come in clumps (a request and its retries, one \
-         sick instance): `estimate` (learn from production's failures how they clump, and \
+         sick instance): `estimate` (learn from both versions' failures how they clump, and \
          count a clump as one piece of evidence — a good canary is not rolled back for \
-         clumps production has too; outages take about twice as long to trip at low \
-         traffic) or `independent` (every failure is evidence; fastest, for services whose \
-         failures are independent).",
+         clumps production has too; a lone failure still counts in full, so at low traffic \
+         a bad build trips about as fast as with `independent`) or `independent` (every \
+         failure is evidence; for services whose failures are known to be independent).",
     )
     .default("estimate")
     .only(DEPLOY),
