@@ -20,7 +20,7 @@
 //!   trip-only.
 //! * [`Counted`], [`ClumpCount`], [`Clumping`]: how many pieces of evidence
 //!   a batch's counts are when failures come in clumps.
-use super::sprt::log_sum_exp;
+use super::sprt::{log_sum_exp, mulf};
 
 /// One batch of both arms (counts within the batch; failures ≤ requests).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,11 +62,6 @@ impl Counted {
             s_b: (p.n_b - p.x_b) as f64,
         }
     }
-}
-
-/// `k·x` with `0·x = 0` even when `x` is infinite.
-fn mulf(k: f64, x: f64) -> f64 {
-    if k == 0.0 { 0.0 } else { k * x }
 }
 
 /// The failure-split test's per-batch constants and increment.

@@ -10,6 +10,12 @@ pub(crate) fn mul0(k: u64, x: f64) -> f64 {
     if k == 0 { 0.0 } else { k as f64 * x }
 }
 
+/// `k·x` for a weighed count (failures counted as clumps), `0·x = 0`
+/// even when `x` is infinite.
+pub(crate) fn mulf(k: f64, x: f64) -> f64 {
+    if k == 0.0 { 0.0 } else { k * x }
+}
+
 /// `ln Σ exp(x_i)`, stable.
 pub(crate) fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
     let m = xs.clone().fold(f64::NEG_INFINITY, f64::max);
@@ -55,8 +61,7 @@ impl Sprt {
 
     /// [`Self::increment`] of weighed counts (failures counted as clumps).
     pub fn increment_counted(&self, failures: f64, successes: f64) -> f64 {
-        let m = |k: f64, x: f64| if k == 0.0 { 0.0 } else { k * x };
-        m(failures, self.a) + m(successes, self.b)
+        mulf(failures, self.a) + mulf(successes, self.b)
     }
 }
 
