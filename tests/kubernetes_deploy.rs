@@ -21,8 +21,8 @@ mod common;
 mod prom;
 
 use common::kube::{
-    APP, NEW_IMAGE, NS, deploy, kube_writes, mesh_host, place, plan, sandbox, selector_version,
-    weights,
+    APP, NEW_IMAGE, NS, deploy, kube_writes, mesh_host, place, plan, recorded_previous, sandbox,
+    selector_version, weights,
 };
 use prom::{Prometheus, Target};
 
@@ -87,15 +87,7 @@ async fn blue_green_promotes_a_good_build_by_the_services_selector() {
     // The previous version stays running for a rollback, and is recorded.
     let old = sb.kube_object("deployments", NS, APP).unwrap();
     assert_eq!(old["status"]["availableReplicas"], 3);
-    let svc = sb.kube_object("services", NS, APP).unwrap();
-    assert_eq!(
-        svc["metadata"]["annotations"]["expedite-previous-version"],
-        "2.4.1"
-    );
-    assert_eq!(
-        svc["metadata"]["annotations"]["expedite-previous-revision"],
-        APP
-    );
+    assert_eq!(recorded_previous(&sb), ("2.4.1".to_owned(), APP.to_owned()));
     assert_eq!(j.facts.production_sample.get("2.4.2"), Some(&40));
     // A second run of the same deploy changes nothing.
     let before = kube_writes(&sb).len();

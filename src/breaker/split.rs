@@ -134,7 +134,7 @@ impl Grow2x2 {
 /// the canary's for the one betting on the rates seen so far): it affects
 /// power, never validity.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BaselineRate {
+pub struct RateEstimate {
     /// The largest estimate used (the baseline's stays at most 50 %, so a
     /// canary can still be worse; the canary's may approach 100 %).
     cap: f64,
@@ -144,26 +144,22 @@ pub struct BaselineRate {
     last: Option<f64>,
 }
 
-/// Forgetting time constant of [`BaselineRate`], seconds: short, so a
+/// Forgetting time constant of [`RateEstimate`], seconds: short, so a
 /// shared dependency that drags the baseline up (a spill) is followed
 /// within a minute. Only power depends on it.
-pub const BASELINE_MEMORY: f64 = 60.0;
+pub const RATE_MEMORY: f64 = 60.0;
 
-/// Weight of [`BaselineRate`]'s prior, in pseudo-requests at the prior
+/// Weight of [`RateEstimate`]'s prior, in pseudo-requests at the prior
 /// rate: light, so an arm's own data speaks after its first requests (a
 /// spill drags the baseline to 50 % from the first second, and an estimate
 /// still at 0.1 % then makes every 2×2 component bet against the
 /// baseline's failures and lose tens of nats it never wins back).
-pub const BASELINE_PRIOR_REQUESTS: f64 = 3.0;
+pub const RATE_PRIOR_REQUESTS: f64 = 3.0;
 
-impl BaselineRate {
-    pub fn new(prior_rate: f64) -> BaselineRate {
-        BaselineRate::capped(prior_rate, 0.5)
-    }
-
-    /// An estimate that never exceeds `cap`.
-    pub fn capped(prior_rate: f64, cap: f64) -> BaselineRate {
-        BaselineRate {
+impl RateEstimate {
+    /// An estimate starting at `prior_rate` that never exceeds `cap`.
+    pub fn new(prior_rate: f64, cap: f64) -> RateEstimate {
+        RateEstimate {
             cap,
             prior_rate,
             failures: 0.0,
@@ -173,11 +169,11 @@ impl BaselineRate {
     }
 
     /// Estimate from data strictly before the current batch:
-    /// [`BASELINE_PRIOR_REQUESTS`] pseudo-requests at the prior rate, plus
+    /// [`RATE_PRIOR_REQUESTS`] pseudo-requests at the prior rate, plus
     /// the discounted counts.
     pub fn estimate(&self) -> f64 {
-        let est = (self.failures + BASELINE_PRIOR_REQUESTS * self.prior_rate)
-            / (self.requests + BASELINE_PRIOR_REQUESTS);
+        let est = (self.failures + RATE_PRIOR_REQUESTS * self.prior_rate)
+            / (self.requests + RATE_PRIOR_REQUESTS);
         est.clamp(1e-6, self.cap)
     }
 
@@ -185,7 +181,7 @@ impl BaselineRate {
         if let Some(last) = self.last {
             let dt = end - last;
             if dt > 0.0 {
-                let d = (-dt / BASELINE_MEMORY).exp();
+                let d = (-dt / RATE_MEMORY).exp();
                 self.failures *= d;
                 self.requests *= d;
             }
@@ -327,7 +323,7 @@ pub const SPLIT_RATIOS: [f64; 2] = [2.0, 4.0];
 pub const SPILL_WEIGHT: f64 = 0.05;
 
 /// Prior weight of the 2×2 component that bets on the rates seen so far
-/// (the canary's and the baseline's [`BaselineRate`] estimates, each from
+/// (the canary's and the baseline's [`RateEstimate`] estimates, each from
 /// earlier batches only, so every batch's bet is predictable): it follows
 /// a canary whose rate is between the grid's points, and a spill, where
 /// the baseline's rate is far from its prior.
@@ -343,8 +339,8 @@ pub struct TwoSample {
     grow: Vec<Grow2x2>,
     log_e: Vec<f64>, // [splits..., grow..., plug-in], the design's split first
     ln_w: Vec<f64>,
-    baseline: BaselineRate,
-    canary: BaselineRate,
+    baseline: RateEstimate,
+    canary: RateEstimate,
     current: f64,
     max: f64,
     seen: bool,
@@ -376,8 +372,8 @@ impl TwoSample {
             ln_w,
             splits,
             grow: grid.iter().map(|&q_c| Grow2x2 { q_c }).collect(),
-            baseline: BaselineRate::new(prior_rate),
-            canary: BaselineRate::capped(prior_rate, 0.99),
+            baseline: RateEstimate::new(prior_rate, 0.5),
+            canary: RateEstimate::new(prior_rate, 0.99),
             current: 0.0,
             max: 0.0,
             seen: false,

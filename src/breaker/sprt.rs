@@ -5,13 +5,8 @@
 //! `s` successes add `k·a + s·b`, which is exact (the likelihood ratio of
 //! i.i.d. Bernoulli data depends only on the counts).
 
-/// `k·x` with the convention `0·x = 0` even when `x` is infinite.
-pub(crate) fn mul0(k: u64, x: f64) -> f64 {
-    if k == 0 { 0.0 } else { k as f64 * x }
-}
-
-/// `k·x` for a weighed count (failures counted as clumps), `0·x = 0`
-/// even when `x` is infinite.
+/// `k·x` with the convention `0·x = 0` even when `x` is infinite; `k` is a
+/// count, or a weighed count (failures counted as clumps).
 pub(crate) fn mulf(k: f64, x: f64) -> f64 {
     if k == 0.0 { 0.0 } else { k * x }
 }
@@ -56,7 +51,7 @@ impl Sprt {
 
     /// Log-likelihood-ratio increment of `failures` and `successes` (bulk, exact).
     pub fn increment(&self, failures: u64, successes: u64) -> f64 {
-        mul0(failures, self.a) + mul0(successes, self.b)
+        self.increment_counted(failures as f64, successes as f64)
     }
 
     /// [`Self::increment`] of weighed counts (failures counted as clumps).

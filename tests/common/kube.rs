@@ -162,6 +162,23 @@ pub fn selector_version(sb: &expedite_sandbox::Sandbox) -> String {
         .to_owned()
 }
 
+/// What the Service records for the rollback button: the previous
+/// version and the Deployment it runs in (its `expedite-previous-*`
+/// annotations).
+pub fn recorded_previous(sb: &expedite_sandbox::Sandbox) -> (String, String) {
+    let svc = sb.kube_object("services", NS, APP).unwrap();
+    let note = |key: &str| {
+        svc["metadata"]["annotations"][key]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        note("expedite-previous-version"),
+        note("expedite-previous-revision"),
+    )
+}
+
 /// Requests that changed something on the API server (the lock's Lease
 /// included), as `METHOD path → status`.
 pub fn kube_writes(sb: &expedite_sandbox::Sandbox) -> Vec<String> {
