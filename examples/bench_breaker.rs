@@ -3,7 +3,7 @@
 //! traffic, in virtual time (see `src/breaker/sim.rs` and docs/bench-breaker.md).
 //!
 //! ```sh
-//! cargo run --release --example bench_breaker -- [--runs N] [--seed S] [--cells A,B]
+//! cargo run --release --example bench_breaker -- [--runs N] [--seed S] [--cells A,B] [--history SECS]
 //! ```
 //!
 //! `--cells` runs only the cells whose name contains one of the given
@@ -121,6 +121,10 @@ fn run_cell(
         pre_onset: [0; 4],
         fingerprint: 0xcbf2_9ce4_8422_2325,
     };
+    let sc = &Scenario {
+        history: HISTORY.get().copied().unwrap_or(0),
+        ..sc.clone()
+    };
     for r in 0..runs {
         let res: RunResult = sim::run(sc, s, sim::run_seed(seed, id, r as u64));
         let fp = format!("{res:?}");
@@ -148,13 +152,19 @@ fn run_cell(
     c
 }
 
-const HELP: &str = "bench_breaker [--runs N] [--seed S] [--cells A,B]
+/// Seconds of production's history every cell's breakers learn from
+/// before the watch (`--history`).
+static HISTORY: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+const HELP: &str = "bench_breaker [--runs N] [--seed S] [--cells A,B] [--history SECS]
 
 The breaker against the seed's health-poll rule and a Flagger-like rule on
 the same seeded traffic (virtual time, 30-minute watches).
   --runs N     seeded runs per cell (default 10000; about 8 minutes on 2 cores)
   --seed S     global seed (default 1)
   --cells A,B  only cells whose name contains A or B (e.g. spill,low,dropout, \"bad 1@2\")
+  --history S  the breakers first learn S seconds of production's traffic, as
+               they do from Prometheus (default 0: none, as with probes)
 Clumped failures have their own benchmark: --example bench_clumping.";
 
 /// Canary share of every bench cell.
@@ -190,6 +200,8 @@ fn main() {
     };
     let runs = arg("--runs", 10_000) as usize;
     let seed = arg("--seed", 1);
+    let history = u32::try_from(arg("--history", 0)).expect("--history fits in 32 bits");
+    HISTORY.set(history).expect("set once");
     let settings = Settings::default();
     let design = Breaker::new(settings.clone()).unwrap().design().clone();
     let wall = Instant::now();
@@ -198,7 +210,7 @@ fn main() {
     println!("# Breaker benchmark\n");
     println!(
         "runs per cell: {runs}, seed: {seed}, watch 30 min, canary share 10 %, baseline error 0.1 %, \
-         settings: {settings:?}\n\ndesign: α_error {} (ln {:.3}), α_late {} (ln {:.3}), grid {:?}, restart every {} canary requests\n",
+         production history learnt first: {history} s, settings: {settings:?}\n\ndesign: α_error {} (ln {:.3}), α_late {} (ln {:.3}), grid {:?}, restart every {} canary requests\n",
         design.alpha_error,
         design.error_threshold,
         design.alpha_late,

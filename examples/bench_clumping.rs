@@ -4,7 +4,7 @@
 //! traffic, 1-s batches, canary share 10 %, baseline error 0.1 %.
 //!
 //! ```sh
-//! cargo run --release --example bench_clumping -- [--runs N] [--seed S]
+//! cargo run --release --example bench_clumping -- [--runs N] [--seed S] [--history SECS]
 //! ```
 //!
 //! Good canaries (same mean rate and clumping as production) give the
@@ -29,7 +29,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "bench_clumping [--runs N] [--seed S]\n\nN seeded 30-minute watches per cell (default 1000), seed S (default 1)."
+            "bench_clumping [--runs N] [--seed S] [--history SECS]\n\nN seeded 30-minute watches per cell (default 1000), seed S (default 1);\nthe breaker first learns SECS seconds of production's (equally clumped) traffic,\nas it does from Prometheus (default 0: none)."
         );
         return;
     }
@@ -42,6 +42,7 @@ fn main() {
     };
     let runs = arg("--runs", 1000);
     let seed = arg("--seed", 1);
+    let history = u32::try_from(arg("--history", 0)).expect("--history fits in 32 bits");
     let clumps = Settings::default();
     let independent = Settings {
         independent_failures: true,
@@ -50,7 +51,7 @@ fn main() {
     let wall = Instant::now();
     println!("# Clumped failures\n");
     println!(
-        "runs per cell: {runs}, seed: {seed}, α = {} (configured), 1-s batches, canary share 10 %, baseline error 0.1 %\n",
+        "runs per cell: {runs}, seed: {seed}, α = {} (configured), 1-s batches, canary share 10 %, baseline error 0.1 %, production history learnt first: {history} s\n",
         clumps.alpha
     );
     println!(
@@ -70,6 +71,7 @@ fn main() {
             baseline_error: 0.001,
             clump,
             seconds: 1800,
+            history,
         };
         let trips = |s: &Settings, error: f64, salt: u64| -> Vec<f64> {
             (0..runs)

@@ -368,3 +368,84 @@ async fn prometheus_down_is_unavailable_in_bounded_time() {
         Err(EvidenceError::Cancelled)
     ));
 }
+
+/// Production's history before the watch, read with range queries at the
+/// watch's cadence: every request and failure production served since
+/// Prometheus began scraping, per step, none counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_history_counts_what_production_served_per_step() {
+    let sb = sandbox().await;
+    // Production (2.4.0) fails 10 % of payments.
+    sb.set_behaviour(
+        "2.4.0",
+        Behaviour {
+            error_rate: 0.1,
+            ..Behaviour::default()
+        },
+    )
+    .unwrap();
+    let Some(prom) = Prometheus::start(&sb.settings().control_url, &targets()).await else {
+        return;
+    };
+    for slot in ["staging", "production"] {
+        wait_for_series(&prom, &format!(r#"http_requests_total{{slot="{slot}"}}"#)).await;
+    }
+    let before: f64 = scalar(&prom, r#"sum(http_requests_total{slot="production"})"#).await;
+    let id = drive(&sb, PRODUCTION_HOST, 40.0, 4000).await;
+    let (sent, errors) = run_counts(&sb, &[id]);
+    assert!(sent >= 60 && errors >= 1, "{sent} sent, {errors} failed");
+    // Until Prometheus has scraped all of it (bounded).
+    let t = Instant::now();
+    loop {
+        let r = scalar(&prom, r#"sum(http_requests_total{slot="production"})"#).await;
+        let f = scalar(
+            &prom,
+            r#"sum(http_requests_total{slot="production",code=~"5.."})"#,
+        )
+        .await;
+        if r >= before + sent as f64 && f >= errors as f64 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "scrapes lag: {r} {f}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let cancel = Cancel::new();
+    let mut src = source(&prom, PromQueries::default());
+    src.start(&arms(), &cancel).await.unwrap();
+    let history = src
+        .production_history(Duration::from_secs(120), Duration::from_secs(1), &cancel)
+        .await
+        .unwrap();
+    let requests: u64 = history.iter().map(|t| t.requests).sum();
+    let failures: u64 = history.iter().map(|t| t.failures).sum();
+    // Every driven request, plus the scrapes of /metrics (a few a second).
+    assert!(
+        requests >= sent && requests <= sent + 2 * 60,
+        "{requests} counted, {sent} sent: {history:?}"
+    );
+    assert_eq!(failures, errors, "{history:?}");
+    // Per step: the 4 s of traffic fall in several 1-s steps, never all in one.
+    assert!(history.len() >= 4, "{history:?}");
+    let busiest = history.iter().map(|t| t.requests).max().unwrap_or(0);
+    assert!(busiest < sent, "{history:?}");
+    // A source without history (before start) says so.
+    let mut fresh = source(&prom, PromQueries::default());
+    assert!(matches!(
+        fresh
+            .production_history(Duration::from_secs(60), Duration::from_secs(1), &cancel)
+            .await,
+        Err(EvidenceError::Misconfigured { .. })
+    ));
+    drop(prom);
+}
+
+async fn scalar(prom: &Prometheus, promql: &str) -> f64 {
+    prom.query(promql).await["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0.0)
+}

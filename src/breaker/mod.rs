@@ -56,6 +56,18 @@
 //! `independent_failures` counts every failure (the `failure-clumping:
 //! independent` input).
 //!
+//! **Production's history.** Until `φ̂` has seen failures it stays near its
+//! prior (1.5), and a run of failures in the first batches counts a
+//! little less than one each. Where the evidence source keeps history
+//! (Prometheus), the driver feeds production's batches from before the
+//! watch ([`Breaker::learn_production`]) at the watch's cadence: the
+//! estimate then starts from hundreds of production failures. They feed
+//! the estimate only, never a test's statistic; being fixed before the
+//! first batch they keep it predictable. The canary's clients are
+//! production's clients (the traffic is split, not chosen), so their
+//! retries clump the same way; a clumping that starts during the watch
+//! moves the estimate more slowly than it would without history.
+//!
 //! **Low traffic and spills.** A batch in which one arm had no request
 //! teaches the two-sample tests nothing, so its counts wait, summed, until
 //! both arms have had requests (`Grouping`: a rule on request counts only,
@@ -588,6 +600,24 @@ impl Breaker {
         &self.design
     }
 
+    /// One batch of production's traffic from before the watch (requests
+    /// and failures in one interval of the watch's cadence): it teaches
+    /// the clump index how production's failures clump, and nothing else
+    /// (see the module docs). Call before the first [`Breaker::observe`].
+    pub fn learn_production(&mut self, requests: u64, failures: u64) {
+        self.clumping.add_baseline(requests, failures.min(requests));
+    }
+
+    /// The clump index the next batch is counted with (1: failures are
+    /// independent; 3: each comes with two retries).
+    pub fn clump_index(&self) -> f64 {
+        if self.settings.independent_failures {
+            1.0
+        } else {
+            self.clumping.index()
+        }
+    }
+
     /// Feed one batch of counter increments. Once tripped, stays tripped.
     pub fn observe(&mut self, b: &Batch) -> Verdict {
         if let Some(t) = &self.tripped {
@@ -639,11 +669,7 @@ impl Breaker {
         // Failures that clump count as clumps (`split::Counted`): the
         // canary's as at least how many clumps they must be, with the index
         // from earlier batches only, so the counting is predictable.
-        let temper = if self.settings.independent_failures {
-            1.0
-        } else {
-            1.0 / self.clumping.index()
-        };
+        let temper = 1.0 / self.clump_index();
         // A batch without canary requests neither adds to a run nor ends it
         // (a retry may still come).
         let one = if n_c > 0 {

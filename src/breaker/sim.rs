@@ -50,6 +50,10 @@ pub struct Scenario {
     /// From this time on the baseline's series is gone (an empty or stale
     /// metrics result): batches carry no baseline at all.
     pub baseline_missing_from: Option<f64>,
+    /// Seconds of production's history (1-s batches of the first phase's
+    /// baseline traffic) the breakers learn from before the watch, as the
+    /// driver does with a source that keeps history (Prometheus); 0: none.
+    pub history: u32,
 }
 
 impl Scenario {
@@ -68,6 +72,7 @@ impl Scenario {
             window: 1800.0,
             judge_every: 5.0,
             baseline_missing_from: None,
+            history: 0,
         }
     }
 
@@ -276,6 +281,18 @@ pub fn run(scenario: &Scenario, settings: &Settings, seed: u64) -> RunResult {
     let lc = scenario.canary_rate;
     let lb = lc * (1.0 - scenario.share) / scenario.share;
     let horizon = scenario.horizon;
+    // History from its own stream, so the watch's draws are the same with
+    // and without it.
+    let mut history_rng = ChaCha8Rng::seed_from_u64(splitmix(seed ^ HISTORY_SALT));
+    for _ in 0..scenario.history {
+        let n = poisson(&mut history_rng, lb);
+        let x = poisson(
+            &mut history_rng,
+            n as f64 * scenario.phases[0].baseline_error,
+        );
+        ev.breaker.learn_production(n, x);
+        sec.breaker.learn_production(n, x);
+    }
 
     let mut ev_acc = Acc::default();
     let mut ev_start = 0.0;
@@ -424,7 +441,13 @@ pub struct Clumped {
     pub baseline_error: f64,
     pub clump: u64,
     pub seconds: usize,
+    /// Seconds of production's history learnt before the watch (its
+    /// failures clumped the same way); 0: none.
+    pub history: u32,
 }
+
+/// Mixed into a run's seed for the history's own random stream.
+const HISTORY_SALT: u64 = 0x4157_0a11_5eed;
 
 /// Runs one seeded [`Clumped`] watch with 1-s batches; the trip's time in
 /// seconds from the start, if the breaker tripped.
@@ -441,6 +464,11 @@ pub fn clumped(settings: &Settings, cell: &Clumped, seed: u64) -> Option<f64> {
             slow: None,
         }
     };
+    let mut history_rng = ChaCha8Rng::seed_from_u64(splitmix(seed ^ HISTORY_SALT));
+    for _ in 0..cell.history {
+        let a = arm(&mut history_rng, cell.canary_rps * 9.0, cell.baseline_error);
+        b.learn_production(a.requests, a.failures);
+    }
     for s in 0..cell.seconds {
         let t = s as f64;
         let canary = arm(&mut rng, cell.canary_rps, cell.canary_error);

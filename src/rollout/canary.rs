@@ -233,6 +233,51 @@ impl Feed {
     }
 }
 
+/// How far back the breaker looks at production's traffic before the
+/// watch, where the source keeps history: at 0.1 % errors and a few
+/// hundred requests a second that is hundreds of failures, enough to tell
+/// independent failures from clumps before the canary's first.
+pub const PRODUCTION_HISTORY: Duration = Duration::from_secs(30 * 60);
+
+/// Teaches `breaker` how production's failures clump from the source's
+/// history at the watch's cadence. No history (a source without any, an
+/// error, a cancel) only means the estimate starts from its prior: said
+/// in the log, never fatal.
+async fn learn_history(
+    source: &mut dyn AnySource,
+    breaker: &mut Breaker,
+    interval: Duration,
+    c: &Cancel,
+) {
+    if breaker.settings().independent_failures {
+        return; // `failure-clumping: independent`: nothing to learn
+    }
+    let name = source.name().to_string();
+    match source
+        .production_history(PRODUCTION_HISTORY, interval, c)
+        .await
+    {
+        Ok(history) if history.is_empty() => {}
+        Ok(history) => {
+            let (mut requests, mut failures) = (0u64, 0u64);
+            for t in &history {
+                breaker.learn_production(t.requests, t.failures);
+                requests = requests.saturating_add(t.requests);
+                failures = failures.saturating_add(t.failures.min(t.requests));
+            }
+            tracing::info!(
+                "{name}: production's last {} min: {requests} requests, {failures} failed; failures clump by {:.2} (1 = independent)",
+                PRODUCTION_HISTORY.as_secs() / 60,
+                breaker.clump_index()
+            );
+        }
+        Err(EvidenceError::Cancelled) => {}
+        Err(e) => tracing::warn!(
+            "{name}: cannot read production's history ({e}); the breaker learns how failures clump from the watch alone"
+        ),
+    }
+}
+
 /// The watch over a whole canary (all steps): sources and breakers persist
 /// across steps, so the trip-only tests see the whole rollout.
 pub struct Watch {
@@ -282,7 +327,8 @@ impl Watch {
                 .map_err(|e| format!("cannot start the {} evidence source: {e}", spec.name()))?;
             let mut settings = plan.breaker.clone();
             settings.alpha /= share;
-            let breaker = Breaker::new(settings).map_err(|e| e.to_string())?;
+            let mut breaker = Breaker::new(settings).map_err(|e| e.to_string())?;
+            learn_history(&mut *source, &mut breaker, plan.interval, c).await;
             feeds.push(Feed::new(source, breaker));
         }
         let now = Instant::now();

@@ -16,6 +16,9 @@
 //! grow, so the result only grows; a running maximum keeps it monotone even
 //! if Azure revises a bucket down.
 //!
+//! Production's history before the watch is its minute buckets of the
+//! last half hour before the start's minute (one query).
+//!
 //! Caveat: Azure ingests with a delay of one to three minutes. When bucket
 //! `M0` is not visible yet at start, `base` is 0 and the first reading
 //! includes the requests served in `M0` before the start (at most one
@@ -29,7 +32,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ArmRef, Arms, Counters, EvidenceError, EvidenceSource, Reading};
+use super::{ArmRef, Arms, Counters, EvidenceError, EvidenceSource, Reading, Tally};
 use crate::azure::arm::{Arm, ArmError};
 use crate::cancel::Cancel;
 
@@ -363,10 +366,11 @@ impl AzureMonitorSource {
         }
     }
 
-    /// Per-minute buckets from `from_minute` for both arms.
+    /// Per-minute buckets from `from_minute` for both arms (the canary's
+    /// empty, and not asked for, when `canary` is `None`).
     async fn buckets(
         &self,
-        canary: &str,
+        canary: Option<&str>,
         baseline: &str,
         from_minute: i64,
         cancel: &Cancel,
@@ -389,7 +393,13 @@ impl AzureMonitorSource {
                         parse_web(&body)
                     }
                 };
-                let (c, b) = tokio::try_join!(get(canary), get(baseline))?;
+                let c = async {
+                    match canary {
+                        Some(c) => get(c).await,
+                        None => Ok(Buckets::new()),
+                    }
+                };
+                let (c, b) = tokio::try_join!(c, get(baseline))?;
                 Ok([c, b])
             }
             MonitorTarget::ContainerApp { app_id } => {
@@ -406,10 +416,25 @@ impl AzureMonitorSource {
                     .map_err(from_arm)?;
                 let mut by_rev = parse_container_app(&body)?;
                 let mut take = |r: &str| by_rev.remove(&r.to_ascii_lowercase()).unwrap_or_default();
-                Ok([take(canary), take(baseline)])
+                Ok([canary.map(&mut take).unwrap_or_default(), take(baseline)])
             }
         }
     }
+}
+
+/// Production's history: one [`Tally`] per minute bucket in `from..to`
+/// (the start's own minute, still filling, is the watch's).
+fn history_between(buckets: &Buckets, from: i64, to: i64) -> Vec<Tally> {
+    buckets
+        .range(from..to)
+        .map(|(_, &(r, f))| {
+            let requests = r.max(0.0).round() as u64;
+            Tally {
+                requests,
+                failures: (f.max(0.0).round() as u64).min(requests),
+            }
+        })
+        .collect()
 }
 
 /// (requests, failures) summed over buckets from `minute` on, minus `base`.
@@ -431,7 +456,12 @@ impl EvidenceSource for AzureMonitorSource {
         check_label(&arms.baseline.label)?;
         let minute = Utc::now().timestamp().div_euclid(60);
         let [c, b] = self
-            .buckets(&arms.canary.label, &arms.baseline.label, minute, cancel)
+            .buckets(
+                Some(&arms.canary.label),
+                &arms.baseline.label,
+                minute,
+                cancel,
+            )
             .await?;
         let at = |bk: &Buckets| bk.get(&minute).copied().unwrap_or_default();
         self.started = Some(Started {
@@ -449,7 +479,7 @@ impl EvidenceSource for AzureMonitorSource {
             return Err(misconfigured("read before start"));
         };
         let all = self
-            .buckets(&s.canary.label, &s.baseline.label, s.minute, cancel)
+            .buckets(Some(&s.canary.label), &s.baseline.label, s.minute, cancel)
             .await?;
         let at = Instant::now();
         let Some(s) = self.started.as_mut() else {
@@ -473,6 +503,24 @@ impl EvidenceSource for AzureMonitorSource {
             canary: out[0],
             baseline: Some(out[1]),
         })
+    }
+
+    /// The baseline's minute buckets before the start's minute: Azure
+    /// keeps nothing finer, and the watch's readings see the same minutes
+    /// (`step` is not used).
+    async fn production_history(
+        &mut self,
+        lookback: std::time::Duration,
+        _step: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<Vec<Tally>, EvidenceError> {
+        let Some(s) = &self.started else {
+            return Err(misconfigured("history before start"));
+        };
+        let minutes = i64::try_from(lookback.as_secs() / 60).unwrap_or(i64::MAX);
+        let from = s.minute.saturating_sub(minutes);
+        let [_, baseline] = self.buckets(None, &s.baseline.label, from, cancel).await?;
+        Ok(history_between(&baseline, from, s.minute))
     }
 }
 
@@ -531,6 +579,12 @@ mod tests {
         assert_eq!(b.get(&10), Some(&(5.0, 1.0)));
         assert_eq!(since(&b, 10, (3.0, 1.0)), (9.0, 2.0));
         assert_eq!(since(&b, 11, (0.0, 0.0)), (7.0, 2.0));
+        // History: the minutes before the start's (12), one tally each;
+        // an empty minute has no bucket.
+        let tally = |requests, failures| Tally { requests, failures };
+        assert_eq!(history_between(&b, 0, 12), vec![tally(5, 1)]);
+        assert_eq!(history_between(&b, 10, 13), vec![tally(5, 1), tally(7, 2)]);
+        assert_eq!(history_between(&b, 12, 12), vec![]);
         let missing = json!({"value": [{"name": {"value": "Requests"}, "timeseries": []}]});
         assert!(matches!(
             parse_web(&missing),

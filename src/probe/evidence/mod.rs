@@ -9,8 +9,9 @@
 //! visible as a zero difference, which the breaker treats as no evidence
 //! (never as a failure).
 //!
-//! Sources: [`prometheus`] (PromQL instant queries), Azure Monitor metrics,
-//! and expedite's own synthetic probes.
+//! Sources: [`prometheus`] (PromQL instant queries, and range queries for
+//! production's history before the watch), Azure Monitor metrics, and
+//! expedite's own synthetic probes.
 
 use std::time::Instant;
 
@@ -78,6 +79,15 @@ pub struct Reading {
     pub baseline: Option<Counters>,
 }
 
+/// Requests and failures in one interval (a source's history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Requests served.
+    pub requests: u64,
+    /// Of which failed.
+    pub failures: u64,
+}
+
 /// Why a reading could not be taken. A failed reading is *no evidence*: the
 /// driver logs it, and the breaker's silence timeout decides when a lack of
 /// evidence becomes INCONCLUSIVE.
@@ -142,6 +152,22 @@ pub trait EvidenceSource: Send {
         &mut self,
         cancel: &Cancel,
     ) -> impl std::future::Future<Output = Result<Reading, EvidenceError>> + Send;
+
+    /// Production's traffic before the watch: the baseline's requests and
+    /// failures per `step` over the last `lookback`, oldest first, from
+    /// which the breaker learns how production's failures clump
+    /// ([`crate::breaker::Breaker::learn_production`]). Called after
+    /// [`EvidenceSource::start`]. A source that keeps no history (our own
+    /// probes start with the watch) has none.
+    fn production_history(
+        &mut self,
+        lookback: std::time::Duration,
+        step: std::time::Duration,
+        cancel: &Cancel,
+    ) -> impl std::future::Future<Output = Result<Vec<Tally>, EvidenceError>> + Send {
+        let _ = (lookback, step, cancel);
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// A future an [`AnySource`] returns.
@@ -158,6 +184,13 @@ pub trait AnySource: Send {
     fn start<'a>(&'a mut self, arms: &'a Arms, cancel: &'a Cancel) -> SourceFuture<'a, ()>;
     /// [`EvidenceSource::read`].
     fn read<'a>(&'a mut self, cancel: &'a Cancel) -> SourceFuture<'a, Reading>;
+    /// [`EvidenceSource::production_history`].
+    fn production_history<'a>(
+        &'a mut self,
+        lookback: std::time::Duration,
+        step: std::time::Duration,
+        cancel: &'a Cancel,
+    ) -> SourceFuture<'a, Vec<Tally>>;
 }
 
 impl<T: EvidenceSource> AnySource for T {
@@ -169,5 +202,15 @@ impl<T: EvidenceSource> AnySource for T {
     }
     fn read<'a>(&'a mut self, cancel: &'a Cancel) -> SourceFuture<'a, Reading> {
         Box::pin(EvidenceSource::read(self, cancel))
+    }
+    fn production_history<'a>(
+        &'a mut self,
+        lookback: std::time::Duration,
+        step: std::time::Duration,
+        cancel: &'a Cancel,
+    ) -> SourceFuture<'a, Vec<Tally>> {
+        Box::pin(EvidenceSource::production_history(
+            self, lookback, step, cancel,
+        ))
     }
 }

@@ -31,7 +31,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::{Arms, Counters, EvidenceError, EvidenceSource, Quantiles, Reading};
+use super::{Arms, Counters, EvidenceError, EvidenceSource, Quantiles, Reading, Tally};
 use crate::cancel::Cancel;
 use crate::http::{self, HttpError, Idempotency, Redacted, RetryPolicy};
 
@@ -251,8 +251,8 @@ fn parse_sample_value(v: &Value) -> Result<f64, Unusable> {
         .map_err(|_| Unusable::Misconfigured(format!("the value {text:?} is not a number")))
 }
 
-/// Parses a `/api/v1/query` body (success or error envelope).
-fn parse_instant(body: &str) -> Result<Answer, Unusable> {
+/// The `data` of a query's answer (success or error envelope).
+fn parse_data(body: &str) -> Result<Value, Unusable> {
     let v: Value = serde_json::from_str(body).map_err(|e| {
         Unusable::Unavailable(format!(
             "the answer is not JSON ({e}); is this the Prometheus base URL?"
@@ -277,9 +277,17 @@ fn parse_instant(body: &str) -> Result<Answer, Unusable> {
             )),
         });
     }
-    let data = v
-        .get("data")
-        .ok_or_else(|| Unusable::Unavailable("the answer has no data".into()))?;
+    match v {
+        Value::Object(mut o) => o
+            .remove("data")
+            .ok_or_else(|| Unusable::Unavailable("the answer has no data".into())),
+        _ => Err(Unusable::Unavailable("the answer has no data".into())),
+    }
+}
+
+/// Parses a `/api/v1/query` body (success or error envelope).
+fn parse_instant(body: &str) -> Result<Answer, Unusable> {
+    let data = parse_data(body)?;
     let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
     let result = data.get("result").unwrap_or(&Value::Null);
     match kind {
@@ -306,6 +314,92 @@ fn parse_instant(body: &str) -> Result<Answer, Unusable> {
         ))),
     }
 }
+
+/// Parses a `/api/v1/query_range` body: the one series' finite samples
+/// `(unix time, value)`, oldest first; none when the query matched
+/// nothing.
+fn parse_range(body: &str) -> Result<Vec<(f64, f64)>, Unusable> {
+    let data = parse_data(body)?;
+    let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
+    if kind != "matrix" {
+        return Err(Unusable::Misconfigured(format!(
+            "the range query returned a {kind:?} result; a counter query must return one series"
+        )));
+    }
+    let series = data
+        .get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Unusable::Misconfigured("the matrix result is not an array".into()))?;
+    let one = match series.as_slice() {
+        [] => return Ok(Vec::new()),
+        [one] => one,
+        [a, b, ..] => {
+            return Err(Unusable::Misconfigured(format!(
+                "the query returned {} series (e.g. {} and {}); it must return one series: wrap it in sum()",
+                series.len(),
+                a.get("metric").unwrap_or(&Value::Null),
+                b.get("metric").unwrap_or(&Value::Null)
+            )));
+        }
+    };
+    let values = one
+        .get("values")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Unusable::Misconfigured("a series without values".into()))?;
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let t = v
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Value::as_f64)
+            .ok_or_else(|| Unusable::Misconfigured(format!("malformed sample {v}")))?;
+        let x = parse_sample_value(v)?;
+        if x.is_finite() && t.is_finite() {
+            out.push((t, x));
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(out)
+}
+
+/// Production's requests and failures per step, from the samples of one
+/// range query of each counter (the same start and step, so the same
+/// timestamps).
+///
+/// - A step in which either counter went down (a process restarted, or one
+///   of the series a `sum()` adds up did) is left out: it is one batch
+///   fewer for an estimate, where counting the new process's whole total
+///   as one batch would look like a huge clump.
+/// - The failures series exists only once the first 5xx was counted: a
+///   timestamp it lacks holds its last value, 0 before the first.
+/// - A gap in the requests series (the target was down) makes one longer
+///   step.
+pub fn history_increments(requests: &[(f64, f64)], failures: &[(f64, f64)]) -> Vec<Tally> {
+    let key = |t: f64| (t * 1000.0).round() as i64;
+    let fails: std::collections::BTreeMap<i64, f64> =
+        failures.iter().map(|&(t, f)| (key(t), f)).collect();
+    let mut out = Vec::with_capacity(requests.len());
+    let mut previous: Option<(f64, f64)> = None;
+    for &(t, r) in requests {
+        let f = fails.range(..=key(t)).next_back().map_or(0.0, |(_, &f)| f);
+        if let Some((r0, f0)) = previous
+            && r >= r0
+            && f >= f0
+        {
+            let requests = (r - r0).round() as u64;
+            out.push(Tally {
+                requests,
+                failures: ((f - f0).round() as u64).min(requests),
+            });
+        }
+        previous = Some((r, f));
+    }
+    out
+}
+
+/// Most points one history query asks for (Prometheus refuses more than
+/// 11,000 per series): a longer lookback takes a coarser step.
+pub const MAX_HISTORY_POINTS: f64 = 10_000.0;
 
 /// Makes a counter cumulative across resets, like PromQL's `increase`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -406,12 +500,16 @@ impl PrometheusSpec {
 }
 
 fn query_url(base: &url::Url) -> Result<url::Url, String> {
+    api_url(base, "api/v1/query")
+}
+
+fn api_url(base: &url::Url, path: &str) -> Result<url::Url, String> {
     let mut base = base.clone();
     if !base.path().ends_with('/') {
         let p = format!("{}/", base.path());
         base.set_path(&p);
     }
-    base.join("api/v1/query")
+    base.join(path)
         .map_err(|e| format!("bad Prometheus URL: {e}"))
 }
 
@@ -420,6 +518,7 @@ fn query_url(base: &url::Url) -> Result<url::Url, String> {
 pub struct PrometheusSource {
     http: reqwest::Client,
     query_url: url::Url,
+    range_url: url::Url,
     queries: PromQueries,
     threshold: Option<String>,
     policy: RetryPolicy,
@@ -461,9 +560,12 @@ impl PrometheusSource {
             .slow_threshold
             .and_then(|t| threshold_pattern(t).ok());
         let query_url = query_url(&spec.base_url).unwrap_or_else(|_| spec.base_url.clone());
+        let range_url =
+            api_url(&spec.base_url, "api/v1/query_range").unwrap_or_else(|_| spec.base_url.clone());
         PrometheusSource {
             http,
             query_url,
+            range_url,
             queries: spec.queries,
             threshold,
             policy: spec.policy,
@@ -523,11 +625,55 @@ impl PrometheusSource {
         time: &str,
         cancel: &Cancel,
     ) -> Result<Answer, EvidenceError> {
+        let body = self
+            .get(&self.query_url, promql, &[("time", time)], cancel)
+            .await?;
+        parse_instant(&body).map_err(|u| self.unusable(promql, u))
+    }
+
+    /// One range query (unix seconds; `step` in seconds): the series'
+    /// samples.
+    async fn query_range(
+        &self,
+        promql: &str,
+        (start, end, step): (f64, f64, f64),
+        cancel: &Cancel,
+    ) -> Result<Vec<(f64, f64)>, EvidenceError> {
+        let (start, end, step) = (
+            format!("{start:.3}"),
+            format!("{end:.3}"),
+            format!("{step:.3}"),
+        );
+        let params = [
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", step.as_str()),
+        ];
+        let body = self.get(&self.range_url, promql, &params, cancel).await?;
+        parse_range(&body).map_err(|u| self.unusable(promql, u))
+    }
+
+    fn unusable(&self, promql: &str, u: Unusable) -> EvidenceError {
+        match u {
+            Unusable::Misconfigured(m) => misconfigured(format!("query {promql}: {m}")),
+            Unusable::Unavailable(m) => unavailable(format!("{}: {m}", self.endpoint())),
+        }
+    }
+
+    /// GET `url` with `query=promql` and `params`: the answer's body.
+    async fn get(
+        &self,
+        url: &url::Url,
+        promql: &str,
+        params: &[(&str, &str)],
+        cancel: &Cancel,
+    ) -> Result<String, EvidenceError> {
         let build = || {
             let rb = self
                 .http
-                .get(self.query_url.clone())
-                .query(&[("query", promql), ("time", time)])
+                .get(url.clone())
+                .query(&[("query", promql)])
+                .query(params)
                 .header(reqwest::header::ACCEPT, "application/json");
             match &self.auth {
                 Some(PromAuth::Bearer(t)) => rb.bearer_auth(t.expose_secret()),
@@ -540,10 +686,7 @@ impl PrometheusSource {
         let resp = http::send(build, Idempotency::Idempotent, &self.policy, cancel)
             .await
             .map_err(|e| self.classify(promql, e))?;
-        parse_instant(&resp.text()).map_err(|u| match u {
-            Unusable::Misconfigured(m) => misconfigured(format!("query {promql}: {m}")),
-            Unusable::Unavailable(m) => unavailable(format!("{}: {m}", self.endpoint())),
-        })
+        Ok(resp.text().into_owned())
     }
 
     /// A counter's value: `None` for no data; NaN/∞ is a configuration
@@ -729,6 +872,37 @@ impl EvidenceSource for PrometheusSource {
             baseline: baseline_counters,
         })
     }
+
+    async fn production_history(
+        &mut self,
+        lookback: Duration,
+        step: Duration,
+        cancel: &Cancel,
+    ) -> Result<Vec<Tally>, EvidenceError> {
+        let Some((_, baseline)) = &self.arms else {
+            return Err(misconfigured("history before start"));
+        };
+        cancel.check().map_err(|_| EvidenceError::Cancelled)?;
+        let end = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let lookback = lookback.as_secs_f64();
+        let step = step
+            .as_secs_f64()
+            .max(lookback / MAX_HISTORY_POINTS)
+            .max(0.001);
+        let range = (end - lookback, end, step);
+        let arm = |t: &str| {
+            splice(t, &baseline.label, self.threshold.as_deref(), None).map_err(misconfigured)
+        };
+        let (rq, fq) = (arm(&self.queries.requests)?, arm(&self.queries.failures)?);
+        let (requests, failures) = tokio::try_join!(
+            self.query_range(&rq, range, cancel),
+            self.query_range(&fq, range, cancel)
+        )?;
+        Ok(history_increments(&requests, &failures))
+    }
 }
 
 #[cfg(test)]
@@ -859,6 +1033,83 @@ mod tests {
             parse_instant("<html>nginx</html>"),
             Err(Unusable::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn range_answers_are_parsed() {
+        let ok = |r: &str| format!(r#"{{"status":"success","data":{r}}}"#);
+        assert_eq!(
+            parse_range(&ok(
+                r#"{"resultType":"matrix","result":[{"metric":{},"values":[[2,"5"],[1,"3"],[3,"NaN"],[4,"9"]]}]}"#
+            )),
+            Ok(vec![(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)]),
+            "sorted, and a value that is not a number left out"
+        );
+        assert_eq!(
+            parse_range(&ok(r#"{"resultType":"matrix","result":[]}"#)),
+            Ok(vec![])
+        );
+        match parse_range(&ok(
+            r#"{"resultType":"matrix","result":[{"metric":{"code":"200"},"values":[]},{"metric":{"code":"500"},"values":[]}]}"#,
+        )) {
+            Err(Unusable::Misconfigured(m)) => assert!(m.contains("sum()"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            r#"{"resultType":"vector","result":[]}"#,
+            r#"{"resultType":"matrix","result":[{"metric":{},"values":[["x","1"]]}]}"#,
+            r#"{"resultType":"matrix","result":[{"metric":{},"values":[[1,"one"]]}]}"#,
+            r#"{"resultType":"matrix","result":[{"metric":{}}]}"#,
+        ] {
+            assert!(
+                matches!(parse_range(&ok(bad)), Err(Unusable::Misconfigured(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_range(r#"{"status":"error","errorType":"bad_data","error":"exceeded maximum resolution of 11,000 points per timeseries"}"#),
+            Err(Unusable::Misconfigured(m)) if m.contains("11,000")
+        ));
+        assert!(matches!(
+            parse_range("<html>proxy error</html>"),
+            Err(Unusable::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn history_is_per_step_increments_without_resets() {
+        let t = |r: &[(f64, f64)]| r.to_vec();
+        let tally = |requests, failures| Tally { requests, failures };
+        // Failures appear at t=3 (the first 5xx); the requests counter
+        // resets between t=4 and t=5 (a restart): that step is left out.
+        let requests = t(&[
+            (1.0, 100.0),
+            (2.0, 110.0),
+            (3.0, 130.0),
+            (4.0, 140.0),
+            (5.0, 4.0),
+            (6.0, 24.0),
+        ]);
+        let failures = t(&[(3.0, 2.0), (4.0, 2.0), (5.0, 2.0), (6.0, 5.0)]);
+        assert_eq!(
+            history_increments(&requests, &failures),
+            vec![tally(10, 0), tally(20, 2), tally(10, 0), tally(20, 3)]
+        );
+        // A failures counter that resets alone also leaves its step out;
+        // a missing failures sample holds the last value; a gap in the
+        // requests makes one longer step.
+        let requests = t(&[(0.0, 0.0), (1.0, 10.0), (2.0, 20.0), (5.0, 50.0)]);
+        let failures = t(&[(0.0, 7.0), (1.0, 8.0), (2.0, 1.0)]);
+        assert_eq!(
+            history_increments(&requests, &failures),
+            vec![tally(10, 1), tally(30, 0)]
+        );
+        // Extrapolated (fractional) counters are rounded; failures never
+        // exceed requests.
+        let requests = t(&[(0.0, 0.0), (1.0, 2.4)]);
+        let failures = t(&[(0.0, 0.0), (1.0, 3.0)]);
+        assert_eq!(history_increments(&requests, &failures), vec![tally(2, 2)]);
+        assert_eq!(history_increments(&[], &failures), vec![]);
     }
 
     #[test]
