@@ -770,8 +770,9 @@ pub const INPUTS: &[InputSpec] = &[
     input(
         "failure-clumping",
         "How the breaker counts failures that come in clumps (a request and its retries, one \
-         sick instance): `estimate` (learn from both versions' failures how they clump, and \
-         count a clump as one piece of evidence — a good canary is not rolled back for \
+         sick instance): `estimate` (learn from both versions' failures how they clump — \
+         with `prometheus` or `azure-monitor` evidence, from production's last 30 minutes \
+         first — and count a clump as one piece of evidence — a good canary is not rolled back for \
          clumps production has too; a lone failure still counts in full, so at low traffic \
          a bad build trips about as fast as with `independent`) or `independent` (every \
          failure is evidence; for services whose failures are known to be independent).",
