@@ -59,7 +59,7 @@
 //! **Production's history.** Until `φ̂` has seen failures it stays near its
 //! prior (1.5), and a run of failures in the first batches counts a
 //! little less than one each. Where the evidence source keeps history
-//! (Prometheus), the driver feeds production's batches from before the
+//! (Prometheus, Azure Monitor), the driver feeds production's batches from before the
 //! watch ([`Breaker::learn_production`]) at the watch's cadence: the
 //! estimate then starts from hundreds of production failures. They feed
 //! the estimate only, never a test's statistic; being fixed before the

@@ -901,17 +901,7 @@ fn a_run_of_canary_failures_counts_as_its_fewest_clumps() {
 }
 
 fn median_trip(scenario: &Scenario, runs: u64, salt: u64) -> f64 {
-    let settings = Settings::default();
-    let mut times: Vec<f64> = (0..runs)
-        .map(|r| {
-            sim::run(scenario, &settings, salt * 1_000_003 + r)
-                .per_second
-                .trip
-                .unwrap_or(f64::INFINITY)
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median_trip_with(&Settings::default(), scenario, runs, salt)
 }
 
 /// Counting clumps costs a bad canary whose failures are independent

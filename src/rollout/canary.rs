@@ -565,6 +565,90 @@ mod tests {
         }
     }
 
+    /// A source whose history is given (`None`: it cannot be read).
+    struct Remembers {
+        history: Option<Vec<crate::probe::evidence::Tally>>,
+        asked: usize,
+    }
+
+    impl EvidenceSource for Remembers {
+        fn name(&self) -> &str {
+            "remembers"
+        }
+        async fn start(&mut self, _: &Arms, _: &Cancel) -> Result<(), EvidenceError> {
+            Ok(())
+        }
+        async fn read(&mut self, _: &Cancel) -> Result<Reading, EvidenceError> {
+            Err(EvidenceError::unavailable("remembers", "never reads"))
+        }
+        async fn production_history(
+            &mut self,
+            lookback: Duration,
+            step: Duration,
+            _: &Cancel,
+        ) -> Result<Vec<crate::probe::evidence::Tally>, EvidenceError> {
+            assert_eq!(
+                (lookback, step),
+                (PRODUCTION_HISTORY, Duration::from_secs(5))
+            );
+            self.asked += 1;
+            self.history
+                .clone()
+                .ok_or_else(|| EvidenceError::unavailable("remembers", "HTTP 503"))
+        }
+    }
+
+    /// The watch teaches each breaker how production's failures clumped
+    /// before the canary's first request; a history it cannot read leaves
+    /// the prior, and `failure-clumping: independent` does not ask.
+    #[tokio::test]
+    async fn production_history_teaches_the_breaker_how_failures_clump() {
+        let interval = Duration::from_secs(5);
+        let cancel = Cancel::new();
+        // Half an hour of 5-s batches, a clump of 3 in every tenth.
+        let clumped: Vec<_> = (0..360)
+            .map(|i| crate::probe::evidence::Tally {
+                requests: 500,
+                failures: if i % 10 == 0 { 3 } else { 0 },
+            })
+            .collect();
+        let fresh = || Breaker::new(breaker::Settings::default()).unwrap();
+        let prior = fresh().clump_index();
+
+        let mut src = Remembers {
+            history: Some(clumped.clone()),
+            asked: 0,
+        };
+        let mut b = fresh();
+        learn_history(&mut src, &mut b, interval, &cancel).await;
+        assert_eq!(src.asked, 1);
+        assert!(
+            (2.5..=3.0).contains(&b.clump_index()),
+            "{} (prior {prior})",
+            b.clump_index()
+        );
+
+        let mut broken = Remembers {
+            history: None,
+            asked: 0,
+        };
+        let mut b = fresh();
+        learn_history(&mut broken, &mut b, interval, &cancel).await;
+        assert_eq!((broken.asked, b.clump_index()), (1, prior));
+
+        let mut src = Remembers {
+            history: Some(clumped),
+            asked: 0,
+        };
+        let mut b = Breaker::new(breaker::Settings {
+            independent_failures: true,
+            ..breaker::Settings::default()
+        })
+        .unwrap();
+        learn_history(&mut src, &mut b, interval, &cancel).await;
+        assert_eq!((src.asked, b.clump_index()), (0, 1.0));
+    }
+
     fn counters(requests: u64, failures: u64) -> Counters {
         Counters {
             requests,
