@@ -449,3 +449,101 @@ async fn scalar(prom: &Prometheus, promql: &str) -> f64 {
         .parse()
         .unwrap_or(0.0)
 }
+
+/// A `sum()` whose one series resets (one of the pods it adds up restarts)
+/// goes down by that series only: the reading counts nothing for the drop,
+/// never the surviving series' whole history again, and counts what comes
+/// after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sum_whose_one_series_resets_does_not_count_the_others_again() {
+    let sb = sandbox().await;
+    let settings = sb.settings();
+    let Some(prom) = Prometheus::start(&settings.control_url, &targets()).await else {
+        return;
+    };
+    for slot in ["staging", "production"] {
+        wait_for_series(&prom, &format!(r#"http_requests_total{{slot="{slot}"}}"#)).await;
+    }
+    // The canary's "pods": the staging process and the production one.
+    let queries = PromQueries {
+        requests: r#"sum(http_requests_total{slot=~"$arm|production"})"#.into(),
+        failures: r#"sum(http_requests_total{slot=~"$arm|production",code=~"5.."})"#.into(),
+        ..PromQueries::default()
+    };
+    // Production has served a history the reset must not bring back.
+    let base = before_sum(&prom).await;
+    let old = drive(&sb, PRODUCTION_HOST, 50.0, 6000).await;
+    let (history, _) = run_counts(&sb, &[old]);
+    assert!(history >= 200, "{history}");
+    let target = base + history as f64;
+    let t = Instant::now();
+    while before_sum(&prom).await < target {
+        assert!(t.elapsed() < Duration::from_secs(20), "scrapes lag");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let cancel = Cancel::new();
+    let mut src = source(&prom, queries);
+    src.start(&arms(), &cancel).await.unwrap();
+    let a = drive(&sb, STAGING_HOST, 40.0, 2000).await;
+    let (sent, _) = run_counts(&sb, &[a]);
+    let mut last = None;
+    let r1 = read_until(&mut src, &mut last, |r| r.canary.requests >= sent).await;
+
+    // The staging process restarts; wait until Prometheus has seen it.
+    let clients = common::azure::clients(&sb);
+    let site = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/sites/{APP}/slots/staging/restart",
+        settings.subscription_id, settings.resource_group
+    );
+    clients
+        .arm()
+        .action(&site, "2025-05-01", None, &cancel)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let v = prom
+            .query(r#"sum(http_requests_total{slot="staging"})"#)
+            .await;
+        let n: f64 = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or("1e9")
+            .parse()
+            .unwrap();
+        if n < 20.0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "no reset seen: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r2 = src.read(&cancel).await.unwrap();
+    // Only scrapes of /metrics happened meanwhile (two targets, about one a
+    // second each); production's history is more than 200.
+    let slack = 2 * 30;
+    assert!(
+        r2.canary.requests <= r1.canary.requests + slack,
+        "the reset counted {} requests again (production's history {history})",
+        r2.canary.requests - r1.canary.requests
+    );
+    // What comes after is counted.
+    let b = drive(&sb, STAGING_HOST, 40.0, 2000).await;
+    let (sent2, _) = run_counts(&sb, &[b]);
+    let r3 = read_until(&mut src, &mut last, |r| {
+        r.canary.requests >= r2.canary.requests + sent2
+    })
+    .await;
+    assert!(
+        r3.canary.requests <= r2.canary.requests + sent2 + slack,
+        "{r3:?}"
+    );
+    drop(prom);
+}
+
+/// Everything both slots counted, as Prometheus has it now.
+async fn before_sum(prom: &Prometheus) -> f64 {
+    scalar(
+        prom,
+        r#"sum(http_requests_total{slot=~"staging|production"})"#,
+    )
+    .await
+}

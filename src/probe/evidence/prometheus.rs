@@ -16,10 +16,15 @@
 //!   [`EvidenceError::Unavailable`]; for the baseline it is `None`.
 //! - `failures` and `slow`: an empty result while `requests` has data is
 //!   zero (a `code=~"5.."` series only exists after the first 5xx).
-//! - Counters are made cumulative since [`EvidenceSource::start`] the way
-//!   PromQL's `increase` does: a value lower than the previous one is a
-//!   counter reset (the process restarted, as it does after a deploy) and
-//!   counts from 0 again; a running total keeps the result monotone.
+//! - Counters are made cumulative since [`EvidenceSource::start`] by a
+//!   running total of their increases. A value lower than the previous one
+//!   (a process restarted, or a pod left the `sum()`: scaled down,
+//!   replaced) counts **nothing** and becomes the new base. PromQL's
+//!   `increase` would count the whole new value, which for a sum is every
+//!   surviving pod's history again — a batch of duplicated evidence, and
+//!   exposure the step never had. What a drop costs instead is that one
+//!   reading's growth (at most an `evidence-interval` of traffic); the
+//!   total stays monotone and never counts a request twice.
 //! - The queries of one reading are evaluated at the same `time`, so the
 //!   counters describe one moment.
 //!
@@ -401,7 +406,8 @@ pub fn history_increments(requests: &[(f64, f64)], failures: &[(f64, f64)]) -> V
 /// 11,000 per series): a longer lookback takes a coarser step.
 pub const MAX_HISTORY_POINTS: f64 = 10_000.0;
 
-/// Makes a counter cumulative across resets, like PromQL's `increase`.
+/// Makes a counter cumulative across resets, never counting a request
+/// twice (see the module docs: a drop counts nothing).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CounterTrack {
     last: Option<f64>,
@@ -418,13 +424,15 @@ impl CounterTrack {
         }
     }
 
-    /// Takes the counter's current value; a lower value than the last is
-    /// a reset and counts from 0.
+    /// Takes the counter's current value: what it grew by counts; a lower
+    /// value than the last counts nothing and is the new base (a series
+    /// that did not exist counts from 0).
     pub fn observe(&mut self, value: f64) {
         let value = value.max(0.0);
         match self.last {
             Some(last) if value >= last => self.total += value - last,
-            _ => self.total += value,
+            Some(_) => {}
+            None => self.total += value,
         }
         self.last = Some(value);
     }
@@ -910,16 +918,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counter_resets_count_from_zero_and_stay_monotone() {
+    fn a_counter_that_goes_down_counts_nothing_and_stays_monotone() {
         let mut t = CounterTrack::starting_at(Some(100.0));
         let mut seen = Vec::new();
         for v in [100.0, 110.0, 125.0, 3.0, 10.0, 10.0, 2.0, 40.0] {
             t.observe(v);
             seen.push(t.total());
         }
-        // 10, 25, +3 (reset), +7, 0, +2 (reset), +38
-        assert_eq!(seen, vec![0, 10, 25, 28, 35, 35, 37, 75]);
+        // +10, +15, drop (nothing), +7, 0, drop, +38
+        assert_eq!(seen, vec![0, 10, 25, 25, 32, 32, 32, 70]);
         assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+        // sum() over three pods, 100 requests each; one is replaced (its
+        // series gone, a new one from 0) while the others grow by 10:
+        // the survivors' 220 are not counted again; what comes after is.
+        let mut t = CounterTrack::starting_at(Some(300.0));
+        for v in [320.0, 220.0, 235.0] {
+            t.observe(v);
+        }
+        assert_eq!(t.total(), 35, "20, then nothing for the drop, then 15");
         // A series that did not exist at the start counts from 0.
         let mut t = CounterTrack::starting_at(None);
         t.observe(7.0);
@@ -1125,9 +1141,12 @@ mod tests {
         assert_eq!(a.update(&s(None, 0.0)), None, "no data is not zero");
         let c = a.update(&s(Some(150.0), 20.0)).unwrap();
         assert_eq!((c.requests, c.failures, c.slow), (100, 20, None));
-        // The process restarted: both counters start again.
+        // The process restarted: the drop counts nothing, and the counters
+        // grow from their new values.
         let c = a.update(&s(Some(30.0), 5.0)).unwrap();
-        assert_eq!((c.requests, c.failures), (130, 25));
+        assert_eq!((c.requests, c.failures), (100, 20));
+        let c = a.update(&s(Some(40.0), 6.0)).unwrap();
+        assert_eq!((c.requests, c.failures), (110, 21));
     }
 
     #[test]
