@@ -227,33 +227,7 @@ async fn readings_tell_a_failing_canary_from_a_healthy_baseline_across_a_restart
     // The staging process restarts (counters back to 0): the readings keep
     // counting from there instead of going down or stalling.
     let before = r.clone();
-    let clients = common::azure::clients(&sb);
-    let site = format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/sites/{APP}/slots/staging/restart",
-        settings.subscription_id, settings.resource_group
-    );
-    clients
-        .arm()
-        .action(&site, "2025-05-01", None, &cancel)
-        .await
-        .unwrap();
-    // Let Prometheus see the reset before the new counter grows back.
-    let t = Instant::now();
-    loop {
-        let v = prom
-            .query(r#"sum(http_requests_total{slot="staging"})"#)
-            .await;
-        let n: f64 = v["data"]["result"][0]["value"][1]
-            .as_str()
-            .unwrap_or("1e9")
-            .parse()
-            .unwrap();
-        if n < 20.0 {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(15), "no reset seen: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    restart_staging(&sb, &prom).await;
     let after_reset = src.read(&cancel).await.unwrap();
     assert!(after_reset.canary.requests >= before.canary.requests);
     let c = drive(&sb, STAGING_HOST, 40.0, 2000).await;
@@ -490,32 +464,7 @@ async fn a_sum_whose_one_series_resets_does_not_count_the_others_again() {
     let r1 = read_until(&mut src, &mut last, |r| r.canary.requests >= sent).await;
 
     // The staging process restarts; wait until Prometheus has seen it.
-    let clients = common::azure::clients(&sb);
-    let site = format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/sites/{APP}/slots/staging/restart",
-        settings.subscription_id, settings.resource_group
-    );
-    clients
-        .arm()
-        .action(&site, "2025-05-01", None, &cancel)
-        .await
-        .unwrap();
-    let t = Instant::now();
-    loop {
-        let v = prom
-            .query(r#"sum(http_requests_total{slot="staging"})"#)
-            .await;
-        let n: f64 = v["data"]["result"][0]["value"][1]
-            .as_str()
-            .unwrap_or("1e9")
-            .parse()
-            .unwrap();
-        if n < 20.0 {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(15), "no reset seen: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    restart_staging(&sb, &prom).await;
     let r2 = src.read(&cancel).await.unwrap();
     // Only scrapes of /metrics happened meanwhile (two targets, about one a
     // second each); production's history is more than 200.
@@ -546,4 +495,37 @@ async fn before_sum(prom: &Prometheus) -> f64 {
         r#"sum(http_requests_total{slot=~"staging|production"})"#,
     )
     .await
+}
+
+/// Restarts the staging process (its counters back to 0) and waits until
+/// Prometheus has seen the reset, before the new counter grows back
+/// (bounded).
+async fn restart_staging(sb: &Sandbox, prom: &Prometheus) {
+    let settings = sb.settings();
+    let clients = common::azure::clients(sb);
+    let site = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/sites/{APP}/slots/staging/restart",
+        settings.subscription_id, settings.resource_group
+    );
+    clients
+        .arm()
+        .action(&site, "2025-05-01", None, &Cancel::new())
+        .await
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let v = prom
+            .query(r#"sum(http_requests_total{slot="staging"})"#)
+            .await;
+        let n: f64 = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or("1e9")
+            .parse()
+            .unwrap();
+        if n < 20.0 {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "no reset seen: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
