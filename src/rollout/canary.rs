@@ -551,21 +551,8 @@ mod tests {
     use super::*;
     use crate::probe::evidence::EvidenceSource;
 
-    struct Silent;
-
-    impl EvidenceSource for Silent {
-        fn name(&self) -> &str {
-            "silent"
-        }
-        async fn start(&mut self, _: &Arms, _: &Cancel) -> Result<(), EvidenceError> {
-            Ok(())
-        }
-        async fn read(&mut self, _: &Cancel) -> Result<Reading, EvidenceError> {
-            Err(EvidenceError::unavailable("silent", "never reads"))
-        }
-    }
-
-    /// A source whose history is given (`None`: it cannot be read).
+    /// A source that never reads, whose history is given (`None`: it
+    /// cannot be read).
     struct Remembers {
         history: Option<Vec<crate::probe::evidence::Tally>>,
         asked: usize,
@@ -664,7 +651,10 @@ mod tests {
     fn a_baseline_back_after_a_gap_is_not_counted_twice() {
         let origin = Instant::now();
         let mut f = Feed::new(
-            Box::new(Silent),
+            Box::new(Remembers {
+                history: None,
+                asked: 0,
+            }),
             Breaker::new(breaker::Settings::default()).unwrap(),
         );
         let at = |s: u64| origin + Duration::from_secs(s);
